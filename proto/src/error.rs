@@ -1,0 +1,384 @@
+//! Typed errors of the protocol core, one enum per layer.
+//!
+//! | enum | raised by | whose fault |
+//! |---|---|---|
+//! | [`DecodeError`] | frame and varint decoding | the peer (or line noise) |
+//! | [`FramingError`] | the serial and stream framings | the peer or the line |
+//! | [`ProtocolError`] | the link state machine, scheduler and reassembly | the peer, unless it says caller |
+//! | [`ErrorCode`] | travels on the wire in CANCEL, GOAWAY and error responses | says what, not who |
+//!
+//! Nothing a peer sends makes the core panic: every such path returns one of these.
+
+use core::fmt;
+
+/// A frame's bytes do not follow the wire format (ARCHITECTURE.md, "Frames").
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The frame ended inside a field.
+    Truncated {
+        /// The field being read.
+        field: &'static str,
+    },
+    /// A varint longer than 10 bytes or above `u64::MAX`.
+    VarintOverflow,
+    /// A varint with a redundant trailing zero group (encodings are minimal).
+    VarintNotMinimal,
+    /// The type nibble names no frame kind of this version.
+    UnknownFrameType(u8),
+    /// Flag or reserved bits set that this version does not define.
+    ReservedBits {
+        /// The frame kind.
+        frame: &'static str,
+        /// The offending bits.
+        bits: u8,
+    },
+    /// A feature bit this build does not implement (e.g. the authenticated mode).
+    Unsupported {
+        /// What was asked for.
+        feature: &'static str,
+    },
+    /// A text field is not UTF-8.
+    InvalidUtf8 {
+        /// The field.
+        field: &'static str,
+    },
+    /// A field's length is above what this version allows.
+    FieldTooLong {
+        /// The field.
+        field: &'static str,
+        /// Its declared length.
+        len: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// A field holds a value outside its range.
+    InvalidValue {
+        /// The field.
+        field: &'static str,
+        /// The value read.
+        value: u64,
+    },
+    /// Bytes left over after a frame that carries no payload.
+    TrailingBytes {
+        /// The frame kind.
+        frame: &'static str,
+        /// How many bytes were left.
+        len: usize,
+    },
+    /// HELLO without the `NC` magic: not a netcore peer.
+    BadMagic,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Truncated { field } => write!(f, "frame truncated inside `{field}`"),
+            DecodeError::VarintOverflow => f.write_str("varint overflows u64"),
+            DecodeError::VarintNotMinimal => f.write_str("varint is not minimally encoded"),
+            DecodeError::UnknownFrameType(t) => write!(f, "unknown frame type {t:#x}"),
+            DecodeError::ReservedBits { frame, bits } => {
+                write!(f, "{frame} frame has undefined bits {bits:#04x} set")
+            }
+            DecodeError::Unsupported { feature } => write!(f, "unsupported feature: {feature}"),
+            DecodeError::InvalidUtf8 { field } => write!(f, "`{field}` is not UTF-8"),
+            DecodeError::FieldTooLong { field, len, max } => {
+                write!(f, "`{field}` is {len} bytes, limit {max}")
+            }
+            DecodeError::InvalidValue { field, value } => {
+                write!(f, "`{field}` has invalid value {value}")
+            }
+            DecodeError::TrailingBytes { frame, len } => {
+                write!(f, "{len} unexpected bytes after {frame} frame")
+            }
+            DecodeError::BadMagic => f.write_str("HELLO lacks the netcore magic"),
+        }
+    }
+}
+
+/// A framing could not produce a frame.
+///
+/// On the serial (COBS) framing every variant but none is recoverable: the decoder has
+/// already skipped the bad frame and resumes at the next delimiter. On the stream
+/// framing [`FramingError::Oversize`] and [`FramingError::Length`] are fatal: there is
+/// no resynchronization point, the link must close.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FramingError {
+    /// CRC-32C mismatch: the frame was damaged on the line.
+    Crc {
+        /// Checksum carried by the frame.
+        expected: u32,
+        /// Checksum computed over what arrived.
+        actual: u32,
+    },
+    /// COBS code bytes point past the end of the frame: damaged or not COBS.
+    Cobs,
+    /// A frame shorter than its checksum.
+    Runt {
+        /// Decoded bytes received.
+        len: usize,
+    },
+    /// A frame above the configured maximum length.
+    Oversize {
+        /// Its length, or the bytes seen so far when still growing.
+        len: u64,
+        /// The configured limit.
+        max: u64,
+    },
+    /// A length prefix that is not a valid varint.
+    Length(DecodeError),
+}
+
+impl fmt::Display for FramingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FramingError::Crc { expected, actual } => {
+                write!(f, "CRC-32C mismatch: frame says {expected:#010x}, computed {actual:#010x}")
+            }
+            FramingError::Cobs => f.write_str("invalid COBS encoding"),
+            FramingError::Runt { len } => write!(f, "runt frame of {len} bytes"),
+            FramingError::Oversize { len, max } => {
+                write!(f, "frame of {len} bytes exceeds the {max}-byte limit")
+            }
+            FramingError::Length(e) => write!(f, "bad length prefix: {e}"),
+        }
+    }
+}
+
+/// The peer broke a rule of the protocol's state, or a configured limit was hit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// A frame could not be decoded.
+    Decode(DecodeError),
+    /// The framing failed fatally (stream framing only).
+    Framing(FramingError),
+    /// The peer speaks a protocol version this build cannot.
+    Version {
+        /// The peer's version.
+        peer: u64,
+        /// Ours.
+        ours: u64,
+    },
+    /// A frame other than HELLO before the handshake completed.
+    NoHandshake,
+    /// The peer opened a stream with an id from our half of the id space, or reused one.
+    BadStreamId {
+        /// The id.
+        id: u64,
+    },
+    /// A message larger than `max_message_bytes`.
+    MessageTooLarge {
+        /// Stream id.
+        id: u64,
+        /// Declared or reached size.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// More concurrent inbound streams than `max_inbound_streams`.
+    TooManyStreams {
+        /// The limit.
+        max: usize,
+    },
+    /// Buffered inbound bytes would exceed `max_buffered_bytes`.
+    BufferFull {
+        /// Stream whose data did not fit.
+        id: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// The peer sent more than the credit we granted.
+    FlowControl {
+        /// Stream id, 0 for the link window.
+        id: u64,
+        /// Bytes sent beyond the credit.
+        excess: u64,
+    },
+    /// The body did not match the total length announced in OPEN.
+    LengthMismatch {
+        /// Stream id.
+        id: u64,
+        /// Announced total.
+        declared: u64,
+        /// Received.
+        received: u64,
+    },
+    /// The caller asked for something the state does not allow (caller's fault).
+    InvalidState {
+        /// What was wrong.
+        reason: &'static str,
+    },
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProtocolError::Decode(e) => write!(f, "decode: {e}"),
+            ProtocolError::Framing(e) => write!(f, "framing: {e}"),
+            ProtocolError::Version { peer, ours } => {
+                write!(f, "peer speaks protocol version {peer}, this build {ours}")
+            }
+            ProtocolError::NoHandshake => f.write_str("frame before HELLO"),
+            ProtocolError::BadStreamId { id } => write!(f, "invalid stream id {id}"),
+            ProtocolError::MessageTooLarge { id, size, max } => {
+                write!(f, "stream {id}: message of {size} bytes exceeds {max}")
+            }
+            ProtocolError::TooManyStreams { max } => {
+                write!(f, "more than {max} concurrent inbound streams")
+            }
+            ProtocolError::BufferFull { id, max } => {
+                write!(f, "stream {id}: inbound buffer limit of {max} bytes reached")
+            }
+            ProtocolError::FlowControl { id, excess } => {
+                write!(f, "stream {id}: peer exceeded its credit by {excess} bytes")
+            }
+            ProtocolError::LengthMismatch {
+                id,
+                declared,
+                received,
+            } => write!(f, "stream {id}: announced {declared} bytes, got {received}"),
+            ProtocolError::InvalidState { reason } => write!(f, "invalid call: {reason}"),
+        }
+    }
+}
+
+impl From<DecodeError> for ProtocolError {
+    fn from(e: DecodeError) -> Self {
+        ProtocolError::Decode(e)
+    }
+}
+
+impl From<FramingError> for ProtocolError {
+    fn from(e: FramingError) -> Self {
+        ProtocolError::Framing(e)
+    }
+}
+
+impl ProtocolError {
+    /// The wire code that tells the peer about this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ProtocolError::MessageTooLarge { .. } => ErrorCode::TooLarge,
+            ProtocolError::TooManyStreams { .. } | ProtocolError::BufferFull { .. } => {
+                ErrorCode::Refused
+            }
+            ProtocolError::FlowControl { .. } => ErrorCode::FlowControl,
+            ProtocolError::Version { .. } => ErrorCode::Version,
+            ProtocolError::InvalidState { .. } => ErrorCode::Internal,
+            _ => ErrorCode::Protocol,
+        }
+    }
+}
+
+/// Why a stream or link ended, as carried on the wire (CANCEL, GOAWAY, error responses).
+///
+/// Unknown codes from a newer peer decode as [`ErrorCode::Other`] instead of failing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// Not an error (GOAWAY on a clean shutdown).
+    NoError,
+    /// The sender gave up on the stream (user cancellation).
+    Canceled,
+    /// The receiver will not take the stream (limits, shutting down).
+    Refused,
+    /// The message exceeds the receiver's size limit.
+    TooLarge,
+    /// No handler for the route.
+    NotFound,
+    /// The request could not be understood (undecodable body, bad arguments).
+    BadRequest,
+    /// The handler failed or panicked.
+    HandlerFailed,
+    /// The handler did not answer in time.
+    Timeout,
+    /// The peer sent beyond its credit.
+    FlowControl,
+    /// The peer broke the protocol.
+    Protocol,
+    /// The peer's version is not supported.
+    Version,
+    /// The receiver is shutting down.
+    GoingAway,
+    /// The peer lost the session this stream belonged to.
+    PeerReset,
+    /// An internal failure of the sender.
+    Internal,
+    /// A code this build does not know.
+    Other(u64),
+}
+
+impl ErrorCode {
+    /// The wire value.
+    pub const fn to_wire(self) -> u64 {
+        match self {
+            ErrorCode::NoError => 0,
+            ErrorCode::Canceled => 1,
+            ErrorCode::Refused => 2,
+            ErrorCode::TooLarge => 3,
+            ErrorCode::NotFound => 4,
+            ErrorCode::BadRequest => 5,
+            ErrorCode::HandlerFailed => 6,
+            ErrorCode::Timeout => 7,
+            ErrorCode::FlowControl => 8,
+            ErrorCode::Protocol => 9,
+            ErrorCode::Version => 10,
+            ErrorCode::GoingAway => 11,
+            ErrorCode::PeerReset => 12,
+            ErrorCode::Internal => 13,
+            ErrorCode::Other(v) => v,
+        }
+    }
+
+    /// From the wire value; unknown values are kept as [`ErrorCode::Other`].
+    pub const fn from_wire(v: u64) -> ErrorCode {
+        match v {
+            0 => ErrorCode::NoError,
+            1 => ErrorCode::Canceled,
+            2 => ErrorCode::Refused,
+            3 => ErrorCode::TooLarge,
+            4 => ErrorCode::NotFound,
+            5 => ErrorCode::BadRequest,
+            6 => ErrorCode::HandlerFailed,
+            7 => ErrorCode::Timeout,
+            8 => ErrorCode::FlowControl,
+            9 => ErrorCode::Protocol,
+            10 => ErrorCode::Version,
+            11 => ErrorCode::GoingAway,
+            12 => ErrorCode::PeerReset,
+            13 => ErrorCode::Internal,
+            other => ErrorCode::Other(other),
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ErrorCode::Other(v) => write!(f, "error code {v}"),
+            known => fmt::Debug::fmt(known, f),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for DecodeError {}
+#[cfg(feature = "std")]
+impl std::error::Error for FramingError {}
+#[cfg(feature = "std")]
+impl std::error::Error for ProtocolError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_round_trip() {
+        for v in 0..32 {
+            let code = ErrorCode::from_wire(v);
+            assert_eq!(code.to_wire(), v);
+        }
+    }
+}

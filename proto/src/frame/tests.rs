@@ -1,0 +1,207 @@
+//! Frame codec tests: exact layouts, round trips of every kind, hostile input.
+
+use super::*;
+use crate::error::ErrorCode;
+use crate::ids::{MessageKind, Priority};
+use alloc::string::String;
+use alloc::vec;
+use proptest::prelude::*;
+
+fn round_trip(env: &Envelope) -> Envelope {
+    let bytes = env.to_bytes();
+    assert_eq!(bytes.len(), env.encoded_len(), "encoded_len of {env:?}");
+    Envelope::decode(Bytes::from(bytes)).expect("decodes")
+}
+
+#[test]
+fn small_one_way_message_is_one_five_byte_head() {
+    // The overhead budget (ARCHITECTURE.md, "Overhead"): type, stream, meta, route.
+    let mut open = Open::new(StreamId(1), MessageKind::OneWay, "t");
+    open.payload = Bytes::from_static(&[0xaa; 16]);
+    open.fin = true;
+    let env = Envelope::from(Frame::Open(open));
+    let bytes = env.to_bytes();
+    assert_eq!(&bytes[..5], &[0x11, 0x01, 0x48, 0x01, b't']);
+    assert_eq!(bytes.len(), 16 + 5);
+    assert_eq!(round_trip(&env), env);
+}
+
+#[test]
+fn data_frame_layout() {
+    let env = Envelope {
+        seq: Some(7),
+        frame: Frame::Data(Data {
+            stream: StreamId(300),
+            payload: Bytes::from_static(b"xy"),
+            fin: false,
+        }),
+    };
+    assert_eq!(env.to_bytes(), vec![0x28, 7, 0xac, 0x02, b'x', b'y']);
+    assert_eq!(round_trip(&env), env);
+}
+
+#[test]
+fn undefined_bits_are_rejected() {
+    // FIN on an END frame.
+    assert_eq!(
+        Envelope::decode(Bytes::from_static(&[0x31, 0x01])),
+        Err(DecodeError::ReservedBits { frame: "END", bits: FIN })
+    );
+    assert_eq!(
+        Envelope::decode(Bytes::from_static(&[0x22, 0x01])),
+        Err(DecodeError::ReservedBits { frame: "DATA", bits: RESERVED })
+    );
+    assert!(matches!(
+        Envelope::decode(Bytes::from_static(&[0x24, 0x01])),
+        Err(DecodeError::Unsupported { .. })
+    ));
+    assert_eq!(
+        Envelope::decode(Bytes::from_static(&[0xf0])),
+        Err(DecodeError::UnknownFrameType(0xf))
+    );
+    assert_eq!(
+        Envelope::decode(Bytes::new()),
+        Err(DecodeError::Truncated { field: "type" })
+    );
+    // OPEN meta with the reserved bit.
+    assert!(matches!(
+        Envelope::decode(Bytes::from_static(&[0x10, 0x01, 0x80])),
+        Err(DecodeError::ReservedBits { frame: "OPEN", .. })
+    ));
+    // Trailing bytes after END.
+    assert_eq!(
+        Envelope::decode(Bytes::from_static(&[0x30, 0x01, 0x00])),
+        Err(DecodeError::TrailingBytes { frame: "END", len: 1 })
+    );
+    // HELLO without magic.
+    assert_eq!(
+        Envelope::decode(Bytes::from_static(&[0x00, b'X', b'C', 0x01])),
+        Err(DecodeError::BadMagic)
+    );
+}
+
+#[test]
+fn open_total_must_match_a_fin_payload() {
+    let mut open = Open::new(StreamId(2), MessageKind::Request, "r");
+    open.total_len = Some(3);
+    open.payload = Bytes::from_static(b"ab");
+    open.fin = true;
+    let bytes = Envelope::from(Frame::Open(open)).to_bytes();
+    assert!(matches!(
+        Envelope::decode(Bytes::from(bytes)),
+        Err(DecodeError::InvalidValue { field: "open.total", .. })
+    ));
+}
+
+#[test]
+fn hello_skips_unknown_parameters() {
+    let hello = Hello::new(42);
+    let mut bytes = Envelope::from(Frame::Hello(hello)).to_bytes();
+    // tag 99, len 2, value
+    bytes.extend_from_slice(&[99, 2, 0xde, 0xad]);
+    let decoded = Envelope::decode(Bytes::from(bytes)).expect("decodes");
+    assert_eq!(decoded.frame, Frame::Hello(hello));
+}
+
+pub(crate) fn arb_text(max: usize) -> impl Strategy<Value = String> {
+    proptest::collection::vec(any::<char>(), 0..max)
+        .prop_map(|chars| chars.into_iter().collect::<String>())
+        .prop_filter("fits", move |s| s.len() <= max * 4)
+}
+
+fn arb_bytes(max: usize) -> impl Strategy<Value = Bytes> {
+    proptest::collection::vec(any::<u8>(), 0..max).prop_map(Bytes::from)
+}
+
+fn arb_code() -> impl Strategy<Value = ErrorCode> {
+    (0u64..40).prop_map(ErrorCode::from_wire)
+}
+
+fn arb_open() -> impl Strategy<Value = Open> {
+    (
+        any::<u64>(),
+        0u8..4,
+        0u8..4,
+        arb_text(12),
+        arb_code(),
+        proptest::collection::vec((arb_text(6), arb_bytes(8)), 0..3),
+        arb_bytes(64),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(id, kind, prio, route, code, headers, payload, fin, with_total)| {
+                let kind = MessageKind::from_bits(kind);
+                let total_len = if fin || with_total {
+                    with_total.then_some(payload.len() as u64 + if fin { 0 } else { 5 })
+                } else {
+                    None
+                };
+                Open {
+                    stream: StreamId(id),
+                    kind,
+                    priority: Priority::from_bits(prio),
+                    route,
+                    code: (kind == MessageKind::ErrorResponse).then_some(code),
+                    total_len,
+                    headers,
+                    payload,
+                    fin,
+                }
+            },
+        )
+}
+
+pub(crate) fn arb_frame() -> impl Strategy<Value = Frame> {
+    prop_oneof![
+        (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>(), proptest::option::of((any::<u64>(), any::<u64>())))
+            .prop_map(|(version, nonce, max_frame_len, stream_window, link_window, features, session)| {
+                Frame::Hello(Hello {
+                    version,
+                    nonce,
+                    max_frame_len,
+                    stream_window,
+                    link_window,
+                    features,
+                    session: session.map(|(id, received)| SessionResume { id, received }),
+                })
+            }),
+        arb_open().prop_map(Frame::Open),
+        (any::<u64>(), arb_bytes(64), any::<bool>())
+            .prop_map(|(id, payload, fin)| Frame::Data(Data { stream: StreamId(id), payload, fin })),
+        any::<u64>().prop_map(|id| Frame::End(End { stream: StreamId(id) })),
+        (any::<u64>(), arb_code()).prop_map(|(id, code)| Frame::Cancel(Cancel { stream: StreamId(id), code })),
+        (any::<u8>(), any::<u128>()).prop_map(|(next, selective)| Frame::Ack(Ack { next, selective })),
+        any::<u64>().prop_map(|opaque| Frame::Ping(Ping { opaque })),
+        any::<u64>().prop_map(|opaque| Frame::Pong(Pong { opaque })),
+        (any::<u64>(), any::<u64>()).prop_map(|(id, increment)| Frame::Credit(Credit { stream: StreamId(id), increment })),
+        (any::<u64>(), arb_code(), arb_text(40))
+            .prop_filter("reason fits", |(_, _, r)| r.len() <= MAX_REASON_LEN)
+            .prop_map(|(id, code, reason)| Frame::GoAway(GoAway { last_stream: StreamId(id), code, reason })),
+    ]
+}
+
+pub(crate) fn arb_envelope() -> impl Strategy<Value = Envelope> {
+    (proptest::option::of(any::<u8>()), arb_frame()).prop_map(|(seq, frame)| Envelope { seq, frame })
+}
+
+proptest! {
+    #[test]
+    fn every_frame_round_trips(env in arb_envelope()) {
+        prop_assert_eq!(round_trip(&env), env);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        let _ = Envelope::decode(Bytes::from(bytes));
+    }
+
+    #[test]
+    fn truncated_frames_fail_cleanly(env in arb_envelope(), cut in any::<prop::sample::Index>()) {
+        let bytes = env.to_bytes();
+        let cut = cut.index(bytes.len());
+        // Any prefix either fails with a typed error or decodes (payload-carrying
+        // frames have no length of their own); it never panics.
+        let _ = Envelope::decode(Bytes::copy_from_slice(&bytes[..cut]));
+    }
+}
