@@ -96,37 +96,41 @@ impl fmt::Display for DecodeError {
     }
 }
 
-/// A framing could not produce a frame.
+/// A framing could not produce a frame (see [`crate::framing`]).
 ///
-/// On the serial (COBS) framing every variant but none is recoverable: the decoder has
-/// already skipped the bad frame and resumes at the next delimiter. On the stream
-/// framing [`FramingError::Oversize`] and [`FramingError::Length`] are fatal: there is
-/// no resynchronization point, the link must close.
+/// On the serial (COBS) framing every variant is recoverable: the decoder has already
+/// dropped the bad frame and resumes at the next delimiter, so the link stays up. On
+/// the stream framing the only variants raised, [`FramingError::Oversize`] and
+/// [`FramingError::Length`], are fatal: there is no resynchronization point, the
+/// decoder returns the same error from then on, and the link must close.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FramingError {
-    /// CRC-32C mismatch: the frame was damaged on the line.
+    /// CRC-32C mismatch: the frame was damaged on the line (serial framing).
     Crc {
         /// Checksum carried by the frame.
         expected: u32,
         /// Checksum computed over what arrived.
         actual: u32,
     },
-    /// COBS code bytes point past the end of the frame: damaged or not COBS.
+    /// COBS code bytes point past the end of the frame: damaged or not COBS (serial
+    /// framing).
     Cobs,
-    /// A frame shorter than its checksum.
+    /// A frame with no bytes besides its checksum, or fewer (serial framing; frames
+    /// are never empty).
     Runt {
         /// Decoded bytes received.
         len: usize,
     },
-    /// A frame above the configured maximum length.
+    /// A frame above the configured maximum length (both framings; fatal on the stream
+    /// framing).
     Oversize {
         /// Its length, or the bytes seen so far when still growing.
         len: u64,
         /// The configured limit.
         max: u64,
     },
-    /// A length prefix that is not a valid varint.
+    /// A length prefix that is not a valid varint (stream framing, fatal).
     Length(DecodeError),
 }
 
@@ -134,7 +138,10 @@ impl fmt::Display for FramingError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FramingError::Crc { expected, actual } => {
-                write!(f, "CRC-32C mismatch: frame says {expected:#010x}, computed {actual:#010x}")
+                write!(
+                    f,
+                    "CRC-32C mismatch: frame says {expected:#010x}, computed {actual:#010x}"
+                )
             }
             FramingError::Cobs => f.write_str("invalid COBS encoding"),
             FramingError::Runt { len } => write!(f, "runt frame of {len} bytes"),
@@ -229,7 +236,10 @@ impl fmt::Display for ProtocolError {
                 write!(f, "more than {max} concurrent inbound streams")
             }
             ProtocolError::BufferFull { id, max } => {
-                write!(f, "stream {id}: inbound buffer limit of {max} bytes reached")
+                write!(
+                    f,
+                    "stream {id}: inbound buffer limit of {max} bytes reached"
+                )
             }
             ProtocolError::FlowControl { id, excess } => {
                 write!(f, "stream {id}: peer exceeded its credit by {excess} bytes")

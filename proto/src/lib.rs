@@ -36,6 +36,7 @@ pub mod config;
 pub mod crc;
 pub mod error;
 pub mod frame;
+pub mod framing;
 pub mod ids;
 pub mod time;
 pub mod varint;
