@@ -17,9 +17,9 @@
 //!
 //! The decoder follows tokio-util's `Decoder` contract (as `LengthDelimitedCodec`
 //! does): `Ok(None)` means "need more bytes" and leaves the unfinished frame in `src`;
-//! once the prefix is parsed it reserves room for the rest of the frame in `src` (up to
-//! 1 MiB ahead of its arrival), and a
-//! complete frame is split off `src` without copying.
+//! once the prefix is consumed it reserves room in `src` for the rest of the frame (at
+//! most 1 MiB ahead of its arrival), and a complete frame is split off `src` without
+//! copying. The prefix is consumed (the decoder remembers the length), the body is not.
 //!
 //! Errors are **fatal**: a length above `max_frame_len` ([`FramingError::Oversize`],
 //! checked before anything is buffered) or an invalid varint
