@@ -87,6 +87,7 @@ fn assert_same_bytes(got: &[u8], want: &[u8]) {
     }
 }
 
+#[cfg(unix)]
 mod pipe {
     use super::*;
     use netcore_actors::transport::{Pipe, PipeConfig};

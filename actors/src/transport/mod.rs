@@ -218,3 +218,55 @@ pub async fn accept_tcp(listener: &TcpListener) -> io::Result<(TcpStream, std::n
 pub(crate) fn with_context(err: io::Error, doing: impl fmt::Display) -> io::Error {
     io::Error::new(err.kind(), format!("{doing}: {err}"))
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_specs_display_as_they_parse() {
+        for text in [
+            "serial:/dev/ttyUSB0@115200",
+            "serial:COM3@9600",
+            "tcp:127.0.0.1:4000",
+            "tcp:[::1]:4000",
+            "unix:/run/netcore.sock",
+        ] {
+            let spec: LinkSpec = text.parse().expect(text);
+            assert_eq!(spec.to_string(), text);
+        }
+        assert_eq!(
+            "unix:/run/netcore.sock".parse::<LinkSpec>().expect("unix"),
+            LinkSpec::Unix(PathBuf::from("/run/netcore.sock"))
+        );
+    }
+
+    #[test]
+    fn bad_link_specs_are_rejected_with_the_text() {
+        for text in [
+            "",
+            "/dev/ttyUSB0",
+            "serial:/dev/ttyUSB0",
+            "serial:/dev/ttyUSB0@fast",
+            "serial:/dev/ttyUSB0@0",
+            "serial:@9600",
+            "tcp:",
+            "udp:127.0.0.1:4000",
+        ] {
+            let err = text.parse::<LinkSpec>().expect_err(text);
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+            assert!(err.to_string().contains(&format!("{text:?}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn only_serial_links_have_a_nominal_rate() {
+        let serial = LinkSpec::Serial {
+            path: "/dev/ttyS0".into(),
+            baud: 9_600,
+        };
+        assert_eq!(serial.bytes_per_sec(), Some(960));
+        assert_eq!(LinkSpec::TcpConnect("h:1".into()).bytes_per_sec(), None);
+        assert_eq!(LinkSpec::Unix("/s".into()).bytes_per_sec(), None);
+    }
+}
