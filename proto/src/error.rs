@@ -134,10 +134,7 @@ impl fmt::Display for FramingError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FramingError::Crc { expected, actual } => {
-                write!(
-                    f,
-                    "CRC-32C mismatch: frame says {expected:#010x}, computed {actual:#010x}"
-                )
+                write!(f, "CRC-32C mismatch: frame says {expected:#010x}, computed {actual:#010x}")
             }
             FramingError::Cobs => f.write_str("invalid COBS encoding"),
             FramingError::Runt { len } => write!(f, "runt frame of {len} bytes"),
@@ -232,10 +229,7 @@ impl fmt::Display for ProtocolError {
                 write!(f, "more than {max} concurrent inbound streams")
             }
             ProtocolError::BufferFull { id, max } => {
-                write!(
-                    f,
-                    "stream {id}: inbound buffer limit of {max} bytes reached"
-                )
+                write!(f, "stream {id}: inbound buffer limit of {max} bytes reached")
             }
             ProtocolError::FlowControl { id, excess } => {
                 write!(f, "stream {id}: peer exceeded its credit by {excess} bytes")
