@@ -67,6 +67,6 @@ mod tests {
         assert_eq!(chunk_len_for_rate(rate, 10), 115);
         assert_eq!(chunk_len_for_rate(1_000_000_000, 10), DEFAULT_STREAM_CHUNK_LEN);
         assert_eq!(chunk_len_for_rate(300, 10), 32);
-        assert!(MIN_MAX_FRAME_LEN <= DEFAULT_MAX_FRAME_LEN);
+        const { assert!(MIN_MAX_FRAME_LEN <= DEFAULT_MAX_FRAME_LEN) };
     }
 }
