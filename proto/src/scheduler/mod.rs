@@ -36,9 +36,11 @@
 //!    A streaming body that reaches its announced `total_len` is complete.
 //! 3. **Credit.** A chunk's payload is `min(chunk_len, stream credit, link credit,
 //!    bytes of the current buffer)`. Body bytes consume both the stream's and the
-//!    link's credit; control frames and END consume none. An OPEN without
-//!    sendable bytes and an END need no credit, so a zero initial window cannot
-//!    deadlock the first frame. Streams wait for
+//!    link's credit; control frames and END consume none. An OPEN whose stream
+//!    has no bytes or no stream credit goes out empty, and an END needs no
+//!    credit, so a zero initial window cannot deadlock the first frame; an OPEN
+//!    with bytes and stream credit waits for link credit like any chunk. Streams
+//!    wait for
 //!    [`Scheduler::set_initial_stream_credit`] (the peer's HELLO) before their
 //!    first frame; link credit starts at 0 until
 //!    `add_credit(Credit::LINK, n)`. A blocked stream leaves its queue and
