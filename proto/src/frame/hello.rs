@@ -122,7 +122,9 @@ impl Hello {
         }
         if let Some(session) = self.session {
             let value_len = 8 + varint::encoded_len(session.received);
-            len += varint::encoded_len(tag::SESSION) + varint::encoded_len(value_len as u64) + value_len;
+            len += varint::encoded_len(tag::SESSION)
+                + varint::encoded_len(value_len as u64)
+                + value_len;
         }
         len
     }

@@ -154,10 +154,18 @@ impl Open {
         }
         for (name, value) in &self.headers {
             if name.len() > MAX_HEADER_NAME_LEN {
-                return Err(too_long("open.header.name", name.len(), MAX_HEADER_NAME_LEN));
+                return Err(too_long(
+                    "open.header.name",
+                    name.len(),
+                    MAX_HEADER_NAME_LEN,
+                ));
             }
             if value.len() > MAX_HEADER_VALUE_LEN {
-                return Err(too_long("open.header.value", value.len(), MAX_HEADER_VALUE_LEN));
+                return Err(too_long(
+                    "open.header.value",
+                    value.len(),
+                    MAX_HEADER_VALUE_LEN,
+                ));
             }
         }
         Ok(())

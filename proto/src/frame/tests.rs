@@ -45,11 +45,17 @@ fn undefined_bits_are_rejected() {
     // FIN on an END frame.
     assert_eq!(
         Envelope::decode(Bytes::from_static(&[0x31, 0x01])),
-        Err(DecodeError::ReservedBits { frame: "END", bits: FIN })
+        Err(DecodeError::ReservedBits {
+            frame: "END",
+            bits: FIN
+        })
     );
     assert_eq!(
         Envelope::decode(Bytes::from_static(&[0x22, 0x01])),
-        Err(DecodeError::ReservedBits { frame: "DATA", bits: RESERVED })
+        Err(DecodeError::ReservedBits {
+            frame: "DATA",
+            bits: RESERVED
+        })
     );
     assert!(matches!(
         Envelope::decode(Bytes::from_static(&[0x24, 0x01])),
@@ -71,7 +77,10 @@ fn undefined_bits_are_rejected() {
     // Trailing bytes after END.
     assert_eq!(
         Envelope::decode(Bytes::from_static(&[0x30, 0x01, 0x00])),
-        Err(DecodeError::TrailingBytes { frame: "END", len: 1 })
+        Err(DecodeError::TrailingBytes {
+            frame: "END",
+            len: 1
+        })
     );
     // HELLO without magic.
     assert_eq!(
@@ -89,7 +98,10 @@ fn open_total_must_match_a_fin_payload() {
     let bytes = Envelope::from(Frame::Open(open)).to_bytes();
     assert!(matches!(
         Envelope::decode(Bytes::from(bytes)),
-        Err(DecodeError::InvalidValue { field: "open.total", .. })
+        Err(DecodeError::InvalidValue {
+            field: "open.total",
+            ..
+        })
     ));
 }
 
@@ -154,35 +166,64 @@ fn arb_open() -> impl Strategy<Value = Open> {
 
 pub(crate) fn arb_frame() -> impl Strategy<Value = Frame> {
     prop_oneof![
-        (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>(), proptest::option::of((any::<u64>(), any::<u64>())))
-            .prop_map(|(version, nonce, max_frame_len, stream_window, link_window, features, session)| {
-                Frame::Hello(Hello {
-                    version,
-                    nonce,
-                    max_frame_len,
-                    stream_window,
-                    link_window,
-                    features,
-                    session: session.map(|(id, received)| SessionResume { id, received }),
-                })
-            }),
+        (
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            proptest::option::of((any::<u64>(), any::<u64>()))
+        )
+            .prop_map(
+                |(version, nonce, max_frame_len, stream_window, link_window, features, session)| {
+                    Frame::Hello(Hello {
+                        version,
+                        nonce,
+                        max_frame_len,
+                        stream_window,
+                        link_window,
+                        features,
+                        session: session.map(|(id, received)| SessionResume { id, received }),
+                    })
+                }
+            ),
         arb_open().prop_map(Frame::Open),
-        (any::<u64>(), arb_bytes(64), any::<bool>())
-            .prop_map(|(id, payload, fin)| Frame::Data(Data { stream: StreamId(id), payload, fin })),
-        any::<u64>().prop_map(|id| Frame::End(End { stream: StreamId(id) })),
-        (any::<u64>(), arb_code()).prop_map(|(id, code)| Frame::Cancel(Cancel { stream: StreamId(id), code })),
-        (any::<u8>(), any::<u128>()).prop_map(|(next, selective)| Frame::Ack(Ack { next, selective })),
+        (any::<u64>(), arb_bytes(64), any::<bool>()).prop_map(|(id, payload, fin)| Frame::Data(
+            Data {
+                stream: StreamId(id),
+                payload,
+                fin
+            }
+        )),
+        any::<u64>().prop_map(|id| Frame::End(End {
+            stream: StreamId(id)
+        })),
+        (any::<u64>(), arb_code()).prop_map(|(id, code)| Frame::Cancel(Cancel {
+            stream: StreamId(id),
+            code
+        })),
+        (any::<u8>(), any::<u128>())
+            .prop_map(|(next, selective)| Frame::Ack(Ack { next, selective })),
         any::<u64>().prop_map(|opaque| Frame::Ping(Ping { opaque })),
         any::<u64>().prop_map(|opaque| Frame::Pong(Pong { opaque })),
-        (any::<u64>(), any::<u64>()).prop_map(|(id, increment)| Frame::Credit(Credit { stream: StreamId(id), increment })),
+        (any::<u64>(), any::<u64>()).prop_map(|(id, increment)| Frame::Credit(Credit {
+            stream: StreamId(id),
+            increment
+        })),
         (any::<u64>(), arb_code(), arb_text(40))
             .prop_filter("reason fits", |(_, _, r)| r.len() <= MAX_REASON_LEN)
-            .prop_map(|(id, code, reason)| Frame::GoAway(GoAway { last_stream: StreamId(id), code, reason })),
+            .prop_map(|(id, code, reason)| Frame::GoAway(GoAway {
+                last_stream: StreamId(id),
+                code,
+                reason
+            })),
     ]
 }
 
 pub(crate) fn arb_envelope() -> impl Strategy<Value = Envelope> {
-    (proptest::option::of(any::<u8>()), arb_frame()).prop_map(|(seq, frame)| Envelope { seq, frame })
+    (proptest::option::of(any::<u8>()), arb_frame())
+        .prop_map(|(seq, frame)| Envelope { seq, frame })
 }
 
 proptest! {
