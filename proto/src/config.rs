@@ -65,8 +65,11 @@ mod tests {
         let rate = serial_bytes_per_sec(115_200);
         assert_eq!(rate, 11_520);
         assert_eq!(chunk_len_for_rate(rate, 10), 115);
-        assert_eq!(chunk_len_for_rate(1_000_000_000, 10), DEFAULT_STREAM_CHUNK_LEN);
+        assert_eq!(
+            chunk_len_for_rate(1_000_000_000, 10),
+            DEFAULT_STREAM_CHUNK_LEN
+        );
         assert_eq!(chunk_len_for_rate(300, 10), 32);
-        assert!(MIN_MAX_FRAME_LEN <= DEFAULT_MAX_FRAME_LEN);
+        const { assert!(MIN_MAX_FRAME_LEN <= DEFAULT_MAX_FRAME_LEN) };
     }
 }

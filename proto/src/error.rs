@@ -134,7 +134,10 @@ impl fmt::Display for FramingError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FramingError::Crc { expected, actual } => {
-                write!(f, "CRC-32C mismatch: frame says {expected:#010x}, computed {actual:#010x}")
+                write!(
+                    f,
+                    "CRC-32C mismatch: frame says {expected:#010x}, computed {actual:#010x}"
+                )
             }
             FramingError::Cobs => f.write_str("invalid COBS encoding"),
             FramingError::Runt { len } => write!(f, "runt frame of {len} bytes"),
@@ -205,6 +208,16 @@ pub enum ProtocolError {
         /// Received.
         received: u64,
     },
+    /// A local body sink (temp file, handler stream) failed: this side's fault, not
+    /// the peer's. The stream is refused with `code`.
+    Sink {
+        /// Stream id.
+        id: u64,
+        /// The wire code the sink chose for the peer.
+        code: ErrorCode,
+        /// What failed.
+        reason: &'static str,
+    },
     /// The caller asked for something the state does not allow (caller's fault).
     InvalidState {
         /// What was wrong.
@@ -229,7 +242,10 @@ impl fmt::Display for ProtocolError {
                 write!(f, "more than {max} concurrent inbound streams")
             }
             ProtocolError::BufferFull { id, max } => {
-                write!(f, "stream {id}: inbound buffer limit of {max} bytes reached")
+                write!(
+                    f,
+                    "stream {id}: inbound buffer limit of {max} bytes reached"
+                )
             }
             ProtocolError::FlowControl { id, excess } => {
                 write!(f, "stream {id}: peer exceeded its credit by {excess} bytes")
@@ -239,6 +255,9 @@ impl fmt::Display for ProtocolError {
                 declared,
                 received,
             } => write!(f, "stream {id}: announced {declared} bytes, got {received}"),
+            ProtocolError::Sink { id, reason, .. } => {
+                write!(f, "stream {id}: body sink failed: {reason}")
+            }
             ProtocolError::InvalidState { reason } => write!(f, "invalid call: {reason}"),
         }
     }
@@ -267,6 +286,7 @@ impl ProtocolError {
             ProtocolError::FlowControl { .. } => ErrorCode::FlowControl,
             ProtocolError::Version { .. } => ErrorCode::Version,
             ProtocolError::InvalidState { .. } => ErrorCode::Internal,
+            ProtocolError::Sink { code, .. } => *code,
             _ => ErrorCode::Protocol,
         }
     }

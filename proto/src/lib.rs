@@ -37,6 +37,7 @@ pub mod crc;
 pub mod error;
 pub mod frame;
 pub mod ids;
+pub mod reassembly;
 pub mod time;
 pub mod varint;
 
