@@ -110,8 +110,11 @@
 //! `peer_link_credit + buffered + undelivered + unreported = link_window`.
 
 mod credit;
+mod event;
 #[cfg(feature = "std")]
 mod fuzz;
+mod invariants;
+mod memory;
 #[cfg(feature = "std")]
 mod memory_sink;
 mod sink;
@@ -124,6 +127,7 @@ mod proptests;
 mod tests;
 
 pub use credit::batch_threshold;
+pub use event::{InboundEvent, MessageHead};
 #[cfg(feature = "std")]
 #[doc(hidden)]
 pub use fuzz::fuzz_frames;
@@ -135,104 +139,16 @@ pub use tombstones::{MAX_TOMBSTONES, MIN_TOMBSTONES};
 
 use crate::config::{Limits, DEFAULT_LINK_WINDOW, DEFAULT_STREAM_WINDOW};
 use crate::error::{ErrorCode, ProtocolError};
-use crate::frame::{Credit, Data, End, Header, Open};
-use crate::ids::{MessageKind, Priority, StreamId};
+use crate::frame::{Credit, Data, End, Open};
+use crate::ids::StreamId;
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
-use alloc::string::String;
 use alloc::vec::Vec;
 use bytes::Bytes;
 use credit::Window;
-use stream::{grow_target, to_usize, Body, Inbound, MemoryBody, SinkBody};
+use memory::too_large_for_memory;
+use stream::{to_usize, Body, Inbound, MemoryBody, SinkBody};
 use tombstones::Tombstones;
-
-/// Everything about an inbound message except its body.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MessageHead {
-    /// The exchange the message belongs to.
-    pub stream: StreamId,
-    /// Request, response, one-way or error response.
-    pub kind: MessageKind,
-    /// Scheduling class the sender chose.
-    pub priority: Priority,
-    /// Where the message goes; empty for answers.
-    pub route: String,
-    /// Why the request failed, for error responses.
-    pub code: Option<ErrorCode>,
-    /// The body length the sender announced, if it did.
-    pub total_len: Option<u64>,
-    /// Application headers.
-    pub headers: Vec<Header>,
-}
-
-impl MessageHead {
-    /// Splits an OPEN into the head, the first body bytes, and its FIN flag.
-    pub fn from_open(open: Open) -> (MessageHead, Bytes, bool) {
-        let Open {
-            stream,
-            kind,
-            priority,
-            route,
-            code,
-            total_len,
-            headers,
-            payload,
-            fin,
-        } = open;
-        let head = MessageHead {
-            stream,
-            kind,
-            priority,
-            route,
-            code,
-            total_len,
-            headers,
-        };
-        (head, payload, fin)
-    }
-}
-
-/// What reassembly tells the runtime.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum InboundEvent {
-    /// A complete message, body in memory.
-    Message {
-        /// Its head.
-        head: MessageHead,
-        /// The whole body (for a single-frame message, the OPEN's payload itself).
-        body: Bytes,
-    },
-    /// A message is going to a sink: route it now; [`InboundEvent::StreamFinished`]
-    /// (or `Refused` / `Canceled`) follows.
-    Streaming {
-        /// Its head.
-        head: MessageHead,
-    },
-    /// A streamed message is complete: its sink's `finish` succeeded.
-    StreamFinished {
-        /// The stream.
-        stream: StreamId,
-        /// Body bytes written.
-        len: u64,
-    },
-    /// This side refused or aborted the stream (a limit, a sink failure): the link
-    /// must send CANCEL(`code`) to the peer.
-    Refused {
-        /// The stream.
-        stream: StreamId,
-        /// The code for the CANCEL frame.
-        code: ErrorCode,
-        /// Why, with the limit and value.
-        error: ProtocolError,
-    },
-    /// The peer canceled a stream being reassembled; its sink (if any) was aborted.
-    Canceled {
-        /// The stream.
-        stream: StreamId,
-        /// The peer's code.
-        code: ErrorCode,
-    },
-}
 
 /// Limits and the receive windows this side advertised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -553,70 +469,6 @@ impl Reassembly {
         self.streams.get(&stream).map(|s| s.window.available())
     }
 
-    /// Checks the accounting (for tests, simulations and fuzzing): buffer totals
-    /// match the buffers, every limit holds, and every link byte received is held,
-    /// freed, or granted back.
-    #[doc(hidden)]
-    pub fn check_invariants(&self) -> Result<(), &'static str> {
-        let limits = &self.config.limits;
-        let (mut len, mut cap) = (0u64, 0u64);
-        for (id, inbound) in &self.streams {
-            if let Some(total) = inbound.total_len {
-                if inbound.window.received() > total {
-                    return Err("a stream received more than its total_len");
-                }
-            }
-            if inbound.window.received() > limits.max_message_bytes {
-                return Err("a live stream exceeds max_message_bytes");
-            }
-            if let Body::Memory(m) = &inbound.body {
-                if m.len() > limits.spool_threshold {
-                    return Err("an in-memory body exceeds spool_threshold");
-                }
-                if m.len() != inbound.window.received() {
-                    return Err("an in-memory body differs from the bytes received");
-                }
-                len += m.len();
-                cap += m.capacity();
-            }
-            if self.tombstones.contains(*id) {
-                return Err("a live stream is also a tombstone");
-            }
-        }
-        if len != self.buffered || cap != self.allocated {
-            return Err("buffer accounting differs from the buffers");
-        }
-        if self.allocated > limits.max_buffered_bytes {
-            return Err("allocated bytes exceed max_buffered_bytes");
-        }
-        if self.buffered > self.pressure_limit {
-            return Err("buffered bytes exceed the pressure limit");
-        }
-        if self.streams.len() > limits.max_inbound_streams {
-            return Err("more live streams than max_inbound_streams");
-        }
-        if self.tombstones.len() > self.tombstones.cap() {
-            return Err("tombstones beyond their bound");
-        }
-        if self
-            .stream_ready
-            .keys()
-            .any(|id| !self.streams.contains_key(id))
-        {
-            return Err("stream credit queued for a stream no longer live");
-        }
-        let accounted = self
-            .link
-            .available()
-            .saturating_add(self.buffered)
-            .saturating_add(self.undelivered)
-            .saturating_add(self.link.unreported());
-        if accounted != self.config.link_window {
-            return Err("link credit leaked or double-freed");
-        }
-        Ok(())
-    }
-
     // ---- body path ------------------------------------------------------------
 
     /// A chunk (possibly empty) for `id`, already counted on the link.
@@ -683,168 +535,6 @@ impl Reassembly {
             });
         }
         None
-    }
-
-    /// Appends a chunk to an in-memory body, moving it to a sink when it grows past
-    /// `spool_threshold` or the budget; completes it on `fin`.
-    fn buffer(&mut self, id: StreamId, chunk: Bytes, fin: bool) {
-        let n = chunk.len() as u64;
-        let Some(Inbound {
-            body: Body::Memory(m),
-            ..
-        }) = self.streams.get(&id)
-        else {
-            self.free_link(n);
-            return;
-        };
-        let needed = m.len().saturating_add(n);
-        let spool_threshold = self.config.limits.spool_threshold;
-        if needed > spool_threshold {
-            self.spill(id, too_large_for_memory(id, needed, spool_threshold));
-            if self.write_to_sink(id, chunk, false) && fin {
-                self.complete(id);
-            }
-            return;
-        }
-        if !self.make_room(id, needed) {
-            // Moved to a sink to make room, or refused.
-            if self.write_to_sink(id, chunk, false) && fin {
-                self.complete(id);
-            }
-            return;
-        }
-        if let Some(Inbound {
-            body: Body::Memory(m),
-            ..
-        }) = self.streams.get_mut(&id)
-        {
-            m.buf.extend_from_slice(&chunk); // within capacity: make_room reserved it
-            self.buffered = self.buffered.saturating_add(n);
-        }
-        if fin {
-            self.complete(id);
-        } else {
-            self.free_stream(id, n);
-            self.relieve_pressure();
-        }
-    }
-
-    /// Ensures `id`'s in-memory buffer can hold `needed` bytes within
-    /// `max_buffered_bytes`, moving the largest buffers (possibly this one) to
-    /// sinks to make room. False if `id` left memory (now spooling, or refused).
-    fn make_room(&mut self, id: StreamId, needed: u64) -> bool {
-        let limits = self.config.limits;
-        loop {
-            let Some(Inbound {
-                total_len,
-                body: Body::Memory(m),
-                ..
-            }) = self.streams.get_mut(&id)
-            else {
-                return false;
-            };
-            let cap = m.capacity();
-            if needed <= cap {
-                return true;
-            }
-            let room = limits
-                .max_buffered_bytes
-                .saturating_sub(self.allocated)
-                .saturating_add(cap);
-            let limit = total_len
-                .unwrap_or(u64::MAX)
-                .min(limits.spool_threshold)
-                .min(limits.max_message_bytes);
-            if let Some(target) = grow_target(cap, needed, limit, room) {
-                let additional = to_usize(target).saturating_sub(m.buf.len());
-                if m.buf.try_reserve_exact(additional).is_ok() {
-                    let grown = m.capacity();
-                    self.allocated = self.allocated.saturating_sub(cap).saturating_add(grown);
-                    return true;
-                }
-                let max = limits.max_buffered_bytes;
-                self.refuse(id, ProtocolError::BufferFull { id: id.0, max });
-                return false;
-            }
-            let Some(victim) = self.largest_in_memory(MemoryBody::capacity) else {
-                return false;
-            };
-            let max = limits.max_buffered_bytes;
-            self.spill(victim, ProtocolError::BufferFull { id: victim.0, max });
-            if victim == id {
-                return false;
-            }
-        }
-    }
-
-    /// Moves the largest in-memory bodies to sinks until the incomplete in-memory
-    /// bytes are back under the pressure limit.
-    fn relieve_pressure(&mut self) {
-        while self.buffered > self.pressure_limit {
-            let Some(victim) = self.largest_in_memory(MemoryBody::len) else {
-                return;
-            };
-            let max = self.pressure_limit;
-            self.spill(victim, ProtocolError::BufferFull { id: victim.0, max });
-        }
-    }
-
-    /// The in-memory stream with the largest `key` (ties: the highest id).
-    fn largest_in_memory(&self, key: fn(&MemoryBody) -> u64) -> Option<StreamId> {
-        self.streams
-            .iter()
-            .filter_map(|(id, inbound)| match &inbound.body {
-                Body::Memory(m) => Some((key(m), *id)),
-                Body::Sink(_) => None,
-            })
-            .max()
-            .map(|(_, id)| id)
-    }
-
-    /// Moves an in-memory stream to a sink, its buffer so far as the first chunk;
-    /// refuses it with `no_sink` if no sink can be opened.
-    fn spill(&mut self, id: StreamId, no_sink: ProtocolError) {
-        let Some(Inbound {
-            window,
-            total_len,
-            body,
-        }) = self.streams.remove(&id)
-        else {
-            return;
-        };
-        let m = match body {
-            Body::Memory(m) => m,
-            body @ Body::Sink(_) => {
-                self.streams.insert(
-                    id,
-                    Inbound {
-                        window,
-                        total_len,
-                        body,
-                    },
-                );
-                return;
-            }
-        };
-        self.buffered = self.buffered.saturating_sub(m.len());
-        self.allocated = self.allocated.saturating_sub(m.capacity());
-        let MemoryBody { head, buf } = m;
-        let Some(sink) = self.sinks.as_mut().and_then(|f| f.open(&head)) else {
-            self.free_link(buf.len() as u64);
-            self.refused(id, no_sink);
-            return;
-        };
-        self.events.push_back(InboundEvent::Streaming { head });
-        let body = Body::Sink(SinkBody::new(sink));
-        self.streams.insert(
-            id,
-            Inbound {
-                window,
-                total_len,
-                body,
-            },
-        );
-        self.write_to_sink(id, Bytes::from(buf), true);
     }
 
     /// Writes a chunk to `id`'s sink and frees its credit. `precredited`: its
@@ -990,14 +680,5 @@ fn sink_failed(id: StreamId, e: SinkError) -> ProtocolError {
         id: id.0,
         code: e.code,
         reason: e.reason,
-    }
-}
-
-/// The refusal of a message too large for memory when no sink takes it.
-fn too_large_for_memory(id: StreamId, size: u64, spool_threshold: u64) -> ProtocolError {
-    ProtocolError::MessageTooLarge {
-        id: id.0,
-        size,
-        max: spool_threshold,
     }
 }
