@@ -5,8 +5,8 @@ use super::Reassembly;
 
 impl Reassembly {
     /// Checks the accounting (for tests, simulations and fuzzing): buffer totals
-    /// match the buffers, every limit holds, and every link byte received is held,
-    /// freed, or granted back.
+    /// match the buffers, every limit holds, and every byte received is held,
+    /// freed, or granted back, on each stream and on the link.
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), &'static str> {
         let limits = &self.config.limits;
@@ -29,6 +29,22 @@ impl Reassembly {
                 }
                 len += m.len();
                 cap += m.capacity();
+            }
+            // Stream credit: every byte received is granted back, waiting for the
+            // batch threshold, or held by a sink's consumer (`Pending`, not yet
+            // released, and not already credited while it was buffered).
+            let held = match &inbound.body {
+                Body::Memory(_) => 0,
+                Body::Sink(sb) if sb.precredited <= sb.pending => sb.pending - sb.precredited,
+                Body::Sink(_) => return Err("more precredited bytes than pending ones"),
+            };
+            let accounted = inbound
+                .window
+                .available()
+                .saturating_add(inbound.window.unreported())
+                .saturating_add(held);
+            if accounted != self.config.stream_window {
+                return Err("stream credit leaked or granted twice");
             }
             if self.tombstones.contains(*id) {
                 return Err("a live stream is also a tombstone");

@@ -244,16 +244,17 @@ impl Reassembly {
     ///
     /// Fatal errors: stream id 0, an id already being reassembled
     /// ([`ProtocolError::BadStreamId`]), a payload beyond the link credit
-    /// ([`ProtocolError::FlowControl`]). Per-stream problems become
-    /// [`InboundEvent::Refused`].
+    /// ([`ProtocolError::FlowControl`]). A fatal error changes nothing here; the
+    /// link closes (then [`Reassembly::close`] aborts the sinks). Per-stream
+    /// problems become [`InboundEvent::Refused`].
     pub fn handle_open(&mut self, open: Open) -> Result<(), ProtocolError> {
         let id = open.stream;
         check_stream_id(id)?;
-        let n = open.payload.len() as u64;
-        self.receive_link(n)?;
         if self.streams.contains_key(&id) {
             return Err(ProtocolError::BadStreamId { id: id.0 });
         }
+        let n = open.payload.len() as u64;
+        self.receive_link(n)?;
         if self.tombstones.contains(id) {
             self.free_link(n);
             return Ok(());
