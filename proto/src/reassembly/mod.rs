@@ -106,8 +106,13 @@
 //!   side holds nothing of, it has more than three quarters of `stream_window`. The
 //!   sender must cut chunks to the credit it has.
 //!
-//! Accounting identity (checked by [`Reassembly::check_invariants`]):
-//! `peer_link_credit + buffered + undelivered + unreported = link_window`.
+//! Accounting identities (checked by `Reassembly::check_invariants` in the tests,
+//! the property tests and the fuzz target):
+//!
+//! ```text
+//! link:   peer_link_credit   + unreported + buffered + undelivered            = link_window
+//! stream: peer_stream_credit + unreported + (sink pending − already credited) = stream_window
+//! ```
 
 mod credit;
 mod event;

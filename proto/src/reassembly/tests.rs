@@ -1061,3 +1061,11 @@ fn refused_ids_are_remembered_boundedly() {
     assert!(events(&mut r).is_empty());
     assert_all_returned(&mut r);
 }
+
+/// Sinks are `Send`, so a runtime may move a link's reassembly between threads.
+#[test]
+fn reassembly_is_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Reassembly>();
+    assert_send::<InboundEvent>();
+}
