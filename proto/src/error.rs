@@ -212,6 +212,16 @@ pub enum ProtocolError {
         /// Received.
         received: u64,
     },
+    /// A local body sink (temp file, handler stream) failed: this side's fault, not
+    /// the peer's. The stream is refused with `code`.
+    Sink {
+        /// Stream id.
+        id: u64,
+        /// The wire code the sink chose for the peer.
+        code: ErrorCode,
+        /// What failed.
+        reason: &'static str,
+    },
     /// The caller asked for something the state does not allow (caller's fault).
     InvalidState {
         /// What was wrong.
@@ -249,6 +259,9 @@ impl fmt::Display for ProtocolError {
                 declared,
                 received,
             } => write!(f, "stream {id}: announced {declared} bytes, got {received}"),
+            ProtocolError::Sink { id, reason, .. } => {
+                write!(f, "stream {id}: body sink failed: {reason}")
+            }
             ProtocolError::InvalidState { reason } => write!(f, "invalid call: {reason}"),
         }
     }
@@ -277,6 +290,7 @@ impl ProtocolError {
             ProtocolError::FlowControl { .. } => ErrorCode::FlowControl,
             ProtocolError::Version { .. } => ErrorCode::Version,
             ProtocolError::InvalidState { .. } => ErrorCode::Internal,
+            ProtocolError::Sink { code, .. } => *code,
             _ => ErrorCode::Protocol,
         }
     }

@@ -38,6 +38,7 @@ pub mod error;
 pub mod frame;
 pub mod framing;
 pub mod ids;
+pub mod reassembly;
 pub mod scheduler;
 pub mod time;
 pub mod varint;
