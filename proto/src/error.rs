@@ -170,6 +170,13 @@ pub enum ProtocolError {
     },
     /// A frame other than HELLO before the handshake completed.
     NoHandshake,
+    /// A frame that is valid but not allowed in the link's current state.
+    UnexpectedFrame {
+        /// The frame kind.
+        frame: &'static str,
+        /// Why it is not allowed now.
+        reason: &'static str,
+    },
     /// The peer opened a stream with an id from our half of the id space, or reused one.
     BadStreamId {
         /// The id.
@@ -238,6 +245,9 @@ impl fmt::Display for ProtocolError {
                 write!(f, "peer speaks protocol version {peer}, this build {ours}")
             }
             ProtocolError::NoHandshake => f.write_str("frame before HELLO"),
+            ProtocolError::UnexpectedFrame { frame, reason } => {
+                write!(f, "unexpected {frame} frame: {reason}")
+            }
             ProtocolError::BadStreamId { id } => write!(f, "invalid stream id {id}"),
             ProtocolError::MessageTooLarge { id, size, max } => {
                 write!(f, "stream {id}: message of {size} bytes exceeds {max}")

@@ -38,8 +38,11 @@ pub mod error;
 pub mod frame;
 pub mod framing;
 pub mod ids;
+pub mod link;
+pub mod overhead;
 pub mod reassembly;
 pub mod scheduler;
+pub mod sim;
 pub mod time;
 pub mod varint;
 

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: installs what the tests need, then runs
+# formatting and lint checks, the no_std build of the protocol core, and every test.
+# The README's second command; .ci/run calls it too.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain components"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "netcore-proto builds without std (firmware profile)"
+cargo build -p netcore-proto --no-default-features --quiet
+
+step "cargo test --workspace"
+mkdir -p target
+set +e
+cargo test --workspace 2>&1 | tee target/test-output.txt | grep -E '^(test result|running|failures:|---- )|panicked|^error'
+status=${PIPESTATUS[0]}
+set -e
+passed=$(grep -oE 'test result: [a-zA-Z]+\. [0-9]+ passed' target/test-output.txt | awk '{s+=$4} END {print s+0}')
+failed=$(grep -oE 'test result: [a-zA-Z]+\. [0-9]+ passed; [0-9]+ failed' target/test-output.txt | awk '{s+=$6} END {print s+0}')
+echo
+echo "${passed} passed, ${failed} failed"
+if [ "$status" -ne 0 ]; then
+  echo "cargo test failed (exit $status); full output in target/test-output.txt" >&2
+  exit "$status"
+fi
