@@ -372,7 +372,11 @@ fn wire_frames(transmissions: &[Vec<u8>]) -> Vec<netcore_proto::Frame> {
     for t in transmissions {
         buf.extend_from_slice(t);
         while let Ok(Some(raw)) = framer.decode(&mut buf) {
-            frames.push(netcore_proto::Envelope::decode(raw).unwrap().frame);
+            frames.push(
+                netcore_proto::Envelope::decode(raw)
+                    .expect("the framing yields whole frames")
+                    .frame,
+            );
         }
     }
     frames

@@ -175,6 +175,16 @@ pub enum Body {
     },
 }
 
+impl Body {
+    /// The body's whole length, if known up front.
+    pub fn total_len(&self) -> Option<u64> {
+        match self {
+            Body::Full(bytes) => Some(bytes.len() as u64),
+            Body::Streaming { total_len } => *total_len,
+        }
+    }
+}
+
 /// Something the caller should know, drained with [`Scheduler::poll_event`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SchedulerEvent {

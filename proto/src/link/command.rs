@@ -1,0 +1,54 @@
+//! What the inbound half of a link asks of its outbound half.
+
+use crate::error::ErrorCode;
+use crate::frame::{Credit, Frame, GoAway, Open};
+use crate::ids::StreamId;
+use crate::scheduler::Body;
+
+/// An instruction from a [`Session`](super::Session) to its
+/// [`Transmitter`](super::Transmitter), applied in the order emitted.
+#[derive(Debug)]
+pub enum Command {
+    /// Queue a control frame (HELLO, PONG, CANCEL, CREDIT, GOAWAY, PING).
+    Control(Frame),
+    /// Queue an outbound message under a freshly allocated, validated id.
+    Enqueue {
+        /// The head; the scheduler fills in payload, fin and total length.
+        open: Open,
+        /// The body.
+        body: Body,
+    },
+    /// Stop sending a stream's chunks and forget it.
+    Cancel {
+        /// The stream.
+        stream: StreamId,
+        /// The code a CANCEL frame carries.
+        code: ErrorCode,
+        /// Whether the peer hears of it.
+        tell_peer: TellPeer,
+    },
+    /// Peer-granted credit, for a stream or the link ([`Credit::LINK`]).
+    Credit(Credit),
+    /// The peer's HELLO arrived: its windows and the largest chunk its frames hold.
+    PeerHello {
+        /// Initial per-stream credit.
+        stream_window: u64,
+        /// Initial link credit.
+        link_window: u64,
+        /// Largest chunk payload that fits the peer's maximum frame.
+        max_chunk_len: usize,
+    },
+    /// The link failed: send this GOAWAY and no further CANCEL frames.
+    Fail(GoAway),
+}
+
+/// Whether canceling a stream sends a CANCEL frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TellPeer {
+    /// The session knows the peer knows the stream (a request either way).
+    Always,
+    /// Only if the transmitter still had the stream (its OPEN may have left).
+    IfSending,
+    /// The peer canceled it; nothing to say back.
+    Never,
+}

@@ -1,0 +1,514 @@
+//! The inbound half of a link and its bookkeeping: handshake, stream ids, which
+//! requests await answers, reassembly and flow control of what the peer sends.
+//!
+//! A [`Session`] never touches the scheduler: whatever the outbound side must do
+//! (queue a message, send a control frame, add credit, stop a stream) comes out of
+//! [`Session::poll_command`] as a [`Command`] for a [`Transmitter`](super::Transmitter).
+
+use super::command::{Command, TellPeer};
+use super::{LinkConfig, LinkEvent, Message};
+use crate::config::MIN_MAX_FRAME_LEN;
+use crate::error::{ErrorCode, ProtocolError};
+use crate::frame::{self, Cancel, Envelope, Frame, GoAway, Hello, Open, Ping, Pong};
+use crate::framing::{Framer, Framing, FramingKind, FramingStats};
+use crate::ids::{MessageKind, Parity, StreamId};
+use crate::reassembly::{InboundEvent, Reassembly, ReassemblyConfig, SinkFactory};
+use crate::time::Instant;
+use alloc::boxed::Box;
+use alloc::collections::{BTreeSet, VecDeque};
+use alloc::string::String;
+use bytes::BytesMut;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Handshaking,
+    Connected,
+    /// GOAWAY sent or received: no new streams.
+    Closing,
+    /// Fatal error: nothing more is read.
+    Failed,
+}
+
+/// Longest list of recently closed peer streams whose in-flight frames are ignored.
+const CLOSED_MEMORY: usize = 1024;
+
+/// Handshake, ids, answers and reassembly of one link.
+pub struct Session {
+    config: LinkConfig,
+    state: State,
+    parity: Parity,
+    next_id: u64,
+    highest_peer_id: u64,
+    framer: Framer,
+    rx: BytesMut,
+    reassembly: Reassembly,
+    /// Our requests still expecting an answer.
+    awaiting_answer: BTreeSet<StreamId>,
+    /// Peer requests we have not answered yet.
+    unanswered: BTreeSet<StreamId>,
+    /// Streams whose late frames are dropped silently (canceled answers), oldest
+    /// first, and the same ids as a set for the per-frame lookup.
+    closed: VecDeque<StreamId>,
+    closed_set: BTreeSet<StreamId>,
+    events: VecDeque<LinkEvent>,
+    commands: VecDeque<Command>,
+    frames_in: u64,
+    bytes_in: u64,
+}
+
+impl Session {
+    /// A new session; its HELLO is the first command it emits.
+    ///
+    /// `sinks` receives inbound messages above the spool threshold; without one,
+    /// such messages are refused with [`ErrorCode::TooLarge`].
+    pub fn new(config: LinkConfig, sinks: Option<Box<dyn SinkFactory>>) -> Session {
+        let max_frame_len = config.max_frame_len.max(MIN_MAX_FRAME_LEN);
+        let mut hello = Hello::new(config.nonce);
+        hello.max_frame_len = max_frame_len as u64;
+        hello.stream_window = config.stream_window;
+        hello.link_window = config.link_window;
+        let reassembly = Reassembly::new(
+            ReassemblyConfig {
+                limits: config.limits,
+                stream_window: config.stream_window,
+                link_window: config.link_window,
+            },
+            sinks,
+        );
+        let mut commands = VecDeque::new();
+        commands.push_back(Command::Control(Frame::Hello(hello)));
+        Session {
+            framer: Framer::new(config.framing, max_frame_len),
+            config,
+            state: State::Handshaking,
+            parity: Parity::Odd,
+            next_id: 0,
+            highest_peer_id: 0,
+            rx: BytesMut::new(),
+            reassembly,
+            awaiting_answer: BTreeSet::new(),
+            unanswered: BTreeSet::new(),
+            closed: VecDeque::new(),
+            closed_set: BTreeSet::new(),
+            events: VecDeque::new(),
+            commands,
+            frames_in: 0,
+            bytes_in: 0,
+        }
+    }
+
+    /// True once the HELLO exchange completed and until the link closes.
+    pub fn is_connected(&self) -> bool {
+        self.state == State::Connected
+    }
+
+    /// True after a fatal error.
+    pub fn is_failed(&self) -> bool {
+        self.state == State::Failed
+    }
+
+    /// (frames decoded, wire bytes consumed).
+    pub fn counters(&self) -> (u64, u64) {
+        (self.frames_in, self.bytes_in)
+    }
+
+    /// The framing decoder's counters (drops by reason).
+    pub fn framing_stats(&self) -> &FramingStats {
+        self.framer.stats()
+    }
+
+    /// Bytes of inbound messages held in memory.
+    pub fn buffered_bytes(&self) -> u64 {
+        self.reassembly.buffered_bytes()
+    }
+
+    // ----- user calls -------------------------------------------------------------
+
+    fn allocate(&mut self) -> Result<StreamId, ProtocolError> {
+        if self.state != State::Connected {
+            return Err(ProtocolError::InvalidState {
+                reason: "link not connected (handshake pending or closing)",
+            });
+        }
+        let id = StreamId(self.next_id);
+        self.next_id = self
+            .next_id
+            .checked_add(2)
+            .ok_or(ProtocolError::InvalidState {
+                reason: "stream ids exhausted",
+            })?;
+        Ok(id)
+    }
+
+    fn enqueue(&mut self, message: Message, kind: MessageKind) -> Result<StreamId, ProtocolError> {
+        let (open, body) = message.into_parts(StreamId(0), kind);
+        open.validate()?;
+        let stream = self.allocate()?;
+        let open = Open { stream, ..open };
+        self.commands.push_back(Command::Enqueue { open, body });
+        Ok(stream)
+    }
+
+    /// Sends a request; its answer arrives as a [`LinkEvent::Message`] on the returned id.
+    pub fn request(&mut self, message: Message) -> Result<StreamId, ProtocolError> {
+        let stream = self.enqueue(message, MessageKind::Request)?;
+        self.awaiting_answer.insert(stream);
+        Ok(stream)
+    }
+
+    /// Sends a one-way message.
+    pub fn one_way(&mut self, message: Message) -> Result<StreamId, ProtocolError> {
+        self.enqueue(message, MessageKind::OneWay)
+    }
+
+    /// Answers the peer's request `stream`: `Ok` for a response, `Err(code)` for an
+    /// error response whose body explains the failure.
+    pub fn respond(
+        &mut self,
+        stream: StreamId,
+        outcome: Result<(), ErrorCode>,
+        message: Message,
+    ) -> Result<(), ProtocolError> {
+        if !self.unanswered.contains(&stream) {
+            return Err(ProtocolError::InvalidState {
+                reason: "no unanswered request with this id (answered, canceled or unknown)",
+            });
+        }
+        let kind = match outcome {
+            Ok(()) => MessageKind::Response,
+            Err(_) => MessageKind::ErrorResponse,
+        };
+        let (mut open, body) = message.into_parts(stream, kind);
+        open.route = String::new();
+        open.code = outcome.err();
+        open.validate()?;
+        self.unanswered.remove(&stream);
+        self.commands.push_back(Command::Enqueue { open, body });
+        Ok(())
+    }
+
+    /// Abandons a stream in either direction: stops our chunks on the wire, drops what
+    /// arrived of the peer's half, and tells the peer with CANCEL(`code`).
+    pub fn cancel(&mut self, stream: StreamId, code: ErrorCode) {
+        let mut known = self.awaiting_answer.remove(&stream);
+        known |= self.unanswered.remove(&stream);
+        self.reassembly.cancel(stream, code);
+        self.remember_closed(stream);
+        let tell_peer = if known {
+            TellPeer::Always
+        } else {
+            TellPeer::IfSending
+        };
+        self.commands.push_back(Command::Cancel {
+            stream,
+            code,
+            tell_peer,
+        });
+        self.drain_reassembly();
+    }
+
+    /// The consumer of a sink stream (`Accepted::Pending`) finished `len` bytes: grants
+    /// the peer that much credit back.
+    pub fn release(&mut self, stream: StreamId, len: u64) {
+        self.reassembly.release(stream, len);
+        self.drain_reassembly();
+    }
+
+    /// Starts an orderly shutdown: no new streams either way; in-flight ones go on.
+    pub fn go_away(&mut self, code: ErrorCode, reason: impl Into<String>) {
+        if matches!(self.state, State::Failed) {
+            return;
+        }
+        self.state = State::Closing;
+        self.commands
+            .push_back(Command::Control(Frame::GoAway(GoAway {
+                last_stream: StreamId(self.highest_peer_id),
+                code,
+                reason: reason.into(),
+            })));
+    }
+
+    /// Sends a PING; the answer comes as [`LinkEvent::Pong`] with the same value.
+    pub fn ping(&mut self, opaque: u64) {
+        self.commands
+            .push_back(Command::Control(Frame::Ping(Ping { opaque })));
+    }
+
+    // ----- output -----------------------------------------------------------------
+
+    /// The next event for the runtime.
+    pub fn poll_event(&mut self) -> Option<LinkEvent> {
+        self.events.pop_front()
+    }
+
+    /// The next command for the transmitter. Drain after every call.
+    pub fn poll_command(&mut self) -> Option<Command> {
+        self.commands.pop_front()
+    }
+
+    /// True when a command waits.
+    pub fn has_commands(&self) -> bool {
+        !self.commands.is_empty()
+    }
+
+    // ----- input ------------------------------------------------------------------
+
+    /// Feeds bytes read from the transport. Damaged frames on the serial framing are
+    /// dropped and reported as [`LinkEvent::FrameDropped`]; a fatal error fails the
+    /// link (also reported as [`LinkEvent::Failed`]) and emits a GOAWAY.
+    pub fn handle_input(&mut self, bytes: &[u8], _now: Instant) -> Result<(), ProtocolError> {
+        if self.state == State::Failed {
+            return Err(ProtocolError::InvalidState {
+                reason: "link failed",
+            });
+        }
+        self.bytes_in += bytes.len() as u64;
+        self.rx.extend_from_slice(bytes);
+        loop {
+            match self.framer.decode(&mut self.rx) {
+                Ok(Some(raw)) => {
+                    self.frames_in += 1;
+                    let result = Envelope::decode(raw)
+                        .map_err(ProtocolError::from)
+                        .and_then(|env| self.dispatch(env.frame));
+                    if let Err(error) = result {
+                        self.fail(error.clone());
+                        return Err(error);
+                    }
+                }
+                Ok(None) => break,
+                Err(error) if self.config.framing == FramingKind::Serial => {
+                    self.events.push_back(LinkEvent::FrameDropped { error });
+                }
+                Err(error) => {
+                    let error = ProtocolError::Framing(error);
+                    self.fail(error.clone());
+                    return Err(error);
+                }
+            }
+        }
+        self.drain_reassembly();
+        Ok(())
+    }
+
+    fn fail(&mut self, error: ProtocolError) {
+        if self.state == State::Failed {
+            return;
+        }
+        self.state = State::Failed;
+        self.commands.push_back(Command::Fail(GoAway {
+            last_stream: StreamId(self.highest_peer_id),
+            code: error.code(),
+            reason: alloc::format!("{error}"),
+        }));
+        self.events.push_back(LinkEvent::Failed { error });
+    }
+
+    fn dispatch(&mut self, frame: Frame) -> Result<(), ProtocolError> {
+        if self.state == State::Handshaking {
+            return match frame {
+                Frame::Hello(hello) => self.handle_hello(hello),
+                _ => Err(ProtocolError::NoHandshake),
+            };
+        }
+        match frame {
+            Frame::Hello(_) => Err(ProtocolError::UnexpectedFrame {
+                frame: "HELLO",
+                reason: "the link is already connected",
+            }),
+            Frame::Open(open) => self.handle_open(open),
+            Frame::Data(data) => {
+                if self.is_closed(data.stream) {
+                    return Ok(());
+                }
+                self.reassembly.handle_data(data)
+            }
+            Frame::End(end) => {
+                if self.is_closed(end.stream) {
+                    return Ok(());
+                }
+                self.reassembly.handle_end(end)
+            }
+            Frame::Cancel(Cancel { stream, code }) => {
+                self.handle_peer_cancel(stream, code);
+                Ok(())
+            }
+            Frame::Credit(credit) => {
+                self.commands.push_back(Command::Credit(credit));
+                Ok(())
+            }
+            Frame::Ping(Ping { opaque }) => {
+                self.commands
+                    .push_back(Command::Control(Frame::Pong(Pong { opaque })));
+                Ok(())
+            }
+            Frame::Pong(Pong { opaque }) => {
+                self.events.push_back(LinkEvent::Pong { opaque });
+                Ok(())
+            }
+            Frame::GoAway(goaway) => {
+                if self.state == State::Connected {
+                    self.state = State::Closing;
+                }
+                self.events.push_back(LinkEvent::GoAway {
+                    last_stream: goaway.last_stream,
+                    code: goaway.code,
+                    reason: goaway.reason,
+                });
+                Ok(())
+            }
+            // Reliability frames belong to the reliable mode (issue 7); without it an
+            // ACK carries no information and is ignored.
+            Frame::Ack(_) => Ok(()),
+        }
+    }
+
+    fn handle_hello(&mut self, hello: Hello) -> Result<(), ProtocolError> {
+        if hello.version != frame::VERSION {
+            return Err(ProtocolError::Version {
+                peer: hello.version,
+                ours: frame::VERSION,
+            });
+        }
+        if hello.nonce == self.config.nonce {
+            return Err(ProtocolError::InvalidState {
+                reason: "both sides chose the same HELLO nonce; reconnect",
+            });
+        }
+        if hello.max_frame_len < MIN_MAX_FRAME_LEN as u64 {
+            return Err(ProtocolError::Decode(crate::DecodeError::InvalidValue {
+                field: "hello.max_frame_len",
+                value: hello.max_frame_len,
+            }));
+        }
+        self.parity = if self.config.nonce > hello.nonce {
+            Parity::Odd
+        } else {
+            Parity::Even
+        };
+        self.next_id = self.parity.first_id().0;
+        // Chunks must fit the peer's frames with room for the largest OPEN head.
+        let max_chunk_len = usize::try_from(hello.max_frame_len)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(frame::MAX_HEAD_LEN);
+        self.commands.push_back(Command::PeerHello {
+            stream_window: hello.stream_window,
+            link_window: hello.link_window,
+            max_chunk_len,
+        });
+        self.state = State::Connected;
+        self.events.push_back(LinkEvent::Connected {
+            parity: self.parity,
+            peer: hello,
+        });
+        Ok(())
+    }
+
+    fn handle_open(&mut self, open: Open) -> Result<(), ProtocolError> {
+        let stream = open.stream;
+        if open.kind.is_answer() {
+            if stream.parity() != self.parity {
+                return Err(ProtocolError::BadStreamId { id: stream.0 });
+            }
+            if !self.awaiting_answer.contains(&stream) {
+                // An answer to a request we canceled, still in flight: drop it.
+                self.remember_closed(stream);
+                return Ok(());
+            }
+        } else {
+            // Ids are allocated at enqueue time and the scheduler sends OPENs in
+            // priority order, so the peer's ids need not arrive in increasing order;
+            // an id still in use is a reuse (reassembly rejects a live duplicate).
+            if stream.parity() == self.parity || self.unanswered.contains(&stream) {
+                return Err(ProtocolError::BadStreamId { id: stream.0 });
+            }
+            self.highest_peer_id = self.highest_peer_id.max(stream.0);
+            if self.state == State::Closing {
+                self.commands
+                    .push_back(Command::Control(Frame::Cancel(Cancel {
+                        stream,
+                        code: ErrorCode::GoingAway,
+                    })));
+                self.remember_closed(stream);
+                return Ok(());
+            }
+            if open.kind == MessageKind::Request {
+                self.unanswered.insert(stream);
+            }
+        }
+        self.reassembly.handle_open(open)
+    }
+
+    /// The peer canceled `stream`. Reported as [`LinkEvent::Canceled`] unless the
+    /// stream was already closed here; an outbound one-way message that had
+    /// finished sending may still be reported (the runtime ignores unknown ids).
+    fn handle_peer_cancel(&mut self, stream: StreamId, code: ErrorCode) {
+        let already_closed = self.is_closed(stream);
+        self.awaiting_answer.remove(&stream);
+        self.unanswered.remove(&stream);
+        self.reassembly.handle_cancel(stream, code);
+        self.remember_closed(stream);
+        self.commands.push_back(Command::Cancel {
+            stream,
+            code,
+            tell_peer: TellPeer::Never,
+        });
+        if !already_closed {
+            self.events.push_back(LinkEvent::Canceled { stream, code });
+        }
+    }
+
+    fn remember_closed(&mut self, stream: StreamId) {
+        if !self.closed_set.insert(stream) {
+            return;
+        }
+        if self.closed.len() == CLOSED_MEMORY {
+            if let Some(oldest) = self.closed.pop_front() {
+                self.closed_set.remove(&oldest);
+            }
+        }
+        self.closed.push_back(stream);
+    }
+
+    fn is_closed(&self, stream: StreamId) -> bool {
+        !self.closed_set.is_empty() && self.closed_set.contains(&stream)
+    }
+
+    /// Hands reassembly's events out, then its credit (handing a message out is what
+    /// frees its link credit, so events go first).
+    fn drain_reassembly(&mut self) {
+        while let Some(event) = self.reassembly.poll_event() {
+            let event = match event {
+                InboundEvent::Message { head, body } => {
+                    if head.kind.is_answer() {
+                        self.awaiting_answer.remove(&head.stream);
+                    }
+                    LinkEvent::Message { head, body }
+                }
+                InboundEvent::Streaming { head } => LinkEvent::Streaming { head },
+                InboundEvent::StreamFinished { stream, len } => {
+                    self.awaiting_answer.remove(&stream);
+                    LinkEvent::StreamFinished { stream, len }
+                }
+                InboundEvent::Refused {
+                    stream,
+                    code,
+                    error,
+                } => {
+                    self.commands
+                        .push_back(Command::Control(Frame::Cancel(Cancel { stream, code })));
+                    self.awaiting_answer.remove(&stream);
+                    self.unanswered.remove(&stream);
+                    self.remember_closed(stream);
+                    LinkEvent::Refused { stream, error }
+                }
+                InboundEvent::Canceled { stream, code } => LinkEvent::Canceled { stream, code },
+            };
+            self.events.push_back(event);
+        }
+        while let Some(credit) = self.reassembly.poll_credit() {
+            self.commands
+                .push_back(Command::Control(Frame::Credit(credit)));
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! The outbound half of a link: the priority [`Scheduler`], the framing encoder and
+//! per-message progress.
+//!
+//! A [`Transmitter`] obeys the [`Command`]s a [`Session`](super::Session) emits and
+//! turns scheduled frames into wire bytes when the transport can take them. In
+//! [`Link`](super::Link) both halves live in one struct; the actor runtime puts the
+//! transmitter in the scheduler actor and the session in the link actor, and the
+//! commands travel between them as messages. Either way the same code runs.
+
+use super::command::{Command, TellPeer};
+use super::LinkConfig;
+use crate::config::MIN_MAX_FRAME_LEN;
+use crate::error::ProtocolError;
+use crate::frame::{Cancel, Credit, Envelope, Frame};
+use crate::framing::{Framer, Framing};
+use crate::ids::StreamId;
+use crate::scheduler::{Scheduler, SchedulerConfig, SchedulerEvent};
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use bytes::{Bytes, BytesMut};
+
+/// Outbound progress of one message.
+#[derive(Clone, Copy, Debug)]
+struct Progress {
+    sent: u64,
+    total: Option<u64>,
+}
+
+/// Scheduler, encoder and progress of one link's outbound direction.
+pub struct Transmitter {
+    scheduler: Scheduler,
+    framer: Framer,
+    chunk_len: usize,
+    progress: BTreeMap<StreamId, Progress>,
+    head_scratch: Vec<u8>,
+    frames_out: u64,
+    bytes_out: u64,
+    failed: bool,
+}
+
+impl Transmitter {
+    /// An idle transmitter for a link set up with `config`.
+    pub fn new(config: &LinkConfig) -> Transmitter {
+        Transmitter {
+            scheduler: Scheduler::new(SchedulerConfig {
+                chunk_len: config.chunk_len,
+                class_weights: config.class_weights,
+                ..SchedulerConfig::default()
+            }),
+            framer: Framer::new(config.framing, config.max_frame_len.max(MIN_MAX_FRAME_LEN)),
+            chunk_len: config.chunk_len,
+            progress: BTreeMap::new(),
+            head_scratch: Vec::with_capacity(64),
+            frames_out: 0,
+            bytes_out: 0,
+            failed: false,
+        }
+    }
+
+    /// Carries out one command of the session.
+    pub fn apply(&mut self, command: Command) {
+        match command {
+            Command::Control(frame) => self.scheduler.push_control(frame),
+            Command::Enqueue { open, body } => {
+                let stream = open.stream;
+                let total = body.total_len();
+                match self.scheduler.enqueue(open, body) {
+                    Ok(()) => {
+                        self.progress.insert(stream, Progress { sent: 0, total });
+                    }
+                    // The session validated the head and allocated a fresh id, so
+                    // this means a bug; the stream is dropped and the peer told.
+                    Err(error) => {
+                        self.scheduler.push_control(Frame::Cancel(Cancel {
+                            stream,
+                            code: error.code(),
+                        }));
+                    }
+                }
+            }
+            Command::Cancel {
+                stream,
+                code,
+                tell_peer,
+            } => {
+                let mut known = self.scheduler.cancel(stream).is_some();
+                known |= self.progress.remove(&stream).is_some();
+                let tell = match tell_peer {
+                    TellPeer::Always => true,
+                    TellPeer::IfSending => known,
+                    TellPeer::Never => false,
+                };
+                if tell && !self.failed {
+                    self.scheduler
+                        .push_control(Frame::Cancel(Cancel { stream, code }));
+                }
+            }
+            Command::Credit(Credit { stream, increment }) => {
+                self.scheduler.add_credit(stream, increment)
+            }
+            Command::PeerHello {
+                stream_window,
+                link_window,
+                max_chunk_len,
+            } => {
+                if self.chunk_len > max_chunk_len {
+                    self.set_chunk_len(max_chunk_len);
+                }
+                self.scheduler.set_initial_stream_credit(stream_window);
+                self.scheduler.add_credit(Credit::LINK, link_window);
+            }
+            Command::Fail(goaway) => {
+                self.scheduler.push_control(Frame::GoAway(goaway));
+                self.failed = true;
+            }
+        }
+    }
+
+    /// Appends bytes to a streamed outbound body; `fin` ends it.
+    pub fn push_body(
+        &mut self,
+        stream: StreamId,
+        bytes: Bytes,
+        fin: bool,
+    ) -> Result<(), ProtocolError> {
+        self.scheduler.push_body(stream, bytes, fin)
+    }
+
+    /// The chunk size in use.
+    pub fn chunk_len(&self) -> usize {
+        self.chunk_len
+    }
+
+    /// Changes the chunk size for chunks cut from now on.
+    pub fn set_chunk_len(&mut self, chunk_len: usize) {
+        self.chunk_len = chunk_len;
+        self.scheduler.set_chunk_len(chunk_len);
+    }
+
+    /// Outbound progress of a message still sending: (body bytes sent, total if known).
+    pub fn progress(&self, stream: StreamId) -> Option<(u64, Option<u64>)> {
+        self.progress.get(&stream).map(|p| (p.sent, p.total))
+    }
+
+    /// Streamed-body bytes queued but not yet sent, to bound read-ahead.
+    pub fn queued_body_bytes(&self, stream: StreamId) -> Option<u64> {
+        self.scheduler.queued_body_bytes(stream)
+    }
+
+    /// Appends the next framed frame to `dst`; returns the wire bytes added, 0 when
+    /// nothing is ready. Call whenever the transport can take more.
+    pub fn poll_transmit(&mut self, dst: &mut BytesMut) -> usize {
+        let Some(frame) = self.scheduler.poll_transmit() else {
+            return 0;
+        };
+        if let (Some(stream), len) = (frame.stream(), frame.body_len()) {
+            if let Some(p) = self.progress.get_mut(&stream) {
+                p.sent += len as u64;
+            }
+        }
+        let envelope = Envelope::from(frame);
+        self.head_scratch.clear();
+        envelope.encode_head(&mut self.head_scratch);
+        let before = dst.len();
+        self.framer
+            .encode(&self.head_scratch, envelope.frame.payload(), dst);
+        let written = dst.len() - before;
+        self.frames_out += 1;
+        self.bytes_out += written as u64;
+        written
+    }
+
+    /// Appends frames to `dst` until about `budget` wire bytes were added or nothing is
+    /// ready; for fast links, where one large write beats many small ones.
+    pub fn poll_transmit_batch(&mut self, dst: &mut BytesMut, budget: usize) -> usize {
+        let mut total = 0;
+        while total < budget {
+            match self.poll_transmit(dst) {
+                0 => break,
+                n => total += n,
+            }
+        }
+        total
+    }
+
+    /// The next scheduler event: a message fully sent, or a streamed body wanting more.
+    pub fn poll_event(&mut self) -> Option<SchedulerEvent> {
+        let event = self.scheduler.poll_event()?;
+        if let SchedulerEvent::Sent { stream } = event {
+            self.progress.remove(&stream);
+        }
+        Some(event)
+    }
+
+    /// True when nothing at all waits to be sent.
+    pub fn is_idle(&self) -> bool {
+        self.scheduler.is_idle()
+    }
+
+    /// (frames, wire bytes) produced so far.
+    pub fn counters(&self) -> (u64, u64) {
+        (self.frames_out, self.bytes_out)
+    }
+}
