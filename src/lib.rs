@@ -1,9 +1,21 @@
 //! netcore: many concurrent messages over one byte channel (serial port, radio
 //! modem, socket), with priorities, flow control and hard memory limits.
 //!
-//! Today this crate exposes the sans-IO protocol core ([`proto`]); the actor
-//! runtime and the `Endpoint` API build on it (see ARCHITECTURE.md).
+//! - [`Endpoint`] serves routes and calls the peer over one or more [`Link`]s.
+//! - [`proto`] is the sans-IO protocol core; [`actors`] the actix runtime under
+//!   the endpoint. ARCHITECTURE.md explains the layers.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod endpoint;
+mod link;
+
+pub use endpoint::{Endpoint, EndpointBuilder};
+pub use link::{CallBuilder, Link, Transfer};
+pub use netcore_actors as actors;
 pub use netcore_actors::proto;
+pub use netcore_actors::{
+    Body, CallError, HandleRequest, HandlerError, HandlerResult, LinkId, LinkOptions, LinkState,
+    Payload, Reply, Request, Response,
+};
+pub use netcore_proto::{ErrorCode, Priority};

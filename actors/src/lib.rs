@@ -8,4 +8,19 @@
 
 pub use netcore_proto as proto;
 
+pub mod body;
+pub mod error;
+pub mod link_actor;
+pub mod router_actor;
+pub mod scheduler_actor;
+pub mod stream_actor;
 pub mod transport;
+
+pub use body::{Body, Payload, SpooledFile};
+pub use error::{CallError, HandlerError};
+pub use link_actor::{LinkActor, LinkId, LinkOptions, LinkRef, LinkState, Response};
+pub use router_actor::{
+    HandleRequest, HandlerResult, Reply, Request, Route, RouterActor, RouterConfig,
+};
+pub use scheduler_actor::{Progress, SchedulerActor};
+pub use stream_actor::{SpoolLimits, StreamActor};

@@ -1,0 +1,191 @@
+//! Message bodies: what arrives ([`Body`], in memory or spooled to a temporary
+//! file) and what leaves ([`Payload`], in memory or streamed from a file).
+
+use bytes::Bytes;
+use std::io;
+use std::path::{Path, PathBuf};
+use tokio::io::AsyncReadExt;
+
+/// The body of an inbound message.
+#[derive(Debug)]
+pub enum Body {
+    /// A body small enough for memory.
+    Bytes(Bytes),
+    /// A body above the spool threshold, written to a temporary file as it arrived.
+    File(SpooledFile),
+}
+
+impl Body {
+    /// Body length in bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            Body::Bytes(bytes) => bytes.len() as u64,
+            Body::File(file) => file.len,
+        }
+    }
+
+    /// True for an empty body.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The in-memory bytes, or `None` for a spooled body.
+    pub fn as_bytes(&self) -> Option<&Bytes> {
+        match self {
+            Body::Bytes(bytes) => Some(bytes),
+            Body::File(_) => None,
+        }
+    }
+
+    /// The whole body in memory (reads a spooled file: mind its size).
+    pub async fn into_bytes(self) -> io::Result<Bytes> {
+        match self {
+            Body::Bytes(bytes) => Ok(bytes),
+            Body::File(file) => Ok(Bytes::from(tokio::fs::read(file.path()).await?)),
+        }
+    }
+
+    /// The body as a sequence of chunks of at most `chunk_len` bytes, read from
+    /// the spool file as they are consumed (memory stays at one chunk).
+    pub fn into_chunks(self, chunk_len: usize) -> BodyChunks {
+        BodyChunks {
+            body: Some(self),
+            file: None,
+            chunk_len: chunk_len.max(1),
+        }
+    }
+
+    /// Moves the body to `dest` (a rename when possible, else a copy).
+    pub async fn persist(self, dest: impl AsRef<Path>) -> io::Result<()> {
+        match self {
+            Body::Bytes(bytes) => tokio::fs::write(dest, &bytes).await,
+            Body::File(file) => {
+                let dest = dest.as_ref().to_path_buf();
+                if tokio::fs::rename(file.path(), &dest).await.is_ok() {
+                    return Ok(());
+                }
+                tokio::fs::copy(file.path(), &dest).await.map(drop)
+            }
+        }
+    }
+}
+
+/// A spooled body: a temporary file deleted when this value is dropped.
+#[derive(Debug)]
+pub struct SpooledFile {
+    path: tempfile::TempPath,
+    len: u64,
+}
+
+impl SpooledFile {
+    pub(crate) fn new(path: tempfile::TempPath, len: u64) -> SpooledFile {
+        SpooledFile { path, len }
+    }
+
+    /// Where the body is on disk.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Body length in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True for an empty body.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Chunks of a [`Body`], see [`Body::into_chunks`].
+#[derive(Debug)]
+pub struct BodyChunks {
+    body: Option<Body>,
+    file: Option<(tokio::fs::File, SpooledFile)>,
+    chunk_len: usize,
+}
+
+impl BodyChunks {
+    /// The next chunk, `None` at the end.
+    pub async fn next(&mut self) -> io::Result<Option<Bytes>> {
+        match self.body.take() {
+            Some(Body::Bytes(mut bytes)) => {
+                if bytes.is_empty() {
+                    return Ok(None);
+                }
+                let chunk = bytes.split_to(bytes.len().min(self.chunk_len));
+                self.body = Some(Body::Bytes(bytes));
+                return Ok(Some(chunk));
+            }
+            Some(Body::File(spooled)) => {
+                let file = tokio::fs::File::open(spooled.path()).await?;
+                self.file = Some((file, spooled));
+            }
+            None => {}
+        }
+        let Some((file, _)) = self.file.as_mut() else {
+            return Ok(None);
+        };
+        let mut buf = vec![0u8; self.chunk_len];
+        let n = file.read(&mut buf).await?;
+        if n == 0 {
+            self.file = None;
+            return Ok(None);
+        }
+        buf.truncate(n);
+        Ok(Some(Bytes::from(buf)))
+    }
+}
+
+/// The body of an outbound message.
+#[derive(Clone, Debug)]
+pub enum Payload {
+    /// In memory.
+    Bytes(Bytes),
+    /// Streamed from a file as the link takes it, never loaded whole.
+    File(PathBuf),
+}
+
+impl Payload {
+    /// An empty body.
+    pub fn empty() -> Payload {
+        Payload::Bytes(Bytes::new())
+    }
+}
+
+impl From<Bytes> for Payload {
+    fn from(bytes: Bytes) -> Self {
+        Payload::Bytes(bytes)
+    }
+}
+
+impl From<Vec<u8>> for Payload {
+    fn from(bytes: Vec<u8>) -> Self {
+        Payload::Bytes(bytes.into())
+    }
+}
+
+impl From<&'static [u8]> for Payload {
+    fn from(bytes: &'static [u8]) -> Self {
+        Payload::Bytes(Bytes::from_static(bytes))
+    }
+}
+
+impl<const N: usize> From<&'static [u8; N]> for Payload {
+    fn from(bytes: &'static [u8; N]) -> Self {
+        Payload::Bytes(Bytes::from_static(bytes))
+    }
+}
+
+impl From<String> for Payload {
+    fn from(text: String) -> Self {
+        Payload::Bytes(text.into())
+    }
+}
+
+impl From<&'static str> for Payload {
+    fn from(text: &'static str) -> Self {
+        Payload::Bytes(Bytes::from_static(text.as_bytes()))
+    }
+}

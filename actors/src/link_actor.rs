@@ -1,0 +1,636 @@
+//! [`LinkActor`]: one per link. Owns the transport and the inbound half of the
+//! protocol ([`Session`]: framing decoder, handshake, ids, reassembly and its
+//! limits), forwards the session's [`Command`]s to the link's
+//! [`SchedulerActor`], resolves the answers of calls made on this link, and hands
+//! inbound requests and one-way messages to the router.
+//!
+//! I/O runs in two tasks spawned on the link's arbiter when the actor starts:
+//! - the reader reads up to 64 KiB at a time and sends it as [`Input`], awaiting
+//!   each send, so a busy actor slows the reader instead of queueing bytes;
+//! - the writer sends [`Pull`] to the scheduler actor and writes what comes back,
+//!   one batch at a time, so nothing is encoded before the transport can take it.
+//!
+//! If the actor is restarted (issue 7 reconnects), `started()` spawns both tasks
+//! again on the new transport.
+
+use crate::body::{Body, Payload, SpooledFile};
+use crate::error::CallError;
+use crate::router_actor::{Canceled as RouterCanceled, Incoming};
+use crate::scheduler_actor::{feed_file, Apply, Close, Pull, SchedulerActor};
+use crate::stream_actor::{SpoolFactory, SpoolLimits};
+use crate::transport::BoxedTransport;
+use actix::prelude::*;
+use bytes::{Bytes, BytesMut};
+use netcore_proto::link::{Command, LinkConfig, LinkEvent, Message, Session};
+use netcore_proto::reassembly::MessageHead;
+use netcore_proto::{ErrorCode, Instant, MessageKind, StreamId};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{oneshot, watch};
+
+/// Identifies a link within the process (unique, never reused).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LinkId(pub u64);
+
+impl LinkId {
+    fn next() -> LinkId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        LinkId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl fmt::Display for LinkId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "link-{}", self.0)
+    }
+}
+
+/// How a link runs: protocol settings plus the runtime's.
+#[derive(Clone, Debug)]
+pub struct LinkOptions {
+    /// Framing, chunk size, windows and limits (see [`LinkConfig::serial`] and
+    /// [`LinkConfig::stream`]); the nonce is drawn at random when the link starts.
+    pub config: LinkConfig,
+    /// Wire bytes the writer takes per pull: about one chunk on slow links (an
+    /// urgent message waits at most one chunk), large on fast ones (fewer writes).
+    pub batch_budget: usize,
+    /// Where large inbound messages spool.
+    pub spool: SpoolLimits,
+    /// Flush the transport after each batch (off for serial ports, where flushing
+    /// blocks until the UART drained).
+    pub flush: bool,
+}
+
+impl LinkOptions {
+    /// A serial or radio link at `baud`: COBS framing, ~10 ms chunks, one frame per write.
+    pub fn serial(baud: u32) -> LinkOptions {
+        LinkOptions {
+            config: LinkConfig::serial(baud, 0),
+            batch_budget: 1,
+            spool: SpoolLimits::default(),
+            flush: false,
+        }
+    }
+
+    /// A link over a byte channel of `bytes_per_sec` with the serial framing,
+    /// flushed after each write (an in-process throttled link or a pipe).
+    pub fn serial_framed_rate(bytes_per_sec: u32) -> LinkOptions {
+        let mut options = LinkOptions::serial(bytes_per_sec.saturating_mul(10));
+        options.flush = true;
+        options
+    }
+
+    /// A reliable stream (TCP, Unix socket): length framing, 64 KiB chunks,
+    /// 256 KiB writes, 64 MiB link window.
+    pub fn stream() -> LinkOptions {
+        let mut config = LinkConfig::stream(0);
+        config.link_window = 64 * 1024 * 1024;
+        LinkOptions {
+            config,
+            batch_budget: 256 * 1024,
+            spool: SpoolLimits::default(),
+            flush: true,
+        }
+    }
+}
+
+/// A handle on a running link: its id and its actor.
+#[derive(Clone, Debug)]
+pub struct LinkRef {
+    /// The link's id.
+    pub id: LinkId,
+    /// The link's actor.
+    pub addr: Addr<LinkActor>,
+    /// The link's scheduler actor.
+    pub scheduler: Addr<SchedulerActor>,
+}
+
+/// An answer to a call.
+#[derive(Debug)]
+pub struct Response {
+    /// Kind, headers and stream of the answer.
+    pub head: MessageHead,
+    /// The answer's body.
+    pub body: Body,
+}
+
+/// Whether a link is usable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinkState {
+    /// Handshake in progress.
+    Connecting,
+    /// Messages flow.
+    Up,
+    /// Closed or failed, with the reason.
+    Down(String),
+}
+
+type CallReply = oneshot::Sender<Result<Response, CallError>>;
+
+/// Owns one link's transport and inbound protocol state.
+pub struct LinkActor {
+    id: LinkId,
+    session: Session,
+    scheduler: Addr<SchedulerActor>,
+    router: Recipient<Incoming>,
+    router_cancel: Recipient<RouterCanceled>,
+    transport: Option<BoxedTransport>,
+    flush: bool,
+    chunk_len: usize,
+    calls: HashMap<StreamId, CallReply>,
+    /// Inbound requests handed to the router and not yet answered.
+    serving: usize,
+    /// Heads of inbound messages spooling in stream actors.
+    spooling: HashMap<StreamId, MessageHead>,
+    state: watch::Sender<LinkState>,
+}
+
+impl LinkActor {
+    /// Starts a link over `transport` with its scheduler actor; inbound requests
+    /// and one-way messages go to `router`.
+    pub fn start(
+        transport: BoxedTransport,
+        options: LinkOptions,
+        router: Recipient<Incoming>,
+        router_cancel: Recipient<RouterCanceled>,
+    ) -> LinkRef {
+        let mut config = options.config;
+        config.nonce = random_nonce();
+        let id = LinkId::next();
+        let scheduler = SchedulerActor::new(&config, options.batch_budget).start();
+        let chunk_len = config.chunk_len;
+        let (state, _) = watch::channel(LinkState::Connecting);
+        let sched = scheduler.clone();
+        let addr = LinkActor::create(move |ctx| {
+            let factory = SpoolFactory {
+                link: ctx.address(),
+                limits: options.spool,
+                live: Arc::new(AtomicUsize::new(0)),
+            };
+            LinkActor {
+                id,
+                session: Session::new(config, Some(Box::new(factory))),
+                scheduler: sched,
+                router,
+                router_cancel,
+                transport: Some(transport),
+                flush: options.flush,
+                chunk_len,
+                calls: HashMap::new(),
+                serving: 0,
+                spooling: HashMap::new(),
+                state,
+            }
+        });
+        LinkRef {
+            id,
+            addr,
+            scheduler,
+        }
+    }
+
+    /// Moves the session's commands to the scheduler and handles its events.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        loop {
+            let mut commands: Vec<Command> = Vec::new();
+            while let Some(command) = self.session.poll_command() {
+                commands.push(command);
+            }
+            if !commands.is_empty() {
+                self.scheduler.do_send(Apply(commands));
+            }
+            let Some(event) = self.session.poll_event() else {
+                break;
+            };
+            self.on_event(event, ctx);
+        }
+    }
+
+    fn on_event(&mut self, event: LinkEvent, ctx: &mut Context<Self>) {
+        match event {
+            LinkEvent::Connected { parity, .. } => {
+                tracing::debug!(link = %self.id, ?parity, "link up");
+                self.state.send_replace(LinkState::Up);
+            }
+            LinkEvent::Message { head, body } => self.deliver(head, Body::Bytes(body), ctx),
+            LinkEvent::Streaming { head } => {
+                tracing::debug!(link = %self.id, stream = head.stream.0, total = ?head.total_len, "spooling inbound message");
+                self.spooling.insert(head.stream, head);
+            }
+            LinkEvent::StreamFinished { .. } => {
+                // The stream actor reports the complete file with `Spooled`.
+            }
+            LinkEvent::Canceled { stream, code } => {
+                self.spooling.remove(&stream);
+                if let Some(reply) = self.calls.remove(&stream) {
+                    let _ = reply.send(Err(CallError::Canceled(code)));
+                } else {
+                    self.router_cancel.do_send(RouterCanceled {
+                        link: self.id,
+                        stream,
+                    });
+                }
+            }
+            LinkEvent::Refused { stream, error } => {
+                tracing::warn!(link = %self.id, stream = stream.0, %error, "refused inbound stream");
+                self.spooling.remove(&stream);
+                if let Some(reply) = self.calls.remove(&stream) {
+                    let _ = reply.send(Err(CallError::Remote {
+                        code: error.code(),
+                        message: format!("answer refused here: {error}"),
+                    }));
+                }
+            }
+            LinkEvent::Pong { .. } | LinkEvent::Sent { .. } | LinkEvent::WantsBody { .. } => {}
+            LinkEvent::GoAway { code, reason, .. } => {
+                tracing::info!(link = %self.id, %code, %reason, "peer is going away");
+            }
+            LinkEvent::FrameDropped { error } => {
+                tracing::debug!(link = %self.id, %error, "dropped a damaged frame");
+            }
+            LinkEvent::Failed { error } => {
+                tracing::warn!(link = %self.id, %error, "link failed");
+                self.go_down(format!("protocol error: {error}"), ctx);
+            }
+            _ => {}
+        }
+    }
+
+    /// Routes a complete inbound message: answers to their calls, the rest to the router.
+    fn deliver(&mut self, head: MessageHead, body: Body, ctx: &mut Context<Self>) {
+        match head.kind {
+            MessageKind::Response | MessageKind::ErrorResponse => {
+                let Some(reply) = self.calls.remove(&head.stream) else {
+                    return;
+                };
+                let result = if head.kind == MessageKind::Response {
+                    Ok(Response { head, body })
+                } else {
+                    let message = match &body {
+                        Body::Bytes(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                        Body::File(file) => format!("({} byte explanation)", file.len()),
+                    };
+                    Err(CallError::Remote {
+                        code: head.code.unwrap_or(ErrorCode::Internal),
+                        message,
+                    })
+                };
+                let _ = reply.send(result);
+            }
+            _ => {
+                if head.kind == MessageKind::Request {
+                    self.serving += 1;
+                }
+                let incoming = Incoming {
+                    link: LinkRef {
+                        id: self.id,
+                        addr: ctx.address(),
+                        scheduler: self.scheduler.clone(),
+                    },
+                    head,
+                    body,
+                };
+                // The router moves requests from its mailbox into its bounded
+                // queue (refusing beyond it) as fast as they come.
+                self.router.do_send(incoming);
+            }
+        }
+    }
+
+    fn go_down(&mut self, reason: String, ctx: &mut Context<Self>) {
+        if matches!(*self.state.borrow(), LinkState::Down(_)) {
+            return;
+        }
+        for (_, reply) in self.calls.drain() {
+            let _ = reply.send(Err(CallError::LinkDown(reason.clone())));
+        }
+        self.state.send_replace(LinkState::Down(reason));
+        self.scheduler.do_send(Close);
+        ctx.stop();
+    }
+
+    fn send_message(
+        &mut self,
+        message: Message,
+        payload: Option<Payload>,
+        kind: Outbound,
+        ctx: &mut Context<Self>,
+    ) -> Result<StreamId, CallError> {
+        let result = match kind {
+            Outbound::Request(reply) => self.session.request(message).inspect(|&stream| {
+                self.calls.insert(stream, reply);
+            }),
+            Outbound::OneWay => self.session.one_way(message),
+            Outbound::Answer(stream, outcome) => self
+                .session
+                .respond(stream, outcome, message)
+                .map(|()| stream),
+        };
+        let stream = result?;
+        self.pump(ctx);
+        if let Some(payload @ Payload::File(_)) = payload {
+            let scheduler = self.scheduler.clone();
+            let link = ctx.address();
+            let chunk_len = self.chunk_len;
+            actix_rt::spawn(async move {
+                if let Err(error) = feed_file(scheduler, stream, payload, chunk_len).await {
+                    tracing::warn!(stream = stream.0, %error, "streaming a file body failed");
+                    link.do_send(CancelStream {
+                        stream,
+                        code: ErrorCode::Internal,
+                    });
+                }
+            });
+        }
+        Ok(stream)
+    }
+}
+
+enum Outbound {
+    Request(CallReply),
+    OneWay,
+    Answer(StreamId, Result<(), ErrorCode>),
+}
+
+impl Actor for LinkActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let Some(transport) = self.transport.take() else {
+            return;
+        };
+        let (mut reader, mut writer) = tokio::io::split(transport);
+        let link = ctx.address();
+        actix_rt::spawn(async move {
+            let mut buf = BytesMut::with_capacity(64 * 1024);
+            let reason = loop {
+                buf.reserve(64 * 1024);
+                match reader.read_buf(&mut buf).await {
+                    Ok(0) => break "the peer closed the link".to_string(),
+                    Ok(_) => {
+                        if link.send(Input(buf.split().freeze())).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(error) => break format!("read failed: {error}"),
+                }
+            };
+            link.do_send(TransportClosed(reason));
+        });
+        let scheduler = self.scheduler.clone();
+        let link = ctx.address();
+        let flush = self.flush;
+        actix_rt::spawn(async move {
+            while let Ok(Some(batch)) = scheduler.send(Pull).await {
+                let mut result = writer.write_all(&batch).await;
+                if flush && result.is_ok() {
+                    result = writer.flush().await;
+                }
+                if let Err(error) = result {
+                    link.do_send(TransportClosed(format!("write failed: {error}")));
+                    return;
+                }
+            }
+            let _ = writer.shutdown().await;
+        });
+        self.pump(ctx);
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        for (_, reply) in self.calls.drain() {
+            let _ = reply.send(Err(CallError::LinkDown("link stopped".into())));
+        }
+        self.scheduler.do_send(Close);
+        tracing::debug!(link = %self.id, "link actor stopped");
+    }
+}
+
+/// Bytes read from the transport.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Input(pub Bytes);
+
+impl Handler<Input> for LinkActor {
+    type Result = ();
+
+    fn handle(&mut self, Input(bytes): Input, ctx: &mut Self::Context) {
+        // A protocol error arrives as `LinkEvent::Failed` too; `pump` handles it.
+        let _ = self.session.handle_input(&bytes, now());
+        self.pump(ctx);
+    }
+}
+
+/// The transport closed or failed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TransportClosed(pub String);
+
+impl Handler<TransportClosed> for LinkActor {
+    type Result = ();
+
+    fn handle(&mut self, TransportClosed(reason): TransportClosed, ctx: &mut Self::Context) {
+        tracing::info!(link = %self.id, %reason, "transport closed");
+        self.go_down(reason, ctx);
+    }
+}
+
+/// Sends a request; the answer (or the failure) arrives on `reply`. Answered
+/// with the request's stream id, to cancel it.
+#[derive(Message)]
+#[rtype(result = "Result<StreamId, CallError>")]
+pub struct Call {
+    /// Route, priority, headers; for a file payload, `body: None` and the length.
+    pub message: Message,
+    /// A file to stream as the body, if any.
+    pub payload: Option<Payload>,
+    /// Where the answer goes.
+    pub reply: oneshot::Sender<Result<Response, CallError>>,
+}
+
+impl Handler<Call> for LinkActor {
+    type Result = Result<StreamId, CallError>;
+
+    fn handle(&mut self, msg: Call, ctx: &mut Self::Context) -> Self::Result {
+        self.send_message(msg.message, msg.payload, Outbound::Request(msg.reply), ctx)
+    }
+}
+
+/// Sends a one-way message; answered with its stream id.
+#[derive(Message)]
+#[rtype(result = "Result<StreamId, CallError>")]
+pub struct SendOneWay {
+    /// Route, priority, headers, body.
+    pub message: Message,
+    /// A file to stream as the body, if any.
+    pub payload: Option<Payload>,
+}
+
+impl Handler<SendOneWay> for LinkActor {
+    type Result = Result<StreamId, CallError>;
+
+    fn handle(&mut self, msg: SendOneWay, ctx: &mut Self::Context) -> Self::Result {
+        self.send_message(msg.message, msg.payload, Outbound::OneWay, ctx)
+    }
+}
+
+/// Answers an inbound request.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Respond {
+    /// The request's stream.
+    pub stream: StreamId,
+    /// `Ok` for a response, `Err(code)` for an error response.
+    pub outcome: Result<(), ErrorCode>,
+    /// Headers, priority and body.
+    pub message: Message,
+    /// A file to stream as the body, if any.
+    pub payload: Option<Payload>,
+}
+
+impl Handler<Respond> for LinkActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Respond, ctx: &mut Self::Context) {
+        self.serving = self.serving.saturating_sub(1);
+        let outbound = Outbound::Answer(msg.stream, msg.outcome);
+        if let Err(error) = self.send_message(msg.message, msg.payload, outbound, ctx) {
+            // Canceled by the peer meanwhile, or the link is closing.
+            tracing::debug!(link = %self.id, stream = msg.stream.0, %error, "answer not sent");
+        }
+    }
+}
+
+/// Abandons a stream either way and tells the peer (a canceled or timed-out call,
+/// a failed spool, a canceled transfer).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CancelStream {
+    /// The stream.
+    pub stream: StreamId,
+    /// The code the peer gets.
+    pub code: ErrorCode,
+}
+
+impl Handler<CancelStream> for LinkActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CancelStream, ctx: &mut Self::Context) {
+        self.calls.remove(&msg.stream);
+        self.spooling.remove(&msg.stream);
+        self.session.cancel(msg.stream, msg.code);
+        self.pump(ctx);
+    }
+}
+
+/// A stream actor wrote `len` bytes: their credit goes back to the peer.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Release {
+    /// The stream.
+    pub stream: StreamId,
+    /// Bytes written.
+    pub len: u64,
+}
+
+impl Handler<Release> for LinkActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Release, ctx: &mut Self::Context) {
+        self.session.release(msg.stream, msg.len);
+        self.pump(ctx);
+    }
+}
+
+/// A stream actor finished spooling a message.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Spooled {
+    /// The stream.
+    pub stream: StreamId,
+    /// The complete body.
+    pub file: SpooledFile,
+}
+
+impl Handler<Spooled> for LinkActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Spooled, ctx: &mut Self::Context) {
+        if let Some(head) = self.spooling.remove(&msg.stream) {
+            self.deliver(head, Body::File(msg.file), ctx);
+        }
+    }
+}
+
+/// Subscribes to the link's state.
+#[derive(Message)]
+#[rtype(result = "watch::Receiver<LinkState>")]
+pub struct WatchState;
+
+impl Handler<WatchState> for LinkActor {
+    type Result = MessageResult<WatchState>;
+
+    fn handle(&mut self, _: WatchState, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.state.subscribe())
+    }
+}
+
+/// Starts an orderly shutdown: GOAWAY to the peer; in-flight messages go on.
+/// Answered with the number of calls and served requests still in flight.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct GoAway {
+    /// Why.
+    pub code: ErrorCode,
+}
+
+impl Handler<GoAway> for LinkActor {
+    type Result = usize;
+
+    fn handle(&mut self, msg: GoAway, ctx: &mut Self::Context) -> usize {
+        self.session.go_away(msg.code, "endpoint stopping");
+        self.pump(ctx);
+        self.calls.len() + self.serving
+    }
+}
+
+/// Calls and served requests in flight.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct InFlight;
+
+impl Handler<InFlight> for LinkActor {
+    type Result = usize;
+
+    fn handle(&mut self, _: InFlight, _: &mut Self::Context) -> usize {
+        self.calls.len() + self.serving
+    }
+}
+
+/// Closes the link now: pending calls fail with [`CallError::LinkDown`].
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown(pub String);
+
+impl Handler<Shutdown> for LinkActor {
+    type Result = ();
+
+    fn handle(&mut self, Shutdown(reason): Shutdown, ctx: &mut Self::Context) {
+        self.go_down(reason, ctx);
+    }
+}
+
+/// A HELLO nonce: random per link, so two sides never pick the same.
+fn random_nonce() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+/// Milliseconds since the process's first call: the protocol core's clock.
+fn now() -> Instant {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let start = START.get_or_init(std::time::Instant::now);
+    Instant::from_millis(start.elapsed().as_millis() as u64)
+}

@@ -1,0 +1,386 @@
+//! [`RouterActor`]: dispatches inbound requests and one-way messages to async
+//! handler functions or handler actors, at most `max_workers` at a time, and
+//! sends each answer back on the link the request came from.
+//!
+//! - Unknown route: the fallback handler if one is set, else an error response
+//!   `NotFound` (never silence).
+//! - A handler that panics: its request gets an error response `HandlerFailed`;
+//!   the router and the other handlers go on (each handler runs in its own task,
+//!   whose panic the runtime catches).
+//! - More requests than workers: queued up to `max_queued`, then refused at once
+//!   with `Refused` ("busy"), so a flood of small requests cannot grow memory.
+//! - The peer cancels a request: its handler task is aborted.
+//!
+//! Handler actors: any actix actor implementing `Handler<HandleRequest>` can be
+//! mounted at a route ([`Route::Actor`]); it serves those requests with its own
+//! state and mailbox. If it is gone, the request fails with `HandlerFailed`.
+
+use crate::body::{Body, Payload};
+use crate::error::HandlerError;
+use crate::link_actor::{LinkId, LinkRef, Respond};
+use actix::prelude::*;
+use futures_util::future::LocalBoxFuture;
+use netcore_proto::frame::Header;
+use netcore_proto::link::Message as ProtoMessage;
+use netcore_proto::reassembly::MessageHead;
+use netcore_proto::{ErrorCode, MessageKind, Priority, StreamId};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+/// An inbound request or one-way message, as a handler sees it.
+#[derive(Debug)]
+pub struct Request {
+    /// The link it arrived on (answers go back on it).
+    pub link: LinkRef,
+    /// Route, kind, priority, headers.
+    pub head: MessageHead,
+    /// The body, in memory or spooled.
+    pub body: Body,
+}
+
+impl Request {
+    /// The route.
+    pub fn route(&self) -> &str {
+        &self.head.route
+    }
+
+    /// True for a one-way message (no answer is sent).
+    pub fn is_one_way(&self) -> bool {
+        self.head.kind == MessageKind::OneWay
+    }
+
+    /// The value of the first header named `name`.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.head
+            .headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_ref())
+    }
+}
+
+/// A handler's answer.
+#[derive(Clone, Debug, Default)]
+pub struct Reply {
+    /// The body.
+    pub payload: Option<Payload>,
+    /// Headers.
+    pub headers: Vec<Header>,
+    /// Priority class of the answer (default: the request's).
+    pub priority: Option<Priority>,
+}
+
+impl Reply {
+    /// An answer with this body.
+    pub fn new(payload: impl Into<Payload>) -> Reply {
+        Reply {
+            payload: Some(payload.into()),
+            ..Reply::default()
+        }
+    }
+
+    /// An empty answer.
+    pub fn empty() -> Reply {
+        Reply::default()
+    }
+}
+
+/// What a handler returns.
+pub type HandlerResult = Result<Reply, HandlerError>;
+
+/// An async handler function.
+pub type HandlerFn =
+    Arc<dyn Fn(Request) -> LocalBoxFuture<'static, HandlerResult> + Send + Sync + 'static>;
+
+/// The message a handler actor implements (`impl Handler<HandleRequest> for MyActor`).
+#[derive(Message)]
+#[rtype(result = "HandlerResult")]
+pub struct HandleRequest(pub Request);
+
+/// What serves a route.
+#[derive(Clone)]
+pub enum Route {
+    /// An async function.
+    Fn(HandlerFn),
+    /// A handler actor.
+    Actor(Recipient<HandleRequest>),
+}
+
+impl Route {
+    /// A route served by an async function or closure.
+    pub fn handler<F, Fut>(f: F) -> Route
+    where
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = HandlerResult> + 'static,
+    {
+        Route::Fn(Arc::new(move |req| Box::pin(f(req))))
+    }
+
+    fn call(&self, request: Request) -> LocalBoxFuture<'static, HandlerResult> {
+        match self {
+            Route::Fn(f) => f(request),
+            Route::Actor(recipient) => {
+                let send = recipient.send(HandleRequest(request));
+                Box::pin(async move {
+                    send.await.unwrap_or_else(|error| {
+                        Err(HandlerError::failed(format!(
+                            "handler actor unavailable: {error}"
+                        )))
+                    })
+                })
+            }
+        }
+    }
+}
+
+/// Limits of the router.
+#[derive(Clone, Copy, Debug)]
+pub struct RouterConfig {
+    /// Most handlers running at once.
+    pub max_workers: usize,
+    /// Most requests waiting for a worker; more are refused.
+    pub max_queued: usize,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        RouterConfig {
+            max_workers: 64,
+            max_queued: 4096,
+        }
+    }
+}
+
+/// Dispatches inbound requests to handlers.
+pub struct RouterActor {
+    routes: HashMap<String, Route>,
+    fallback: Option<Route>,
+    config: RouterConfig,
+    queue: VecDeque<Incoming>,
+    running: HashMap<(LinkId, StreamId), tokio::task::AbortHandle>,
+    active: usize,
+}
+
+impl RouterActor {
+    /// A router with these routes and limits.
+    pub fn new(
+        routes: HashMap<String, Route>,
+        fallback: Option<Route>,
+        config: RouterConfig,
+    ) -> Self {
+        RouterActor {
+            routes,
+            fallback,
+            config: RouterConfig {
+                max_workers: config.max_workers.max(1),
+                ..config
+            },
+            queue: VecDeque::new(),
+            running: HashMap::new(),
+            active: 0,
+        }
+    }
+
+    fn dispatch(&mut self, incoming: Incoming, ctx: &mut Context<Self>) {
+        let Incoming { link, head, body } = incoming;
+        let route = self
+            .routes
+            .get(head.route.as_str())
+            .or(self.fallback.as_ref())
+            .cloned();
+        let key = (link.id, head.stream);
+        let one_way = head.kind == MessageKind::OneWay;
+        let priority = head.priority;
+        let stream = head.stream;
+        let route_name = head.route.clone();
+        let answer_to = link.addr.clone();
+        let task = match route {
+            Some(route) => {
+                let request = Request { link, head, body };
+                route.call(request)
+            }
+            None => {
+                let error =
+                    HandlerError::new(ErrorCode::NotFound, format!("no route {route_name:?}"));
+                Box::pin(async move { Err(error) })
+            }
+        };
+        self.active += 1;
+        let handle = actix_rt::spawn(task);
+        self.running.insert(key, handle.abort_handle());
+        let router = ctx.address();
+        actix_rt::spawn(async move {
+            let result = match handle.await {
+                Ok(result) => Some(result),
+                Err(error) if error.is_panic() => {
+                    let why = panic_message(error.into_panic());
+                    tracing::error!(route = %route_name, %why, "handler panicked");
+                    Some(Err(HandlerError::failed(format!(
+                        "handler panicked: {why}"
+                    ))))
+                }
+                Err(_) => None, // aborted: the peer canceled the request
+            };
+            router.do_send(Done { key });
+            let Some(result) = result else { return };
+            if one_way {
+                if let Err(error) = result {
+                    tracing::warn!(route = %route_name, %error, "one-way handler failed");
+                }
+                return;
+            }
+            answer_to.do_send(answer(stream, priority, result));
+        });
+    }
+}
+
+/// The `Respond` message for a handler's result.
+fn answer(stream: StreamId, priority: Priority, result: HandlerResult) -> Respond {
+    let (outcome, payload, headers, priority) = match result {
+        Ok(reply) => (
+            Ok(()),
+            reply.payload,
+            reply.headers,
+            reply.priority.unwrap_or(priority),
+        ),
+        Err(error) => (
+            Err(error.code),
+            Some(Payload::Bytes(error.message.into())),
+            Vec::new(),
+            priority,
+        ),
+    };
+    let mut message = ProtoMessage::default().with_priority(priority);
+    message.headers = headers;
+    let payload = match payload {
+        None => {
+            message.body = Some(bytes::Bytes::new());
+            None
+        }
+        Some(Payload::Bytes(bytes)) => {
+            message.body = Some(bytes);
+            None
+        }
+        Some(Payload::File(path)) => {
+            message.body = None;
+            message.streamed_len = std::fs::metadata(&path).ok().map(|m| m.len());
+            Some(Payload::File(path))
+        }
+    };
+    Respond {
+        stream,
+        outcome,
+        message,
+        payload,
+    }
+}
+
+/// The text of a panic payload.
+pub fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-text panic payload".to_string()
+    }
+}
+
+impl Actor for RouterActor {
+    type Context = Context<Self>;
+}
+
+/// An inbound request or one-way message from a link actor.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Incoming {
+    /// The link it arrived on.
+    pub link: LinkRef,
+    /// Its head.
+    pub head: MessageHead,
+    /// Its body.
+    pub body: Body,
+}
+
+impl Handler<Incoming> for RouterActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Incoming, ctx: &mut Self::Context) {
+        if self.active < self.config.max_workers {
+            return self.dispatch(msg, ctx);
+        }
+        if self.queue.len() < self.config.max_queued {
+            self.queue.push_back(msg);
+            return;
+        }
+        tracing::warn!(route = %msg.head.route, "all workers busy and queue full; refusing");
+        if msg.head.kind == MessageKind::Request {
+            let error = HandlerError::new(ErrorCode::Refused, "busy: all workers in use");
+            msg.link
+                .addr
+                .do_send(answer(msg.head.stream, msg.head.priority, Err(error)));
+        }
+    }
+}
+
+/// The peer canceled a request: abort its handler (or drop it from the queue).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Canceled {
+    /// The link.
+    pub link: LinkId,
+    /// The request's stream.
+    pub stream: StreamId,
+}
+
+impl Handler<Canceled> for RouterActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Canceled, _: &mut Self::Context) {
+        if let Some(handle) = self.running.get(&(msg.link, msg.stream)) {
+            handle.abort();
+        }
+        self.queue
+            .retain(|q| !(q.link.id == msg.link && q.head.stream == msg.stream));
+    }
+}
+
+/// A handler finished.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Done {
+    key: (LinkId, StreamId),
+}
+
+impl Handler<Done> for RouterActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Done, ctx: &mut Self::Context) {
+        self.running.remove(&msg.key);
+        self.active = self.active.saturating_sub(1);
+        while self.active < self.config.max_workers {
+            let Some(next) = self.queue.pop_front() else {
+                break;
+            };
+            self.dispatch(next, ctx);
+        }
+    }
+}
+
+/// Adds or replaces a route at run time.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AddRoute {
+    /// The route's path.
+    pub path: String,
+    /// What serves it.
+    pub route: Route,
+}
+
+impl Handler<AddRoute> for RouterActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: AddRoute, _: &mut Self::Context) {
+        self.routes.insert(msg.path, msg.route);
+    }
+}

@@ -1,0 +1,282 @@
+//! [`SchedulerActor`]: one per link; owns the protocol core's
+//! [`Transmitter`] (priority scheduler, chunking, encoder) and hands encoded
+//! bytes to the link's writer exactly when the writer asks for them.
+//!
+//! Data path hops: the writer sends one [`Pull`] per write and gets up to
+//! `batch_budget` wire bytes back (one frame on a slow link, so an urgent message
+//! waits at most one chunk; a few hundred KiB on fast links, so a write carries
+//! many chunks). Nothing is encoded ahead of the writer, so memory stays at one
+//! batch and priorities stay honest.
+
+use crate::body::Payload;
+use crate::error::CallError;
+use actix::prelude::*;
+use bytes::{Bytes, BytesMut};
+use netcore_proto::link::{Command, LinkConfig, Transmitter};
+use netcore_proto::scheduler::SchedulerEvent;
+use netcore_proto::StreamId;
+use std::collections::HashMap;
+use tokio::sync::{oneshot, watch};
+
+/// Progress of an outbound transfer: (body bytes handed to the wire, total if known).
+pub type Progress = (u64, Option<u64>);
+
+/// Owns the outbound half of one link.
+pub struct SchedulerActor {
+    transmitter: Transmitter,
+    batch_budget: usize,
+    /// The writer's parked [`Pull`], answered as soon as a frame is ready.
+    puller: Option<oneshot::Sender<Option<Bytes>>>,
+    /// Feeders of streamed bodies waiting until their queue runs low.
+    feeders: HashMap<StreamId, oneshot::Sender<()>>,
+    /// Transfers whose progress someone watches.
+    watched: HashMap<StreamId, watch::Sender<Progress>>,
+    closed: bool,
+}
+
+impl SchedulerActor {
+    /// A scheduler for a link set up with `config`, answering each pull with at
+    /// most about `batch_budget` wire bytes (at least one frame).
+    pub fn new(config: &LinkConfig, batch_budget: usize) -> SchedulerActor {
+        SchedulerActor {
+            transmitter: Transmitter::new(config),
+            batch_budget: batch_budget.max(1),
+            puller: None,
+            feeders: HashMap::new(),
+            watched: HashMap::new(),
+            closed: false,
+        }
+    }
+
+    /// Encodes the next batch, or `None` if nothing may be sent now.
+    fn next_batch(&mut self) -> Option<Bytes> {
+        let mut buf = BytesMut::new();
+        self.transmitter
+            .poll_transmit_batch(&mut buf, self.batch_budget);
+        self.after_transmit();
+        (!buf.is_empty()).then(|| buf.freeze())
+    }
+
+    /// Serves a parked pull if a frame is ready.
+    fn serve_puller(&mut self) {
+        if self.puller.is_none() {
+            return;
+        }
+        if let Some(batch) = self.next_batch() {
+            if let Some(puller) = self.puller.take() {
+                let _ = puller.send(Some(batch));
+            }
+        }
+    }
+
+    fn after_transmit(&mut self) {
+        for (stream, tx) in &self.watched {
+            if let Some(progress) = self.transmitter.progress(*stream) {
+                tx.send_if_modified(|p| {
+                    let changed = *p != progress;
+                    *p = progress;
+                    changed
+                });
+            }
+        }
+        while let Some(event) = self.transmitter.poll_event() {
+            match event {
+                SchedulerEvent::WantsBody { stream } => {
+                    if let Some(feeder) = self.feeders.remove(&stream) {
+                        let _ = feeder.send(());
+                    }
+                }
+                SchedulerEvent::Sent { stream } => {
+                    if let Some(tx) = self.watched.remove(&stream) {
+                        tx.send_modify(|p| p.0 = p.1.unwrap_or(p.0));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Actor for SchedulerActor {
+    type Context = Context<Self>;
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        if let Some(puller) = self.puller.take() {
+            let _ = puller.send(None);
+        }
+    }
+}
+
+/// Commands from the link's session, applied in order.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Apply(pub Vec<Command>);
+
+impl Handler<Apply> for SchedulerActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Apply, _: &mut Self::Context) {
+        for command in msg.0 {
+            if let Command::Cancel { stream, .. } = &command {
+                // Dropping the feeder's sender tells it the stream is gone.
+                self.feeders.remove(stream);
+                self.watched.remove(stream);
+            }
+            self.transmitter.apply(command);
+        }
+        self.after_transmit();
+        self.serve_puller();
+    }
+}
+
+/// The writer can take more bytes: answered with the next batch once one is
+/// ready, or `None` when the link is closing.
+#[derive(Message)]
+#[rtype(result = "Option<Bytes>")]
+pub struct Pull;
+
+impl Handler<Pull> for SchedulerActor {
+    type Result = ResponseFuture<Option<Bytes>>;
+
+    fn handle(&mut self, _: Pull, _: &mut Self::Context) -> Self::Result {
+        if self.closed {
+            return Box::pin(async { None });
+        }
+        if let Some(batch) = self.next_batch() {
+            return Box::pin(async move { Some(batch) });
+        }
+        let (tx, rx) = oneshot::channel();
+        self.puller = Some(tx);
+        Box::pin(async move { rx.await.ok().flatten() })
+    }
+}
+
+/// The link is going down: the writer's pull returns `None` once nothing more is
+/// ready (what is queued is still handed out first).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Close;
+
+impl Handler<Close> for SchedulerActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Close, ctx: &mut Self::Context) {
+        self.closed = true;
+        self.feeders.clear();
+        self.watched.clear();
+        if let Some(puller) = self.puller.take() {
+            let _ = puller.send(None);
+        }
+        ctx.stop();
+    }
+}
+
+/// Appends bytes to a streamed body; resolves when the stream wants more (its
+/// queue ran low), so a feeder reading a file stays a few chunks ahead of the wire.
+#[derive(Message)]
+#[rtype(result = "Result<(), CallError>")]
+pub struct PushBody {
+    /// The outbound stream.
+    pub stream: StreamId,
+    /// The next bytes of the body.
+    pub bytes: Bytes,
+    /// Whether they are the last.
+    pub fin: bool,
+}
+
+impl Handler<PushBody> for SchedulerActor {
+    type Result = ResponseFuture<Result<(), CallError>>;
+
+    fn handle(&mut self, msg: PushBody, _: &mut Self::Context) -> Self::Result {
+        let PushBody { stream, bytes, fin } = msg;
+        if let Err(error) = self.transmitter.push_body(stream, bytes, fin) {
+            return Box::pin(async move { Err(CallError::from(error)) });
+        }
+        let (tx, rx) = oneshot::channel();
+        if !fin {
+            self.feeders.insert(stream, tx);
+        }
+        self.after_transmit();
+        self.serve_puller();
+        if fin {
+            return Box::pin(async { Ok(()) });
+        }
+        Box::pin(async move {
+            rx.await
+                .map_err(|_| CallError::Canceled(netcore_proto::ErrorCode::Canceled))
+        })
+    }
+}
+
+/// Streams `payload`'s file into `stream` (reading on the blocking pool, a few
+/// chunks ahead of the wire). Returns when the last byte was queued.
+pub async fn feed_file(
+    scheduler: Addr<SchedulerActor>,
+    stream: StreamId,
+    payload: Payload,
+    chunk_len: usize,
+) -> Result<(), CallError> {
+    let Payload::File(path) = payload else {
+        return Ok(());
+    };
+    let io = |e: std::io::Error| CallError::Io(e.to_string());
+    let mut file = tokio::fs::File::open(&path).await.map_err(io)?;
+    let len = file.metadata().await.map_err(io)?.len();
+    let read_len = chunk_len.clamp(4096, 1 << 20);
+    let mut sent = 0u64;
+    loop {
+        let mut buf = BytesMut::zeroed(read_len.min((len - sent) as usize).max(1));
+        let n = if sent == len {
+            0
+        } else {
+            tokio::io::AsyncReadExt::read(&mut file, &mut buf)
+                .await
+                .map_err(io)?
+        };
+        if n == 0 && sent < len {
+            return Err(CallError::Io(format!(
+                "{} shrank while being sent ({sent} of {len} bytes)",
+                path.display()
+            )));
+        }
+        buf.truncate(n);
+        sent += n as u64;
+        let fin = sent == len;
+        scheduler
+            .send(PushBody {
+                stream,
+                bytes: buf.freeze(),
+                fin,
+            })
+            .await
+            .map_err(|_| CallError::LinkDown("scheduler stopped".into()))??;
+        if fin {
+            return Ok(());
+        }
+    }
+}
+
+/// Subscribes to the progress of an outbound stream.
+#[derive(Message)]
+#[rtype(result = "watch::Receiver<Progress>")]
+pub struct WatchProgress {
+    /// The outbound stream.
+    pub stream: StreamId,
+    /// Its total length, if known.
+    pub total: Option<u64>,
+}
+
+impl Handler<WatchProgress> for SchedulerActor {
+    type Result = MessageResult<WatchProgress>;
+
+    fn handle(&mut self, msg: WatchProgress, _: &mut Self::Context) -> Self::Result {
+        let start = self
+            .transmitter
+            .progress(msg.stream)
+            .unwrap_or((msg.total.unwrap_or(0), msg.total));
+        let (tx, rx) = watch::channel(start);
+        if self.transmitter.progress(msg.stream).is_some() {
+            self.watched.insert(msg.stream, tx);
+        }
+        MessageResult(rx)
+    }
+}

@@ -1,0 +1,228 @@
+//! [`StreamActor`]: one per inbound message above the spool threshold (or moved
+//! out of memory under pressure). It writes the body to a temporary file as the
+//! chunks arrive, returns their credit to the peer once they are on disk, and
+//! hands the complete message back to its [`LinkActor`], which routes it like any
+//! other.
+//!
+//! Messages below the threshold are reassembled in the link actor's protocol
+//! core without an actor of their own: most messages are a single frame, and an
+//! actor per frame would double the hops on the small-message path.
+//!
+//! Memory: a chunk is held from the moment the link actor decodes it until it is
+//! written; the peer may have at most `stream_window` such bytes per stream (they
+//! hold its stream credit, [`Accepted::Pending`]) and at most
+//! [`SpoolLimits::max_spooling`] streams spool at once, so spooling holds at most
+//! `max_spooling × stream_window` bytes whatever the peer does.
+
+use crate::body::SpooledFile;
+use crate::link_actor::{LinkActor, Release, Spooled};
+use actix::prelude::*;
+use bytes::Bytes;
+use netcore_proto::reassembly::{Accepted, BodySink, MessageHead, SinkError, SinkFactory};
+use netcore_proto::{ErrorCode, StreamId};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+
+/// Where and how many inbound messages spool.
+#[derive(Clone, Debug)]
+pub struct SpoolLimits {
+    /// Directory of the temporary files (default: the system's temp dir).
+    pub dir: PathBuf,
+    /// Most messages spooling at once on one link; more are refused (`Refused`).
+    pub max_spooling: usize,
+}
+
+impl Default for SpoolLimits {
+    fn default() -> Self {
+        SpoolLimits {
+            dir: std::env::temp_dir(),
+            max_spooling: 16,
+        }
+    }
+}
+
+/// Opens a [`StreamActor`] per spooled message; installed in the link's session.
+pub(crate) struct SpoolFactory {
+    pub(crate) link: Addr<LinkActor>,
+    pub(crate) limits: SpoolLimits,
+    pub(crate) live: Arc<AtomicUsize>,
+}
+
+impl SinkFactory for SpoolFactory {
+    fn open(&mut self, head: &MessageHead) -> Option<Box<dyn BodySink>> {
+        if self.live.load(Ordering::Relaxed) >= self.limits.max_spooling {
+            tracing::warn!(
+                stream = head.stream.0,
+                "too many spooling streams; refusing"
+            );
+            return None;
+        }
+        let file = match tempfile::Builder::new()
+            .prefix("netcore-spool-")
+            .tempfile_in(&self.limits.dir)
+        {
+            Ok(file) => file,
+            Err(error) => {
+                tracing::warn!(%error, "cannot create a spool file; refusing the stream");
+                return None;
+            }
+        };
+        let (std_file, path) = file.into_parts();
+        self.live.fetch_add(1, Ordering::Relaxed);
+        let actor = StreamActor {
+            stream: head.stream,
+            link: self.link.clone(),
+            file: Some(tokio::fs::File::from_std(std_file)),
+            path: Some(path),
+            written: 0,
+            live: self.live.clone(),
+            failed: false,
+        };
+        Some(Box::new(StreamSink {
+            actor: actor.start(),
+        }))
+    }
+}
+
+/// The protocol core's view of a [`StreamActor`]: every chunk is `Pending` until
+/// the actor wrote it and released its credit.
+struct StreamSink {
+    actor: Addr<StreamActor>,
+}
+
+impl BodySink for StreamSink {
+    fn write(&mut self, chunk: Bytes) -> Result<Accepted, SinkError> {
+        if !self.actor.connected() {
+            return Err(SinkError::new("stream actor gone"));
+        }
+        // Unbounded send: the chunks in the mailbox are bounded by the stream's credit.
+        self.actor.do_send(Chunk(chunk));
+        Ok(Accepted::Pending)
+    }
+
+    fn finish(&mut self) -> Result<(), SinkError> {
+        if !self.actor.connected() {
+            return Err(SinkError::new("stream actor gone"));
+        }
+        self.actor.do_send(Finish);
+        Ok(())
+    }
+
+    fn abort(&mut self, code: ErrorCode) {
+        self.actor.do_send(Abort(code));
+    }
+}
+
+/// Spools one inbound message to a temporary file.
+pub struct StreamActor {
+    stream: StreamId,
+    link: Addr<LinkActor>,
+    file: Option<tokio::fs::File>,
+    path: Option<tempfile::TempPath>,
+    written: u64,
+    live: Arc<AtomicUsize>,
+    failed: bool,
+}
+
+impl Actor for StreamActor {
+    type Context = Context<Self>;
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.live.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Chunk(Bytes);
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Finish;
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Abort(ErrorCode);
+
+impl StreamActor {
+    fn fail(&mut self, ctx: &mut Context<Self>, error: std::io::Error) {
+        tracing::warn!(stream = self.stream.0, %error, "spool write failed");
+        self.failed = true;
+        self.file = None;
+        self.path = None;
+        self.link.do_send(crate::link_actor::CancelStream {
+            stream: self.stream,
+            code: ErrorCode::Internal,
+        });
+        ctx.stop();
+    }
+}
+
+impl Handler<Chunk> for StreamActor {
+    type Result = ();
+
+    fn handle(&mut self, Chunk(bytes): Chunk, ctx: &mut Self::Context) {
+        let Some(mut file) = self.file.take() else {
+            return;
+        };
+        let len = bytes.len() as u64;
+        let write = async move {
+            let result = file.write_all(&bytes).await;
+            (file, result)
+        };
+        // `wait` keeps the chunks in order: nothing else runs until this is written.
+        ctx.wait(write.into_actor(self).map(move |(file, result), act, ctx| {
+            if act.failed {
+                return;
+            }
+            match result {
+                Ok(()) => {
+                    act.file = Some(file);
+                    act.written += len;
+                    act.link.do_send(Release {
+                        stream: act.stream,
+                        len,
+                    });
+                }
+                Err(error) => act.fail(ctx, error),
+            }
+        }));
+    }
+}
+
+impl Handler<Finish> for StreamActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Finish, ctx: &mut Self::Context) {
+        let Some(mut file) = self.file.take() else {
+            return;
+        };
+        let flush = async move { file.flush().await };
+        ctx.wait(flush.into_actor(self).map(|result, act, ctx| {
+            if let Err(error) = result {
+                return act.fail(ctx, error);
+            }
+            if let Some(path) = act.path.take() {
+                act.link.do_send(Spooled {
+                    stream: act.stream,
+                    file: SpooledFile::new(path, act.written),
+                });
+            }
+            ctx.stop();
+        }));
+    }
+}
+
+impl Handler<Abort> for StreamActor {
+    type Result = ();
+
+    fn handle(&mut self, Abort(code): Abort, ctx: &mut Self::Context) {
+        tracing::debug!(stream = self.stream.0, %code, "spooled stream aborted");
+        self.failed = true;
+        self.file = None;
+        self.path = None; // deletes the file
+        ctx.stop();
+    }
+}

@@ -1,0 +1,287 @@
+//! [`Endpoint`]: one side of a conversation, serving routes and calling the other
+//! side, over one or several links.
+//!
+//! An endpoint lives inside an actix `System` (e.g. `#[actix_rt::main]`,
+//! `#[actix_rt::test]`, or `actix_rt::System::new().block_on(..)`): its router,
+//! link and scheduler actors run on the arbiter that created it.
+//!
+//! ```no_run
+//! use netcore::{Endpoint, Reply};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = Endpoint::builder()
+//!     .route("echo", |req: netcore::Request| async move {
+//!         Ok(Reply::new(req.body.into_bytes().await.unwrap_or_default()))
+//!     })
+//!     .start();
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let addr = listener.local_addr()?;
+//! let client = Endpoint::builder().start();
+//! let (accepted, link) = tokio::join!(server.accept_tcp(&listener), client.connect_tcp(addr));
+//! let answer = link?.call("echo", "hi").await?;
+//! assert_eq!(answer.body.as_bytes().map(|b| &b[..]), Some(&b"hi"[..]));
+//! # drop(accepted);
+//! # Ok(()) }
+//! ```
+
+use crate::link::Link;
+use actix::prelude::*;
+use netcore_actors::link_actor::{GoAway, InFlight, Shutdown, WatchState};
+use netcore_actors::transport::{BoxedTransport, LinkSpec, PipeTransport, Transport};
+use netcore_actors::{
+    CallError, HandlerResult, LinkActor, LinkId, LinkOptions, LinkState, Request, Route,
+    RouterActor, RouterConfig,
+};
+use netcore_proto::ErrorCode;
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Builds an [`Endpoint`]: routes, worker limit, link defaults.
+pub struct EndpointBuilder {
+    routes: HashMap<String, Route>,
+    fallback: Option<Route>,
+    router: RouterConfig,
+    call_timeout: Duration,
+    drain_timeout: Duration,
+}
+
+impl EndpointBuilder {
+    /// Serves `path` with an async function.
+    pub fn route<F, Fut>(mut self, path: impl Into<String>, handler: F) -> Self
+    where
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + 'static,
+    {
+        self.routes.insert(path.into(), Route::handler(handler));
+        self
+    }
+
+    /// Serves `path` with a handler actor (`impl Handler<HandleRequest>`).
+    pub fn route_actor(
+        mut self,
+        path: impl Into<String>,
+        actor: Recipient<netcore_actors::HandleRequest>,
+    ) -> Self {
+        self.routes.insert(path.into(), Route::Actor(actor));
+        self
+    }
+
+    /// Serves every route without a handler (instead of the `NotFound` answer).
+    pub fn fallback<F, Fut>(mut self, handler: F) -> Self
+    where
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + 'static,
+    {
+        self.fallback = Some(Route::handler(handler));
+        self
+    }
+
+    /// Most handlers running at once (default 64).
+    pub fn max_workers(mut self, n: usize) -> Self {
+        self.router.max_workers = n;
+        self
+    }
+
+    /// Most requests waiting for a worker before new ones are refused (default 4096).
+    pub fn max_queued(mut self, n: usize) -> Self {
+        self.router.max_queued = n;
+        self
+    }
+
+    /// Default timeout of calls (default 30 s).
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
+    }
+
+    /// How long [`Endpoint::stop`] waits for in-flight messages (default 5 s).
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
+        self
+    }
+
+    /// Starts the endpoint's router on the current arbiter.
+    pub fn start(self) -> Endpoint {
+        let router = RouterActor::new(self.routes, self.fallback, self.router).start();
+        Endpoint {
+            inner: Arc::new(Inner {
+                router,
+                links: Mutex::new(Vec::new()),
+                call_timeout: self.call_timeout,
+                drain_timeout: self.drain_timeout,
+            }),
+        }
+    }
+}
+
+struct Inner {
+    router: Addr<RouterActor>,
+    links: Mutex<Vec<Link>>,
+    call_timeout: Duration,
+    drain_timeout: Duration,
+}
+
+/// One side of a conversation: serves routes, calls the peer(s). Cheap to clone.
+#[derive(Clone)]
+pub struct Endpoint {
+    inner: Arc<Inner>,
+}
+
+impl Endpoint {
+    /// A builder with no routes and default limits.
+    pub fn builder() -> EndpointBuilder {
+        EndpointBuilder {
+            routes: HashMap::new(),
+            fallback: None,
+            router: RouterConfig::default(),
+            call_timeout: Duration::from_secs(30),
+            drain_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Runs a link over any byte stream and waits for its handshake.
+    pub async fn attach(
+        &self,
+        transport: impl Transport,
+        options: LinkOptions,
+    ) -> Result<Link, CallError> {
+        let link_ref = LinkActor::start(
+            Box::new(transport) as BoxedTransport,
+            options,
+            self.inner.router.clone().recipient(),
+            self.inner.router.clone().recipient(),
+        );
+        let mut state = link_ref
+            .addr
+            .send(WatchState)
+            .await
+            .map_err(|_| CallError::LinkDown("link actor stopped".into()))?;
+        loop {
+            match &*state.borrow_and_update() {
+                LinkState::Up => break,
+                LinkState::Down(why) => return Err(CallError::LinkDown(why.clone())),
+                LinkState::Connecting => {}
+            }
+            if state.changed().await.is_err() {
+                return Err(CallError::LinkDown("link actor stopped".into()));
+            }
+        }
+        let link = Link::new(link_ref, state, self.inner.call_timeout);
+        if let Ok(mut links) = self.inner.links.lock() {
+            links.retain(|l| l.is_up());
+            links.push(link.clone());
+        }
+        Ok(link)
+    }
+
+    /// Connects over TCP (stream framing, large chunks).
+    pub async fn connect_tcp(
+        &self,
+        addr: impl tokio::net::ToSocketAddrs,
+    ) -> Result<Link, CallError> {
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(io_error)?;
+        let _ = stream.set_nodelay(true);
+        self.attach(stream, LinkOptions::stream()).await
+    }
+
+    /// Accepts one TCP connection.
+    pub async fn accept_tcp(&self, listener: &tokio::net::TcpListener) -> Result<Link, CallError> {
+        let (stream, _) = listener.accept().await.map_err(io_error)?;
+        let _ = stream.set_nodelay(true);
+        self.attach(stream, LinkOptions::stream()).await
+    }
+
+    /// Opens a link described by `spec` (`serial:PATH@BAUD`, `tcp:HOST:PORT`,
+    /// `unix:PATH`), with options fitting its kind (serial framing and chunks sized
+    /// from the baud rate for serial ports).
+    pub async fn open(&self, spec: &LinkSpec) -> Result<Link, CallError> {
+        let transport = spec.open().await.map_err(io_error)?;
+        let options = match spec {
+            LinkSpec::Serial { baud, .. } => LinkOptions::serial(*baud),
+            _ => LinkOptions::stream(),
+        };
+        self.attach(transport, options).await
+    }
+
+    /// Runs a link over a pair of plain blocking functions (the paper's
+    /// `Pipe(recv, send)`), called on their own threads, with the serial framing
+    /// (such functions usually wrap a radio or a UART driver).
+    pub async fn attach_pipe<R, S>(&self, recv: R, send: S) -> Result<Link, CallError>
+    where
+        R: FnMut(usize) -> io::Result<Vec<u8>> + Send + 'static,
+        S: FnMut(&[u8]) -> io::Result<()> + Send + 'static,
+    {
+        let pipe = PipeTransport::new(recv, send).map_err(io_error)?;
+        let mut options = LinkOptions::serial(115_200);
+        options.flush = true;
+        self.attach(pipe, options).await
+    }
+
+    /// The links currently up, oldest first.
+    pub fn links(&self) -> Vec<Link> {
+        self.inner
+            .links
+            .lock()
+            .map(|links| links.iter().filter(|l| l.is_up()).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The link with this id, if it is up.
+    pub fn link(&self, id: LinkId) -> Option<Link> {
+        self.links().into_iter().find(|l| l.id() == id)
+    }
+
+    /// The first link that is up, for endpoints with a single peer.
+    pub fn default_link(&self) -> Result<Link, CallError> {
+        self.links()
+            .into_iter()
+            .next()
+            .ok_or_else(|| CallError::LinkDown("no link attached".into()))
+    }
+
+    /// Stops the endpoint. Policy: every link sends GOAWAY (the peer opens no new
+    /// streams; new requests from it are refused with `GoingAway`); calls and
+    /// handlers already in flight get up to the drain timeout to finish; then the
+    /// links close and whatever is still pending fails with
+    /// [`CallError::LinkDown`]. Returns the number of messages cut off.
+    pub async fn stop(&self) -> usize {
+        let links = self.links();
+        for link in &links {
+            let _ = link
+                .actor()
+                .send(GoAway {
+                    code: ErrorCode::NoError,
+                })
+                .await;
+        }
+        let deadline = tokio::time::Instant::now() + self.inner.drain_timeout;
+        let mut cut_off = 0;
+        for link in &links {
+            loop {
+                let in_flight = link.actor().send(InFlight).await.unwrap_or(0);
+                if in_flight == 0 || tokio::time::Instant::now() >= deadline {
+                    cut_off += in_flight;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            // Let the GOAWAY and the last answers reach the wire.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let _ = link.actor().send(Shutdown("endpoint stopped".into())).await;
+        }
+        if let Ok(mut all) = self.inner.links.lock() {
+            all.clear();
+        }
+        tracing::info!(cut_off, "endpoint stopped");
+        cut_off
+    }
+}
+
+fn io_error(error: io::Error) -> CallError {
+    CallError::Io(error.to_string())
+}

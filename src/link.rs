@@ -1,0 +1,315 @@
+//! [`Link`]: a handle on one running link of an [`Endpoint`](crate::Endpoint), to
+//! call the peer, send it one-way messages and files, and watch the link.
+
+use actix::prelude::*;
+use bytes::Bytes;
+use netcore_actors::link_actor::{Call, CancelStream, SendOneWay};
+use netcore_actors::scheduler_actor::{Progress, WatchProgress};
+use netcore_actors::{CallError, LinkActor, LinkId, LinkRef, LinkState, Payload, Response};
+use netcore_proto::link::Message;
+use netcore_proto::{ErrorCode, Priority, StreamId};
+use std::future::{Future, IntoFuture};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::Duration;
+use tokio::sync::{oneshot, watch};
+
+/// A running link. Cheap to clone; calls on a link that went down fail with
+/// [`CallError::LinkDown`].
+#[derive(Clone)]
+pub struct Link {
+    link: LinkRef,
+    state: watch::Receiver<LinkState>,
+    call_timeout: Duration,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link").field("id", &self.link.id).finish()
+    }
+}
+
+impl Link {
+    pub(crate) fn new(
+        link: LinkRef,
+        state: watch::Receiver<LinkState>,
+        call_timeout: Duration,
+    ) -> Link {
+        Link {
+            link,
+            state,
+            call_timeout,
+        }
+    }
+
+    /// The link's id.
+    pub fn id(&self) -> LinkId {
+        self.link.id
+    }
+
+    /// The link's actor.
+    pub fn actor(&self) -> &Addr<LinkActor> {
+        &self.link.addr
+    }
+
+    /// Up, connecting or down (with the reason).
+    pub fn state(&self) -> LinkState {
+        self.state.borrow().clone()
+    }
+
+    /// True while messages flow.
+    pub fn is_up(&self) -> bool {
+        *self.state.borrow() == LinkState::Up
+    }
+
+    /// Waits until the link is down; returns why.
+    pub async fn closed(&self) -> String {
+        let mut state = self.state.clone();
+        loop {
+            if let LinkState::Down(why) = &*state.borrow_and_update() {
+                return why.clone();
+            }
+            if state.changed().await.is_err() {
+                return "link actor stopped".into();
+            }
+        }
+    }
+
+    /// Calls `route` with `body` and the default timeout and priority.
+    pub async fn call(
+        &self,
+        route: impl Into<String>,
+        body: impl Into<Payload>,
+    ) -> Result<Response, CallError> {
+        self.request(route, body).await
+    }
+
+    /// A call to configure (timeout, priority, headers) before awaiting it.
+    /// Dropping the future before it completes cancels the call on the wire.
+    pub fn request(&self, route: impl Into<String>, body: impl Into<Payload>) -> CallBuilder {
+        CallBuilder {
+            link: self.clone(),
+            message: Message {
+                route: route.into(),
+                ..Message::default()
+            },
+            payload: body.into(),
+            timeout: self.call_timeout,
+        }
+    }
+
+    /// Sends a one-way message; returns once it is queued.
+    pub async fn send(
+        &self,
+        route: impl Into<String>,
+        body: impl Into<Payload>,
+    ) -> Result<(), CallError> {
+        self.send_with(route, body, Priority::Normal)
+            .await
+            .map(drop)
+    }
+
+    /// Sends a one-way message with a priority; returns its stream once queued.
+    pub async fn send_with(
+        &self,
+        route: impl Into<String>,
+        body: impl Into<Payload>,
+        priority: Priority,
+    ) -> Result<StreamId, CallError> {
+        let message = Message {
+            route: route.into(),
+            priority,
+            ..Message::default()
+        };
+        let (message, payload) = with_payload(message, body.into()).await?;
+        self.link
+            .addr
+            .send(SendOneWay { message, payload })
+            .await
+            .map_err(|_| down())?
+    }
+
+    /// Streams a file to `route` as a one-way bulk message, reading it from disk
+    /// as the link takes it. The [`Transfer`] reports progress and can cancel it.
+    pub async fn send_file(
+        &self,
+        route: impl Into<String>,
+        path: impl Into<PathBuf>,
+    ) -> Result<Transfer, CallError> {
+        let path = path.into();
+        let stream = self
+            .send_with(route, Payload::File(path.clone()), Priority::Bulk)
+            .await?;
+        let total = tokio::fs::metadata(&path).await.ok().map(|m| m.len());
+        let progress = self
+            .link
+            .scheduler
+            .send(WatchProgress { stream, total })
+            .await
+            .map_err(|_| down())?;
+        Ok(Transfer {
+            link: self.clone(),
+            stream,
+            progress,
+        })
+    }
+
+    fn cancel(&self, stream: StreamId, code: ErrorCode) {
+        self.link.addr.do_send(CancelStream { stream, code });
+    }
+}
+
+/// An outbound transfer in progress.
+pub struct Transfer {
+    link: Link,
+    stream: StreamId,
+    progress: watch::Receiver<Progress>,
+}
+
+impl Transfer {
+    /// The transfer's stream.
+    pub fn stream(&self) -> StreamId {
+        self.stream
+    }
+
+    /// (bytes handed to the wire, total), fit for a progress bar.
+    pub fn progress(&self) -> Progress {
+        *self.progress.borrow()
+    }
+
+    /// Waits for the next progress change; `None` once the transfer is over
+    /// (completed or canceled).
+    pub async fn changed(&mut self) -> Option<Progress> {
+        self.progress.changed().await.ok()?;
+        Some(*self.progress.borrow_and_update())
+    }
+
+    /// Waits until every byte was handed to the wire (or the transfer stopped).
+    pub async fn finished(&mut self) -> Progress {
+        while self.progress.changed().await.is_ok() {}
+        *self.progress.borrow()
+    }
+
+    /// Stops the transfer: its chunks stop at once and the peer gets CANCEL.
+    pub fn cancel(&self) {
+        self.link.cancel(self.stream, ErrorCode::Canceled);
+    }
+}
+
+/// A call being configured; `.await` it to send it and get the answer.
+pub struct CallBuilder {
+    link: Link,
+    message: Message,
+    payload: Payload,
+    timeout: Duration,
+}
+
+impl CallBuilder {
+    /// Fails the call with [`CallError::Timeout`] (and cancels it on the wire) if no
+    /// answer arrived within `timeout`.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The priority class of the request (the answer travels in the same class
+    /// unless the handler says otherwise).
+    pub fn priority(mut self, priority: Priority) -> Self {
+        self.message.priority = priority;
+        self
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<Bytes>) -> Self {
+        self.message.headers.push((name.into(), value.into()));
+        self
+    }
+
+    async fn run(self) -> Result<Response, CallError> {
+        let CallBuilder {
+            link,
+            message,
+            payload,
+            timeout,
+        } = self;
+        let (message, payload) = with_payload(message, payload).await?;
+        let (reply, answer) = oneshot::channel();
+        let stream = link
+            .link
+            .addr
+            .send(Call {
+                message,
+                payload,
+                reply,
+            })
+            .await
+            .map_err(|_| down())??;
+        let mut guard = CancelOnDrop {
+            link: &link,
+            stream,
+            armed: true,
+        };
+        let result = match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(down()),
+            Err(_) => {
+                guard.armed = false;
+                link.cancel(stream, ErrorCode::Timeout);
+                Err(CallError::Timeout(timeout))
+            }
+        };
+        guard.armed = false;
+        result
+    }
+}
+
+impl IntoFuture for CallBuilder {
+    type Output = Result<Response, CallError>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output>>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.run())
+    }
+}
+
+/// Cancels an unanswered call on the wire when its future is dropped.
+struct CancelOnDrop<'a> {
+    link: &'a Link,
+    stream: StreamId,
+    armed: bool,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.link.cancel(self.stream, ErrorCode::Canceled);
+        }
+    }
+}
+
+/// Puts an in-memory payload in the message, or announces a file's length and
+/// keeps the file to stream.
+async fn with_payload(
+    mut message: Message,
+    payload: Payload,
+) -> Result<(Message, Option<Payload>), CallError> {
+    match payload {
+        Payload::Bytes(bytes) => {
+            message.body = Some(bytes);
+            Ok((message, None))
+        }
+        Payload::File(path) => {
+            let len = tokio::fs::metadata(&path)
+                .await
+                .map_err(|e| CallError::Io(format!("{}: {e}", path.display())))?
+                .len();
+            message.body = None;
+            message.streamed_len = Some(len);
+            Ok((message, Some(Payload::File(path))))
+        }
+    }
+}
+
+fn down() -> CallError {
+    CallError::LinkDown("link actor stopped".into())
+}

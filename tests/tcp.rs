@@ -1,0 +1,203 @@
+//! Two endpoints over TCP loopback.
+#![allow(clippy::unwrap_used)]
+
+use netcore::{Body, CallError, Endpoint, ErrorCode, Link, Priority, Reply, Request};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+async fn echo(req: Request) -> netcore::HandlerResult {
+    Ok(Reply::new(req.body.into_bytes().await.unwrap_or_default()))
+}
+
+/// A server endpoint built by `server`, a plain client, and a link from each side.
+async fn pair(server: netcore::EndpointBuilder) -> (Endpoint, Link, Endpoint, Link) {
+    let server = server.start();
+    let client = Endpoint::builder()
+        .route("whoami", |_req| async { Ok(Reply::new("client")) })
+        .start();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (s, c) = tokio::join!(server.accept_tcp(&listener), client.connect_tcp(addr));
+    (server, s.unwrap(), client, c.unwrap())
+}
+
+fn body(body: &Body) -> &[u8] {
+    body.as_bytes().unwrap()
+}
+
+#[actix_rt::test]
+async fn a_thousand_concurrent_calls_get_their_own_answers() {
+    let (_s, _sl, _c, link) = pair(Endpoint::builder().route("echo", echo)).await;
+    let calls = (0..1000u32).map(|i| {
+        let link = link.clone();
+        async move {
+            let msg = format!("message {i}");
+            let answer = link.call("echo", msg.clone()).await.unwrap();
+            assert_eq!(body(&answer.body), msg.as_bytes());
+        }
+    });
+    futures_util::future::join_all(calls).await;
+}
+
+#[actix_rt::test]
+async fn both_sides_serve_and_call() {
+    let (_s, server_link, _c, client_link) = pair(Endpoint::builder().route("echo", echo)).await;
+    let a = client_link.call("echo", "ping").await.unwrap();
+    assert_eq!(body(&a.body), b"ping");
+    let b = server_link.call("whoami", "").await.unwrap();
+    assert_eq!(body(&b.body), b"client");
+}
+
+#[actix_rt::test]
+async fn one_way_messages_arrive() {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    let (_s, _sl, _c, link) = pair(Endpoint::builder().route("tick", move |req: Request| {
+        let counter = counter.clone();
+        async move {
+            assert!(req.is_one_way());
+            counter.fetch_add(1, Ordering::SeqCst);
+            Ok(Reply::empty())
+        }
+    }))
+    .await;
+    for _ in 0..50 {
+        link.send("tick", "x").await.unwrap();
+    }
+    for _ in 0..200 {
+        if seen.load(Ordering::SeqCst) == 50 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(seen.load(Ordering::SeqCst), 50);
+}
+
+#[actix_rt::test]
+async fn unknown_route_is_not_found() {
+    let (_s, _sl, _c, link) = pair(Endpoint::builder()).await;
+    match link.call("nowhere", "x").await {
+        Err(CallError::Remote {
+            code: ErrorCode::NotFound,
+            message,
+        }) => {
+            assert!(message.contains("nowhere"), "{message}")
+        }
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+}
+
+#[actix_rt::test]
+async fn a_panicking_handler_fails_only_its_request() {
+    let (_s, _sl, _c, link) = pair(
+        Endpoint::builder()
+            .route("boom", |_req| async { panic!("kaboom") })
+            .route("echo", echo),
+    )
+    .await;
+    match link.call("boom", "x").await {
+        Err(CallError::Remote {
+            code: ErrorCode::HandlerFailed,
+            message,
+        }) => {
+            assert!(message.contains("kaboom"), "{message}")
+        }
+        other => panic!("expected HandlerFailed, got {other:?}"),
+    }
+    let a = link.call("echo", "still here").await.unwrap();
+    assert_eq!(body(&a.body), b"still here");
+}
+
+/// A handler that counts how it ends: completed or dropped (aborted).
+fn slow_route(
+    aborted: Arc<AtomicUsize>,
+) -> impl Fn(Request) -> std::pin::Pin<Box<dyn std::future::Future<Output = netcore::HandlerResult>>>
+       + Send
+       + Sync {
+    move |_req| {
+        let aborted = aborted.clone();
+        Box::pin(async move {
+            struct OnDrop(Arc<AtomicUsize>);
+            impl Drop for OnDrop {
+                fn drop(&mut self) {
+                    self.0.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            let _guard = OnDrop(aborted);
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok(Reply::new("late"))
+        })
+    }
+}
+
+async fn wait_for(counter: &AtomicUsize, n: usize) {
+    for _ in 0..300 {
+        if counter.load(Ordering::SeqCst) >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("counter stayed at {}", counter.load(Ordering::SeqCst));
+}
+
+#[actix_rt::test]
+async fn a_timeout_fails_the_call_and_cancels_the_handler() {
+    let ended = Arc::new(AtomicUsize::new(0));
+    let (_s, _sl, _c, link) =
+        pair(Endpoint::builder().route("slow", slow_route(ended.clone()))).await;
+    let result = link
+        .request("slow", "x")
+        .timeout(Duration::from_millis(100))
+        .await;
+    assert!(matches!(result, Err(CallError::Timeout(_))), "{result:?}");
+    // The CANCEL reached the server, which aborted the handler.
+    wait_for(&ended, 1).await;
+}
+
+#[actix_rt::test]
+async fn dropping_a_call_cancels_it_on_the_wire() {
+    let ended = Arc::new(AtomicUsize::new(0));
+    let (_s, _sl, _c, link) =
+        pair(Endpoint::builder().route("slow", slow_route(ended.clone()))).await;
+    let call = link.request("slow", "x").priority(Priority::High);
+    let _ = tokio::time::timeout(Duration::from_millis(100), call).await;
+    wait_for(&ended, 1).await;
+    let still = link.call("slow", "x");
+    drop(still);
+}
+
+#[actix_rt::test]
+async fn the_server_canceling_a_request_fails_the_call() {
+    // The server's handler cancels its own request's stream: the caller sees Canceled.
+    let (_s, _sl, _c, link) = pair(Endpoint::builder().route(
+        "refuse",
+        |req: Request| async move {
+            req.link
+                .addr
+                .do_send(netcore::actors::link_actor::CancelStream {
+                    stream: req.head.stream,
+                    code: ErrorCode::Refused,
+                });
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok(Reply::empty())
+        },
+    ))
+    .await;
+    let result = link
+        .request("refuse", "x")
+        .timeout(Duration::from_secs(10))
+        .await;
+    assert_eq!(result.unwrap_err(), CallError::Canceled(ErrorCode::Refused));
+}
+
+#[actix_rt::test]
+async fn stop_sends_goaway_and_fails_later_calls() {
+    let (server, _sl, _c, link) = pair(Endpoint::builder().route("echo", echo)).await;
+    link.call("echo", "x").await.unwrap();
+    let cut = server.stop().await;
+    assert_eq!(cut, 0);
+    let down = tokio::time::timeout(Duration::from_secs(5), link.closed()).await;
+    assert!(down.is_ok(), "the client saw the link close");
+    assert!(link.call("echo", "x").await.is_err());
+}
