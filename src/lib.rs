@@ -11,7 +11,7 @@ mod endpoint;
 mod link;
 
 pub use endpoint::{Endpoint, EndpointBuilder};
-pub use link::{CallBuilder, Link, Transfer};
+pub use link::{CallBuilder, Link, PendingCall, Transfer};
 pub use netcore_actors as actors;
 pub use netcore_actors::proto;
 pub use netcore_actors::{

@@ -225,7 +225,10 @@ impl CallBuilder {
         self
     }
 
-    async fn run(self) -> Result<Response, CallError> {
+    /// Sends the request now and returns the call in flight: its upload progress
+    /// (for a file body) and its answer. Dropping it before the answer cancels the
+    /// call on the wire.
+    pub async fn start(self) -> Result<PendingCall, CallError> {
         let CallBuilder {
             link,
             message,
@@ -233,6 +236,8 @@ impl CallBuilder {
             timeout,
         } = self;
         let (message, payload) = with_payload(message, payload).await?;
+        let total = message.streamed_len;
+        let streams_file = payload.is_some();
         let (reply, answer) = oneshot::channel();
         let stream = link
             .link
@@ -244,22 +249,81 @@ impl CallBuilder {
             })
             .await
             .map_err(|_| down())??;
-        let mut guard = CancelOnDrop {
-            link: &link,
-            stream,
-            armed: true,
+        let transfer = if streams_file {
+            let progress = link
+                .link
+                .scheduler
+                .send(WatchProgress { stream, total })
+                .await
+                .map_err(|_| down())?;
+            Some(Transfer {
+                link: link.clone(),
+                stream,
+                progress,
+            })
+        } else {
+            None
         };
-        let result = match tokio::time::timeout(timeout, answer).await {
+        Ok(PendingCall {
+            link,
+            stream,
+            answer: Some(answer),
+            timeout,
+            transfer,
+        })
+    }
+
+    async fn run(self) -> Result<Response, CallError> {
+        self.start().await?.response().await
+    }
+}
+
+/// A call in flight (see [`CallBuilder::start`]).
+pub struct PendingCall {
+    link: Link,
+    stream: StreamId,
+    answer: Option<oneshot::Receiver<Result<Response, CallError>>>,
+    timeout: Duration,
+    transfer: Option<Transfer>,
+}
+
+impl PendingCall {
+    /// The request's stream.
+    pub fn stream(&self) -> StreamId {
+        self.stream
+    }
+
+    /// Upload progress of a file body; `None` for in-memory bodies.
+    pub fn transfer(&mut self) -> Option<&mut Transfer> {
+        self.transfer.as_mut()
+    }
+
+    /// Waits for the answer (or the timeout, counted from now).
+    pub async fn response(mut self) -> Result<Response, CallError> {
+        let Some(answer) = self.answer.as_mut() else {
+            return Err(CallError::Canceled(ErrorCode::Canceled));
+        };
+        // The receiver stays in `self` while waiting, so dropping this future
+        // before the answer cancels the call (see `Drop`).
+        let outcome = tokio::time::timeout(self.timeout, answer).await;
+        self.answer = None;
+        match outcome {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(down()),
             Err(_) => {
-                guard.armed = false;
-                link.cancel(stream, ErrorCode::Timeout);
-                Err(CallError::Timeout(timeout))
+                self.link.cancel(self.stream, ErrorCode::Timeout);
+                Err(CallError::Timeout(self.timeout))
             }
-        };
-        guard.armed = false;
-        result
+        }
+    }
+}
+
+impl Drop for PendingCall {
+    /// An unanswered call whose future is dropped is canceled on the wire.
+    fn drop(&mut self) {
+        if self.answer.is_some() {
+            self.link.cancel(self.stream, ErrorCode::Canceled);
+        }
     }
 }
 
@@ -269,21 +333,6 @@ impl IntoFuture for CallBuilder {
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(self.run())
-    }
-}
-
-/// Cancels an unanswered call on the wire when its future is dropped.
-struct CancelOnDrop<'a> {
-    link: &'a Link,
-    stream: StreamId,
-    armed: bool,
-}
-
-impl Drop for CancelOnDrop<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.link.cancel(self.stream, ErrorCode::Canceled);
-        }
     }
 }
 

@@ -1,0 +1,65 @@
+//! A TCP client for `tcp_server`: `cargo run --example tcp_client -- 127.0.0.1:7878 [FILE]`
+//!
+//! Calls `echo` and `time`, then uploads FILE (default: a generated 32 MiB file)
+//! with a progress line, and prints the server's answer.
+#![allow(clippy::print_stdout)]
+
+use netcore::{Endpoint, Payload, Priority};
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+#[actix_rt::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let addr = args.next().unwrap_or_else(|| "127.0.0.1:7878".into());
+    let client = Endpoint::builder().start();
+    let link = client.connect_tcp(&addr).await?;
+    println!("connected to {addr} as {}", link.id());
+
+    let echo = link
+        .request("echo", "hello")
+        .priority(Priority::High)
+        .await?;
+    println!("echo -> {:?}", echo.body.as_bytes());
+    let time = link
+        .request("time", "")
+        .timeout(Duration::from_secs(2))
+        .await?;
+    println!("time -> {:?}", time.body.as_bytes());
+
+    let dir = tempfile::tempdir()?;
+    let path = match args.next() {
+        Some(path) => path.into(),
+        None => {
+            let path = dir.path().join("sample.bin");
+            let data: Vec<u8> = (0..32u32 << 20).map(|i| (i % 251) as u8).collect();
+            std::fs::write(&path, data)?;
+            path
+        }
+    };
+    let total = std::fs::metadata(&path)?.len();
+    let started = Instant::now();
+    let mut call = link
+        .request("upload", Payload::File(path))
+        .timeout(Duration::from_secs(600))
+        .start()
+        .await?;
+    if let Some(transfer) = call.transfer() {
+        while let Some((done, _)) = transfer.changed().await {
+            print!(
+                "\r  upload {:>5.1}%  {done} / {total} bytes",
+                done as f64 * 100.0 / total.max(1) as f64
+            );
+            let _ = std::io::stdout().flush();
+        }
+    }
+    let answer = call.response().await?;
+    println!(
+        "\nupload of {total} bytes -> {:?} in {:.2} s",
+        answer.body.as_bytes(),
+        started.elapsed().as_secs_f64()
+    );
+    let _ = std::io::stdout().flush();
+    client.stop().await;
+    Ok(())
+}

@@ -1,0 +1,56 @@
+//! A TCP server: `cargo run --example tcp_server -- 127.0.0.1:7878`
+//!
+//! Serves `echo` (the body back), `time` (seconds since the epoch) and `upload`
+//! (any size: large bodies are spooled to disk as they arrive; answers the size
+//! and a CRC-32C). Each connection is one link of the same endpoint.
+#![allow(clippy::print_stdout)]
+
+use netcore::{Body, Endpoint, HandlerError, Reply, Request};
+
+#[actix_rt::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:7878".into());
+    let endpoint = Endpoint::builder()
+        .route("echo", |req: Request| async move {
+            let body = req
+                .body
+                .into_bytes()
+                .await
+                .map_err(|e| HandlerError::failed(e.to_string()))?;
+            Ok(Reply::new(body))
+        })
+        .route("time", |_req: Request| async {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            Ok(Reply::new(now.to_string()))
+        })
+        .route("upload", |req: Request| async move {
+            let spooled = matches!(req.body, Body::File(_));
+            let mut chunks = req.body.into_chunks(1 << 20);
+            let (mut len, mut crc) = (0u64, 0u32);
+            while let Some(chunk) = chunks
+                .next()
+                .await
+                .map_err(|e| HandlerError::failed(e.to_string()))?
+            {
+                len += chunk.len() as u64;
+                crc = crc32c::crc32c_append(crc, &chunk);
+            }
+            println!("upload: {len} bytes, crc32c {crc:08x}, spooled to disk: {spooled}");
+            Ok(Reply::new(format!("{len} bytes, crc32c {crc:08x}")))
+        })
+        .max_workers(16)
+        .start();
+    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    println!("listening on {addr}");
+    loop {
+        match endpoint.accept_tcp(&listener).await {
+            Ok(link) => println!("{} connected", link.id()),
+            Err(error) => println!("a connection failed: {error}"),
+        }
+    }
+}
