@@ -24,6 +24,12 @@
 //! # Ok(()) }
 //! ```
 
+use crate::app::blueprint::Blueprint;
+use crate::app::context::RequestContext;
+use crate::app::extract::Head;
+use crate::app::handler::{BoxHandler, Handler};
+use crate::app::middleware::Next;
+use crate::app::state::AppState;
 use crate::link::Link;
 use actix::prelude::*;
 use netcore_actors::link_actor::{GoAway, InFlight, Shutdown, WatchState};
@@ -32,6 +38,8 @@ use netcore_actors::{
     CallError, HandlerResult, LinkActor, LinkId, LinkOptions, LinkState, Request, Route,
     RouterActor, RouterConfig,
 };
+use netcore_actors::{HandleRequest, HandlerError};
+use netcore_proto::reassembly::MessageHead;
 use netcore_proto::ErrorCode;
 use std::collections::HashMap;
 use std::future::Future;
@@ -39,43 +47,85 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Builds an [`Endpoint`]: routes, worker limit, link defaults.
+/// Builds an [`Endpoint`]: routes, blueprints, middleware, hooks, state, limits.
+///
+/// The builder is the root blueprint (prefix `""`): its middleware, hooks and
+/// error handler are the endpoint's global ones and wrap every route.
 pub struct EndpointBuilder {
-    routes: HashMap<String, Route>,
-    fallback: Option<Route>,
+    root: Blueprint,
+    state: AppState,
     router: RouterConfig,
     call_timeout: Duration,
     drain_timeout: Duration,
 }
 
 impl EndpointBuilder {
-    /// Serves `path` with an async function.
-    pub fn route<F, Fut>(mut self, path: impl Into<String>, handler: F) -> Self
-    where
-        F: Fn(Request) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = HandlerResult> + 'static,
-    {
-        self.routes.insert(path.into(), Route::handler(handler));
+    /// Serves `path` with a handler (an async function of extractors).
+    pub fn route<H: Handler<Args>, Args>(mut self, path: impl Into<String>, handler: H) -> Self {
+        self.root = self.root.route(path, handler);
         self
     }
 
     /// Serves `path` with a handler actor (`impl Handler<HandleRequest>`).
-    pub fn route_actor(
-        mut self,
-        path: impl Into<String>,
-        actor: Recipient<netcore_actors::HandleRequest>,
-    ) -> Self {
-        self.routes.insert(path.into(), Route::Actor(actor));
+    pub fn route_actor(mut self, path: impl Into<String>, actor: Recipient<HandleRequest>) -> Self {
+        self.root = self.root.route_actor(path, actor);
         self
     }
 
-    /// Serves every route without a handler (instead of the `NotFound` answer).
-    pub fn fallback<F, Fut>(mut self, handler: F) -> Self
+    /// Serves every route no route or blueprint default matches (instead of the
+    /// `NotFound` answer).
+    pub fn default_handler<H: Handler<Args>, Args>(mut self, handler: H) -> Self {
+        self.root = self.root.default_handler(handler);
+        self
+    }
+
+    /// Registers a blueprint (its routes under its prefix).
+    pub fn blueprint(mut self, blueprint: Blueprint) -> Self {
+        self.root = self.root.blueprint(blueprint);
+        self
+    }
+
+    /// Global middleware: wraps every route, outside the blueprints' own.
+    pub fn middleware<F, Fut>(mut self, f: F) -> Self
     where
-        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        F: Fn(RequestContext, Next) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = HandlerResult> + 'static,
     {
-        self.fallback = Some(Route::handler(handler));
+        self.root = self.root.middleware(f);
+        self
+    }
+
+    /// Global before hook (runs before every handler; an error refuses the request).
+    pub fn before(
+        mut self,
+        hook: impl Fn(&mut RequestContext) -> Result<(), HandlerError> + Send + Sync + 'static,
+    ) -> Self {
+        self.root = self.root.before(hook);
+        self
+    }
+
+    /// Global after hook (sees every result).
+    pub fn after(
+        mut self,
+        hook: impl Fn(&MessageHead, &mut HandlerResult) + Send + Sync + 'static,
+    ) -> Self {
+        self.root = self.root.after(hook);
+        self
+    }
+
+    /// Global error handler: may turn any error (not found, bad request, a failed
+    /// or panicking handler, ...) into an answer.
+    pub fn error_handler(
+        mut self,
+        hook: impl Fn(HandlerError, &MessageHead) -> HandlerResult + Send + Sync + 'static,
+    ) -> Self {
+        self.root = self.root.error_handler(hook);
+        self
+    }
+
+    /// Shares `value` with every handler (the `State<T>` extractor).
+    pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.state.insert(value);
         self
     }
 
@@ -105,7 +155,34 @@ impl EndpointBuilder {
 
     /// Starts the endpoint's router on the current arbiter.
     pub fn start(self) -> Endpoint {
-        let router = RouterActor::new(self.routes, self.fallback, self.router).start();
+        let mut root = self.root;
+        if !root.has_default() {
+            root = root.default_handler(|Head(head): Head| async move {
+                Err::<(), _>(HandlerError::new(
+                    ErrorCode::NotFound,
+                    format!("no route {:?}", head.route),
+                ))
+            });
+        }
+        let compiled = root.compile("");
+        let state = Arc::new(self.state);
+        let to_route = |handler: BoxHandler| {
+            let state = state.clone();
+            Route::Fn(Arc::new(move |request: Request| {
+                handler(RequestContext::new(request, state.clone()))
+            }))
+        };
+        let routes: HashMap<String, Route> = compiled
+            .routes
+            .into_iter()
+            .map(|(path, handler)| (path, to_route(handler)))
+            .collect();
+        let defaults = compiled
+            .defaults
+            .into_iter()
+            .map(|(prefix, handler)| (prefix, to_route(handler)))
+            .collect();
+        let router = RouterActor::new(routes, defaults, self.router).start();
         Endpoint {
             inner: Arc::new(Inner {
                 router,
@@ -134,8 +211,8 @@ impl Endpoint {
     /// A builder with no routes and default limits.
     pub fn builder() -> EndpointBuilder {
         EndpointBuilder {
-            routes: HashMap::new(),
-            fallback: None,
+            root: Blueprint::new("app", ""),
+            state: AppState::default(),
             router: RouterConfig::default(),
             call_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(5),

@@ -7,9 +7,16 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod app;
 mod endpoint;
 mod link;
 
+pub use app::blueprint::Blueprint;
+pub use app::context::RequestContext;
+pub use app::extract::{FromRequest, Head, Headers, Json, MsgPack, State};
+pub use app::handler::Handler;
+pub use app::middleware::Next;
+pub use app::respond::{File, IntoReply};
 pub use endpoint::{Endpoint, EndpointBuilder};
 pub use link::{CallBuilder, Link, PendingCall, Transfer};
 pub use netcore_actors as actors;

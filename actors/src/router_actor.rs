@@ -2,8 +2,8 @@
 //! handler functions or handler actors, at most `max_workers` at a time, and
 //! sends each answer back on the link the request came from.
 //!
-//! - Unknown route: the fallback handler if one is set, else an error response
-//!   `NotFound` (never silence).
+//! - Unknown route: the default handler of the longest matching prefix if one is
+//!   set, else an error response `NotFound` (never silence).
 //! - A handler that panics: its request gets an error response `HandlerFailed`;
 //!   the router and the other handlers go on (each handler runs in its own task,
 //!   whose panic the runtime catches).
@@ -154,7 +154,8 @@ impl Default for RouterConfig {
 /// Dispatches inbound requests to handlers.
 pub struct RouterActor {
     routes: HashMap<String, Route>,
-    fallback: Option<Route>,
+    /// Default handlers by route prefix, longest prefix first.
+    defaults: Vec<(String, Route)>,
     config: RouterConfig,
     queue: VecDeque<Incoming>,
     running: HashMap<(LinkId, StreamId), tokio::task::AbortHandle>,
@@ -162,15 +163,17 @@ pub struct RouterActor {
 }
 
 impl RouterActor {
-    /// A router with these routes and limits.
+    /// A router with these routes, default handlers for unknown routes by prefix
+    /// (`""` matches every route), and limits.
     pub fn new(
         routes: HashMap<String, Route>,
-        fallback: Option<Route>,
+        mut defaults: Vec<(String, Route)>,
         config: RouterConfig,
     ) -> Self {
+        defaults.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
         RouterActor {
             routes,
-            fallback,
+            defaults,
             config: RouterConfig {
                 max_workers: config.max_workers.max(1),
                 ..config
@@ -186,7 +189,12 @@ impl RouterActor {
         let route = self
             .routes
             .get(head.route.as_str())
-            .or(self.fallback.as_ref())
+            .or_else(|| {
+                self.defaults
+                    .iter()
+                    .find(|(prefix, _)| head.route.starts_with(prefix.as_str()))
+                    .map(|(_, route)| route)
+            })
             .cloned();
         let key = (link.id, head.stream);
         let one_way = head.kind == MessageKind::OneWay;

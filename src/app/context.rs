@@ -1,0 +1,97 @@
+//! [`RequestContext`]: an inbound request on its way through middleware, hooks
+//! and extractors to its handler.
+
+use super::state::AppState;
+use netcore_actors::{Body, LinkId, LinkRef, Request};
+use netcore_proto::frame::Header;
+use netcore_proto::reassembly::MessageHead;
+use std::sync::Arc;
+
+/// An inbound request before its handler ran: head, link, shared state, and the
+/// body until an extractor takes it.
+#[derive(Debug)]
+pub struct RequestContext {
+    link: LinkRef,
+    head: MessageHead,
+    body: Option<Body>,
+    state: Arc<AppState>,
+}
+
+impl RequestContext {
+    pub(crate) fn new(request: Request, state: Arc<AppState>) -> RequestContext {
+        RequestContext {
+            link: request.link,
+            head: request.head,
+            body: Some(request.body),
+            state,
+        }
+    }
+
+    /// The full route (blueprint prefixes included).
+    pub fn route(&self) -> &str {
+        &self.head.route
+    }
+
+    /// Kind, priority, headers, stream id.
+    pub fn head(&self) -> &MessageHead {
+        &self.head
+    }
+
+    /// Every header, in order.
+    pub fn headers(&self) -> &[Header] {
+        &self.head.headers
+    }
+
+    /// The value of the first header named `name`.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.head
+            .headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_ref())
+    }
+
+    /// The link the request arrived on (its answer goes back on it).
+    pub fn link(&self) -> &LinkRef {
+        &self.link
+    }
+
+    /// The link's id.
+    pub fn link_id(&self) -> LinkId {
+        self.link.id
+    }
+
+    /// Shared application state registered with `EndpointBuilder::state`.
+    pub fn state<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.state.get::<T>()
+    }
+
+    /// The body, if no extractor took it yet.
+    pub fn body(&self) -> Option<&Body> {
+        self.body.as_ref()
+    }
+
+    /// Takes the body (extractors of the body call this once).
+    pub fn take_body(&mut self) -> Option<Body> {
+        self.body.take()
+    }
+
+    /// Puts a body (back), e.g. a middleware that decrypted it.
+    pub fn set_body(&mut self, body: Body) {
+        self.body = Some(body);
+    }
+
+    /// The whole request, taking the body (empty if already taken).
+    pub fn into_request(mut self) -> Request {
+        let body = self.body.take().unwrap_or(Body::Bytes(bytes::Bytes::new()));
+        Request {
+            link: self.link,
+            head: self.head,
+            body,
+        }
+    }
+
+    pub(crate) fn parts(&self) -> (LinkRef, MessageHead, Arc<AppState>) {
+        (self.link.clone(), self.head.clone(), self.state.clone())
+    }
+}
