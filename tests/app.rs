@@ -1,0 +1,316 @@
+//! The application layer between two real endpoints over TCP: extractors,
+//! answers, blueprints, middleware order, short-circuits, per-blueprint
+//! isolation, error and default handlers, handler actors.
+#![allow(clippy::unwrap_used)]
+
+use actix::prelude::*;
+use bytes::Bytes;
+use netcore::{
+    Blueprint, CallError, Endpoint, EndpointBuilder, ErrorCode, HandleRequest, HandlerError,
+    HandlerResult, Headers, Json, Link, LinkId, MsgPack, Next, Reply, RequestContext, State,
+};
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex};
+
+async fn connect(server: EndpointBuilder) -> (Endpoint, Endpoint, Link) {
+    let server = server.start();
+    let client = Endpoint::builder().start();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (s, c) = tokio::join!(server.accept_tcp(&listener), client.connect_tcp(addr));
+    s.unwrap();
+    (server, client, c.unwrap())
+}
+
+fn text(answer: Result<netcore::Response, CallError>) -> String {
+    let answer = answer.unwrap();
+    String::from_utf8(answer.body.as_bytes().unwrap().to_vec()).unwrap()
+}
+
+fn code(answer: Result<netcore::Response, CallError>) -> (ErrorCode, String) {
+    match answer {
+        Err(CallError::Remote { code, message }) => (code, message),
+        other => panic!("expected an error response, got {other:?}"),
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+struct Point {
+    x: i32,
+    y: i32,
+}
+
+struct Counter(Mutex<u32>);
+
+#[actix_rt::test]
+async fn extractors_and_answers() {
+    let server = Endpoint::builder()
+        .state(Counter(Mutex::new(0)))
+        .route("text", |s: String| async move { s.to_uppercase() })
+        .route("bytes", |b: Bytes| async move { b.len().to_string() })
+        .route("json", |Json(p): Json<Point>| async move {
+            Json(Point { x: p.y, y: p.x })
+        })
+        .route("msgpack", |MsgPack(p): MsgPack<Point>| async move {
+            MsgPack(Point {
+                x: p.x + 1,
+                y: p.y + 1,
+            })
+        })
+        .route("headers", |h: Headers| async move {
+            String::from_utf8_lossy(h.get("user").unwrap_or(b"?")).into_owned()
+        })
+        .route("state", |State(c): State<Counter>| async move {
+            let mut n = c.0.lock().unwrap();
+            *n += 1;
+            n.to_string()
+        })
+        .route("link", |id: LinkId| async move { id.to_string() })
+        .route("two", |h: Headers, s: String| async move {
+            format!("{}:{s}", h.0.len())
+        })
+        .route("result", |s: String| async move {
+            if s == "ok" {
+                Ok("fine".to_string())
+            } else {
+                Err(HandlerError::bad_request("not ok"))
+            }
+        });
+    let (_s, _c, link) = connect(server).await;
+    assert_eq!(text(link.call("text", "shout").await), "SHOUT");
+    assert_eq!(text(link.call("bytes", vec![0u8; 1234]).await), "1234");
+    let body = serde_json::to_vec(&Point { x: 1, y: 2 }).unwrap();
+    let answer = link.call("json", body).await.unwrap();
+    let p: Point = serde_json::from_slice(answer.body.as_bytes().unwrap()).unwrap();
+    assert_eq!(p, Point { x: 2, y: 1 });
+    let body = rmp_serde::to_vec_named(&Point { x: 1, y: 2 }).unwrap();
+    let answer = link.call("msgpack", body).await.unwrap();
+    let p: Point = rmp_serde::from_slice(answer.body.as_bytes().unwrap()).unwrap();
+    assert_eq!(p, Point { x: 2, y: 3 });
+    assert_eq!(
+        text(link.request("headers", "").header("user", "ada").await),
+        "ada"
+    );
+    assert_eq!(text(link.call("state", "").await), "1");
+    assert_eq!(text(link.call("state", "").await), "2");
+    assert!(text(link.call("link", "").await).starts_with("link-"));
+    assert_eq!(text(link.request("two", "b").header("k", "v").await), "1:b");
+    assert_eq!(text(link.call("result", "ok").await), "fine");
+    assert_eq!(
+        code(link.call("result", "no").await).0,
+        ErrorCode::BadRequest
+    );
+    // An undecodable body is a bad request, and the handler never runs.
+    let (c, message) = code(link.call("json", "{not json").await);
+    assert_eq!(c, ErrorCode::BadRequest);
+    assert!(message.contains("JSON"), "{message}");
+    assert_eq!(
+        code(link.call("text", vec![0xff, 0xfe]).await).0,
+        ErrorCode::BadRequest
+    );
+}
+
+type Log = Arc<Mutex<Vec<String>>>;
+
+fn logging(
+    log: &Log,
+    name: &'static str,
+) -> impl Fn(RequestContext, Next) -> futures_util::future::LocalBoxFuture<'static, HandlerResult>
+       + Send
+       + Sync
+       + 'static {
+    let log = log.clone();
+    move |ctx, next| {
+        let log = log.clone();
+        Box::pin(async move {
+            log.lock().unwrap().push(format!("{name}>"));
+            let result = next.run(ctx).await;
+            log.lock().unwrap().push(format!("<{name}"));
+            result
+        })
+    }
+}
+
+fn hook(
+    log: &Log,
+    entry: &'static str,
+) -> impl Fn(&mut RequestContext) -> Result<(), HandlerError> + Send + Sync + 'static {
+    let log = log.clone();
+    move |_ctx| {
+        log.lock().unwrap().push(entry.to_string());
+        Ok(())
+    }
+}
+
+#[actix_rt::test]
+async fn middleware_and_hooks_run_in_the_documented_order_and_stay_in_their_blueprint() {
+    let log: Log = Arc::default();
+    let handler_log = log.clone();
+    let inner = Blueprint::new("inner", "/in")
+        .middleware(logging(&log, "inner-mw"))
+        .before(hook(&log, "inner-before"))
+        .after({
+            let log = log.clone();
+            move |_head, _result| log.lock().unwrap().push("inner-after".into())
+        })
+        .route("/x", move || {
+            let log = handler_log.clone();
+            async move {
+                log.lock().unwrap().push("handler".into());
+                "x"
+            }
+        });
+    let outer = Blueprint::new("outer", "/out")
+        .middleware(logging(&log, "outer-mw"))
+        .before(hook(&log, "outer-before"))
+        .blueprint(inner);
+    let other = Blueprint::new("other", "/other").route("/y", || async { "y" });
+    let server = Endpoint::builder()
+        .middleware(logging(&log, "global-mw"))
+        .blueprint(outer)
+        .blueprint(other)
+        .route("plain", || async { "plain" });
+    let (_s, _c, link) = connect(server).await;
+
+    assert_eq!(text(link.call("/out/in/x", "").await), "x");
+    assert_eq!(
+        *log.lock().unwrap(),
+        [
+            "global-mw>",
+            "outer-mw>",
+            "outer-before",
+            "inner-mw>",
+            "inner-before",
+            "handler",
+            "inner-after",
+            "<inner-mw",
+            "<outer-mw",
+            "<global-mw"
+        ]
+    );
+    // Other routes see only the global middleware: blueprints do not leak.
+    log.lock().unwrap().clear();
+    assert_eq!(text(link.call("/other/y", "").await), "y");
+    assert_eq!(text(link.call("plain", "").await), "plain");
+    assert_eq!(
+        *log.lock().unwrap(),
+        ["global-mw>", "<global-mw", "global-mw>", "<global-mw"]
+    );
+}
+
+#[actix_rt::test]
+async fn auth_middleware_short_circuits() {
+    let reached = Arc::new(Mutex::new(0));
+    let count = reached.clone();
+    let users = Blueprint::new("users", "/user")
+        .middleware(|ctx: RequestContext, next: Next| async move {
+            if ctx.header("token") != Some(b"secret".as_slice()) {
+                return Err(HandlerError::new(ErrorCode::Refused, "unauthorized"));
+            }
+            next.run(ctx).await
+        })
+        .route("/list", move || {
+            *count.lock().unwrap() += 1;
+            async { "alice,bob" }
+        });
+    let (_s, _c, link) = connect(Endpoint::builder().blueprint(users)).await;
+    let (c, message) = code(link.call("/user/list", "").await);
+    assert_eq!((c, message.as_str()), (ErrorCode::Refused, "unauthorized"));
+    assert_eq!(*reached.lock().unwrap(), 0, "the handler never ran");
+    let ok = link
+        .request("/user/list", "")
+        .header("token", "secret")
+        .await;
+    assert_eq!(text(ok), "alice,bob");
+}
+
+#[actix_rt::test]
+async fn error_and_default_handlers_per_blueprint_and_global() {
+    let api = Blueprint::new("api", "/api")
+        .route("/fail", || async {
+            Err::<(), _>(HandlerError::failed("db down"))
+        })
+        .route("/panic", || async {
+            if true {
+                panic!("bug");
+            }
+        })
+        .error_handler(|error, head| {
+            Ok(Reply::new(format!(
+                "api handled {} on {}: {}",
+                error.code, head.route, error.message
+            )))
+        });
+    let files =
+        Blueprint::new("files", "/files").default_handler(|ctx_head: netcore::Head| async move {
+            format!("no file {}", ctx_head.0.route)
+        });
+    let server = Endpoint::builder()
+        .blueprint(api)
+        .blueprint(files)
+        .route("fail", || async {
+            Err::<(), _>(HandlerError::failed("global"))
+        })
+        .error_handler(|error, _head| {
+            if error.code == ErrorCode::NotFound {
+                Err(HandlerError::new(
+                    ErrorCode::NotFound,
+                    format!("try /api ({})", error.message),
+                ))
+            } else {
+                Err(error)
+            }
+        });
+    let (_s, _c, link) = connect(server).await;
+    assert_eq!(
+        text(link.call("/api/fail", "").await),
+        "api handled HandlerFailed on /api/fail: db down"
+    );
+    assert!(text(link.call("/api/panic", "").await).contains("handler panicked: bug"));
+    assert_eq!(
+        text(link.call("/files/a.txt", "").await),
+        "no file /files/a.txt"
+    );
+    let (c, message) = code(link.call("/nowhere", "").await);
+    assert_eq!(c, ErrorCode::NotFound);
+    assert!(message.starts_with("try /api"), "{message}");
+    // The api blueprint's error handler does not apply outside it.
+    assert_eq!(
+        code(link.call("fail", "").await),
+        (ErrorCode::HandlerFailed, "global".into())
+    );
+}
+
+/// A handler actor with its own state.
+struct Tally {
+    total: u64,
+}
+
+impl Actor for Tally {
+    type Context = Context<Self>;
+}
+
+impl Handler<HandleRequest> for Tally {
+    type Result = HandlerResult;
+
+    fn handle(
+        &mut self,
+        HandleRequest(req): HandleRequest,
+        _: &mut Self::Context,
+    ) -> HandlerResult {
+        self.total += req.body.len();
+        Ok(Reply::new(self.total.to_string()))
+    }
+}
+
+#[actix_rt::test]
+async fn a_handler_actor_serves_its_routes_with_its_own_state() {
+    let tally = Tally { total: 0 }.start();
+    let bp = Blueprint::new("tally", "/tally")
+        .route_actor("/add", tally.clone().recipient())
+        .default_actor(tally.recipient());
+    let (_s, _c, link) = connect(Endpoint::builder().blueprint(bp)).await;
+    assert_eq!(text(link.call("/tally/add", "abc").await), "3");
+    assert_eq!(text(link.call("/tally/add", "de").await), "5");
+    assert_eq!(text(link.call("/tally/anything", "f").await), "6");
+}
