@@ -313,6 +313,33 @@ impl Endpoint {
         self.links().into_iter().find(|l| l.id() == id)
     }
 
+    /// Calls `route` on the link `id` (a gateway answering a device on the link
+    /// its request came from, or addressing one device among many).
+    pub async fn call_on(
+        &self,
+        id: LinkId,
+        route: impl Into<String>,
+        body: impl Into<netcore_actors::Payload>,
+    ) -> Result<netcore_actors::Response, CallError> {
+        let link = self
+            .link(id)
+            .ok_or_else(|| CallError::LinkDown(format!("{id} is not attached")))?;
+        link.call(route, body).await
+    }
+
+    /// Closes the link `id` at once (its pending calls fail with `LinkDown`); the
+    /// endpoint's other links are not affected. Returns false if it was not attached.
+    pub async fn detach(&self, id: LinkId) -> bool {
+        let Some(link) = self.link(id) else {
+            return false;
+        };
+        let _ = link.actor().send(Shutdown("detached".into())).await;
+        if let Ok(mut links) = self.inner.links.lock() {
+            links.retain(|l| l.id() != id);
+        }
+        true
+    }
+
     /// The first link that is up, for endpoints with a single peer.
     pub fn default_link(&self) -> Result<Link, CallError> {
         self.links()
