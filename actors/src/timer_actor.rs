@@ -13,7 +13,8 @@
 //!   leave a task armed twice or not at all. Tasks due during the backoff run
 //!   right after it.
 //! - Periodic tasks are re-armed `interval` after a run ends (fixed delay, no
-//!   catch-up burst after a stall); an interval below 1 ms counts as 1 ms.
+//!   catch-up burst after a stall); an interval below 1 ms counts as 1 ms, a
+//!   delay beyond 30 years as 30 years.
 
 use crate::event_bus::EventBus;
 use crate::supervision::{
@@ -38,6 +39,17 @@ impl TaskId {
 }
 
 const MIN_INTERVAL: Duration = Duration::from_millis(1);
+
+/// Where a delay too long for `Instant` ends (tokio caps its timers alike).
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+
+/// `delay` from now, saturating (the delay is the caller's value: never panic).
+fn due_in(delay: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(delay)
+        .or_else(|| now.checked_add(FAR_FUTURE))
+        .unwrap_or(now)
+}
 
 type TaskFn = Box<dyn Fn() + Send>;
 
@@ -84,7 +96,7 @@ impl TimerActor {
         }
         match task.interval {
             Some(every) if !task.canceled.load(Ordering::Acquire) => {
-                task.next_due = Instant::now() + every;
+                task.next_due = due_in(every);
                 self.arm(id, ctx);
             }
             _ => {
@@ -130,7 +142,7 @@ impl Handler<Schedule> for TimerActor {
             let task = Task {
                 run: msg.run,
                 interval: msg.interval.map(|every| every.max(MIN_INTERVAL)),
-                next_due: Instant::now() + msg.delay,
+                next_due: due_in(msg.delay),
                 canceled: msg.canceled,
                 armed: None,
             };

@@ -335,6 +335,25 @@ async fn one_shot_task_runs_once() {
 }
 
 #[actix_rt::test]
+async fn huge_delays_and_ttls_are_served_not_failures() {
+    let bus = bus();
+    let mut events = bus.subscribe();
+    let timers = Timers::start(policy(0), Some(bus.clone()));
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counter = runs.clone();
+    timers.schedule(Duration::MAX, Some(Duration::MAX), || {});
+    timers.schedule(Duration::ZERO, Some(Duration::MAX), move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+    });
+    eventually("the task to run", || runs.load(Ordering::SeqCst) == 1).await;
+    assert_eq!(timers.scheduled().await.unwrap(), 2);
+    let cache = cache(0, &bus);
+    cache.set("k", "v", Some(Duration::MAX)).await.unwrap();
+    assert_eq!(cache.get("k").await.unwrap(), Some("v".into()));
+    assert_eq!(events.try_recv(), Err(TryRecvError::Empty));
+}
+
+#[actix_rt::test]
 async fn cache_ttl_expiry() {
     let bus = bus();
     let cache = cache(3, &bus);
