@@ -32,7 +32,11 @@ use crate::app::middleware::Next;
 use crate::app::state::AppState;
 use crate::link::Link;
 use actix::prelude::*;
+use netcore_actors::cache_actor::{Cache, CacheConfig};
+use netcore_actors::event_bus::{Event, EventBus, EventBusConfig};
 use netcore_actors::link_actor::{GoAway, InFlight, Shutdown, WatchState};
+use netcore_actors::supervision::RestartPolicy;
+use netcore_actors::timer_actor::Timers;
 use netcore_actors::transport::{BoxedTransport, LinkSpec, PipeTransport, Transport};
 use netcore_actors::{
     CallError, HandlerResult, LinkActor, LinkId, LinkOptions, LinkState, Request, Route,
@@ -54,6 +58,9 @@ use std::time::Duration;
 pub struct EndpointBuilder {
     root: Blueprint,
     state: AppState,
+    cache: CacheConfig,
+    policy: RestartPolicy,
+    subscriptions: Vec<Subscription>,
     router: RouterConfig,
     call_timeout: Duration,
     drain_timeout: Duration,
@@ -129,6 +136,32 @@ impl EndpointBuilder {
         self
     }
 
+    /// Calls `callback` with every event `filter` accepts, from the endpoint's
+    /// start on (so `Started` is seen): `.on(|e| matches!(e, Event::Started), |_| ..)`.
+    pub fn on(
+        mut self,
+        filter: impl Fn(&Event) -> bool + Send + 'static,
+        callback: impl FnMut(&Event) + Send + 'static,
+    ) -> Self {
+        self.subscriptions
+            .push((Box::new(filter), Box::new(callback)));
+        self
+    }
+
+    /// Most entries of the endpoint's cache (default 10,000).
+    pub fn cache_capacity(mut self, max_entries: u64) -> Self {
+        self.cache.max_entries = max_entries;
+        self
+    }
+
+    /// Restart policy of the endpoint's supervised services (event bus, timers,
+    /// cache).
+    pub fn restart_policy(mut self, policy: RestartPolicy) -> Self {
+        self.policy = policy;
+        self.cache.policy = policy;
+        self
+    }
+
     /// Most handlers running at once (default 64).
     pub fn max_workers(mut self, n: usize) -> Self {
         self.router.max_workers = n;
@@ -182,10 +215,25 @@ impl EndpointBuilder {
             .into_iter()
             .map(|(prefix, handler)| (prefix, to_route(handler)))
             .collect();
-        let router = RouterActor::new(routes, defaults, self.router).start();
+        let events = EventBus::start(EventBusConfig {
+            policy: self.policy,
+            ..EventBusConfig::default()
+        });
+        for (filter, callback) in self.subscriptions {
+            events.on(filter, callback);
+        }
+        let timers = Timers::start(self.policy, Some(events.clone()));
+        let cache = Cache::start(self.cache, Some(events.clone()));
+        let router = RouterActor::new(routes, defaults, self.router)
+            .with_events(events.clone())
+            .start();
+        events.publish(Event::Started);
         Endpoint {
             inner: Arc::new(Inner {
                 router,
+                events,
+                timers,
+                cache,
                 links: Mutex::new(Vec::new()),
                 call_timeout: self.call_timeout,
                 drain_timeout: self.drain_timeout,
@@ -194,8 +242,16 @@ impl EndpointBuilder {
     }
 }
 
+type Subscription = (
+    Box<dyn Fn(&Event) -> bool + Send>,
+    Box<dyn FnMut(&Event) + Send>,
+);
+
 struct Inner {
     router: Addr<RouterActor>,
+    events: EventBus,
+    timers: Timers,
+    cache: Cache,
     links: Mutex<Vec<Link>>,
     call_timeout: Duration,
     drain_timeout: Duration,
@@ -213,6 +269,9 @@ impl Endpoint {
         EndpointBuilder {
             root: Blueprint::new("app", ""),
             state: AppState::default(),
+            cache: CacheConfig::default(),
+            policy: RestartPolicy::default(),
+            subscriptions: Vec::new(),
             router: RouterConfig::default(),
             call_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(5),
@@ -246,7 +305,19 @@ impl Endpoint {
                 return Err(CallError::LinkDown("link actor stopped".into()));
             }
         }
-        let link = Link::new(link_ref, state, self.inner.call_timeout);
+        let link = Link::new(
+            link_ref,
+            state,
+            self.inner.call_timeout,
+            Some(self.inner.events.clone()),
+        );
+        let id = link.id();
+        self.inner.events.publish(Event::LinkUp { link: id });
+        let (events, watched) = (self.inner.events.clone(), link.clone());
+        actix_rt::spawn(async move {
+            let reason = watched.closed().await;
+            events.publish(Event::LinkDown { link: id, reason });
+        });
         if let Ok(mut links) = self.inner.links.lock() {
             links.retain(|l| l.is_up());
             links.push(link.clone());
@@ -311,6 +382,23 @@ impl Endpoint {
     /// The link with this id, if it is up.
     pub fn link(&self, id: LinkId) -> Option<Link> {
         self.links().into_iter().find(|l| l.id() == id)
+    }
+
+    /// The event bus: `on`, `once`, `off`, and `subscribe()` for a stream of
+    /// every [`Event`] (started, stopped, links, requests, responses, cancels,
+    /// transfer progress, actor restarts).
+    pub fn events(&self) -> &EventBus {
+        &self.inner.events
+    }
+
+    /// Scheduled tasks: `timers().schedule(delay, interval, task)`.
+    pub fn timers(&self) -> &Timers {
+        &self.inner.timers
+    }
+
+    /// The endpoint's cache: get, set with a TTL, delete, clear.
+    pub fn cache(&self) -> &Cache {
+        &self.inner.cache
     }
 
     /// Calls `route` on the link `id` (a gateway answering a device on the link
@@ -381,6 +469,7 @@ impl Endpoint {
         if let Ok(mut all) = self.inner.links.lock() {
             all.clear();
         }
+        self.inner.events.publish(Event::Stopped);
         tracing::info!(cut_off, "endpoint stopped");
         cut_off
     }

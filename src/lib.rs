@@ -20,7 +20,11 @@ pub use app::respond::{File, IntoReply};
 pub use endpoint::{Endpoint, EndpointBuilder};
 pub use link::{CallBuilder, Link, PendingCall, Transfer};
 pub use netcore_actors as actors;
+pub use netcore_actors::cache_actor::Cache;
+pub use netcore_actors::event_bus::{Event, EventBus, SubscriptionId};
 pub use netcore_actors::proto;
+pub use netcore_actors::supervision::{RestartPolicy, ServiceError};
+pub use netcore_actors::timer_actor::{TaskHandle, Timers};
 pub use netcore_actors::{
     Body, CallError, HandleRequest, HandlerError, HandlerResult, LinkId, LinkOptions, LinkState,
     Payload, Reply, Request, Response,

@@ -3,6 +3,7 @@
 
 use actix::prelude::*;
 use bytes::Bytes;
+use netcore_actors::event_bus::{Event, EventBus};
 use netcore_actors::link_actor::{Call, CancelStream, SendOneWay};
 use netcore_actors::scheduler_actor::{Progress, WatchProgress};
 use netcore_actors::{CallError, LinkActor, LinkId, LinkRef, LinkState, Payload, Response};
@@ -21,6 +22,7 @@ pub struct Link {
     link: LinkRef,
     state: watch::Receiver<LinkState>,
     call_timeout: Duration,
+    events: Option<EventBus>,
 }
 
 impl std::fmt::Debug for Link {
@@ -34,12 +36,43 @@ impl Link {
         link: LinkRef,
         state: watch::Receiver<LinkState>,
         call_timeout: Duration,
+        events: Option<EventBus>,
     ) -> Link {
         Link {
             link,
             state,
             call_timeout,
+            events,
         }
+    }
+
+    /// A transfer of `stream`, publishing its progress on the event bus.
+    async fn transfer(&self, stream: StreamId, total: Option<u64>) -> Result<Transfer, CallError> {
+        let progress = self
+            .link
+            .scheduler
+            .send(WatchProgress { stream, total })
+            .await
+            .map_err(|_| down())?;
+        if let Some(bus) = self.events.clone() {
+            let (mut watch, link) = (progress.clone(), self.link.id);
+            actix_rt::spawn(async move {
+                while watch.changed().await.is_ok() {
+                    let (done, total) = *watch.borrow_and_update();
+                    bus.publish(Event::TransferProgress {
+                        link,
+                        stream: stream.0,
+                        done,
+                        total,
+                    });
+                }
+            });
+        }
+        Ok(Transfer {
+            link: self.clone(),
+            stream,
+            progress,
+        })
     }
 
     /// The link's id.
@@ -141,17 +174,7 @@ impl Link {
             .send_with(route, Payload::File(path.clone()), Priority::Bulk)
             .await?;
         let total = tokio::fs::metadata(&path).await.ok().map(|m| m.len());
-        let progress = self
-            .link
-            .scheduler
-            .send(WatchProgress { stream, total })
-            .await
-            .map_err(|_| down())?;
-        Ok(Transfer {
-            link: self.clone(),
-            stream,
-            progress,
-        })
+        self.transfer(stream, total).await
     }
 
     fn cancel(&self, stream: StreamId, code: ErrorCode) {
@@ -250,17 +273,7 @@ impl CallBuilder {
             .await
             .map_err(|_| down())??;
         let transfer = if streams_file {
-            let progress = link
-                .link
-                .scheduler
-                .send(WatchProgress { stream, total })
-                .await
-                .map_err(|_| down())?;
-            Some(Transfer {
-                link: link.clone(),
-                stream,
-                progress,
-            })
+            Some(link.transfer(stream, total).await?)
         } else {
             None
         };

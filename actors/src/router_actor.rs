@@ -17,6 +17,7 @@
 
 use crate::body::{Body, Payload};
 use crate::error::HandlerError;
+use crate::event_bus::{Event, EventBus};
 use crate::link_actor::{LinkId, LinkRef, Respond};
 use actix::prelude::*;
 use futures_util::future::LocalBoxFuture;
@@ -160,6 +161,7 @@ pub struct RouterActor {
     queue: VecDeque<Incoming>,
     running: HashMap<(LinkId, StreamId), tokio::task::AbortHandle>,
     active: usize,
+    events: Option<EventBus>,
 }
 
 impl RouterActor {
@@ -181,6 +183,19 @@ impl RouterActor {
             queue: VecDeque::new(),
             running: HashMap::new(),
             active: 0,
+            events: None,
+        }
+    }
+
+    /// Publishes `Request`, `Response` and `Canceled` events on `bus`.
+    pub fn with_events(mut self, bus: EventBus) -> Self {
+        self.events = Some(bus);
+        self
+    }
+
+    fn publish(&self, event: Event) {
+        if let Some(bus) = &self.events {
+            bus.publish(event);
         }
     }
 
@@ -202,6 +217,12 @@ impl RouterActor {
         let stream = head.stream;
         let route_name = head.route.clone();
         let answer_to = link.addr.clone();
+        let link_id = link.id;
+        self.publish(Event::Request {
+            link: link_id,
+            route: route_name.clone(),
+        });
+        let events = self.events.clone();
         let task = match route {
             Some(route) => {
                 let request = Request { link, head, body };
@@ -231,6 +252,13 @@ impl RouterActor {
             };
             router.do_send(Done { key });
             let Some(result) = result else { return };
+            if let Some(bus) = &events {
+                bus.publish(Event::Response {
+                    link: link_id,
+                    route: route_name.clone(),
+                    ok: result.is_ok(),
+                });
+            }
             if one_way {
                 if let Err(error) = result {
                     tracing::warn!(route = %route_name, %error, "one-way handler failed");
@@ -345,6 +373,10 @@ impl Handler<Canceled> for RouterActor {
     type Result = ();
 
     fn handle(&mut self, msg: Canceled, _: &mut Self::Context) {
+        self.publish(Event::Canceled {
+            link: msg.link,
+            stream: msg.stream.0,
+        });
         if let Some(handle) = self.running.get(&(msg.link, msg.stream)) {
             handle.abort();
         }
