@@ -130,7 +130,9 @@ impl EndpointBuilder {
         self
     }
 
-    /// Shares `value` with every handler (the `State<T>` extractor).
+    /// Shares `value` with every handler (the `State<T>` extractor). The
+    /// endpoint's own services are always there: `State<Cache>`,
+    /// `State<Timers>`, `State<EventBus>`.
     pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
         self.state.insert(value);
         self
@@ -197,8 +199,22 @@ impl EndpointBuilder {
                 ))
             });
         }
+        let events = EventBus::start(EventBusConfig {
+            policy: self.policy,
+            ..EventBusConfig::default()
+        });
+        for (filter, callback) in self.subscriptions {
+            events.on(filter, callback);
+        }
+        let timers = Timers::start(self.policy, Some(events.clone()));
+        let cache = Cache::start(self.cache, Some(events.clone()));
         let compiled = root.compile("");
-        let state = Arc::new(self.state);
+        // The services are state too: `State<Cache>`, `State<Timers>`, `State<EventBus>`.
+        let mut state = self.state;
+        state.insert(cache.clone());
+        state.insert(timers.clone());
+        state.insert(events.clone());
+        let state = Arc::new(state);
         let to_route = |handler: BoxHandler| {
             let state = state.clone();
             Route::Fn(Arc::new(move |request: Request| {
@@ -215,15 +231,6 @@ impl EndpointBuilder {
             .into_iter()
             .map(|(prefix, handler)| (prefix, to_route(handler)))
             .collect();
-        let events = EventBus::start(EventBusConfig {
-            policy: self.policy,
-            ..EventBusConfig::default()
-        });
-        for (filter, callback) in self.subscriptions {
-            events.on(filter, callback);
-        }
-        let timers = Timers::start(self.policy, Some(events.clone()));
-        let cache = Cache::start(self.cache, Some(events.clone()));
         let router = RouterActor::new(routes, defaults, self.router)
             .with_events(events.clone())
             .start();
