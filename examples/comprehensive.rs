@@ -71,6 +71,7 @@ async fn auth(ctx: RequestContext, next: Next) -> Result<Reply, HandlerError> {
 
 /// A pair of blocking functions over one end of a socket pair: any device driver's
 /// `read`/`write` fits the same shape.
+#[allow(clippy::type_complexity)] // the two closures' types are the point of the example
 fn pipe_functions(
     stream: UnixStream,
 ) -> std::io::Result<(
