@@ -314,3 +314,98 @@ async fn a_handler_actor_serves_its_routes_with_its_own_state() {
     assert_eq!(text(link.call("/tally/add", "de").await), "5");
     assert_eq!(text(link.call("/tally/anything", "f").await), "6");
 }
+
+/// A handler actor that panics on request "boom".
+struct Fragile {
+    served: u32,
+}
+
+impl Actor for Fragile {
+    type Context = Context<Self>;
+}
+
+impl Handler<HandleRequest> for Fragile {
+    type Result = HandlerResult;
+
+    fn handle(
+        &mut self,
+        HandleRequest(req): HandleRequest,
+        _: &mut Self::Context,
+    ) -> HandlerResult {
+        if req.body.as_bytes().map(|b| &b[..]) == Some(b"boom") {
+            panic!("fragile actor hit a bomb");
+        }
+        self.served += 1;
+        Ok(Reply::new(self.served.to_string()))
+    }
+}
+
+#[actix_rt::test]
+async fn a_supervised_handler_actor_restarts_with_fresh_state_then_escalates() {
+    let events: Arc<Mutex<Vec<netcore::Event>>> = Arc::default();
+    let log = events.clone();
+    let policy = netcore::RestartPolicy {
+        max_restarts: 2,
+        within: std::time::Duration::from_secs(60),
+        backoff_initial: std::time::Duration::from_millis(1),
+        backoff_max: std::time::Duration::from_millis(5),
+    };
+    let bp =
+        Blueprint::new("fragile", "/f").route_supervised("/x", policy, || Fragile { served: 0 });
+    let server = Endpoint::builder().blueprint(bp).on(
+        |e| {
+            matches!(
+                e,
+                netcore::Event::ActorRestarted { .. } | netcore::Event::ActorEscalated { .. }
+            )
+        },
+        move |e| log.lock().unwrap().push(e.clone()),
+    );
+    let (_s, _c, link) = connect(server).await;
+    assert_eq!(text(link.call("/f/x", "a").await), "1");
+    assert_eq!(text(link.call("/f/x", "a").await), "2");
+    assert_eq!(
+        code(link.call("/f/x", "boom").await).0,
+        ErrorCode::HandlerFailed
+    );
+    // Restarted from the factory: fresh state.
+    assert_eq!(text(link.call("/f/x", "a").await), "1");
+    assert_eq!(
+        code(link.call("/f/x", "boom").await).0,
+        ErrorCode::HandlerFailed
+    );
+    assert_eq!(text(link.call("/f/x", "a").await), "1");
+    // The third death within the window escalates: the route stays failed.
+    assert_eq!(
+        code(link.call("/f/x", "boom").await).0,
+        ErrorCode::HandlerFailed
+    );
+    let (c, message) = code(link.call("/f/x", "a").await);
+    assert_eq!(c, ErrorCode::HandlerFailed);
+    assert!(message.contains("failed too often"), "{message}");
+    for _ in 0..100 {
+        if events.lock().unwrap().len() == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let events = events.lock().unwrap();
+    assert!(
+        matches!(
+            events[0],
+            netcore::Event::ActorRestarted { restarts: 1, .. }
+        ),
+        "{events:?}"
+    );
+    assert!(
+        matches!(
+            events[1],
+            netcore::Event::ActorRestarted { restarts: 2, .. }
+        ),
+        "{events:?}"
+    );
+    assert!(
+        matches!(events[2], netcore::Event::ActorEscalated { .. }),
+        "{events:?}"
+    );
+}

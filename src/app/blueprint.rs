@@ -30,6 +30,7 @@ use super::context::RequestContext;
 use super::handler::{boxed, BoxHandler, Handler};
 use super::middleware::{middleware, AfterHook, BeforeHook, ErrorHook, Layer, Next};
 use actix::Recipient;
+use netcore_actors::supervision::RestartPolicy;
 use netcore_actors::{HandleRequest, HandlerError, HandlerResult};
 use netcore_proto::reassembly::MessageHead;
 use std::future::Future;
@@ -86,6 +87,28 @@ impl Blueprint {
     /// own state and mailbox; this blueprint's middleware and hooks still apply.
     pub fn route_actor(mut self, path: impl Into<String>, actor: Recipient<HandleRequest>) -> Self {
         self.routes.push((path.into(), actor_handler(actor)));
+        self
+    }
+
+    /// Serves `path` with a supervised handler actor built by `factory`: started
+    /// at the first request, rebuilt from `factory` (fresh state) after it dies,
+    /// under `policy` (see [`super::handler_actor`]).
+    pub fn route_supervised<A, F>(
+        mut self,
+        path: impl Into<String>,
+        policy: RestartPolicy,
+        factory: F,
+    ) -> Self
+    where
+        A: actix::Actor<Context = actix::Context<A>> + actix::Handler<HandleRequest>,
+        F: Fn() -> A + Send + Sync + 'static,
+    {
+        let path = path.into();
+        let name = format!("handler-actor {}{path}", self.prefix);
+        self.routes.push((
+            path,
+            super::handler_actor::supervised(name, policy, factory),
+        ));
         self
     }
 

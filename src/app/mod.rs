@@ -6,6 +6,7 @@ pub mod blueprint;
 pub mod context;
 pub mod extract;
 pub mod handler;
+pub mod handler_actor;
 pub mod middleware;
 pub mod respond;
 pub mod state;

@@ -1,0 +1,120 @@
+//! Supervised handler actors: an actix actor serving a route (or a blueprint's
+//! unknown routes) with its own state and mailbox, restarted from its factory
+//! after it dies (a panic in one of its handlers stops it).
+//!
+//! Policy, OTP-like ([`RestartPolicy`]): at most `max_restarts` within `within`,
+//! with exponential backoff before each restart; beyond that the failure
+//! escalates: the route answers `HandlerFailed` for good and
+//! `Event::ActorEscalated` is published. Each restart publishes
+//! `Event::ActorRestarted`. The request the actor was handling when it died is
+//! lost with its state: its caller gets `HandlerFailed`; requests already in the
+//! dead actor's mailbox get the same. The new instance starts from the factory's
+//! fresh state.
+
+use super::context::RequestContext;
+use super::handler::BoxHandler;
+use actix::prelude::*;
+use netcore_actors::event_bus::EventBus;
+use netcore_actors::supervision::{Decision, RestartPolicy, Supervision};
+use netcore_actors::{HandleRequest, HandlerError, HandlerResult};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// What a supervised handler actor's route shares between requests.
+struct Supervisor<A: Actor> {
+    factory: Box<dyn Fn() -> A + Send + Sync>,
+    state: Mutex<Slot<A>>,
+}
+
+struct Slot<A: Actor> {
+    addr: Option<Addr<A>>,
+    supervision: Supervision,
+    escalated: bool,
+}
+
+/// A route handler backed by a supervised handler actor built by `factory`.
+pub(crate) fn supervised<A, F>(name: String, policy: RestartPolicy, factory: F) -> BoxHandler
+where
+    A: Actor<Context = Context<A>> + Handler<HandleRequest>,
+    F: Fn() -> A + Send + Sync + 'static,
+{
+    let shared = Arc::new(Supervisor {
+        factory: Box::new(factory),
+        state: Mutex::new(Slot {
+            addr: None,
+            supervision: Supervision::new(name, policy, None),
+            escalated: false,
+        }),
+    });
+    Arc::new(move |ctx: RequestContext| {
+        let shared = shared.clone();
+        let bus = ctx.state::<EventBus>();
+        Box::pin(async move { serve(&shared, ctx, bus).await })
+    })
+}
+
+async fn serve<A>(
+    shared: &Supervisor<A>,
+    ctx: RequestContext,
+    bus: Option<Arc<EventBus>>,
+) -> HandlerResult
+where
+    A: Actor<Context = Context<A>> + Handler<HandleRequest>,
+{
+    let addr = {
+        let Ok(mut slot) = shared.state.lock() else {
+            return Err(HandlerError::failed("handler actor supervisor poisoned"));
+        };
+        if slot.escalated {
+            return Err(HandlerError::failed(format!(
+                "handler actor {} failed too often and was stopped",
+                slot.supervision.actor()
+            )));
+        }
+        slot.addr
+            .get_or_insert_with(|| (shared.factory)().start())
+            .clone()
+    };
+    match addr.send(HandleRequest(ctx.into_request())).await {
+        Ok(result) => result,
+        Err(error) => {
+            let message = format!("handler actor died: {error}");
+            if let Some(after) = restart_decision(shared, &addr, &message, bus.as_deref()) {
+                // Back off before the replacement takes requests.
+                tokio::time::sleep(after).await;
+                if let Ok(mut slot) = shared.state.lock() {
+                    if slot.addr.is_none() && !slot.escalated {
+                        slot.addr = Some((shared.factory)().start());
+                    }
+                }
+            }
+            Err(HandlerError::failed(message))
+        }
+    }
+}
+
+/// Records the death of `dead` (once, whoever notices first) and returns the
+/// backoff before its replacement, or `None` (already handled, or escalated).
+fn restart_decision<A: Actor>(
+    shared: &Supervisor<A>,
+    dead: &Addr<A>,
+    reason: &str,
+    bus: Option<&EventBus>,
+) -> Option<std::time::Duration> {
+    let mut slot = shared.state.lock().ok()?;
+    if slot.addr.as_ref() != Some(dead) {
+        return None;
+    }
+    slot.addr = None;
+    let (decision, event) = slot.supervision.failed(reason, Instant::now());
+    if let Some(bus) = bus {
+        bus.publish(event.clone());
+    }
+    match decision {
+        Decision::Restart { after } => Some(after),
+        Decision::Escalate => {
+            slot.escalated = true;
+            None
+        }
+    }
+}
