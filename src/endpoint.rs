@@ -79,6 +79,22 @@ impl EndpointBuilder {
         self
     }
 
+    /// Serves `path` with a supervised handler actor rebuilt by `factory` after it
+    /// dies (see [`Blueprint::route_supervised`]).
+    pub fn route_supervised<A, F>(
+        mut self,
+        path: impl Into<String>,
+        policy: RestartPolicy,
+        factory: F,
+    ) -> Self
+    where
+        A: actix::Actor<Context = actix::Context<A>> + actix::Handler<HandleRequest>,
+        F: Fn() -> A + Send + Sync + 'static,
+    {
+        self.root = self.root.route_supervised(path, policy, factory);
+        self
+    }
+
     /// Serves every route no route or blueprint default matches (instead of the
     /// `NotFound` answer).
     pub fn default_handler<H: Handler<Args>, Args>(mut self, handler: H) -> Self {
