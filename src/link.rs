@@ -369,6 +369,11 @@ async fn with_payload(
             message.streamed_len = Some(len);
             Ok((message, Some(Payload::File(path))))
         }
+        Payload::Stream { chunks, total } => {
+            message.body = None;
+            message.streamed_len = total;
+            Ok((message, Some(Payload::Stream { chunks, total })))
+        }
     }
 }
 

@@ -206,3 +206,43 @@ async fn stop_sends_goaway_and_fails_later_calls() {
     assert!(down.is_ok(), "the client saw the link close");
     assert!(link.call("echo", "x").await.is_err());
 }
+
+#[actix_rt::test]
+async fn streamed_bodies_both_ways() {
+    // The handler answers with a body produced chunk by chunk through a channel.
+    let (_s, _sl, _c, link) = pair(
+        Endpoint::builder()
+            .route("count", |n: String| async move {
+                let n: u32 = n.parse().unwrap_or(0);
+                let (tx, rx) = tokio::sync::mpsc::channel(4);
+                actix_rt::spawn(async move {
+                    for i in 0..n {
+                        if tx.send(bytes::Bytes::from(format!("{i},"))).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                Reply::new(netcore::Payload::stream(rx, None))
+            })
+            .route("len", |b: bytes::Bytes| async move { b.len().to_string() }),
+    )
+    .await;
+    let answer = link.call("count", "1000").await.unwrap();
+    let expected: String = (0..1000).map(|i| format!("{i},")).collect();
+    assert_eq!(body(&answer.body), expected.as_bytes());
+
+    // A request whose body streams from a channel, with an announced length.
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    actix_rt::spawn(async move {
+        for _ in 0..100 {
+            tx.send(bytes::Bytes::from(vec![7u8; 10_000]))
+                .await
+                .unwrap();
+        }
+    });
+    let answer = link
+        .call("len", netcore::Payload::stream(rx, Some(1_000_000)))
+        .await
+        .unwrap();
+    assert_eq!(body(&answer.body), b"1000000");
+}

@@ -139,18 +139,36 @@ impl BodyChunks {
 }
 
 /// The body of an outbound message.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub enum Payload {
     /// In memory.
     Bytes(Bytes),
     /// Streamed from a file as the link takes it, never loaded whole.
     File(PathBuf),
+    /// Streamed from a channel as the link takes it: the producer is paced by the
+    /// link (a bounded channel fills up when the link is slower).
+    Stream {
+        /// The chunks, in order; the body ends when the channel closes.
+        chunks: tokio::sync::mpsc::Receiver<Bytes>,
+        /// The whole length, if known (announced to the receiver, and checked).
+        total: Option<u64>,
+    },
 }
 
 impl Payload {
     /// An empty body.
     pub fn empty() -> Payload {
         Payload::Bytes(Bytes::new())
+    }
+
+    /// A body streamed from `chunks` (see [`Payload::Stream`]).
+    pub fn stream(chunks: tokio::sync::mpsc::Receiver<Bytes>, total: Option<u64>) -> Payload {
+        Payload::Stream { chunks, total }
+    }
+
+    /// True for bodies streamed after the message is queued (file, channel).
+    pub fn is_streamed(&self) -> bool {
+        !matches!(self, Payload::Bytes(_))
     }
 }
 

@@ -16,7 +16,7 @@
 use crate::body::{Body, Payload, SpooledFile};
 use crate::error::CallError;
 use crate::router_actor::{Canceled as RouterCanceled, Incoming};
-use crate::scheduler_actor::{feed_file, Apply, Close, Pull, SchedulerActor};
+use crate::scheduler_actor::{feed_body, Apply, Close, Pull, SchedulerActor};
 use crate::stream_actor::{SpoolFactory, SpoolLimits};
 use crate::transport::BoxedTransport;
 use actix::prelude::*;
@@ -331,13 +331,13 @@ impl LinkActor {
         };
         let stream = result?;
         self.pump(ctx);
-        if let Some(payload @ Payload::File(_)) = payload {
+        if let Some(payload) = payload.filter(Payload::is_streamed) {
             let scheduler = self.scheduler.clone();
             let link = ctx.address();
             let chunk_len = self.chunk_len;
             actix_rt::spawn(async move {
-                if let Err(error) = feed_file(scheduler, stream, payload, chunk_len).await {
-                    tracing::warn!(stream = stream.0, %error, "streaming a file body failed");
+                if let Err(error) = feed_body(scheduler, stream, payload, chunk_len).await {
+                    tracing::warn!(stream = stream.0, %error, "streaming a body failed");
                     link.do_send(CancelStream {
                         stream,
                         code: ErrorCode::Internal,

@@ -61,7 +61,7 @@ impl Request {
 }
 
 /// A handler's answer.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct Reply {
     /// The body.
     pub payload: Option<Payload>,
@@ -301,6 +301,11 @@ fn answer(stream: StreamId, priority: Priority, result: HandlerResult) -> Respon
             message.body = None;
             message.streamed_len = std::fs::metadata(&path).ok().map(|m| m.len());
             Some(Payload::File(path))
+        }
+        Some(Payload::Stream { chunks, total }) => {
+            message.body = None;
+            message.streamed_len = total;
+            Some(Payload::Stream { chunks, total })
         }
     };
     Respond {

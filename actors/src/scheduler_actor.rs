@@ -207,50 +207,83 @@ impl Handler<PushBody> for SchedulerActor {
     }
 }
 
-/// Streams `payload`'s file into `stream` (reading on the blocking pool, a few
-/// chunks ahead of the wire). Returns when the last byte was queued.
-pub async fn feed_file(
+/// Streams a file or channel `payload` into `stream`, a few chunks ahead of the
+/// wire (files are read through the blocking pool). Returns when the last byte
+/// was queued.
+pub async fn feed_body(
     scheduler: Addr<SchedulerActor>,
     stream: StreamId,
     payload: Payload,
     chunk_len: usize,
 ) -> Result<(), CallError> {
-    let Payload::File(path) = payload else {
-        return Ok(());
-    };
-    let io = |e: std::io::Error| CallError::Io(e.to_string());
-    let mut file = tokio::fs::File::open(&path).await.map_err(io)?;
-    let len = file.metadata().await.map_err(io)?.len();
-    let read_len = chunk_len.clamp(4096, 1 << 20);
-    let mut sent = 0u64;
-    loop {
-        let mut buf = BytesMut::zeroed(read_len.min((len - sent) as usize).max(1));
-        let n = if sent == len {
-            0
-        } else {
-            tokio::io::AsyncReadExt::read(&mut file, &mut buf)
+    let push = |bytes: Bytes, fin: bool| {
+        let scheduler = scheduler.clone();
+        async move {
+            scheduler
+                .send(PushBody { stream, bytes, fin })
                 .await
-                .map_err(io)?
-        };
-        if n == 0 && sent < len {
-            return Err(CallError::Io(format!(
-                "{} shrank while being sent ({sent} of {len} bytes)",
-                path.display()
-            )));
+                .map_err(|_| CallError::LinkDown("scheduler stopped".into()))?
         }
-        buf.truncate(n);
-        sent += n as u64;
-        let fin = sent == len;
-        scheduler
-            .send(PushBody {
-                stream,
-                bytes: buf.freeze(),
-                fin,
-            })
-            .await
-            .map_err(|_| CallError::LinkDown("scheduler stopped".into()))??;
-        if fin {
-            return Ok(());
+    };
+    match payload {
+        Payload::Bytes(_) => Ok(()),
+        Payload::File(path) => {
+            let io = |e: std::io::Error| CallError::Io(e.to_string());
+            let mut file = tokio::fs::File::open(&path).await.map_err(io)?;
+            let len = file.metadata().await.map_err(io)?.len();
+            let read_len = chunk_len.clamp(4096, 1 << 20);
+            let mut sent = 0u64;
+            loop {
+                let want = read_len.min((len - sent) as usize);
+                let mut buf = BytesMut::zeroed(want);
+                let n = if want == 0 {
+                    0
+                } else {
+                    tokio::io::AsyncReadExt::read(&mut file, &mut buf)
+                        .await
+                        .map_err(io)?
+                };
+                if n == 0 && sent < len {
+                    return Err(CallError::Io(format!(
+                        "{} shrank while being sent ({sent} of {len} bytes)",
+                        path.display()
+                    )));
+                }
+                buf.truncate(n);
+                sent += n as u64;
+                let fin = sent == len;
+                push(buf.freeze(), fin).await?;
+                if fin {
+                    return Ok(());
+                }
+            }
+        }
+        Payload::Stream { mut chunks, total } => {
+            let mut sent = 0u64;
+            while let Some(bytes) = chunks.recv().await {
+                if bytes.is_empty() {
+                    continue;
+                }
+                sent += bytes.len() as u64;
+                if total.is_some_and(|t| sent > t) {
+                    return Err(CallError::Io(format!(
+                        "the stream produced more than its announced {} bytes",
+                        total.unwrap_or(0)
+                    )));
+                }
+                let fin = total == Some(sent);
+                push(bytes, fin).await?;
+                if fin {
+                    return Ok(());
+                }
+            }
+            if total.is_some_and(|t| sent != t) {
+                return Err(CallError::Io(format!(
+                    "the stream ended after {sent} of its announced {} bytes",
+                    total.unwrap_or(0)
+                )));
+            }
+            push(Bytes::new(), true).await
         }
     }
 }
