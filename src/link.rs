@@ -57,7 +57,8 @@ impl Link {
         if let Some(bus) = self.events.clone() {
             let (mut watch, link) = (progress.clone(), self.link.id);
             actix_rt::spawn(async move {
-                while watch.changed().await.is_ok() {
+                // The first value too: a small transfer may be over already.
+                loop {
                     let (done, total) = *watch.borrow_and_update();
                     bus.publish(Event::TransferProgress {
                         link,
@@ -65,6 +66,9 @@ impl Link {
                         done,
                         total,
                     });
+                    if watch.changed().await.is_err() {
+                        break;
+                    }
                 }
             });
         }
