@@ -22,7 +22,7 @@ cargo build -p netcore-proto --no-default-features --quiet
 step "cargo test --workspace"
 mkdir -p target
 set +e
-cargo test --workspace 2>&1 | tee target/test-output.txt | grep -E '^(test result|running|failures:|---- )|panicked|^error'
+cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt | grep -E '^(test result|running|failures:|---- )|panicked|^error'
 status=${PIPESTATUS[0]}
 set -e
 passed=$(grep -oE 'test result: [a-zA-Z]+\. [0-9]+ passed' target/test-output.txt | awk '{s+=$4} END {print s+0}')
