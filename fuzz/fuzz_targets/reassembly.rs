@@ -1,7 +1,7 @@
 //! Reassembly under arbitrary frame sequences: limits, accounting and credit
 //! identities hold after every frame, and closing returns everything.
 //!
-//! `cargo +nightly fuzz run reassembly` (from the repository root). The stable twin
+//! `RUSTC_BOOTSTRAP=1 cargo fuzz run reassembly` (from the repository root). The stable twin
 //! is the proptest `reassembly::proptests::fuzz_driver_accepts_arbitrary_bytes`.
 #![no_main]
 
