@@ -1,7 +1,7 @@
 //! `Link` error paths and edge cases, driven frame by frame through the public API:
 //! a hand-built peer encodes frames with the real framing and checks the typed
-//! errors and events that come back. Tests marked `#[ignore = "bug: …"]` pin known
-//! bugs of `Link` (run them with `--include-ignored`).
+//! errors and events that come back (including the credit of frames the link drops,
+//! which must return to the peer's window).
 //!
 //! The proptests at the end are the stable twins of `fuzz/fuzz_targets/link.rs`:
 //! arbitrary bytes, arbitrary framed frame bytes, and arbitrary sequences of valid
@@ -417,8 +417,6 @@ fn assert_link_credit_returned(link: &mut Link, kind: FramingKind, dropped: u64)
 }
 
 #[test]
-#[ignore = "bug: Session drops DATA/END of closed (refused or canceled) streams before \
-            reassembly, so their link credit is never returned"]
 fn in_flight_data_of_a_refused_stream_returns_its_link_credit() {
     let kind = FramingKind::Stream;
     let (mut link, mut peer) = small_window_link(kind);
@@ -441,8 +439,6 @@ fn in_flight_data_of_a_refused_stream_returns_its_link_credit() {
 }
 
 #[test]
-#[ignore = "bug: Session drops answers to canceled requests (OPEN, DATA, END) before \
-            reassembly, so their link credit is never returned"]
 fn a_dropped_answer_returns_its_link_credit() {
     let kind = FramingKind::Stream;
     let (mut link, mut peer) = small_window_link(kind);
@@ -462,8 +458,6 @@ fn a_dropped_answer_returns_its_link_credit() {
 }
 
 #[test]
-#[ignore = "bug: after go_away() the Session refuses a peer OPEN with CANCEL(GoingAway) \
-            without returning the link credit of its payload"]
 fn an_open_refused_while_going_away_returns_its_link_credit() {
     let kind = FramingKind::Stream;
     let (mut link, mut peer) = small_window_link(kind);
@@ -481,8 +475,6 @@ fn an_open_refused_while_going_away_returns_its_link_credit() {
 /// mostly sent already (one frame per read, 5 ms latency); the refused bytes never
 /// come back as link credit, so A's next message stalls for good.
 #[test]
-#[ignore = "bug: link credit of in-flight DATA for a refused stream is never returned, \
-            so refused transfers eventually stall the whole link"]
 fn a_refused_transfer_does_not_stall_the_link() {
     let mut a = LinkConfig::stream(7);
     a.chunk_len = 4096;
@@ -527,8 +519,6 @@ fn a_refused_transfer_does_not_stall_the_link() {
 /// doc says a fatal error leaves the sinks to the link's close; `Link` never
 /// aborts them when it fails.
 #[test]
-#[ignore = "bug: a failed Link never aborts the sinks of streams it was spooling \
-            (Session::fail does not call Reassembly::close)"]
 fn a_failed_link_aborts_its_sinks() {
     let kind = FramingKind::Stream;
     let sinks = MemorySinkFactory::new();

@@ -296,6 +296,8 @@ impl Session {
             return;
         }
         self.state = State::Failed;
+        // Streams being spooled are aborted (their sinks discard what they wrote).
+        self.reassembly.close(error.code());
         self.commands.push_back(Command::Fail(GoAway {
             last_stream: StreamId(self.highest_peer_id),
             code: error.code(),
@@ -317,18 +319,10 @@ impl Session {
                 reason: "the link is already connected",
             }),
             Frame::Open(open) => self.handle_open(open),
-            Frame::Data(data) => {
-                if self.is_closed(data.stream) {
-                    return Ok(());
-                }
-                self.reassembly.handle_data(data)
-            }
-            Frame::End(end) => {
-                if self.is_closed(end.stream) {
-                    return Ok(());
-                }
-                self.reassembly.handle_end(end)
-            }
+            // Frames of closed streams go to reassembly too: it ignores streams it
+            // does not hold and returns their link credit.
+            Frame::Data(data) => self.reassembly.handle_data(data),
+            Frame::End(end) => self.reassembly.handle_end(end),
             Frame::Cancel(Cancel { stream, code }) => {
                 self.handle_peer_cancel(stream, code);
                 Ok(())
@@ -411,9 +405,10 @@ impl Session {
                 return Err(ProtocolError::BadStreamId { id: stream.0 });
             }
             if !self.awaiting_answer.contains(&stream) {
-                // An answer to a request we canceled, still in flight: drop it.
+                // An answer to a request we canceled, still in flight: drop it
+                // (its bytes still count, and go back, on the link window).
                 self.remember_closed(stream);
-                return Ok(());
+                return self.reassembly.ignore_body(open.payload.len() as u64);
             }
         } else {
             // Ids are allocated at enqueue time and the scheduler sends OPENs in
@@ -430,7 +425,7 @@ impl Session {
                         code: ErrorCode::GoingAway,
                     })));
                 self.remember_closed(stream);
-                return Ok(());
+                return self.reassembly.ignore_body(open.payload.len() as u64);
             }
             if open.kind == MessageKind::Request {
                 self.unanswered.insert(stream);

@@ -342,6 +342,16 @@ impl Reassembly {
         Ok(())
     }
 
+    /// Body bytes of a frame the link layer dropped before reassembly (an answer
+    /// nobody awaits any more, an OPEN refused while going away): counted against
+    /// the link window like any body bytes (beyond it is fatal) and freed at once,
+    /// so dropping frames never shrinks the peer's window.
+    pub fn ignore_body(&mut self, n: u64) -> Result<(), ProtocolError> {
+        self.receive_link(n)?;
+        self.free_link(n);
+        Ok(())
+    }
+
     /// An END frame from the peer: the message is complete. Fatal error: stream id 0.
     pub fn handle_end(&mut self, end: End) -> Result<(), ProtocolError> {
         check_stream_id(end.stream)?;
