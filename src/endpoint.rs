@@ -48,6 +48,7 @@ use netcore_proto::ErrorCode;
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -61,6 +62,7 @@ pub struct EndpointBuilder {
     cache: CacheConfig,
     policy: RestartPolicy,
     subscriptions: Vec<Subscription>,
+    link_threads: usize,
     router: RouterConfig,
     call_timeout: Duration,
     drain_timeout: Duration,
@@ -180,6 +182,14 @@ impl EndpointBuilder {
         self
     }
 
+    /// Threads (actix arbiters) the endpoint's links run on, shared round-robin
+    /// (default: the number of cores, at most 4). With 0, links run on the
+    /// endpoint's own arbiter. The router and handlers always run there.
+    pub fn link_threads(mut self, n: usize) -> Self {
+        self.link_threads = n;
+        self
+    }
+
     /// Most handlers running at once (default 64).
     pub fn max_workers(mut self, n: usize) -> Self {
         self.router.max_workers = n;
@@ -251,9 +261,12 @@ impl EndpointBuilder {
             .with_events(events.clone())
             .start();
         events.publish(Event::Started);
+        let link_arbiters = (0..self.link_threads).map(|_| Arbiter::new()).collect();
         Endpoint {
             inner: Arc::new(Inner {
                 router,
+                link_arbiters,
+                next_arbiter: AtomicUsize::new(0),
                 events,
                 timers,
                 cache,
@@ -272,6 +285,8 @@ type Subscription = (
 
 struct Inner {
     router: Addr<RouterActor>,
+    link_arbiters: Vec<Arbiter>,
+    next_arbiter: AtomicUsize,
     events: EventBus,
     timers: Timers,
     cache: Cache,
@@ -295,6 +310,9 @@ impl Endpoint {
             cache: CacheConfig::default(),
             policy: RestartPolicy::default(),
             subscriptions: Vec::new(),
+            link_threads: std::thread::available_parallelism()
+                .map(|n| n.get().min(4))
+                .unwrap_or(1),
             router: RouterConfig::default(),
             call_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(5),
@@ -305,8 +323,13 @@ impl Endpoint {
     pub async fn attach(
         &self,
         transport: impl Transport,
-        options: LinkOptions,
+        mut options: LinkOptions,
     ) -> Result<Link, CallError> {
+        if options.arbiter.is_none() && !self.inner.link_arbiters.is_empty() {
+            let i = self.inner.next_arbiter.fetch_add(1, Ordering::Relaxed);
+            let arbiters = &self.inner.link_arbiters;
+            options.arbiter = Some(arbiters[i % arbiters.len()].handle());
+        }
         let link_ref = LinkActor::start(
             Box::new(transport) as BoxedTransport,
             options,
@@ -495,6 +518,15 @@ impl Endpoint {
         self.inner.events.publish(Event::Stopped);
         tracing::info!(cut_off, "endpoint stopped");
         cut_off
+    }
+}
+
+impl Drop for Inner {
+    /// The link threads end with the endpoint (its last handle).
+    fn drop(&mut self) {
+        for arbiter in &self.link_arbiters {
+            arbiter.stop();
+        }
     }
 }
 

@@ -62,6 +62,10 @@ pub struct LinkOptions {
     /// Flush the transport after each batch (off for serial ports, where flushing
     /// blocks until the UART drained).
     pub flush: bool,
+    /// The arbiter (thread) the link's actors run on; `None`: the current one.
+    /// The endpoint spreads its links over a small pool of arbiters so the two
+    /// directions of a busy link, or several busy links, use several cores.
+    pub arbiter: Option<actix::ArbiterHandle>,
 }
 
 impl LinkOptions {
@@ -72,6 +76,7 @@ impl LinkOptions {
             batch_budget: 1,
             spool: SpoolLimits::default(),
             flush: false,
+            arbiter: None,
         }
     }
 
@@ -93,6 +98,7 @@ impl LinkOptions {
             batch_budget: 256 * 1024,
             spool: SpoolLimits::default(),
             flush: true,
+            arbiter: None,
         }
     }
 }
@@ -160,14 +166,19 @@ impl LinkActor {
         let mut config = options.config;
         config.nonce = random_nonce();
         let id = LinkId::next();
-        let scheduler = SchedulerActor::new(&config, options.batch_budget).start();
+        let scheduler_actor = SchedulerActor::new(&config, options.batch_budget);
+        let scheduler = match &options.arbiter {
+            Some(arbiter) => SchedulerActor::start_in_arbiter(arbiter, move |_| scheduler_actor),
+            None => scheduler_actor.start(),
+        };
         let chunk_len = config.chunk_len;
         let (state, _) = watch::channel(LinkState::Connecting);
         let sched = scheduler.clone();
-        let addr = LinkActor::create(move |ctx| {
+        let (spool, flush) = (options.spool, options.flush);
+        let build = move |ctx: &mut Context<LinkActor>| {
             let factory = SpoolFactory {
                 link: ctx.address(),
-                limits: options.spool,
+                limits: spool,
                 live: Arc::new(AtomicUsize::new(0)),
             };
             LinkActor {
@@ -177,14 +188,18 @@ impl LinkActor {
                 router,
                 router_cancel,
                 transport: Some(transport),
-                flush: options.flush,
+                flush,
                 chunk_len,
                 calls: HashMap::new(),
                 serving: 0,
                 spooling: HashMap::new(),
                 state,
             }
-        });
+        };
+        let addr = match &options.arbiter {
+            Some(arbiter) => LinkActor::start_in_arbiter(arbiter, build),
+            None => LinkActor::create(build),
+        };
         LinkRef {
             id,
             addr,
