@@ -4,7 +4,7 @@
 //! with a progress line, and prints the server's answer.
 #![allow(clippy::print_stdout)]
 
-use netcore::{Endpoint, Payload, Priority};
+use netcore::{Body, Endpoint, Payload, Priority};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -20,12 +20,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .request("echo", "hello")
         .priority(Priority::High)
         .await?;
-    println!("echo -> {:?}", echo.body.as_bytes());
+    println!("echo -> {}", text(&echo.body));
     let time = link
         .request("time", "")
         .timeout(Duration::from_secs(2))
         .await?;
-    println!("time -> {:?}", time.body.as_bytes());
+    println!("time -> {} (seconds since the epoch)", text(&time.body));
 
     let dir = tempfile::tempdir()?;
     let path = match args.next() {
@@ -55,11 +55,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let answer = call.response().await?;
     println!(
-        "\nupload of {total} bytes -> {:?} in {:.2} s",
-        answer.body.as_bytes(),
+        "\nupload of {total} bytes -> {} in {:.2} s",
+        text(&answer.body),
         started.elapsed().as_secs_f64()
     );
     let _ = std::io::stdout().flush();
     client.stop().await;
     Ok(())
+}
+
+/// A small answer's body as text.
+fn text(body: &Body) -> String {
+    match body.as_bytes() {
+        Some(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        None => format!("({} bytes spooled to disk)", body.len()),
+    }
 }

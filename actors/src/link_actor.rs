@@ -334,6 +334,11 @@ impl LinkActor {
         kind: Outbound,
         ctx: &mut Context<Self>,
     ) -> Result<StreamId, CallError> {
+        // A streamed body announced as 0 bytes is complete from the start: its
+        // OPEN carries FIN and the scheduler forgets the stream once it left, so
+        // there is nothing to feed (a feeder's final push would find the stream
+        // gone, fail, and cancel the message).
+        let nothing_to_feed = message.body.is_none() && message.streamed_len == Some(0);
         let result = match kind {
             Outbound::Request(reply) => self.session.request(message).inspect(|&stream| {
                 self.calls.insert(stream, reply);
@@ -346,7 +351,7 @@ impl LinkActor {
         };
         let stream = result?;
         self.pump(ctx);
-        if let Some(payload) = payload.filter(Payload::is_streamed) {
+        if let Some(payload) = payload.filter(|p| p.is_streamed() && !nothing_to_feed) {
             let scheduler = self.scheduler.clone();
             let link = ctx.address();
             let chunk_len = self.chunk_len;
