@@ -356,12 +356,17 @@ impl LinkActor {
             let link = ctx.address();
             let chunk_len = self.chunk_len;
             actix_rt::spawn(async move {
-                if let Err(error) = feed_body(scheduler, stream, payload, chunk_len).await {
-                    tracing::warn!(stream = stream.0, %error, "streaming a body failed");
-                    link.do_send(CancelStream {
-                        stream,
-                        code: ErrorCode::Internal,
-                    });
+                match feed_body(scheduler, stream, payload, chunk_len).await {
+                    Ok(()) => {}
+                    // The stream was canceled (by the user or the peer): nothing to do.
+                    Err(CallError::Canceled(_)) => {}
+                    Err(error) => {
+                        tracing::warn!(stream = stream.0, %error, "streaming a body failed");
+                        link.do_send(CancelStream {
+                            stream,
+                            code: ErrorCode::Internal,
+                        });
+                    }
                 }
             });
         }
