@@ -41,6 +41,7 @@ pub mod ids;
 pub mod link;
 pub mod overhead;
 pub mod reassembly;
+pub mod reliable;
 pub mod scheduler;
 pub mod sim;
 pub mod time;

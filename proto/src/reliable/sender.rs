@@ -1,0 +1,227 @@
+//! The sending half of the reliable mode: sequence numbers, the retransmission
+//! buffer, acknowledgements and the retransmission timer.
+
+use super::rto::{RtoConfig, RtoEstimator};
+use crate::frame::Ack;
+use crate::time::Instant;
+use alloc::collections::VecDeque;
+use bytes::Bytes;
+
+/// A frame sent and not yet acknowledged: its encoded head (with the sequence
+/// byte) and payload, ready to be framed again.
+#[derive(Clone, Debug)]
+struct Pending {
+    head: Bytes,
+    payload: Bytes,
+    sent_at: Instant,
+    /// Sent more than once: no round-trip sample from it (Karn's rule).
+    retransmitted: bool,
+    /// The peer reported it received (selective ack).
+    sacked: bool,
+    /// Queued for retransmission.
+    queued: bool,
+    sends: u32,
+}
+
+/// Sequence numbers, the window of unacknowledged frames, retransmissions.
+#[derive(Clone, Debug)]
+pub struct Sender {
+    window: usize,
+    max_sends: u32,
+    /// Absolute sequence number of `unacked[0]` (of the next frame when empty).
+    base: u64,
+    unacked: VecDeque<Pending>,
+    retransmit: VecDeque<u64>,
+    rto: RtoEstimator,
+    timer: Option<Instant>,
+    failed: bool,
+    retransmissions: u64,
+}
+
+impl Sender {
+    /// A sender with at most `window` frames in flight (1..=64) that gives up on a
+    /// frame after `max_sends` transmissions.
+    pub fn new(window: usize, max_sends: u32, rto: RtoConfig) -> Sender {
+        Sender {
+            window: window.clamp(1, 64),
+            max_sends: max_sends.max(1),
+            base: 0,
+            unacked: VecDeque::new(),
+            retransmit: VecDeque::new(),
+            rto: RtoEstimator::new(rto),
+            timer: None,
+            failed: false,
+            retransmissions: 0,
+        }
+    }
+
+    /// Room in the window for a new frame.
+    pub fn can_send(&self) -> bool {
+        self.unacked.len() < self.window && !self.failed
+    }
+
+    /// The wire sequence number of the next new frame.
+    pub fn next_seq(&self) -> u8 {
+        self.next() as u8
+    }
+
+    fn next(&self) -> u64 {
+        self.base + self.unacked.len() as u64
+    }
+
+    /// Count of frames ever sent (the absolute next sequence number).
+    pub fn sent_total(&self) -> u64 {
+        self.next()
+    }
+
+    /// Frames in flight.
+    pub fn in_flight(&self) -> usize {
+        self.unacked.len()
+    }
+
+    /// Frames sent again so far.
+    pub fn retransmissions(&self) -> u64 {
+        self.retransmissions
+    }
+
+    /// A frame went out with sequence number [`Sender::next_seq`].
+    pub fn record(&mut self, head: Bytes, payload: Bytes, now: Instant) {
+        self.unacked.push_back(Pending {
+            head,
+            payload,
+            sent_at: now,
+            retransmitted: false,
+            sacked: false,
+            queued: false,
+            sends: 1,
+        });
+        if self.timer.is_none() {
+            self.timer = Some(now + self.rto.rto());
+        }
+    }
+
+    /// The next frame to send again, if any is due (retransmissions go before new
+    /// frames). Returns its head and payload.
+    pub fn poll_retransmit(&mut self, now: Instant) -> Option<(Bytes, Bytes)> {
+        while let Some(seq) = self.retransmit.pop_front() {
+            let Some(index) = seq.checked_sub(self.base) else {
+                continue; // acknowledged meanwhile
+            };
+            let Some(pending) = self.unacked.get_mut(index as usize) else {
+                continue;
+            };
+            pending.queued = false;
+            if pending.sacked {
+                continue;
+            }
+            if pending.sends >= self.max_sends {
+                self.failed = true;
+                return None;
+            }
+            pending.sends += 1;
+            pending.retransmitted = true;
+            pending.sent_at = now;
+            self.retransmissions += 1;
+            if self.timer.is_none() {
+                self.timer = Some(now + self.rto.rto());
+            }
+            return Some((pending.head.clone(), pending.payload.clone()));
+        }
+        None
+    }
+
+    fn queue(&mut self, seq: u64) {
+        if let Some(pending) = self.unacked.get_mut((seq - self.base) as usize) {
+            if !pending.queued && !pending.sacked {
+                pending.queued = true;
+                self.retransmit.push_back(seq);
+            }
+        }
+    }
+
+    /// An acknowledgement from the peer. Stale or impossible ones are ignored.
+    pub fn on_ack(&mut self, ack: Ack, now: Instant) {
+        let offset = u64::from(ack.next.wrapping_sub(self.base as u8));
+        if offset > self.unacked.len() as u64 {
+            return; // older than our window base, or beyond what we sent
+        }
+        let mut sample = None;
+        for _ in 0..offset {
+            if let Some(pending) = self.unacked.pop_front() {
+                if !pending.retransmitted {
+                    sample = Some(now - pending.sent_at);
+                }
+            }
+            self.base += 1;
+        }
+        if let Some(rtt) = sample {
+            self.rto.sample(rtt);
+        }
+        // Selective part: frames after the first missing one that arrived.
+        let mut highest_sacked = None;
+        let mut bits = ack.selective;
+        let mut i = 0u64;
+        while bits != 0 {
+            if bits & 1 == 1 {
+                let index = 1 + i;
+                if let Some(pending) = self.unacked.get_mut(index as usize) {
+                    pending.sacked = true;
+                    highest_sacked = Some(index);
+                }
+            }
+            bits >>= 1;
+            i += 1;
+        }
+        // Fast retransmit: frames before the highest selectively acknowledged one
+        // are missing; send each again if it was last sent a round trip ago.
+        if let Some(highest) = highest_sacked {
+            let rtt = self.rto.srtt().unwrap_or_else(|| self.rto.rto());
+            for index in 0..highest {
+                let stale = self
+                    .unacked
+                    .get(index as usize)
+                    .is_some_and(|p| !p.sacked && now - p.sent_at >= rtt);
+                if stale {
+                    self.queue(self.base + index);
+                }
+            }
+        }
+        self.timer = if self.unacked.iter().all(|p| p.sacked) {
+            None
+        } else if offset > 0 {
+            Some(now + self.rto.rto())
+        } else {
+            self.timer
+        };
+    }
+
+    /// When [`Sender::handle_timeout`] must run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timer
+    }
+
+    /// The retransmission timer: the oldest unacknowledged frame is sent again
+    /// and the timeout doubles.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let Some(deadline) = self.timer else { return };
+        if now < deadline {
+            return;
+        }
+        self.rto.back_off();
+        self.timer = Some(now + self.rto.rto());
+        if let Some(index) = self.unacked.iter().position(|p| !p.sacked) {
+            self.queue(self.base + index as u64);
+        }
+    }
+
+    /// A frame was sent `max_sends` times without an acknowledgement: the peer is
+    /// gone.
+    pub fn is_failed(&self) -> bool {
+        self.failed
+    }
+
+    /// The current retransmission timeout.
+    pub fn rto(&self) -> core::time::Duration {
+        self.rto.rto()
+    }
+}

@@ -1,0 +1,310 @@
+use super::*;
+use crate::frame::{Ack, Frame, Ping};
+use crate::time::Instant;
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use bytes::Bytes;
+use proptest::prelude::*;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn at(n: u64) -> Instant {
+    Instant::from_millis(n)
+}
+
+fn ping(n: u64) -> Frame {
+    Frame::Ping(Ping { opaque: n })
+}
+
+fn sender() -> Sender {
+    Sender::new(
+        4,
+        5,
+        RtoConfig {
+            initial: ms(100),
+            min: ms(10),
+            max: ms(2000),
+        },
+    )
+}
+
+fn send(s: &mut Sender, n: u8, now: Instant) -> u8 {
+    let seq = s.next_seq();
+    s.record(Bytes::from(alloc::vec![n]), Bytes::new(), now);
+    seq
+}
+
+#[test]
+fn window_limits_frames_in_flight() {
+    let mut s = sender();
+    for i in 0..4 {
+        assert!(s.can_send());
+        assert_eq!(send(&mut s, i, at(0)), i);
+    }
+    assert!(!s.can_send());
+    s.on_ack(
+        Ack {
+            next: 2,
+            selective: 0,
+        },
+        at(30),
+    );
+    assert_eq!(s.in_flight(), 2);
+    assert!(s.can_send());
+}
+
+#[test]
+fn timeout_resends_the_oldest_and_backs_off() {
+    let mut s = sender();
+    send(&mut s, 0, at(0));
+    send(&mut s, 1, at(0));
+    assert_eq!(s.poll_timeout(), Some(at(100)));
+    s.handle_timeout(at(50));
+    assert!(s.poll_retransmit(at(50)).is_none(), "not due yet");
+    s.handle_timeout(at(100));
+    let (head, _) = s.poll_retransmit(at(100)).expect("the oldest is resent");
+    assert_eq!(&head[..], &[0]);
+    assert!(s.poll_retransmit(at(100)).is_none(), "only the oldest");
+    assert_eq!(s.rto(), ms(200));
+    assert_eq!(s.poll_timeout(), Some(at(300)));
+    // Karn: the ack of a retransmitted frame gives no sample (the backoff stays)...
+    s.on_ack(
+        Ack {
+            next: 1,
+            selective: 0,
+        },
+        at(110),
+    );
+    assert_eq!(s.rto(), ms(200));
+    // ...the untouched one does: SRTT 310, RTTVAR 155, RTO 930, backoff cleared.
+    s.on_ack(
+        Ack {
+            next: 2,
+            selective: 0,
+        },
+        at(310),
+    );
+    assert_eq!(s.in_flight(), 0);
+    assert_eq!(s.poll_timeout(), None);
+    assert_eq!(s.rto(), ms(930));
+}
+
+#[test]
+fn selective_ack_triggers_fast_retransmit_of_the_holes_only() {
+    let mut s = sender();
+    for i in 0..4 {
+        send(&mut s, i, at(0));
+    }
+    // Frames 1 and 3 arrived, 0 and 2 did not.
+    s.on_ack(
+        Ack {
+            next: 0,
+            selective: 0b101,
+        },
+        at(150),
+    );
+    let a = s.poll_retransmit(at(150)).expect("hole 0");
+    let b = s.poll_retransmit(at(150)).expect("hole 2");
+    assert_eq!((&a.0[..], &b.0[..]), (&[0u8][..], &[2u8][..]));
+    assert!(s.poll_retransmit(at(150)).is_none());
+}
+
+#[test]
+fn a_frame_sent_too_often_fails_the_sender() {
+    let mut s = sender();
+    send(&mut s, 0, at(0));
+    let mut now = 0;
+    while !s.is_failed() {
+        now = s
+            .poll_timeout()
+            .map(|t| t.as_micros() / 1000)
+            .unwrap_or(now)
+            + 1;
+        s.handle_timeout(at(now));
+        let _ = s.poll_retransmit(at(now));
+        assert!(now < 100_000, "never failed");
+    }
+    assert!(!s.can_send());
+}
+
+#[test]
+fn stale_and_impossible_acks_are_ignored() {
+    let mut s = sender();
+    send(&mut s, 0, at(0));
+    s.on_ack(
+        Ack {
+            next: 200,
+            selective: 0,
+        },
+        at(10),
+    );
+    assert_eq!(s.in_flight(), 1);
+    s.on_ack(
+        Ack {
+            next: 1,
+            selective: 0,
+        },
+        at(10),
+    );
+    s.on_ack(
+        Ack {
+            next: 0,
+            selective: 0,
+        },
+        at(11),
+    ); // old, behind the base
+    assert_eq!(s.in_flight(), 0);
+    assert_eq!(s.sent_total(), 1);
+}
+
+#[test]
+fn receiver_orders_holds_and_drops_duplicates() {
+    let mut r = Receiver::new(8, ms(5));
+    let mut out = VecDeque::new();
+    r.on_frame(1, ping(1), at(0), &mut out);
+    r.on_frame(2, ping(2), at(0), &mut out);
+    assert!(out.is_empty());
+    let ack = r.poll_ack(at(0)).expect("out of order: ack at once");
+    assert_eq!(
+        ack,
+        Ack {
+            next: 0,
+            selective: 0b11
+        }
+    );
+    r.on_frame(0, ping(0), at(1), &mut out);
+    assert_eq!(
+        out.drain(..).collect::<Vec<_>>(),
+        [ping(0), ping(1), ping(2)]
+    );
+    assert_eq!(r.received_total(), 3);
+    assert!(r.poll_ack(at(2)).is_none(), "in order: delayed");
+    assert_eq!(r.poll_timeout(), Some(at(6)));
+    assert_eq!(
+        r.poll_ack(at(6)),
+        Some(Ack {
+            next: 3,
+            selective: 0
+        })
+    );
+    r.on_frame(1, ping(1), at(7), &mut out);
+    assert!(out.is_empty());
+    assert_eq!(r.duplicates(), 1);
+    assert_eq!(
+        r.poll_ack(at(7)),
+        Some(Ack {
+            next: 3,
+            selective: 0
+        })
+    );
+}
+
+/// Both directions over a channel that drops, duplicates and reorders frames with
+/// simulated time: every frame is delivered once, in order.
+#[derive(Debug, Clone)]
+struct Channel {
+    loss: u8,
+    dup: u8,
+    delay_ms: u64,
+    jitter_ms: u64,
+}
+
+fn simulate(ch: Channel, seed: u64, frames: u64) -> (Vec<u64>, u64) {
+    let mut rng = seed | 1;
+    let mut rand = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let config = ReliableConfig::default();
+    let mut s = Sender::new(config.window, 1000, config.rto);
+    let mut r = Receiver::new(config.window, config.ack_delay);
+    // In flight: (arrival, seq or ack)
+    let mut to_r: Vec<(u64, u8, u64)> = Vec::new();
+    let mut to_s: Vec<(u64, Ack)> = Vec::new();
+    let mut delivered = Vec::new();
+    let mut out = VecDeque::new();
+    let mut next_payload = 0u64;
+    let mut now = 0u64;
+    while (delivered.len() as u64) < frames && now < 10_000_000 {
+        let t = at(now);
+        s.handle_timeout(t);
+        let mut wire = |rand: &mut dyn FnMut() -> u64,
+                        seq: u8,
+                        payload: u64,
+                        to_r: &mut Vec<(u64, u8, u64)>| {
+            let copies = if (rand() % 100) < u64::from(ch.dup) {
+                2
+            } else {
+                1
+            };
+            for _ in 0..copies {
+                if (rand() % 100) >= u64::from(ch.loss) {
+                    let arrive = now + ch.delay_ms + rand() % (ch.jitter_ms + 1);
+                    to_r.push((arrive, seq, payload));
+                }
+            }
+        };
+        while let Some((head, _)) = s.poll_retransmit(t) {
+            let payload = u64::from_le_bytes(head[..8].try_into().unwrap());
+            let seq = head[8];
+            wire(&mut rand, seq, payload, &mut to_r);
+        }
+        if s.can_send() && next_payload < frames {
+            let seq = s.next_seq();
+            let mut head = next_payload.to_le_bytes().to_vec();
+            head.push(seq);
+            s.record(Bytes::from(head), Bytes::new(), t);
+            wire(&mut rand, seq, next_payload, &mut to_r);
+            next_payload += 1;
+        }
+        to_r.sort_by_key(|e| e.0);
+        while to_r.first().is_some_and(|e| e.0 <= now) {
+            let (_, seq, payload) = to_r.remove(0);
+            r.on_frame(seq, ping(payload), t, &mut out);
+        }
+        for frame in out.drain(..) {
+            if let Frame::Ping(p) = frame {
+                delivered.push(p.opaque);
+            }
+        }
+        if let Some(ack) = r.poll_ack(t) {
+            if (rand() % 100) >= u64::from(ch.loss) {
+                to_s.push((now + ch.delay_ms + rand() % (ch.jitter_ms + 1), ack));
+            }
+        }
+        to_s.sort_by_key(|e| e.0);
+        while to_s.first().is_some_and(|e| e.0 <= now) {
+            let (_, ack) = to_s.remove(0);
+            s.on_ack(ack, t);
+        }
+        assert!(!s.is_failed());
+        now += 1;
+    }
+    (delivered, s.retransmissions())
+}
+
+#[test]
+fn a_lossless_channel_needs_no_retransmission() {
+    let ch = Channel {
+        loss: 0,
+        dup: 0,
+        delay_ms: 10,
+        jitter_ms: 0,
+    };
+    let (delivered, retransmissions) = simulate(ch, 7, 500);
+    assert_eq!(delivered, (0..500).collect::<Vec<_>>());
+    assert_eq!(retransmissions, 0);
+}
+
+proptest! {
+    #[test]
+    fn every_frame_arrives_once_in_order(loss in 0u8..30, dup in 0u8..20, delay in 1u64..50, jitter in 0u64..30, seed in any::<u64>()) {
+        let ch = Channel { loss, dup, delay_ms: delay, jitter_ms: jitter };
+        let (delivered, _) = simulate(ch, seed, 300);
+        prop_assert_eq!(delivered, (0..300).collect::<Vec<_>>());
+    }
+}
