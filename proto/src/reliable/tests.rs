@@ -232,10 +232,10 @@ fn simulate(ch: Channel, seed: u64, frames: u64) -> (Vec<u64>, u64) {
     while (delivered.len() as u64) < frames && now < 10_000_000 {
         let t = at(now);
         s.handle_timeout(t);
-        let mut wire = |rand: &mut dyn FnMut() -> u64,
-                        seq: u8,
-                        payload: u64,
-                        to_r: &mut Vec<(u64, u8, u64)>| {
+        let wire = |rand: &mut dyn FnMut() -> u64,
+                    seq: u8,
+                    payload: u64,
+                    to_r: &mut Vec<(u64, u8, u64)>| {
             let copies = if (rand() % 100) < u64::from(ch.dup) {
                 2
             } else {
