@@ -152,6 +152,8 @@ pub struct LinkActor {
     /// Heads of inbound messages spooling in stream actors.
     spooling: HashMap<StreamId, MessageHead>,
     state: watch::Sender<LinkState>,
+    /// The session's next timer (delayed ACK, keepalive) and its handle.
+    timer: Option<(Instant, SpawnHandle)>,
 }
 
 impl LinkActor {
@@ -194,6 +196,7 @@ impl LinkActor {
                 serving: 0,
                 spooling: HashMap::new(),
                 state,
+                timer: None,
             }
         };
         let addr = match &options.arbiter {
@@ -222,6 +225,26 @@ impl LinkActor {
             };
             self.on_event(event, ctx);
         }
+        self.arm_timer(ctx);
+    }
+
+    /// Keeps one timer armed at the session's next deadline.
+    fn arm_timer(&mut self, ctx: &mut Context<Self>) {
+        let next = self.session.poll_timeout();
+        if self.timer.as_ref().map(|(at, _)| *at) == next {
+            return;
+        }
+        if let Some((_, handle)) = self.timer.take() {
+            ctx.cancel_future(handle);
+        }
+        let Some(at) = next else { return };
+        let delay = at.saturating_since(now());
+        let handle = ctx.run_later(delay, |act, ctx| {
+            act.timer = None;
+            act.session.handle_timeout(now());
+            act.pump(ctx);
+        });
+        self.timer = Some((at, handle));
     }
 
     fn on_event(&mut self, event: LinkEvent, ctx: &mut Context<Self>) {
@@ -384,6 +407,8 @@ impl Actor for LinkActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.scheduler
+            .do_send(crate::scheduler_actor::Watchdog(ctx.address().recipient()));
         let Some(transport) = self.transport.take() else {
             return;
         };
@@ -589,6 +614,20 @@ impl Handler<Spooled> for LinkActor {
     }
 }
 
+/// The scheduler actor's reliable mode gave up on a frame: the peer is gone.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PeerUnresponsive;
+
+impl Handler<PeerUnresponsive> for LinkActor {
+    type Result = ();
+
+    fn handle(&mut self, _: PeerUnresponsive, ctx: &mut Self::Context) {
+        self.session.transmitter_failed();
+        self.pump(ctx);
+    }
+}
+
 /// Subscribes to the link's state.
 #[derive(Message)]
 #[rtype(result = "watch::Receiver<LinkState>")]
@@ -653,9 +692,10 @@ fn random_nonce() -> u64 {
     std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now())
 }
 
-/// Milliseconds since the process's first call: the protocol core's clock.
-fn now() -> Instant {
+/// Microseconds since the process's first call: the protocol core's clock, shared
+/// by the link and scheduler actors.
+pub(crate) fn now() -> Instant {
     static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     let start = START.get_or_init(std::time::Instant::now);
-    Instant::from_millis(start.elapsed().as_millis() as u64)
+    Instant::from_micros(start.elapsed().as_micros() as u64)
 }

@@ -10,10 +10,12 @@
 
 use crate::body::Payload;
 use crate::error::CallError;
+use crate::link_actor::{now, PeerUnresponsive};
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
 use netcore_proto::link::{Command, LinkConfig, Transmitter};
 use netcore_proto::scheduler::SchedulerEvent;
+use netcore_proto::Instant;
 use netcore_proto::StreamId;
 use std::collections::HashMap;
 use tokio::sync::{oneshot, watch};
@@ -32,6 +34,10 @@ pub struct SchedulerActor {
     /// Transfers whose progress someone watches.
     watched: HashMap<StreamId, watch::Sender<Progress>>,
     closed: bool,
+    /// The retransmission timer and its handle.
+    timer: Option<(Instant, SpawnHandle)>,
+    /// Told when the reliable mode gives up on the peer.
+    watchdog: Option<Recipient<PeerUnresponsive>>,
 }
 
 impl SchedulerActor {
@@ -45,11 +51,14 @@ impl SchedulerActor {
             feeders: HashMap::new(),
             watched: HashMap::new(),
             closed: false,
+            timer: None,
+            watchdog: None,
         }
     }
 
     /// Encodes the next batch, or `None` if nothing may be sent now.
     fn next_batch(&mut self) -> Option<Bytes> {
+        self.transmitter.set_now(now());
         let mut buf = BytesMut::new();
         self.transmitter
             .poll_transmit_batch(&mut buf, self.batch_budget);
@@ -67,6 +76,31 @@ impl SchedulerActor {
                 let _ = puller.send(Some(batch));
             }
         }
+    }
+
+    /// Keeps one timer armed at the transmitter's next deadline (retransmission).
+    fn arm_timer(&mut self, ctx: &mut Context<Self>) {
+        if self.transmitter.is_dead() {
+            if let Some(watchdog) = self.watchdog.take() {
+                watchdog.do_send(PeerUnresponsive);
+            }
+        }
+        let next = self.transmitter.poll_timeout();
+        if self.timer.as_ref().map(|(at, _)| *at) == next {
+            return;
+        }
+        if let Some((_, handle)) = self.timer.take() {
+            ctx.cancel_future(handle);
+        }
+        let Some(at) = next else { return };
+        let delay = at.saturating_since(now());
+        let handle = ctx.run_later(delay, |act, ctx| {
+            act.timer = None;
+            act.transmitter.handle_timeout(now());
+            act.serve_puller();
+            act.arm_timer(ctx);
+        });
+        self.timer = Some((at, handle));
     }
 
     fn after_transmit(&mut self) {
@@ -114,7 +148,8 @@ pub struct Apply(pub Vec<Command>);
 impl Handler<Apply> for SchedulerActor {
     type Result = ();
 
-    fn handle(&mut self, msg: Apply, _: &mut Self::Context) {
+    fn handle(&mut self, msg: Apply, ctx: &mut Self::Context) {
+        self.transmitter.set_now(now());
         for command in msg.0 {
             if let Command::Cancel { stream, .. } = &command {
                 // Dropping the feeder's sender tells it the stream is gone.
@@ -125,6 +160,7 @@ impl Handler<Apply> for SchedulerActor {
         }
         self.after_transmit();
         self.serve_puller();
+        self.arm_timer(ctx);
     }
 }
 
@@ -137,11 +173,13 @@ pub struct Pull;
 impl Handler<Pull> for SchedulerActor {
     type Result = ResponseFuture<Option<Bytes>>;
 
-    fn handle(&mut self, _: Pull, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, _: Pull, ctx: &mut Self::Context) -> Self::Result {
         if self.closed {
             return Box::pin(async { None });
         }
-        if let Some(batch) = self.next_batch() {
+        let batch = self.next_batch();
+        self.arm_timer(ctx);
+        if let Some(batch) = batch {
             return Box::pin(async move { Some(batch) });
         }
         let (tx, rx) = oneshot::channel();
@@ -186,7 +224,7 @@ pub struct PushBody {
 impl Handler<PushBody> for SchedulerActor {
     type Result = ResponseFuture<Result<(), CallError>>;
 
-    fn handle(&mut self, msg: PushBody, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: PushBody, ctx: &mut Self::Context) -> Self::Result {
         let PushBody { stream, bytes, fin } = msg;
         if let Err(error) = self.transmitter.push_body(stream, bytes, fin) {
             return Box::pin(async move { Err(CallError::from(error)) });
@@ -197,6 +235,7 @@ impl Handler<PushBody> for SchedulerActor {
         }
         self.after_transmit();
         self.serve_puller();
+        self.arm_timer(ctx);
         if fin {
             return Box::pin(async { Ok(()) });
         }
@@ -285,6 +324,19 @@ pub async fn feed_body(
             }
             push(Bytes::new(), true).await
         }
+    }
+}
+
+/// Who to tell when the reliable mode gives up on the peer (the link actor).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Watchdog(pub Recipient<PeerUnresponsive>);
+
+impl Handler<Watchdog> for SchedulerActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Watchdog, _: &mut Self::Context) {
+        self.watchdog = Some(msg.0);
     }
 }
 

@@ -229,6 +229,12 @@ pub enum ProtocolError {
         /// What failed.
         reason: &'static str,
     },
+    /// The peer stopped answering: unanswered keepalive PINGs, or a reliable-mode
+    /// frame sent the maximum number of times without an acknowledgement.
+    Unresponsive {
+        /// Which mechanism gave up.
+        what: &'static str,
+    },
     /// The caller asked for something the state does not allow (caller's fault).
     InvalidState {
         /// What was wrong.
@@ -245,6 +251,9 @@ impl fmt::Display for ProtocolError {
                 write!(f, "peer speaks protocol version {peer}, this build {ours}")
             }
             ProtocolError::NoHandshake => f.write_str("frame before HELLO"),
+            ProtocolError::Unresponsive { what } => {
+                write!(f, "the peer stopped answering ({what})")
+            }
             ProtocolError::UnexpectedFrame { frame, reason } => {
                 write!(f, "unexpected {frame} frame: {reason}")
             }
@@ -300,6 +309,7 @@ impl ProtocolError {
             ProtocolError::FlowControl { .. } => ErrorCode::FlowControl,
             ProtocolError::Version { .. } => ErrorCode::Version,
             ProtocolError::InvalidState { .. } => ErrorCode::Internal,
+            ProtocolError::Unresponsive { .. } => ErrorCode::Timeout,
             ProtocolError::Sink { code, .. } => *code,
             _ => ErrorCode::Protocol,
         }

@@ -113,6 +113,17 @@ impl Side {
         any
     }
 
+    /// Runs the link's timers that are due; true if that changed anything.
+    fn run_timers(&mut self, now: Instant) -> bool {
+        match self.link.poll_timeout() {
+            Some(due) if due <= now => {
+                self.link.handle_timeout(now);
+                self.link.poll_timeout() != Some(due)
+            }
+            _ => false,
+        }
+    }
+
     /// Transmits while the wire is free; returns the bytes to deliver with arrival times.
     fn transmit(&mut self, now: Instant) -> Vec<(Instant, Vec<u8>)> {
         let mut out = Vec::new();
@@ -220,7 +231,8 @@ impl Pair {
     pub fn step(&mut self, deadline: Option<Instant>) -> bool {
         let now = self.now;
         loop {
-            let mut progress = self.a.collect_events(now) | self.b.collect_events(now);
+            let mut progress = self.a.run_timers(now) | self.b.run_timers(now);
+            progress |= self.a.collect_events(now) | self.b.collect_events(now);
             progress |= self.exchange(now);
             progress |= self.deliver(now);
             if !progress {
@@ -277,7 +289,8 @@ impl Pair {
             let arrival = side.inbox.front().map(|(at, _)| *at);
             let release =
                 (!side.link.is_idle() && side.wire_free_at > self.now).then_some(side.wire_free_at);
-            for t in [arrival, release].into_iter().flatten() {
+            let timer = side.link.poll_timeout().filter(|t| *t > self.now);
+            for t in [arrival, release, timer].into_iter().flatten() {
                 next = Some(next.map_or(t, |n: Instant| n.min(t)));
             }
         }

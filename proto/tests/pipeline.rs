@@ -257,11 +257,27 @@ fn ping_is_answered() {
         .any(|(_, e)| matches!(e, LinkEvent::Pong { opaque: 99 })));
 }
 
-#[test]
-fn line_noise_between_frames_loses_nothing_and_damaged_frames_only_themselves() {
+/// Single-frame one-way messages A→B over a noisy serial line; returns (delivered
+/// messages, ids sent, frames damaged, garbage bursts, B's framing stats).
+#[allow(clippy::type_complexity)]
+fn noisy_line(
+    reliable: bool,
+) -> (
+    BTreeMap<StreamId, (netcore_proto::reassembly::MessageHead, bytes::Bytes)>,
+    Vec<StreamId>,
+    usize,
+    usize,
+    netcore_proto::framing::FramingStats,
+) {
     // Single-frame one-way messages over the serial framing; the tamper hook adds
     // garbage between some frames and flips a bit inside others.
-    let mut p = pair(FramingKind::Serial, Wire::rated(11_520));
+    let mut a = config(FramingKind::Serial, 7);
+    let mut b = config(FramingKind::Serial, 3);
+    if !reliable {
+        (a.reliable, b.reliable) = (None, None);
+    }
+    let mut p = Pair::new(a, b, Wire::rated(11_520));
+    p.drive();
     let damaged = Rc::new(RefCell::new((0usize, 0usize))); // (frames damaged, garbage bursts)
     let log = damaged.clone();
     let mut n = 0u32;
@@ -293,12 +309,19 @@ fn line_noise_between_frames_loses_nothing_and_damaged_frames_only_themselves() 
         ids.push(
             p.a.link
                 .one_way(Message::new("telemetry", vec![i; 20]))
-                .unwrap(),
+                .expect("connected"),
         );
     }
     p.drive();
     let got = messages(&p.b.events);
     let (lost, garbage) = *damaged.borrow();
+    let stats = p.b.link.stats().framing;
+    (got, ids, lost, garbage, stats)
+}
+
+#[test]
+fn line_noise_between_frames_loses_only_the_damaged_frames_without_the_reliable_mode() {
+    let (got, ids, lost, garbage, stats) = noisy_line(false);
     assert!(lost >= 7 && garbage >= 7);
     assert_eq!(
         got.len(),
@@ -309,12 +332,22 @@ fn line_noise_between_frames_loses_nothing_and_damaged_frames_only_themselves() 
         let i = ids.iter().position(|x| x == id).unwrap() as u8;
         assert_eq!(body.as_ref(), &[i; 20][..]);
     }
-    let stats = p.b.link.stats().framing;
     assert_eq!(
         stats.dropped_crc + stats.dropped_cobs + stats.dropped_runt,
         (lost + 2 * garbage) as u64,
         "every damaged frame and garbage burst is counted: {stats:?}"
     );
+}
+
+#[test]
+fn line_noise_loses_nothing_with_the_reliable_mode() {
+    let (got, ids, lost, garbage, stats) = noisy_line(true);
+    assert!(lost >= 7 && garbage >= 7);
+    assert_eq!(got.len(), ids.len(), "the damaged frames were sent again");
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(got[id].1.as_ref(), &[i as u8; 20][..]);
+    }
+    assert!(stats.dropped_crc + stats.dropped_cobs >= lost as u64);
 }
 
 proptest! {

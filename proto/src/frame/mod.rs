@@ -187,6 +187,16 @@ impl Frame {
         }
     }
 
+    /// The payload as shared bytes (no copy for OPEN and DATA), for keeping a sent
+    /// frame until it is acknowledged.
+    pub fn payload_bytes(&self) -> Bytes {
+        match self {
+            Frame::Open(f) => f.payload.clone(),
+            Frame::Data(f) => f.payload.clone(),
+            other => Bytes::copy_from_slice(other.payload()),
+        }
+    }
+
     fn encode_kind_head(&self, dst: &mut impl BufMut) {
         match self {
             Frame::Hello(f) => f.encode_head(dst),

@@ -1,8 +1,9 @@
 //! What the inbound half of a link asks of its outbound half.
 
 use crate::error::ErrorCode;
-use crate::frame::{Credit, Frame, GoAway, Open};
+use crate::frame::{Ack, Credit, Frame, GoAway, Open};
 use crate::ids::StreamId;
+use crate::reliable::ReliableConfig;
 use crate::scheduler::Body;
 
 /// An instruction from a [`Session`](super::Session) to its
@@ -37,7 +38,14 @@ pub enum Command {
         link_window: u64,
         /// Largest chunk payload that fits the peer's maximum frame.
         max_chunk_len: usize,
+        /// Both sides offered the reliable mode: sequence and keep every frame.
+        reliable: Option<ReliableConfig>,
     },
+    /// Send this acknowledgement ahead of everything (reliable mode; never
+    /// sequenced, never held back by the window).
+    Ack(Ack),
+    /// The peer acknowledged frames (reliable mode).
+    PeerAck(Ack),
     /// The link failed: send this GOAWAY and no further CANCEL frames.
     Fail(GoAway),
 }

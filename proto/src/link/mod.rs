@@ -29,6 +29,7 @@ mod command;
 mod session;
 mod transmitter;
 
+pub use crate::reliable::ReliableConfig;
 pub use command::{Command, TellPeer};
 pub use session::Session;
 pub use transmitter::Transmitter;
@@ -65,6 +66,22 @@ pub struct LinkConfig {
     pub class_weights: [u32; Priority::COUNT],
     /// Random value for the parity decision; must differ from the peer's.
     pub nonce: u64,
+    /// Offer the reliable mode (sequence numbers, ACK, retransmission); it is used
+    /// when both sides offer it. On by default for the serial framing.
+    pub reliable: Option<ReliableConfig>,
+    /// PING an idle link and fail it after unanswered PINGs.
+    pub keepalive: Option<Keepalive>,
+}
+
+/// Keepalive: after `interval` without any frame from the peer, a PING; after
+/// `max_missed` unanswered PINGs in a row, the link fails
+/// ([`ProtocolError::Unresponsive`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Silence before each PING.
+    pub interval: core::time::Duration,
+    /// Unanswered PINGs tolerated.
+    pub max_missed: u32,
 }
 
 impl LinkConfig {
@@ -94,6 +111,8 @@ impl LinkConfig {
             limits: Limits::default(),
             class_weights: scheduler.class_weights,
             nonce,
+            reliable: (framing == FramingKind::Serial).then(ReliableConfig::default),
+            keepalive: None,
         }
     }
 }
@@ -264,6 +283,9 @@ impl Link {
     /// Moves the session's commands into the transmitter and the transmitter's
     /// events out, after every call.
     fn pump(&mut self) {
+        if self.transmitter.is_dead() && !self.session.is_failed() {
+            self.session.transmitter_failed();
+        }
         while let Some(command) = self.session.poll_command() {
             self.transmitter.apply(command);
         }
@@ -415,8 +437,31 @@ impl Link {
     /// dropped and reported as [`LinkEvent::FrameDropped`]; a fatal error fails the
     /// link (also reported as [`LinkEvent::Failed`]) and queues a GOAWAY.
     pub fn handle_input(&mut self, bytes: &[u8], now: Instant) -> Result<(), ProtocolError> {
+        self.transmitter.set_now(now);
         let result = self.session.handle_input(bytes, now);
         self.pump();
         result
+    }
+
+    /// When [`Link::handle_timeout`] must run next (retransmission timer, delayed
+    /// acknowledgement, keepalive), if anything waits on time.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match (self.session.poll_timeout(), self.transmitter.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Time passed (call at [`Link::poll_timeout`] or later): retransmits, sends
+    /// due acknowledgements and keepalive PINGs, fails a link whose peer went silent.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.transmitter.handle_timeout(now);
+        self.session.handle_timeout(now);
+        self.pump();
+    }
+
+    /// (frames in flight, retransmissions) of the reliable mode, if it is on.
+    pub fn reliable_stats(&self) -> Option<(usize, u64)> {
+        self.transmitter.reliable_stats()
     }
 }

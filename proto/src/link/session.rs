@@ -13,6 +13,7 @@ use crate::frame::{self, Cancel, Envelope, Frame, GoAway, Hello, Open, Ping, Pon
 use crate::framing::{Framer, Framing, FramingKind, FramingStats};
 use crate::ids::{MessageKind, Parity, StreamId};
 use crate::reassembly::{InboundEvent, Reassembly, ReassemblyConfig, SinkFactory};
+use crate::reliable::Receiver;
 use crate::time::Instant;
 use alloc::boxed::Box;
 use alloc::collections::{BTreeSet, VecDeque};
@@ -54,6 +55,14 @@ pub struct Session {
     commands: VecDeque<Command>,
     frames_in: u64,
     bytes_in: u64,
+    /// The reliable mode's receiving half, once both sides agreed to it.
+    reliable: Option<Receiver>,
+    /// Frames the reliable receiver released in order, waiting for dispatch.
+    in_order: VecDeque<Frame>,
+    /// Latest time seen, and the keepalive's state.
+    now: Instant,
+    last_heard: Instant,
+    pings_unanswered: u32,
 }
 
 impl Session {
@@ -67,6 +76,9 @@ impl Session {
         hello.max_frame_len = max_frame_len as u64;
         hello.stream_window = config.stream_window;
         hello.link_window = config.link_window;
+        if config.reliable.is_some() {
+            hello.features |= frame::features::RELIABLE;
+        }
         let reassembly = Reassembly::new(
             ReassemblyConfig {
                 limits: config.limits,
@@ -94,6 +106,11 @@ impl Session {
             commands,
             frames_in: 0,
             bytes_in: 0,
+            reliable: None,
+            in_order: VecDeque::new(),
+            now: Instant::ZERO,
+            last_heard: Instant::ZERO,
+            pings_unanswered: 0,
         }
     }
 
@@ -256,21 +273,24 @@ impl Session {
     /// Feeds bytes read from the transport. Damaged frames on the serial framing are
     /// dropped and reported as [`LinkEvent::FrameDropped`]; a fatal error fails the
     /// link (also reported as [`LinkEvent::Failed`]) and emits a GOAWAY.
-    pub fn handle_input(&mut self, bytes: &[u8], _now: Instant) -> Result<(), ProtocolError> {
+    pub fn handle_input(&mut self, bytes: &[u8], now: Instant) -> Result<(), ProtocolError> {
         if self.state == State::Failed {
             return Err(ProtocolError::InvalidState {
                 reason: "link failed",
             });
         }
+        self.now = self.now.max(now);
         self.bytes_in += bytes.len() as u64;
         self.rx.extend_from_slice(bytes);
         loop {
             match self.framer.decode(&mut self.rx) {
                 Ok(Some(raw)) => {
                     self.frames_in += 1;
+                    self.last_heard = self.now;
+                    self.pings_unanswered = 0;
                     let result = Envelope::decode(raw)
                         .map_err(ProtocolError::from)
-                        .and_then(|env| self.dispatch(env.frame));
+                        .and_then(|env| self.receive(env));
                     if let Err(error) = result {
                         self.fail(error.clone());
                         return Err(error);
@@ -288,7 +308,97 @@ impl Session {
             }
         }
         self.drain_reassembly();
+        self.flush_ack();
         Ok(())
+    }
+
+    /// A decoded frame: through the reliable receiver when that mode is on.
+    fn receive(&mut self, envelope: Envelope) -> Result<(), ProtocolError> {
+        let Envelope { seq, frame } = envelope;
+        match (self.reliable.as_mut(), seq) {
+            (Some(receiver), Some(seq)) => {
+                receiver.on_frame(seq, frame, self.now, &mut self.in_order);
+                while let Some(frame) = self.in_order.pop_front() {
+                    self.dispatch(frame)?;
+                }
+                Ok(())
+            }
+            (Some(_), None) if matches!(frame, Frame::Ack(_)) => self.dispatch(frame),
+            (Some(_), None) => Err(ProtocolError::UnexpectedFrame {
+                frame: frame.kind().name(),
+                reason: "unsequenced frame in the reliable mode",
+            }),
+            (None, Some(_)) => Err(ProtocolError::UnexpectedFrame {
+                frame: frame.kind().name(),
+                reason: "sequenced frame without the reliable mode",
+            }),
+            (None, None) => self.dispatch(frame),
+        }
+    }
+
+    /// Hands a due acknowledgement to the transmitter.
+    fn flush_ack(&mut self) {
+        if let Some(ack) = self.reliable.as_mut().and_then(|r| r.poll_ack(self.now)) {
+            self.commands.push_back(Command::Ack(ack));
+        }
+    }
+
+    /// When [`Session::handle_timeout`] must run next: a delayed acknowledgement
+    /// or the keepalive.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let ack = self.reliable.as_ref().and_then(Receiver::poll_timeout);
+        let keepalive = match (self.config.keepalive, self.state) {
+            (Some(k), State::Connected | State::Closing) => {
+                Some(self.last_heard + k.interval * (self.pings_unanswered + 1))
+            }
+            _ => None,
+        };
+        match (ack, keepalive) {
+            (Some(a), Some(k)) => Some(a.min(k)),
+            (a, k) => a.or(k),
+        }
+    }
+
+    /// Time passed: sends a delayed acknowledgement, PINGs a silent peer, fails
+    /// the link after too many unanswered PINGs.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        if self.state == State::Failed {
+            return;
+        }
+        self.flush_ack();
+        let Some(keepalive) = self.config.keepalive else {
+            return;
+        };
+        if !matches!(self.state, State::Connected | State::Closing) {
+            return;
+        }
+        let due = self.last_heard + keepalive.interval * (self.pings_unanswered + 1);
+        if self.now < due {
+            return;
+        }
+        if self.pings_unanswered >= keepalive.max_missed {
+            self.fail(ProtocolError::Unresponsive {
+                what: "keepalive PINGs unanswered",
+            });
+            return;
+        }
+        self.pings_unanswered += 1;
+        self.commands.push_back(Command::Control(Frame::Ping(Ping {
+            opaque: u64::from(self.pings_unanswered),
+        })));
+    }
+
+    /// The transmitter gave up on a frame (reliable mode): the peer is gone.
+    pub fn transmitter_failed(&mut self) {
+        self.fail(ProtocolError::Unresponsive {
+            what: "reliable-mode frame never acknowledged",
+        });
+    }
+
+    /// Frames received in order in the reliable mode (the resume point).
+    pub fn reliable_received(&self) -> Option<u64> {
+        self.reliable.as_ref().map(Receiver::received_total)
     }
 
     fn fail(&mut self, error: ProtocolError) {
@@ -351,9 +461,13 @@ impl Session {
                 });
                 Ok(())
             }
-            // Reliability frames belong to the reliable mode (issue 7); without it an
-            // ACK carries no information and is ignored.
-            Frame::Ack(_) => Ok(()),
+            // Without the reliable mode an ACK carries no information.
+            Frame::Ack(ack) => {
+                if self.reliable.is_some() {
+                    self.commands.push_back(Command::PeerAck(ack));
+                }
+                Ok(())
+            }
         }
     }
 
@@ -385,10 +499,16 @@ impl Session {
         let max_chunk_len = usize::try_from(hello.max_frame_len)
             .unwrap_or(usize::MAX)
             .saturating_sub(frame::MAX_HEAD_LEN);
+        let reliable = self
+            .config
+            .reliable
+            .filter(|_| hello.features & frame::features::RELIABLE != 0);
+        self.reliable = reliable.map(|r| Receiver::new(r.window, r.ack_delay));
         self.commands.push_back(Command::PeerHello {
             stream_window: hello.stream_window,
             link_window: hello.link_window,
             max_chunk_len,
+            reliable,
         });
         self.state = State::Connected;
         self.events.push_back(LinkEvent::Connected {

@@ -11,10 +11,12 @@ use super::command::{Command, TellPeer};
 use super::LinkConfig;
 use crate::config::MIN_MAX_FRAME_LEN;
 use crate::error::ProtocolError;
-use crate::frame::{Cancel, Credit, Envelope, Frame};
+use crate::frame::{Ack, Cancel, Credit, Envelope, Frame};
 use crate::framing::{Framer, Framing};
 use crate::ids::StreamId;
+use crate::reliable::Sender;
 use crate::scheduler::{Scheduler, SchedulerConfig, SchedulerEvent};
+use crate::time::Instant;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use bytes::{Bytes, BytesMut};
@@ -36,6 +38,11 @@ pub struct Transmitter {
     frames_out: u64,
     bytes_out: u64,
     failed: bool,
+    /// The reliable mode's sending half, once both sides agreed to it.
+    reliable: Option<Sender>,
+    /// The latest acknowledgement to send, ahead of everything.
+    ack: Option<Ack>,
+    now: Instant,
 }
 
 impl Transmitter {
@@ -54,6 +61,9 @@ impl Transmitter {
             frames_out: 0,
             bytes_out: 0,
             failed: false,
+            reliable: None,
+            ack: None,
+            now: Instant::ZERO,
         }
     }
 
@@ -102,12 +112,21 @@ impl Transmitter {
                 stream_window,
                 link_window,
                 max_chunk_len,
+                reliable,
             } => {
+                self.reliable = reliable.map(|r| Sender::new(r.window, r.max_sends, r.rto));
                 if self.chunk_len > max_chunk_len {
                     self.set_chunk_len(max_chunk_len);
                 }
                 self.scheduler.set_initial_stream_credit(stream_window);
                 self.scheduler.add_credit(Credit::LINK, link_window);
+            }
+            Command::Ack(ack) => self.ack = Some(ack),
+            Command::PeerAck(ack) => {
+                let now = self.now;
+                if let Some(sender) = self.reliable.as_mut() {
+                    sender.on_ack(ack, now);
+                }
             }
             Command::Fail(goaway) => {
                 self.scheduler.push_control(Frame::GoAway(goaway));
@@ -149,7 +168,22 @@ impl Transmitter {
 
     /// Appends the next framed frame to `dst`; returns the wire bytes added, 0 when
     /// nothing is ready. Call whenever the transport can take more.
+    ///
+    /// In the reliable mode the order is: a pending ACK, then frames due for
+    /// retransmission, then new frames while the window has room.
     pub fn poll_transmit(&mut self, dst: &mut BytesMut) -> usize {
+        if let Some(ack) = self.ack.take() {
+            return self.encode(&Envelope::from(Frame::Ack(ack)), dst);
+        }
+        let now = self.now;
+        if let Some(sender) = self.reliable.as_mut() {
+            if let Some((head, payload)) = sender.poll_retransmit(now) {
+                return self.write(&head, &payload, dst);
+            }
+            if !sender.can_send() {
+                return 0;
+            }
+        }
         let Some(frame) = self.scheduler.poll_transmit() else {
             return 0;
         };
@@ -158,16 +192,66 @@ impl Transmitter {
                 p.sent += len as u64;
             }
         }
-        let envelope = Envelope::from(frame);
+        let Some(sender) = self.reliable.as_mut() else {
+            return self.encode(&Envelope::from(frame), dst);
+        };
+        let envelope = Envelope {
+            seq: Some(sender.next_seq()),
+            frame,
+        };
+        let mut head = BytesMut::with_capacity(envelope.head_len());
+        envelope.encode_head(&mut head);
+        let (head, payload) = (head.freeze(), envelope.frame.payload_bytes());
+        sender.record(head.clone(), payload.clone(), now);
+        self.write(&head, &payload, dst)
+    }
+
+    fn encode(&mut self, envelope: &Envelope, dst: &mut BytesMut) -> usize {
         self.head_scratch.clear();
         envelope.encode_head(&mut self.head_scratch);
+        let head = core::mem::take(&mut self.head_scratch);
+        let written = self.write(&head, envelope.frame.payload(), dst);
+        self.head_scratch = head;
+        written
+    }
+
+    fn write(&mut self, head: &[u8], payload: &[u8], dst: &mut BytesMut) -> usize {
         let before = dst.len();
-        self.framer
-            .encode(&self.head_scratch, envelope.frame.payload(), dst);
+        self.framer.encode(head, payload, dst);
         let written = dst.len() - before;
         self.frames_out += 1;
         self.bytes_out += written as u64;
         written
+    }
+
+    /// Sets the time the reliable mode stamps frames with (call before polling).
+    pub fn set_now(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+    }
+
+    /// When [`Transmitter::handle_timeout`] must run next (the retransmission timer).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.reliable.as_ref().and_then(Sender::poll_timeout)
+    }
+
+    /// Time passed: a retransmission timer that expired queues its frame again.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.set_now(now);
+        if let Some(sender) = self.reliable.as_mut() {
+            sender.handle_timeout(now);
+        }
+    }
+
+    /// The reliable mode gave up on a frame: the peer is unreachable.
+    pub fn is_dead(&self) -> bool {
+        self.reliable.as_ref().is_some_and(Sender::is_failed)
+    }
+
+    /// (frames in flight, retransmissions so far) of the reliable mode.
+    pub fn reliable_stats(&self) -> Option<(usize, u64)> {
+        self.reliable
+            .as_ref()
+            .map(|s| (s.in_flight(), s.retransmissions()))
     }
 
     /// Appends frames to `dst` until about `budget` wire bytes were added or nothing is
@@ -194,7 +278,7 @@ impl Transmitter {
 
     /// True when nothing at all waits to be sent.
     pub fn is_idle(&self) -> bool {
-        self.scheduler.is_idle()
+        self.scheduler.is_idle() && self.ack.is_none()
     }
 
     /// (frames, wire bytes) produced so far.
