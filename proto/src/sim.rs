@@ -212,6 +212,9 @@ impl Pair {
     }
 
     /// Runs until both sides are idle and nothing is in flight. Returns the time.
+    ///
+    /// A link with a keepalive always has a next deadline: drive it with
+    /// [`Pair::drive_until`] instead.
     pub fn drive(&mut self) -> Instant {
         while self.step(None) {}
         self.now

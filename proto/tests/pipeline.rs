@@ -477,3 +477,63 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn keepalive_pings_an_idle_link_and_fails_a_silent_peer() {
+    let mut a = config(FramingKind::Stream, 7);
+    a.keepalive = Some(netcore_proto::link::Keepalive {
+        interval: Duration::from_millis(100),
+        max_missed: 3,
+    });
+    let mut p = Pair::new(
+        a,
+        config(FramingKind::Stream, 3),
+        Wire::instant(Duration::from_millis(5)),
+    );
+    // (`drive` would never return: a keepalive always has a next deadline.)
+    // Idle but answering: PINGs go out, PONGs come back, the link stays up.
+    p.drive_until(netcore_proto::Instant::from_millis(1_000));
+    let pongs =
+        p.a.events
+            .iter()
+            .filter(|(_, e)| matches!(e, LinkEvent::Pong { .. }))
+            .count();
+    assert!(pongs >= 5, "{pongs} pongs");
+    assert!(p.a.link.is_connected());
+    // The peer falls silent: after 3 unanswered PINGs the link fails.
+    p.tamper(Box::new(|direction, bytes| {
+        if direction == Direction::BToA {
+            bytes.clear();
+        }
+    }));
+    p.drive_until(netcore_proto::Instant::from_millis(2_000));
+    assert!(p.a.link.is_failed());
+    assert!(p.a.events.iter().any(|(_, e)| matches!(
+        e,
+        LinkEvent::Failed {
+            error: netcore_proto::ProtocolError::Unresponsive { .. }
+        }
+    )));
+}
+
+#[test]
+fn the_reliable_mode_gives_up_on_a_peer_that_never_acknowledges() {
+    let mut p = pair(FramingKind::Serial, Wire::instant(Duration::from_millis(5)));
+    p.tamper(Box::new(|direction, bytes| {
+        if direction == Direction::BToA {
+            bytes.clear();
+        }
+    }));
+    p.a.link
+        .one_way(Message::new("t", "lost"))
+        .expect("connected");
+    p.drive_until(netcore_proto::Instant::from_millis(120_000));
+    assert!(p.a.events.iter().any(|(_, e)| matches!(
+        e,
+        LinkEvent::Failed {
+            error: netcore_proto::ProtocolError::Unresponsive { .. }
+        }
+    )));
+    let (_, retransmissions) = p.a.link.reliable_stats().expect("reliable mode on");
+    assert!(retransmissions >= 10);
+}
