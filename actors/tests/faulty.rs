@@ -16,7 +16,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use netcore_actors::proto::framing::{Framer, Framing, FramingKind};
 use netcore_actors::transport::{
-    faulty_pair, CutSchedule, FaultConfig, FaultStats, Faults, FaultyLine,
+    faulty_pair, CutSchedule, FaultConfig, FaultStats, Faults, Faulty, FaultyLine,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
@@ -591,4 +591,88 @@ async fn the_serial_decoder_resynchronizes_over_drops_and_bit_errors() {
     // Drops ≈ 1% of 10,000 = 100 (σ ≈ 10); bit errors ≈ 1e-5 × ~9 Mbit ≈ 90.
     assert_near("dropped frames", stats.dropped, 100.0, 0.5);
     assert!(stats.corrupted > 30, "{stats:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wrapper_injects_what_the_pair_would() {
+    let data = frames(5000, 20).concat();
+    let faults = Faults::none()
+        .with_drop(0.05)
+        .with_duplicate(0.05)
+        .with_truncate(0.05)
+        .with_bit_error_rate(1e-3)
+        .with_latency(Duration::from_millis(5))
+        .with_jitter(Duration::from_millis(5));
+    let config = FaultConfig::new(20).with_b_to_a(faults);
+
+    // b → a over the pair...
+    let (mut a, mut b) = faulty_pair(config.clone());
+    let writer = async {
+        b.write_all(&data).await.unwrap();
+        b.shutdown().await.unwrap();
+    };
+    let mut over_pair = Vec::new();
+    let ((), read) = tokio::join!(writer, a.read_to_end(&mut over_pair));
+    read.unwrap();
+
+    // ... and the same bytes read through a wrapped in-memory pipe.
+    let (near, mut far) = tokio::io::duplex(1000);
+    let mut near = Faulty::new(near, config);
+    let writer = async {
+        for chunk in data.chunks(333) {
+            far.write_all(chunk).await.unwrap();
+        }
+        far.shutdown().await.unwrap();
+    };
+    let mut wrapped = Vec::new();
+    let ((), read) = tokio::join!(writer, near.read_to_end(&mut wrapped));
+    read.unwrap();
+
+    assert_eq!(wrapped, over_pair);
+    assert_eq!(near.handle().received(), a.handle().received());
+    let stats = near.handle().received();
+    assert!(
+        stats.dropped > 0 && stats.duplicated > 0 && stats.truncated > 0 && stats.corrupted > 0
+    );
+
+    // Writes pass untouched.
+    let (near, mut far) = tokio::io::duplex(1000);
+    let mut near = Faulty::new(near, FaultConfig::new(20).with_faults(faults));
+    near.write_all(b"clean\0").await.unwrap();
+    let mut got = [0; 6];
+    far.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"clean\0");
+    assert_eq!(near.handle().sent().bytes_written, 6);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cut_wrapper_reads_eof_and_fails_writes() {
+    let start = Instant::now();
+    let (near, mut far) = tokio::io::duplex(1000);
+    let config = FaultConfig::new(21).with_cuts(CutSchedule::at([Duration::from_secs(3)]));
+    let mut near = Faulty::new(near, config);
+    far.write_all(b"hi\0").await.unwrap();
+    let mut got = [0; 3];
+    near.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"hi\0");
+    // Waiting for more, the reader sees the cut at 3 s.
+    assert_eq!(near.read(&mut [0; 8]).await.unwrap(), 0);
+    assert_within(
+        start.elapsed(),
+        Duration::from_secs(3),
+        Duration::from_millis(2),
+    );
+    let err = near.write_all(b"x").await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+
+    // A writer blocked on a full inner transport is failed by a manual cut.
+    let (near, _far) = tokio::io::duplex(10);
+    let mut near = Faulty::new(near, FaultConfig::new(22));
+    let handle = near.handle();
+    let writer = tokio::spawn(async move { near.write_all(&[1; 100]).await });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(!writer.is_finished());
+    handle.cut();
+    let err = writer.await.unwrap().unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
 }

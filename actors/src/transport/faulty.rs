@@ -58,6 +58,10 @@
 //!   [`FaultHandle`] after the ends have been moved away, so a test can assert
 //!   the faults really happened.
 //!
+//! * **Any transport.** [`Faulty`] wraps a real transport (TCP, a
+//!   pseudo-terminal, a [throttled line](super::throttled_pair)) and injects
+//!   the same faults, from the same seed, into what is read from it.
+//!
 //! Times are [`tokio::time::Instant`]s, so the line also runs under
 //! `tokio::time::pause()`.
 //!
@@ -381,18 +385,23 @@ fn open_pair(
     seed: u64,
     cut_at: Option<Instant>,
 ) -> (FaultyStream, FaultyStream) {
+    let shared = open_shared(config, seed, cut_at);
+    let a = FaultyStream::new(Arc::clone(&shared), A_TO_B);
+    let b = FaultyStream::new(shared, B_TO_A);
+    (a, b)
+}
+
+/// Both directions of a line, `a → b` first.
+fn open_shared(config: &FaultConfig, seed: u64, cut_at: Option<Instant>) -> Arc<Shared> {
     let mut seeds = Rng(seed);
-    let shared = Arc::new(Shared {
+    Arc::new(Shared {
         directions: [
             Direction::new(config, config.a_to_b, &mut seeds),
             Direction::new(config, config.b_to_a, &mut seeds),
         ],
         cut: AtomicBool::new(false),
         cut_at,
-    });
-    let a = FaultyStream::new(Arc::clone(&shared), A_TO_B);
-    let b = FaultyStream::new(shared, B_TO_A);
-    (a, b)
+    })
 }
 
 const A_TO_B: usize = 0;
@@ -575,14 +584,12 @@ impl AsyncRead for FaultyStream {
                     wake(&mut state.writer_waker);
                     return Poll::Ready(Ok(()));
                 }
-                match state.queue.front() {
-                    Some(segment) => Some(segment.ready_at),
-                    None if state.writer_closed => return Poll::Ready(Ok(())),
-                    None => {
-                        state.reader_waker = Some(cx.waker().clone());
-                        None
-                    }
+                if state.queue.is_empty() && state.writer_closed {
+                    return Poll::Ready(Ok(()));
                 }
+                // Woken by the writer, or by a cut.
+                state.reader_waker = Some(cx.waker().clone());
+                state.queue.front().map(|segment| segment.ready_at)
             };
             if let Some(deadline) = deadline {
                 if poll_sleep(&mut this.read_sleep, deadline, cx).is_ready() {
@@ -630,8 +637,9 @@ impl AsyncWrite for FaultyStream {
                         .fifo_len
                         .saturating_sub(state.wire.unserialized(now)),
                 };
+                // Woken by the reader, or by a cut.
+                state.writer_waker = Some(cx.waker().clone());
                 if room == 0 {
-                    state.writer_waker = Some(cx.waker().clone());
                     None
                 } else if fifo_room == 0 {
                     Some(state.wire.drained_to(direction.config.fifo_len / 2))
@@ -661,13 +669,14 @@ impl AsyncWrite for FaultyStream {
         loop {
             let deadline = {
                 let direction = this.outgoing();
-                let state = direction.lock();
+                let mut state = direction.lock();
                 if this.shared.is_cut() {
                     return Poll::Ready(Err(broken_pipe("the line was cut")));
                 }
                 if state.reader_closed || state.wire.unserialized(Instant::now()) == 0 {
                     return Poll::Ready(Ok(()));
                 }
+                state.writer_waker = Some(cx.waker().clone());
                 state.wire.drained_to(0)
             };
             if poll_sleep(&mut this.write_sleep, deadline, cx).is_ready() {
@@ -792,6 +801,201 @@ impl fmt::Debug for FaultyLine {
             .field("pairs", &line.pairs)
             .field("current", &line.current)
             .finish()
+    }
+}
+
+/// Faults injected into what is read from any transport: a TCP stream, a
+/// pseudo-terminal, one end of a [`throttled_pair`](super::throttled_pair).
+///
+/// The wrapped transport plays end `a` of a [`faulty_pair`]: what it reads
+/// suffers `config.b_to_a`, exactly as `a` of `faulty_pair(config)` would for
+/// the same bytes, and the seed, delimiter, buffer length and cut schedule
+/// are `config`'s. What it writes passes untouched (a wrapper cannot hold
+/// bytes back without a task of its own), so `config.a_to_b` is not used:
+/// wrap the other end too for faults both ways. Timing faults count from
+/// when the bytes are read from `inner`, and the rate limit paces what is
+/// read. A cut makes reads return end of stream and writes fail with
+/// `BrokenPipe`; `inner` stays open until the wrapper is dropped.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> std::io::Result<()> {
+/// use netcore_actors::transport::{FaultConfig, Faults, Faulty};
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// let (near, mut far) = tokio::io::duplex(4096);
+/// let config = FaultConfig::new(3).with_b_to_a(Faults::none().with_duplicate(1.0));
+/// let mut near = Faulty::new(near, config);
+/// far.write_all(b"ab\0").await?;
+/// drop(far);
+/// let mut got = Vec::new();
+/// near.read_to_end(&mut got).await?;
+/// assert_eq!(got, b"ab\0ab\0");
+/// assert_eq!(near.handle().received().duplicated, 1);
+/// # Ok(()) }
+/// ```
+pub struct Faulty<T> {
+    inner: T,
+    shared: Arc<Shared>,
+    scratch: Box<[u8]>,
+    read_sleep: Option<Pin<Box<Sleep>>>,
+    read_cut_sleep: Option<Pin<Box<Sleep>>>,
+    write_cut_sleep: Option<Pin<Box<Sleep>>>,
+}
+
+/// Bytes a [`Faulty`] reads from its inner transport at a time.
+const WRAPPER_READ_LEN: usize = 16 * 1024;
+
+impl<T> Faulty<T> {
+    /// Wraps `inner`; its cut schedule starts now.
+    pub fn new(inner: T, config: FaultConfig) -> Self {
+        let cut_at = config
+            .cuts
+            .next_after(Duration::ZERO)
+            .map(|after| later(Instant::now(), after));
+        let shared = open_shared(&config, config.seed, cut_at);
+        Self {
+            inner,
+            shared,
+            scratch: vec![0; WRAPPER_READ_LEN].into_boxed_slice(),
+            read_sleep: None,
+            read_cut_sleep: None,
+            write_cut_sleep: None,
+        }
+    }
+
+    /// The stats (`received()`: what was read, with its faults; `sent()`:
+    /// bytes written only) and the cut switch.
+    pub fn handle(&self) -> FaultHandle {
+        FaultHandle {
+            shared: Arc::clone(&self.shared),
+            outgoing: A_TO_B,
+        }
+    }
+
+    /// The wrapped transport.
+    pub fn get_ref(&self) -> &T {
+        &self.inner
+    }
+
+    /// The wrapped transport, mutably (reading from it directly bypasses the
+    /// faults).
+    pub fn get_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+
+    /// The wrapped transport; bytes read from it but not delivered yet are
+    /// lost.
+    pub fn into_inner(self) -> T {
+        self.inner
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Faulty<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Faulty")
+            .field("inner", &self.inner)
+            .field("handle", &self.handle())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Faulty<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        loop {
+            let direction = &this.shared.directions[B_TO_A];
+            let mut state = direction.lock();
+            if this.shared.is_cut() {
+                return Poll::Ready(Ok(()));
+            }
+            let now = Instant::now();
+            if state.take_into(now, buf) > 0 {
+                return Poll::Ready(Ok(()));
+            }
+            let held = state.queued + state.partial.len();
+            let room = direction.config.buffer_len.saturating_sub(held);
+            if !state.writer_closed && room > 0 {
+                let len = room.min(this.scratch.len());
+                let mut scratch = ReadBuf::new(&mut this.scratch[..len]);
+                match Pin::new(&mut this.inner).poll_read(cx, &mut scratch) {
+                    Poll::Ready(Ok(())) if scratch.filled().is_empty() => {
+                        drop(state);
+                        direction.close_writer();
+                        continue;
+                    }
+                    Poll::Ready(Ok(())) => {
+                        state.accept(scratch.filled(), now, &direction.config);
+                        continue;
+                    }
+                    Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                    Poll::Pending => {}
+                }
+            }
+            let deadline = match state.queue.front() {
+                Some(segment) => Some(segment.ready_at),
+                None if state.writer_closed => return Poll::Ready(Ok(())),
+                None => None,
+            };
+            // Woken by a cut (inner or the timers wake it otherwise).
+            state.reader_waker = Some(cx.waker().clone());
+            drop(state);
+            if let Some(deadline) = deadline {
+                if poll_sleep(&mut this.read_sleep, deadline, cx).is_ready() {
+                    continue;
+                }
+            }
+            if poll_cut(&mut this.read_cut_sleep, this.shared.cut_at, cx) {
+                continue;
+            }
+            return Poll::Pending;
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Faulty<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        if this.shared.is_cut() {
+            return Poll::Ready(Err(broken_pipe("the line was cut")));
+        }
+        {
+            // Registered before polling inner, so a cut is not missed.
+            let mut state = this.shared.directions[A_TO_B].lock();
+            state.writer_waker = Some(cx.waker().clone());
+        }
+        match Pin::new(&mut this.inner).poll_write(cx, buf) {
+            Poll::Ready(Ok(len)) => {
+                let mut state = this.shared.directions[A_TO_B].lock();
+                state.stats.bytes_written += len as u64;
+                Poll::Ready(Ok(len))
+            }
+            Poll::Pending if poll_cut(&mut this.write_cut_sleep, this.shared.cut_at, cx) => {
+                Poll::Ready(Err(broken_pipe("the line was cut")))
+            }
+            other => other,
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.shared.is_cut() {
+            return Poll::Ready(Err(broken_pipe("the line was cut")));
+        }
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
