@@ -57,7 +57,6 @@
 //! * **Counted.** [`FaultStats`] per direction, readable from a
 //!   [`FaultHandle`] after the ends have been moved away, so a test can assert
 //!   the faults really happened.
-//!
 //! * **Any transport.** [`Faulty`] wraps a real transport (TCP, a
 //!   pseudo-terminal, a [throttled line](super::throttled_pair)) and injects
 //!   the same faults, from the same seed, into what is read from it.
@@ -637,8 +636,10 @@ impl AsyncWrite for FaultyStream {
                         .fifo_len
                         .saturating_sub(state.wire.unserialized(now)),
                 };
-                // Woken by the reader, or by a cut.
-                state.writer_waker = Some(cx.waker().clone());
+                if room == 0 || fifo_room == 0 {
+                    // Woken by the reader, the wire's clock or a cut.
+                    state.writer_waker = Some(cx.waker().clone());
+                }
                 if room == 0 {
                     None
                 } else if fifo_room == 0 {
@@ -697,6 +698,9 @@ impl AsyncWrite for FaultyStream {
     }
 }
 
+/// Mixed into a [`FaultyLine`]'s seed to start its sequence of pair seeds.
+const LINE_SEED_SALT: u64 = 0x6661_756c_7479_6c6e; // "faultyln"
+
 /// A line that can be cut and come back, like a radio link: each
 /// [`reconnect`](Self::reconnect) hands out a fresh connected pair with the
 /// same faults, the next seed of the line's sequence and the next cut of its
@@ -735,7 +739,8 @@ impl FaultyLine {
     /// A line with `config`, not connected yet; its cut schedule starts now.
     /// Its first pair is the one [`faulty_pair`]`(config)` would give.
     pub fn new(config: FaultConfig) -> Self {
-        let seeds = Rng(config.seed);
+        // Salted, so the pairs' seeds are not the first pair's own streams.
+        let seeds = Rng(config.seed ^ LINE_SEED_SALT);
         Self {
             inner: Arc::new(Mutex::new(LineState {
                 config,
@@ -1343,5 +1348,53 @@ impl State {
         self.queued -= read;
         self.stats.bytes_read += read as u64;
         read
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cut_schedules_give_the_next_cut_strictly_after() {
+        let secs = Duration::from_secs;
+        assert_eq!(CutSchedule::never().next_after(secs(5)), None);
+        let at = CutSchedule::at([secs(7), secs(2), secs(7)]);
+        assert_eq!(at.next_after(Duration::ZERO), Some(secs(2)));
+        assert_eq!(at.next_after(secs(2)), Some(secs(7)));
+        assert_eq!(at.next_after(secs(7)), None);
+        let every = CutSchedule::every(secs(3));
+        assert_eq!(every.next_after(Duration::ZERO), Some(secs(3)));
+        assert_eq!(every.next_after(secs(3)), Some(secs(6)));
+        assert_eq!(every.next_after(Duration::from_millis(6500)), Some(secs(9)));
+        assert_eq!(CutSchedule::every(Duration::ZERO), CutSchedule::never());
+    }
+
+    #[test]
+    fn bit_gaps_are_geometric() {
+        let mut rng = Rng(1);
+        assert_eq!(rng.bit_gap(0.0), u64::MAX);
+        assert_eq!(rng.bit_gap(f64::NAN), u64::MAX);
+        assert_eq!(rng.bit_gap(1.0), 0);
+        // Mean (1 - p) / p = 999 at p = 1e-3; over 100,000 draws σ ≈ 3.2.
+        let draws = 100_000;
+        let mean = (0..draws).map(|_| rng.bit_gap(1e-3)).sum::<u64>() as f64 / draws as f64;
+        assert!((mean - 999.0).abs() < 30.0, "{mean}");
+        // P(gap = 0) = p.
+        let zeros = (0..draws).filter(|_| rng.bit_gap(0.1) == 0).count();
+        assert!((9_000..11_000).contains(&zeros), "{zeros}");
+    }
+
+    #[test]
+    fn a_bit_error_rate_of_one_flips_every_bit() {
+        let config = FaultConfig::new(1)
+            .with_frame_delimiter(None)
+            .with_faults(Faults::none().with_bit_error_rate(1.0));
+        let direction = Direction::new(&config, config.a_to_b, &mut Rng(1));
+        let mut state = direction.lock();
+        state.accept(&[0x00, 0x0f, 0xff], Instant::now(), &direction.config);
+        assert_eq!(state.queue[0].data, [0xff, 0xf0, 0x00]);
+        assert_eq!(state.stats.bits_flipped, 24);
+        assert_eq!(state.stats.corrupted, 1);
     }
 }
