@@ -14,6 +14,7 @@
 //! | `serial.rs` | serial ports and pseudo-terminal pairs ([`open_serial`], [`pty_pair`]) |
 //! | `pipe.rs` | [`Pipe`]: a transport over two *blocking* user functions `recv` and `send` |
 //! | `throttled.rs` | [`throttled_pair`]: an in-process duplex line with a baud rate, for tests and demos |
+//! | `faulty.rs` | [`faulty_pair`], [`FaultyLine`], [`Faulty`]: an in-process line (or a wrapper around any transport) that drops, corrupts, duplicates, truncates, delays and cuts, from a seed, for tests |
 //!
 //! Accepting side: listen with plain tokio ([`tokio::net::TcpListener::bind`],
 //! [`tokio::net::UnixListener::bind`]) and accept with [`accept_tcp`] (which
@@ -29,10 +30,15 @@ use std::str::FromStr;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
+pub mod faulty;
 pub mod pipe;
 pub mod serial;
 pub mod throttled;
 
+pub use faulty::{
+    faulty_pair, CutSchedule, FaultConfig, FaultHandle, FaultStats, Faults, Faulty, FaultyLine,
+    FaultyStream,
+};
 pub use pipe::{Pipe, PipeConfig, PipeTransport};
 #[cfg(unix)]
 pub use serial::pty_pair;
