@@ -28,18 +28,19 @@ pub fn transfer(data: &[u8], recv: &mut [u8]) -> std::io::Result<Duration> {
     let start = Barrier::new(2);
     std::thread::scope(|scope| {
         let start = &start;
-        let reading = scope.spawn(move || -> std::io::Result<Instant> {
-            rt()?.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener)?;
-                let (mut reader, _) = listener.accept().await?;
-                reader.set_nodelay(true)?;
-                start.wait();
-                reader.read_exact(recv).await?;
-                Ok(Instant::now())
-            })
-        });
-        let began = scope
-            .spawn(move || {
+        let reading =
+            named("raw-tcp-reader").spawn_scoped(scope, move || -> std::io::Result<Instant> {
+                rt()?.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener)?;
+                    let (mut reader, _) = listener.accept().await?;
+                    reader.set_nodelay(true)?;
+                    start.wait();
+                    reader.read_exact(recv).await?;
+                    Ok(Instant::now())
+                })
+            })?;
+        let began = named("raw-tcp-writer")
+            .spawn_scoped(scope, move || {
                 rt()?.block_on(async move {
                     let mut writer = tokio::net::TcpStream::connect(addr).await?;
                     writer.set_nodelay(true)?;
@@ -48,7 +49,7 @@ pub fn transfer(data: &[u8], recv: &mut [u8]) -> std::io::Result<Duration> {
                     writer.write_all(data).await?;
                     Ok::<_, std::io::Error>(began)
                 })
-            })
+            })?
             .join()
             .map_err(|_| std::io::Error::other("writer thread panicked"))?;
         let finished = reading
@@ -56,4 +57,9 @@ pub fn transfer(data: &[u8], recv: &mut [u8]) -> std::io::Result<Duration> {
             .map_err(|_| std::io::Error::other("reader thread panicked"))??;
         Ok(finished.duration_since(began?))
     })
+}
+
+/// A thread builder with a name (profiles tell the baselines' threads apart).
+pub fn named(name: &str) -> std::thread::Builder {
+    std::thread::Builder::new().name(name.to_string())
 }

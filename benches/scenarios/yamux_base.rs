@@ -19,6 +19,7 @@
 //!   (about 5% more RPCs per second here); writes are flushed by yamux per frame.
 
 use crate::peers::Error;
+use crate::raw_tcp::named;
 use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 use std::future::Future;
 use std::task::Poll;
@@ -140,37 +141,39 @@ where
     let (server_done, server_done_rx) = oneshot::channel::<()>();
     let server_config = config.clone();
     std::thread::scope(|scope| {
-        let server_thread = scope.spawn(move || -> Result<SR, Error> {
-            runtime()?.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener)?;
-                let (socket, _) = listener.accept().await?;
-                socket.set_nodelay(true)?;
-                let conn = Connection::new(socket_io(socket), server_config, Mode::Server);
-                let (tx, rx) = mpsc::unbounded_channel();
-                let driver = tokio::spawn(drive(conn, None, move |stream| {
-                    let _ = tx.send(stream);
-                }));
-                let result = server(rx).await;
-                let _ = server_done.send(());
-                let _ = client_done_rx.await;
-                driver.abort();
-                result
-            })
-        });
-        let client_thread = scope.spawn(move || -> Result<CR, Error> {
-            runtime()?.block_on(async move {
-                let socket = tokio::net::TcpStream::connect(addr).await?;
-                socket.set_nodelay(true)?;
-                let conn = Connection::new(socket_io(socket), config, Mode::Client);
-                let (tx, rx) = mpsc::unbounded_channel();
-                let driver = tokio::spawn(drive(conn, Some(rx), |_| {}));
-                let result = client(Opener(tx)).await;
-                let _ = client_done.send(());
-                let _ = server_done_rx.await;
-                driver.abort();
-                result
-            })
-        });
+        let server_thread =
+            named("yamux-server").spawn_scoped(scope, move || -> Result<SR, Error> {
+                runtime()?.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener)?;
+                    let (socket, _) = listener.accept().await?;
+                    socket.set_nodelay(true)?;
+                    let conn = Connection::new(socket_io(socket), server_config, Mode::Server);
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    let driver = tokio::spawn(drive(conn, None, move |stream| {
+                        let _ = tx.send(stream);
+                    }));
+                    let result = server(rx).await;
+                    let _ = server_done.send(());
+                    let _ = client_done_rx.await;
+                    driver.abort();
+                    result
+                })
+            })?;
+        let client_thread =
+            named("yamux-client").spawn_scoped(scope, move || -> Result<CR, Error> {
+                runtime()?.block_on(async move {
+                    let socket = tokio::net::TcpStream::connect(addr).await?;
+                    socket.set_nodelay(true)?;
+                    let conn = Connection::new(socket_io(socket), config, Mode::Client);
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    let driver = tokio::spawn(drive(conn, Some(rx), |_| {}));
+                    let result = client(Opener(tx)).await;
+                    let _ = client_done.send(());
+                    let _ = server_done_rx.await;
+                    driver.abort();
+                    result
+                })
+            })?;
         let client_result = client_thread
             .join()
             .map_err(|_| "yamux client thread panicked")?;
