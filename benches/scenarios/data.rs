@@ -1,0 +1,114 @@
+//! The bytes the scenarios move and how they are checked: a seeded generator (the
+//! same seed gives the same bytes on both sides), and CRC-32C of files streamed in
+//! 1 MiB reads so a spooled body is checked without loading it.
+
+use bytes::Bytes;
+use std::io::Read;
+use std::path::Path;
+
+/// SplitMix64: small, fast, and good enough for test data and fault injection.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Fills `buf` with random bytes.
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        let mut chunks = buf.chunks_exact_mut(8);
+        for chunk in &mut chunks {
+            chunk.copy_from_slice(&self.next_u64().to_le_bytes());
+        }
+        let rest = chunks.into_remainder();
+        let last = self.next_u64().to_le_bytes();
+        rest.copy_from_slice(&last[..rest.len()]);
+    }
+}
+
+/// `len` random bytes from `seed`.
+pub fn random_bytes(seed: u64, len: usize) -> Bytes {
+    let mut buf = vec![0u8; len];
+    Rng::new(seed).fill(&mut buf);
+    Bytes::from(buf)
+}
+
+/// A zeroed buffer of `len` bytes whose pages are already mapped, so a baseline
+/// reading into it pays no page faults inside its timed section.
+pub fn touched_buffer(len: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; len];
+    for page in buf.chunks_mut(4096) {
+        page[0] = 1;
+    }
+    buf.fill(0);
+    buf
+}
+
+/// CRC-32C and length of a file, read in 1 MiB pieces.
+pub fn file_crc(path: &Path) -> std::io::Result<(u32, u64)> {
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let (mut crc, mut len) = (0u32, 0u64);
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok((crc, len));
+        }
+        crc = crc32c::crc32c_append(crc, &buf[..n]);
+        len += n as u64;
+    }
+}
+
+/// Why `got` differs from `want`, or `None` if they are identical.
+pub fn compare(what: &str, got: &[u8], want: &[u8]) -> Option<String> {
+    if got.len() != want.len() {
+        return Some(format!(
+            "{what}: {} bytes received, {} sent",
+            got.len(),
+            want.len()
+        ));
+    }
+    if got == want {
+        return None;
+    }
+    let at = got.iter().zip(want).position(|(a, b)| a != b).unwrap_or(0);
+    Some(format!("{what}: corrupted from byte {at}"))
+}
+
+/// Why a received netcore body differs from `want` (whose CRC-32C is `want_crc`),
+/// or `None` if it is identical: compared byte for byte in memory, by CRC-32C and
+/// length when it was spooled to a file.
+pub fn check_body(what: &str, body: &netcore::Body, want: &[u8], want_crc: u32) -> Option<String> {
+    match body {
+        netcore::Body::Bytes(bytes) => compare(what, bytes, want),
+        netcore::Body::File(file) => match file_crc(file.path()) {
+            Ok((crc, len)) if len == want.len() as u64 && crc == want_crc => None,
+            Ok((_, len)) if len != want.len() as u64 => {
+                Some(format!("{what}: {len} bytes spooled, {} sent", want.len()))
+            }
+            Ok(_) => Some(format!("{what}: spooled body corrupted (CRC-32C differs)")),
+            Err(e) => Some(format!("{what}: reading the spooled body: {e}")),
+        },
+    }
+}

@@ -1,0 +1,104 @@
+//! Two netcore endpoints joined by one link, each on its own thread as two peers
+//! would be: the client endpoint on the calling arbiter (the scenario's System),
+//! the server endpoint on an [`Arbiter`] of its own. The baselines get the same: a
+//! thread per side.
+
+use actix_rt::Arbiter;
+use netcore::actors::transport::Transport;
+use netcore::{Endpoint, EndpointBuilder, Link, LinkOptions};
+use std::future::Future;
+use std::io;
+use tokio::sync::oneshot;
+
+/// Boxed error of the scenarios.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// A connected client and server endpoint.
+pub struct Peers {
+    /// The client endpoint (on the calling arbiter), kept for the link's lifetime.
+    _client: Endpoint,
+    /// The client's link to the server.
+    pub link: Link,
+    server: Arbiter,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Peers {
+    /// Starts `server` on a new arbiter with the transport `accept` yields there,
+    /// and a client endpoint here over `client_transport`; returns once both
+    /// links are up. Both sides use `options`.
+    pub async fn start<F, Fut, T>(
+        server: EndpointBuilder,
+        accept: F,
+        client_transport: impl Future<Output = io::Result<impl Transport>>,
+        options: LinkOptions,
+    ) -> Result<Peers, Error>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = io::Result<T>> + 'static,
+        T: Transport,
+    {
+        let arbiter = Arbiter::new();
+        let (up_tx, up_rx) = oneshot::channel::<Result<(), String>>();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let server_options = options.clone();
+        arbiter.spawn_fn(move || {
+            actix_rt::spawn(async move {
+                let endpoint = server.start();
+                let link = match accept().await {
+                    Ok(transport) => endpoint
+                        .attach(transport, server_options)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                let failed = link.is_err();
+                let _ = up_tx.send(link.map(drop));
+                if !failed {
+                    // Serve until the scenario is over.
+                    let _ = stop_rx.await;
+                }
+                drop(endpoint);
+            });
+        });
+        let client = Endpoint::builder().start();
+        let transport = client_transport.await?;
+        let link = client.attach(transport, options).await?;
+        up_rx.await.map_err(|_| "server arbiter stopped")??;
+        Ok(Peers {
+            _client: client,
+            link,
+            server: arbiter,
+            stop: Some(stop_tx),
+        })
+    }
+
+    /// A client and server over a fresh TCP loopback connection (`TCP_NODELAY`,
+    /// as `Endpoint::connect_tcp` and `accept_tcp` set it).
+    pub async fn tcp(server: EndpointBuilder, options: LinkOptions) -> Result<Peers, Error> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let accept = move || async move {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            let (stream, _) = listener.accept().await?;
+            stream.set_nodelay(true)?;
+            Ok(stream)
+        };
+        let connect = async move {
+            let stream = tokio::net::TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            Ok(stream)
+        };
+        Peers::start(server, accept, connect, options).await
+    }
+}
+
+impl Drop for Peers {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.server.stop();
+    }
+}

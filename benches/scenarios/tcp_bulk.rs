@@ -1,0 +1,105 @@
+//! `tcp_bulk`: one large message A→B over TCP loopback, against raw TCP and one
+//! yamux stream moving the same bytes. Rounds alternate netcore, raw, yamux; each
+//! system's figure is the median of its rounds.
+//!
+//! netcore runs as a user gets it from `Endpoint::connect_tcp`/`accept_tcp`
+//! (`LinkOptions::stream()`): a body above the 8 MiB spool threshold reaches the
+//! handler as `Body::File`, spooled as it arrived. The timed section runs from the
+//! `send` call to the handler being invoked with the complete body.
+
+use crate::data::{check_body, random_bytes, touched_buffer};
+use crate::peers::{Error, Peers};
+use crate::report::Report;
+use crate::stats::{fmt_ratio, mbps, median};
+use crate::{raw_tcp, yamux_base};
+use netcore::{Body, Endpoint, LinkOptions, Reply, Request};
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+/// Runs the scenario.
+pub fn run(quick: bool) -> Result<Report, Error> {
+    let len: usize = if quick { 64 << 20 } else { 256 << 20 };
+    let rounds: usize = if quick { 3 } else { 5 };
+    let data = random_bytes(0xb01c, len);
+    let crc = crc32c::crc32c(&data);
+    let mut report = Report::new("tcp_bulk");
+    let mut raw_buf = touched_buffer(len);
+    let mut yamux_buf = Some(touched_buffer(len));
+    let (mut netcore, mut raw, mut yamux) = (Vec::new(), Vec::new(), Vec::new());
+    actix_rt::System::new().block_on(async {
+        let (tx, mut arrivals) = mpsc::unbounded_channel::<(Instant, Body)>();
+        let server = Endpoint::builder().route("bulk", move |req: Request| {
+            let _ = tx.send((Instant::now(), req.body));
+            async { Ok(Reply::empty()) }
+        });
+        let peers = Peers::tcp(server, LinkOptions::stream()).await?;
+        for round in 0..rounds {
+            let began = Instant::now();
+            peers.link.send("bulk", data.clone()).await?;
+            let (at, body) = arrivals.recv().await.ok_or("server endpoint gone")?;
+            netcore.push(mbps(len as u64, at - began));
+            if let Some(why) = check_body(&format!("netcore round {round}"), &body, &data, crc) {
+                report.fail(why);
+            }
+            drop(body);
+
+            raw_buf.fill(0);
+            raw.push(mbps(len as u64, raw_tcp::transfer(&data, &mut raw_buf)?));
+            if let Some(why) = crate::data::compare("raw tcp", &raw_buf, &data) {
+                report.fail(why);
+            }
+
+            let mut buf = yamux_buf.take().ok_or("yamux buffer lost")?;
+            buf.fill(0);
+            let (elapsed, buf) = yamux_bulk(&data, buf)?;
+            yamux.push(mbps(len as u64, elapsed));
+            if let Some(why) = crate::data::compare("yamux", &buf, &data) {
+                report.fail(why);
+            }
+            yamux_buf = Some(buf);
+        }
+        Ok::<(), Error>(())
+    })?;
+    let (n, r, y) = (median(&netcore), median(&raw), median(&yamux));
+    report.field("bytes", len);
+    report.field("rounds", rounds);
+    report.field("netcore_mbps", n);
+    report.field("raw_tcp_mbps", r);
+    report.field("yamux_mbps", y);
+    report.field("ratio_raw", n / r);
+    report.field("ratio_yamux", n / y);
+    report.field("netcore_rounds_mbps", netcore);
+    report.field("raw_tcp_rounds_mbps", raw);
+    report.field("yamux_rounds_mbps", yamux);
+    report.row = format!(
+        "{} MiB: netcore {n:.0} MB/s, raw TCP {r:.0} MB/s, yamux {y:.0} MB/s; ratio_raw {}, ratio_yamux {}",
+        len >> 20,
+        fmt_ratio(n / r),
+        fmt_ratio(n / y)
+    );
+    report.goal("ratio_raw ≥ 0.80", n / r >= 0.80, fmt_ratio(n / r));
+    report.goal("ratio_yamux ≥ 1.0", n / y >= 1.0, fmt_ratio(n / y));
+    Ok(report)
+}
+
+/// One yamux stream carrying `data`; returns the time from opening the stream to
+/// the last byte read, and the bytes read.
+fn yamux_bulk(
+    data: &bytes::Bytes,
+    mut buf: Vec<u8>,
+) -> Result<(std::time::Duration, Vec<u8>), Error> {
+    let (began, (finished, buf)) = yamux_base::run(
+        yamux_base::bulk_config(),
+        |opener| async move {
+            let began = Instant::now();
+            yamux_base::send_on_new_stream(&opener, &[], data).await?;
+            Ok(began)
+        },
+        |mut inbound| async move {
+            let mut stream = inbound.recv().await.ok_or("no inbound stream")?;
+            yamux_base::read_exact(&mut stream, &mut buf).await?;
+            Ok((Instant::now(), buf))
+        },
+    )?;
+    Ok((finished.duration_since(began), buf))
+}

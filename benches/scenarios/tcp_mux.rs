@@ -1,0 +1,246 @@
+//! `tcp_mux`: 64 concurrent one-way messages A→B on one TCP link, against raw
+//! TCP moving the same total bytes on one socket and 64 concurrent yamux
+//! streams. Rounds alternate netcore, raw, yamux; figures are medians of rounds.
+//!
+//! netcore: the 64 `send` calls are queued at once (`join_all`); the timed section
+//! ends when the last message is handed to its handler. Each message goes to route
+//! `mux/<i>`, served by the fallback handler, and is compared with what was sent.
+//!
+//! The scheduler interleaves the 64 messages chunk by chunk, so the receiver holds
+//! all of them incomplete at once: above its memory-pressure limit (half the link
+//! window, 32 MiB) it moves the largest to spool files, and with the runtime's
+//! default `SpoolLimits::max_spooling` of 16 it *refuses* the messages beyond
+//! that; one-way messages are then lost without the sender being told. One
+//! unmeasured round with `LinkOptions::stream()` as is checks for that loss
+//! (reported as a failure); the timed rounds allow 64 spooling streams.
+
+use crate::data::{check_body, compare, random_bytes, touched_buffer};
+use crate::peers::{Error, Peers};
+use crate::report::Report;
+use crate::stats::{fmt_ratio, mbps, median};
+use crate::{raw_tcp, yamux_base};
+use bytes::Bytes;
+use netcore::{Body, Endpoint, LinkOptions, Reply, Request};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Concurrent messages.
+const MESSAGES: usize = 64;
+
+/// Runs the scenario.
+pub fn run(quick: bool) -> Result<Report, Error> {
+    let each: usize = if quick { 1 << 20 } else { 4 << 20 };
+    let rounds: usize = if quick { 3 } else { 5 };
+    let total = each * MESSAGES;
+    let data = random_bytes(0x6d75, total);
+    let parts: Vec<Bytes> = (0..MESSAGES)
+        .map(|i| data.slice(i * each..(i + 1) * each))
+        .collect();
+    let crcs: Vec<u32> = parts.iter().map(|p| crc32c::crc32c(p)).collect();
+    let mut report = Report::new("tcp_mux");
+    let mut raw_buf = touched_buffer(total);
+    let mut yamux_bufs: Option<Vec<Vec<u8>>> =
+        Some((0..MESSAGES).map(|_| touched_buffer(each)).collect());
+    let (mut netcore, mut raw, mut yamux) = (Vec::new(), Vec::new(), Vec::new());
+    let mut lost_with_defaults = 0;
+    actix_rt::System::new().block_on(async {
+        // With the runtime's defaults: at most 16 inbound messages may spool at
+        // once per link; the scenario pushes all 64 to disk (see the module docs).
+        let mut probe = Receiver::start(LinkOptions::stream()).await?;
+        let (_, arrived) = probe.round(&parts, &crcs, &mut report, "defaults").await?;
+        lost_with_defaults = MESSAGES - arrived;
+        if arrived < MESSAGES {
+            report.fail(format!(
+                "with LinkOptions::stream() (max_spooling 16): {} of {MESSAGES} one-way messages never arrived (refused by the receiver, the sender was not told)",
+                MESSAGES - arrived
+            ));
+        }
+        drop(probe);
+        let mut options = LinkOptions::stream();
+        options.spool.max_spooling = MESSAGES;
+        let mut receiver = Receiver::start(options).await?;
+        for round in 0..rounds {
+            let (elapsed, arrived) = receiver
+                .round(&parts, &crcs, &mut report, &format!("round {round}"))
+                .await?;
+            if arrived < MESSAGES {
+                report.fail(format!(
+                    "round {round}: {} of {MESSAGES} messages never arrived",
+                    MESSAGES - arrived
+                ));
+                break;
+            }
+            netcore.push(mbps(total as u64, elapsed));
+
+            raw_buf.fill(0);
+            raw.push(mbps(total as u64, raw_tcp::transfer(&data, &mut raw_buf)?));
+            if let Some(why) = compare("raw tcp", &raw_buf, &data) {
+                report.fail(why);
+            }
+
+            let bufs = yamux_bufs.take().ok_or("yamux buffers lost")?;
+            let (elapsed, bufs) = yamux_mux(&parts, bufs)?;
+            yamux.push(mbps(total as u64, elapsed));
+            for (i, buf) in bufs.iter().enumerate() {
+                if let Some(why) = compare(&format!("yamux stream {i}"), buf, &parts[i]) {
+                    report.fail(why);
+                }
+            }
+            yamux_bufs = Some(bufs);
+        }
+        Ok::<(), Error>(())
+    })?;
+    let (n, r, y) = (median(&netcore), median(&raw), median(&yamux));
+    report.field("messages", MESSAGES);
+    report.field("message_bytes", each);
+    report.field("rounds", rounds);
+    report.field("max_spooling", MESSAGES);
+    report.field("lost_with_default_options", lost_with_defaults);
+    report.field("netcore_mbps", n);
+    report.field("raw_tcp_mbps", r);
+    report.field("yamux_mbps", y);
+    report.field("ratio_raw", n / r);
+    report.field("ratio_yamux", n / y);
+    report.field("netcore_rounds_mbps", netcore);
+    report.field("raw_tcp_rounds_mbps", raw);
+    report.field("yamux_rounds_mbps", yamux);
+    report.row = format!(
+        "{MESSAGES} × {} MiB: netcore {n:.0} MB/s, raw TCP {r:.0} MB/s, yamux {y:.0} MB/s; ratio_raw {}, ratio_yamux {}",
+        each >> 20,
+        fmt_ratio(n / r),
+        fmt_ratio(n / y)
+    );
+    report.goal("ratio_raw ≥ 0.75", n / r >= 0.75, fmt_ratio(n / r));
+    Ok(report)
+}
+
+/// The server endpoint's deliveries, collected here.
+struct Receiver {
+    peers: Peers,
+    arrivals: mpsc::UnboundedReceiver<(Instant, String, Body)>,
+}
+
+impl Receiver {
+    /// A client and a server endpoint over TCP; the server's fallback handler
+    /// forwards every message here.
+    async fn start(options: LinkOptions) -> Result<Receiver, Error> {
+        let (tx, arrivals) = mpsc::unbounded_channel::<(Instant, String, Body)>();
+        let server = Endpoint::builder().fallback(move |req: Request| {
+            let _ = tx.send((Instant::now(), req.head.route.clone(), req.body));
+            async { Ok(Reply::empty()) }
+        });
+        let peers = Peers::tcp(server, options).await?;
+        Ok(Receiver { peers, arrivals })
+    }
+
+    /// Sends every part at once (message `i` to route `mux/<i>`), checks each
+    /// arrival; returns the time to the last arrival and how many arrived. Gives
+    /// up on the missing ones after [`STALL`] without an arrival.
+    async fn round(
+        &mut self,
+        parts: &[Bytes],
+        crcs: &[u32],
+        report: &mut Report,
+        what: &str,
+    ) -> Result<(Duration, usize), Error> {
+        let began = Instant::now();
+        let sends = parts
+            .iter()
+            .enumerate()
+            .map(|(i, part)| self.peers.link.send(format!("mux/{i}"), part.clone()));
+        for sent in futures_util::future::join_all(sends).await {
+            sent?;
+        }
+        let mut last = began;
+        let mut seen = vec![false; parts.len()];
+        let mut arrived = 0;
+        while arrived < parts.len() {
+            let Ok(arrival) = tokio::time::timeout(STALL, self.arrivals.recv()).await else {
+                break;
+            };
+            let (at, route, body) = arrival.ok_or("server endpoint gone")?;
+            last = last.max(at);
+            let index = route
+                .strip_prefix("mux/")
+                .and_then(|i| i.parse::<usize>().ok())
+                .filter(|&i| i < parts.len())
+                .ok_or_else(|| format!("unexpected route {route:?}"))?;
+            if std::mem::replace(&mut seen[index], true) {
+                report.fail(format!("netcore {what}: {route} delivered twice"));
+                continue;
+            }
+            arrived += 1;
+            let label = format!("netcore {what} {route}");
+            if let Some(why) = check_body(&label, &body, &parts[index], crcs[index]) {
+                report.fail(why);
+            }
+        }
+        Ok((last - began, arrived))
+    }
+}
+
+/// How long a round waits for the next message before counting the rest lost.
+const STALL: Duration = Duration::from_secs(5);
+
+/// 64 concurrent yamux streams, stream `i` carrying its index (4 bytes) then
+/// `parts[i]`; returns the time from the first open to the last byte read, and
+/// the bytes each stream delivered (in `bufs`, indexed like `parts`).
+fn yamux_mux(parts: &[Bytes], mut bufs: Vec<Vec<u8>>) -> Result<(Duration, Vec<Vec<u8>>), Error> {
+    for buf in &mut bufs {
+        buf.fill(0);
+    }
+    let slots: Arc<Mutex<Vec<Option<Vec<u8>>>>> =
+        Arc::new(Mutex::new(bufs.into_iter().map(Some).collect()));
+    let server_slots = slots.clone();
+    let (began, finished) = yamux_base::run(
+        yamux_base::bulk_config(),
+        |opener| async move {
+            let began = Instant::now();
+            let sends = parts.iter().enumerate().map(|(i, part)| {
+                let opener = opener.clone();
+                async move {
+                    let index = (i as u32).to_le_bytes();
+                    yamux_base::send_on_new_stream(&opener, &index, part).await
+                }
+            });
+            for sent in futures_util::future::join_all(sends).await {
+                sent?;
+            }
+            Ok(began)
+        },
+        |mut inbound| async move {
+            let mut readers = tokio::task::JoinSet::new();
+            for _ in 0..parts.len() {
+                let mut stream = inbound.recv().await.ok_or("too few inbound streams")?;
+                let slots = server_slots.clone();
+                readers.spawn(async move {
+                    let mut index = [0u8; 4];
+                    yamux_base::read_exact(&mut stream, &mut index).await?;
+                    let index = u32::from_le_bytes(index) as usize;
+                    let taken = slots.lock().ok().and_then(|mut s| s.get_mut(index)?.take());
+                    let mut buf = taken.ok_or("bad or repeated stream index")?;
+                    yamux_base::read_exact(&mut stream, &mut buf).await?;
+                    let finished = Instant::now();
+                    if let Ok(mut slots) = slots.lock() {
+                        slots[index] = Some(buf);
+                    }
+                    Ok::<Instant, Error>(finished)
+                });
+            }
+            let mut last: Option<Instant> = None;
+            while let Some(done) = readers.join_next().await {
+                let finished = done.map_err(|e| e.to_string())??;
+                last = Some(last.map_or(finished, |l| l.max(finished)));
+            }
+            Ok(last.ok_or("no stream")?)
+        },
+    )?;
+    let bufs = slots
+        .lock()
+        .map_err(|_| "poisoned")?
+        .drain(..)
+        .map(Option::unwrap_or_default)
+        .collect();
+    Ok((finished.duration_since(began), bufs))
+}
