@@ -45,7 +45,7 @@ pub fn run(quick: bool) -> Result<Report, Error> {
     let mut elapsed = Duration::ZERO;
     actix_rt::System::new().block_on(async {
         let (tx, mut arrivals) = mpsc::unbounded_channel::<(Instant, String, Body)>();
-        let server = Endpoint::builder().fallback(move |req: Request| {
+        let server = Endpoint::builder().default_handler(move |req: Request| {
             let _ = tx.send((Instant::now(), req.head.route.clone(), req.body));
             async { Ok(Reply::empty()) }
         });

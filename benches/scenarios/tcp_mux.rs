@@ -126,7 +126,7 @@ impl Receiver {
     /// forwards every message here.
     async fn start(options: LinkOptions) -> Result<Receiver, Error> {
         let (tx, arrivals) = mpsc::unbounded_channel::<(Instant, String, Body)>();
-        let server = Endpoint::builder().fallback(move |req: Request| {
+        let server = Endpoint::builder().default_handler(move |req: Request| {
             let _ = tx.send((Instant::now(), req.head.route.clone(), req.body));
             async { Ok(Reply::empty()) }
         });
