@@ -100,6 +100,9 @@ impl LinkOptions {
     pub fn stream() -> LinkOptions {
         let mut config = LinkConfig::stream(0);
         config.link_window = 64 * 1024 * 1024;
+        // 2 MiB per stream keeps loopback and LAN links busy (a CREDIT every 512 KiB)
+        // and bounds what 64 spooling streams can hold (see `stream_actor`).
+        config.stream_window = 2 * 1024 * 1024;
         LinkOptions {
             config,
             batch_budget: 256 * 1024,
@@ -272,6 +275,10 @@ impl LinkActor {
                 self.spooling.remove(&stream);
                 if let Some(reply) = self.calls.remove(&stream) {
                     let _ = reply.send(Err(CallError::Canceled(code)));
+                } else if self.session.is_ours(stream) {
+                    // A one-way message of ours (or a transfer) the peer refused or
+                    // canceled: not silent, whoever watches the link sees it.
+                    tracing::warn!(link = %self.id, stream = stream.0, %code, "the peer canceled an outbound message");
                 } else {
                     self.router_cancel.do_send(RouterCanceled {
                         link: self.id,
@@ -422,9 +429,11 @@ impl Actor for LinkActor {
         let (mut reader, mut writer) = tokio::io::split(transport);
         let link = ctx.address();
         actix_rt::spawn(async move {
-            let mut buf = BytesMut::with_capacity(64 * 1024);
+            // Large reads: one syscall and one `Input` message per 256 KiB on fast
+            // links; a slow link's reads are short anyway.
+            let mut buf = BytesMut::with_capacity(256 * 1024);
             let reason = loop {
-                buf.reserve(64 * 1024);
+                buf.reserve(256 * 1024);
                 match reader.read_buf(&mut buf).await {
                     Ok(0) => break "the peer closed the link".to_string(),
                     Ok(_) => {

@@ -396,6 +396,11 @@ impl Session {
         });
     }
 
+    /// True for a stream id this side allocated (its requests and one-way messages).
+    pub fn is_ours(&self, stream: StreamId) -> bool {
+        self.state != State::Handshaking && stream.parity() == self.parity
+    }
+
     /// Frames received in order in the reliable mode (the resume point).
     pub fn reliable_received(&self) -> Option<u64> {
         self.reliable.as_ref().map(Receiver::received_total)
