@@ -21,7 +21,7 @@ use crate::stream_actor::{SpoolFactory, SpoolLimits};
 use crate::transport::BoxedTransport;
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
-use netcore_proto::link::{Command, LinkConfig, LinkEvent, Message, Session};
+use netcore_proto::link::{Command, Keepalive, LinkConfig, LinkEvent, Message, Session};
 use netcore_proto::reassembly::MessageHead;
 use netcore_proto::{ErrorCode, Instant, MessageKind, StreamId};
 use std::collections::HashMap;
@@ -69,10 +69,17 @@ pub struct LinkOptions {
 }
 
 impl LinkOptions {
-    /// A serial or radio link at `baud`: COBS framing, ~10 ms chunks, one frame per write.
+    /// A serial or radio link at `baud`: COBS framing, ~10 ms chunks, one frame per
+    /// write, the reliable mode, a keepalive PING after 5 s of silence (down after 3
+    /// unanswered).
     pub fn serial(baud: u32) -> LinkOptions {
+        let mut config = LinkConfig::serial(baud, 0);
+        config.keepalive = Some(Keepalive {
+            interval: std::time::Duration::from_secs(5),
+            max_missed: 3,
+        });
         LinkOptions {
-            config: LinkConfig::serial(baud, 0),
+            config,
             batch_budget: 1,
             spool: SpoolLimits::default(),
             flush: false,
@@ -96,13 +103,18 @@ impl LinkOptions {
     }
 
     /// A reliable stream (TCP, Unix socket): length framing, 64 KiB chunks,
-    /// 256 KiB writes, 64 MiB link window.
+    /// 256 KiB writes, 64 MiB link window, 2 MiB stream windows, a keepalive PING
+    /// after 10 s of silence (down after 3 unanswered).
     pub fn stream() -> LinkOptions {
         let mut config = LinkConfig::stream(0);
         config.link_window = 64 * 1024 * 1024;
         // 2 MiB per stream keeps loopback and LAN links busy (a CREDIT every 512 KiB)
         // and bounds what 64 spooling streams can hold (see `stream_actor`).
         config.stream_window = 2 * 1024 * 1024;
+        config.keepalive = Some(Keepalive {
+            interval: std::time::Duration::from_secs(10),
+            max_missed: 3,
+        });
         LinkOptions {
             config,
             batch_budget: 256 * 1024,
