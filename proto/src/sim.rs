@@ -188,6 +188,27 @@ impl Pair {
         }
     }
 
+    /// The transport breaks and a new one is connected: everything on the wires is
+    /// lost, and both links [`Link::reconnect`].
+    pub fn cut_and_reconnect(&mut self) {
+        for side in [&mut self.a, &mut self.b] {
+            side.inbox.clear();
+            side.wire_free_at = self.now;
+            side.link.reconnect();
+        }
+    }
+
+    /// Side B restarts with a fresh link (`config`), losing its session; the
+    /// transport is replaced, and A reconnects to the new B.
+    pub fn restart_b(&mut self, config: LinkConfig) {
+        for side in [&mut self.a, &mut self.b] {
+            side.inbox.clear();
+            side.wire_free_at = self.now;
+        }
+        self.b.link = Link::new(config, None);
+        self.a.link.reconnect();
+    }
+
     /// Sets the wire of one direction.
     pub fn set_wire(&mut self, direction: Direction, wire: Wire) {
         match direction {

@@ -537,3 +537,82 @@ fn the_reliable_mode_gives_up_on_a_peer_that_never_acknowledges() {
     let (_, retransmissions) = p.a.link.reliable_stats().expect("reliable mode on");
     assert!(retransmissions >= 10);
 }
+
+#[test]
+fn a_cut_and_reconnect_resumes_the_session_without_loss_or_duplicates() {
+    let mut p = pair(FramingKind::Serial, Wire::rated(11_520));
+    echo_reversed(&mut p);
+    let mut sent = Vec::new();
+    for i in 0..30u8 {
+        let id =
+            p.a.link
+                .one_way(Message::new("t", vec![i; 1500]).with_priority(Priority::Bulk))
+                .expect("connected");
+        sent.push((id, i));
+    }
+    let call =
+        p.a.link
+            .request(Message::new("echo", "abc"))
+            .expect("connected");
+    // Cut three times while the messages are on their way.
+    for cut in 1..=3u64 {
+        p.drive_until(netcore_proto::Instant::from_millis(900 * cut));
+        p.cut_and_reconnect();
+    }
+    p.drive();
+    assert!(
+        p.a.events
+            .iter()
+            .filter(|(_, e)| matches!(e, LinkEvent::Resumed))
+            .count()
+            >= 3
+    );
+    let got = messages(&p.b.events);
+    let one_ways: Vec<_> = p
+        .b
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, LinkEvent::Message { head, .. } if head.kind == MessageKind::OneWay))
+        .collect();
+    assert_eq!(one_ways.len(), sent.len(), "each message exactly once");
+    for (id, i) in &sent {
+        assert_eq!(got[id].1.as_ref(), &[*i; 1500][..]);
+    }
+    let answers = messages(&p.a.events);
+    assert_eq!(answers[&call].1.as_ref(), b"cba");
+}
+
+#[test]
+fn a_restarted_peer_resets_the_session_and_fails_calls_in_flight() {
+    let mut p = pair(FramingKind::Serial, Wire::rated(11_520));
+    // B never answers before it restarts.
+    let call =
+        p.a.link
+            .request(Message::new("slow", "x"))
+            .expect("connected");
+    p.drive_until(netcore_proto::Instant::from_millis(200));
+    p.restart_b(config(FramingKind::Serial, 11));
+    echo_reversed(&mut p);
+    p.drive();
+    assert!(
+        p.a.events
+            .iter()
+            .any(|(_, e)| matches!(e, LinkEvent::PeerReset)),
+        "{:?}",
+        p.a.events
+            .iter()
+            .map(|(t, e)| format!("{t:?} {e:?}"))
+            .collect::<Vec<_>>()
+    );
+    assert!(p.a.events.iter().any(|(_, e)| matches!(
+        e,
+        LinkEvent::Canceled { stream, code: ErrorCode::PeerReset } if *stream == call
+    )));
+    // The link goes on as a new session.
+    let again =
+        p.a.link
+            .request(Message::new("echo", "xyz"))
+            .expect("connected");
+    p.drive();
+    assert_eq!(messages(&p.a.events)[&again].1.as_ref(), b"zyx");
+}

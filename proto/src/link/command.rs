@@ -1,7 +1,7 @@
 //! What the inbound half of a link asks of its outbound half.
 
 use crate::error::ErrorCode;
-use crate::frame::{Ack, Credit, Frame, GoAway, Open};
+use crate::frame::{Ack, Credit, Frame, GoAway, Hello, Open};
 use crate::ids::StreamId;
 use crate::reliable::ReliableConfig;
 use crate::scheduler::Body;
@@ -46,6 +46,21 @@ pub enum Command {
     Ack(Ack),
     /// The peer acknowledged frames (reliable mode).
     PeerAck(Ack),
+    /// Send this HELLO now, first and unsequenced; after a reconnection nothing else
+    /// goes out until the peer's HELLO (`Resume` or `Reset`).
+    Hello(Hello),
+    /// The transport was replaced: restart the framing encoder, hold everything
+    /// but the HELLO.
+    Reconnect,
+    /// The peer kept our session and had received `peer_received` of our reliable
+    /// frames: drop those, send every other unacknowledged frame again, go on.
+    Resume {
+        /// Reliable frames of ours the peer received in order.
+        peer_received: u64,
+    },
+    /// The peer lost our session: forget every queued message and frame in flight
+    /// (a `PeerHello` follows, as on a first connection).
+    Reset,
     /// The link failed: send this GOAWAY and no further CANCEL frames.
     Fail(GoAway),
 }

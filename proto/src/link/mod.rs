@@ -71,6 +71,9 @@ pub struct LinkConfig {
     pub reliable: Option<ReliableConfig>,
     /// PING an idle link and fail it after unanswered PINGs.
     pub keepalive: Option<Keepalive>,
+    /// Identifies this side's session across reconnections (sent in HELLO with the
+    /// reliable mode). The runtime draws it at random with the nonce.
+    pub session_id: u64,
 }
 
 /// Keepalive: after `interval` without any frame from the peer, a PING; after
@@ -113,6 +116,7 @@ impl LinkConfig {
             nonce,
             reliable: (framing == FramingKind::Serial).then(ReliableConfig::default),
             keepalive: None,
+            session_id: nonce.rotate_left(29) ^ 0x5e55_1011_d00d_f00d,
         }
     }
 }
@@ -235,6 +239,14 @@ pub enum LinkEvent {
         /// What was wrong with it.
         error: crate::error::FramingError,
     },
+    /// After [`Link::reconnect`], the peer still had our session: what it had not
+    /// received is being sent again, nothing is lost.
+    Resumed,
+    /// After [`Link::reconnect`], the peer had lost our session (it restarted):
+    /// every message in flight either way is gone; our unanswered requests are
+    /// reported as [`LinkEvent::Canceled`] with [`ErrorCode::PeerReset`] first. The
+    /// link goes on as a new session.
+    PeerReset,
     /// The link failed fatally; a GOAWAY was queued. No further input is processed.
     Failed {
         /// Why.
@@ -441,6 +453,14 @@ impl Link {
         let result = self.session.handle_input(bytes, now);
         self.pump();
         result
+    }
+
+    /// The transport was replaced (the old one broke): handshake again on the new
+    /// one and resume the session (reliable mode), or learn that the peer lost it.
+    /// Feed the new transport's bytes only, from its first byte.
+    pub fn reconnect(&mut self) {
+        self.session.reconnect();
+        self.pump();
     }
 
     /// When [`Link::handle_timeout`] must run next (retransmission timer, delayed

@@ -9,7 +9,7 @@ use super::command::{Command, TellPeer};
 use super::{LinkConfig, LinkEvent, Message};
 use crate::config::MIN_MAX_FRAME_LEN;
 use crate::error::{ErrorCode, ProtocolError};
-use crate::frame::{self, Cancel, Envelope, Frame, GoAway, Hello, Open, Ping, Pong};
+use crate::frame::{self, Cancel, Envelope, Frame, GoAway, Hello, Open, Ping, Pong, SessionResume};
 use crate::framing::{Framer, Framing, FramingKind, FramingStats};
 use crate::ids::{MessageKind, Parity, StreamId};
 use crate::reassembly::{InboundEvent, Reassembly, ReassemblyConfig, SinkFactory};
@@ -53,6 +53,8 @@ pub struct Session {
     closed_set: BTreeSet<StreamId>,
     events: VecDeque<LinkEvent>,
     commands: VecDeque<Command>,
+    /// The peer's session id from its first HELLO (reliable mode).
+    peer_session: Option<u64>,
     frames_in: u64,
     bytes_in: u64,
     /// The reliable mode's receiving half, once both sides agreed to it.
@@ -72,13 +74,6 @@ impl Session {
     /// such messages are refused with [`ErrorCode::TooLarge`].
     pub fn new(config: LinkConfig, sinks: Option<Box<dyn SinkFactory>>) -> Session {
         let max_frame_len = config.max_frame_len.max(MIN_MAX_FRAME_LEN);
-        let mut hello = Hello::new(config.nonce);
-        hello.max_frame_len = max_frame_len as u64;
-        hello.stream_window = config.stream_window;
-        hello.link_window = config.link_window;
-        if config.reliable.is_some() {
-            hello.features |= frame::features::RELIABLE;
-        }
         let reassembly = Reassembly::new(
             ReassemblyConfig {
                 limits: config.limits,
@@ -87,9 +82,7 @@ impl Session {
             },
             sinks,
         );
-        let mut commands = VecDeque::new();
-        commands.push_back(Command::Control(Frame::Hello(hello)));
-        Session {
+        let mut session = Session {
             framer: Framer::new(config.framing, max_frame_len),
             config,
             state: State::Handshaking,
@@ -103,7 +96,7 @@ impl Session {
             closed: VecDeque::new(),
             closed_set: BTreeSet::new(),
             events: VecDeque::new(),
-            commands,
+            commands: VecDeque::new(),
             frames_in: 0,
             bytes_in: 0,
             reliable: None,
@@ -111,7 +104,48 @@ impl Session {
             now: Instant::ZERO,
             last_heard: Instant::ZERO,
             pings_unanswered: 0,
+            peer_session: None,
+        };
+        let hello = session.hello();
+        session.commands.push_back(Command::Hello(hello));
+        session
+    }
+
+    /// Our HELLO: limits, features, and the session to resume (reliable mode).
+    fn hello(&self) -> Hello {
+        let mut hello = Hello::new(self.config.nonce);
+        hello.max_frame_len = self.config.max_frame_len.max(MIN_MAX_FRAME_LEN) as u64;
+        hello.stream_window = self.config.stream_window;
+        hello.link_window = self.config.link_window;
+        if self.config.reliable.is_some() {
+            hello.features |= frame::features::RELIABLE;
+            hello.session = Some(SessionResume {
+                id: self.config.session_id,
+                received: self.reliable_received().unwrap_or(0),
+            });
         }
+        hello
+    }
+
+    /// The transport was replaced: start the handshake again on the new one. With
+    /// the reliable mode the peer's HELLO then resumes the session (or reports that
+    /// the peer lost it); without it, in-flight messages cannot be recovered and
+    /// the peer's HELLO resets the session.
+    pub fn reconnect(&mut self) {
+        if self.state == State::Failed {
+            return;
+        }
+        self.state = State::Handshaking;
+        self.framer = Framer::new(
+            self.config.framing,
+            self.config.max_frame_len.max(MIN_MAX_FRAME_LEN),
+        );
+        self.rx.clear();
+        self.pings_unanswered = 0;
+        self.last_heard = self.now;
+        self.commands.push_back(Command::Reconnect);
+        let hello = self.hello();
+        self.commands.push_back(Command::Hello(hello));
     }
 
     /// True once the HELLO exchange completed and until the link closes.
@@ -315,6 +349,10 @@ impl Session {
     /// A decoded frame: through the reliable receiver when that mode is on.
     fn receive(&mut self, envelope: Envelope) -> Result<(), ProtocolError> {
         let Envelope { seq, frame } = envelope;
+        if self.state == State::Handshaking {
+            // HELLO (first or after a reconnection) is never sequenced.
+            return self.dispatch(frame);
+        }
         match (self.reliable.as_mut(), seq) {
             (Some(receiver), Some(seq)) => {
                 receiver.on_frame(seq, frame, self.now, &mut self.in_order);
@@ -387,6 +425,35 @@ impl Session {
         self.commands.push_back(Command::Control(Frame::Ping(Ping {
             opaque: u64::from(self.pings_unanswered),
         })));
+    }
+
+    /// The peer lost our session: everything in flight is gone. Our unanswered
+    /// requests are reported canceled with `PeerReset`; state starts over.
+    fn reset_session(&mut self) {
+        for stream in core::mem::take(&mut self.awaiting_answer) {
+            self.events.push_back(LinkEvent::Canceled {
+                stream,
+                code: ErrorCode::PeerReset,
+            });
+        }
+        self.unanswered.clear();
+        self.closed.clear();
+        self.closed_set.clear();
+        self.reassembly.close(ErrorCode::PeerReset);
+        while self.reassembly.poll_event().is_some() {}
+        while self.reassembly.poll_credit().is_some() {}
+        self.reassembly = Reassembly::new(
+            ReassemblyConfig {
+                limits: self.config.limits,
+                stream_window: self.config.stream_window,
+                link_window: self.config.link_window,
+            },
+            self.reassembly.take_sinks(),
+        );
+        self.reliable = None;
+        self.highest_peer_id = 0;
+        self.commands.push_back(Command::Reset);
+        self.events.push_back(LinkEvent::PeerReset);
     }
 
     /// The transmitter gave up on a frame (reliable mode): the peer is gone.
@@ -494,6 +561,19 @@ impl Session {
                 value: hello.max_frame_len,
             }));
         }
+        if let Some(known) = self.peer_session {
+            let theirs = hello.session.map(|s| s.id);
+            if theirs == Some(known) && self.reliable.is_some() {
+                // Same peer session: pick up where the old transport stopped.
+                let peer_received = hello.session.map_or(0, |s| s.received);
+                self.state = State::Connected;
+                self.commands.push_back(Command::Resume { peer_received });
+                self.events.push_back(LinkEvent::Resumed);
+                return Ok(());
+            }
+            self.reset_session();
+        }
+        self.peer_session = hello.session.map(|s| s.id);
         self.parity = if self.config.nonce > hello.nonce {
             Parity::Odd
         } else {

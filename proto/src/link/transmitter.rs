@@ -11,8 +11,8 @@ use super::command::{Command, TellPeer};
 use super::LinkConfig;
 use crate::config::MIN_MAX_FRAME_LEN;
 use crate::error::ProtocolError;
-use crate::frame::{Ack, Cancel, Credit, Envelope, Frame};
-use crate::framing::{Framer, Framing};
+use crate::frame::{Ack, Cancel, Credit, Envelope, Frame, Hello};
+use crate::framing::{Framer, Framing, FramingKind};
 use crate::ids::StreamId;
 use crate::reliable::Sender;
 use crate::scheduler::{Scheduler, SchedulerConfig, SchedulerEvent};
@@ -43,18 +43,26 @@ pub struct Transmitter {
     /// The latest acknowledgement to send, ahead of everything.
     ack: Option<Ack>,
     now: Instant,
+    /// A HELLO to send first; while `paused` (reconnecting) nothing else goes out.
+    hello: Option<Hello>,
+    paused: bool,
+    scheduler_config: SchedulerConfig,
+    framing: FramingKind,
+    max_frame_len: usize,
 }
 
 impl Transmitter {
     /// An idle transmitter for a link set up with `config`.
     pub fn new(config: &LinkConfig) -> Transmitter {
+        let scheduler_config = SchedulerConfig {
+            chunk_len: config.chunk_len,
+            class_weights: config.class_weights,
+            ..SchedulerConfig::default()
+        };
+        let max_frame_len = config.max_frame_len.max(MIN_MAX_FRAME_LEN);
         Transmitter {
-            scheduler: Scheduler::new(SchedulerConfig {
-                chunk_len: config.chunk_len,
-                class_weights: config.class_weights,
-                ..SchedulerConfig::default()
-            }),
-            framer: Framer::new(config.framing, config.max_frame_len.max(MIN_MAX_FRAME_LEN)),
+            scheduler: Scheduler::new(scheduler_config),
+            framer: Framer::new(config.framing, max_frame_len),
             chunk_len: config.chunk_len,
             progress: BTreeMap::new(),
             head_scratch: Vec::with_capacity(64),
@@ -64,6 +72,11 @@ impl Transmitter {
             reliable: None,
             ack: None,
             now: Instant::ZERO,
+            hello: None,
+            paused: false,
+            scheduler_config,
+            framing: config.framing,
+            max_frame_len,
         }
     }
 
@@ -121,6 +134,28 @@ impl Transmitter {
                 self.scheduler.set_initial_stream_credit(stream_window);
                 self.scheduler.add_credit(Credit::LINK, link_window);
             }
+            Command::Hello(hello) => self.hello = Some(hello),
+            Command::Reconnect => {
+                self.framer = Framer::new(self.framing, self.max_frame_len);
+                self.paused = true;
+                self.ack = None;
+            }
+            Command::Resume { peer_received } => {
+                if let Some(sender) = self.reliable.as_mut() {
+                    sender.resume(peer_received);
+                }
+                self.paused = false;
+            }
+            Command::Reset => {
+                self.scheduler = Scheduler::new(SchedulerConfig {
+                    chunk_len: self.chunk_len,
+                    ..self.scheduler_config
+                });
+                self.progress.clear();
+                self.reliable = None;
+                self.ack = None;
+                self.paused = false;
+            }
             Command::Ack(ack) => self.ack = Some(ack),
             Command::PeerAck(ack) => {
                 let now = self.now;
@@ -172,6 +207,12 @@ impl Transmitter {
     /// In the reliable mode the order is: a pending ACK, then frames due for
     /// retransmission, then new frames while the window has room.
     pub fn poll_transmit(&mut self, dst: &mut BytesMut) -> usize {
+        if let Some(hello) = self.hello.take() {
+            return self.encode(&Envelope::from(Frame::Hello(hello)), dst);
+        }
+        if self.paused {
+            return 0;
+        }
         if let Some(ack) = self.ack.take() {
             return self.encode(&Envelope::from(Frame::Ack(ack)), dst);
         }
@@ -278,7 +319,7 @@ impl Transmitter {
 
     /// True when nothing at all waits to be sent.
     pub fn is_idle(&self) -> bool {
-        self.scheduler.is_idle() && self.ack.is_none()
+        self.hello.is_none() && (self.paused || (self.scheduler.is_idle() && self.ack.is_none()))
     }
 
     /// (frames, wire bytes) produced so far.

@@ -412,6 +412,11 @@ impl Reassembly {
         }
     }
 
+    /// Takes the sink factory out (to build a fresh reassembler for a new session).
+    pub fn take_sinks(&mut self) -> Option<Box<dyn SinkFactory>> {
+        self.sinks.take()
+    }
+
     /// Drops every live stream (link closing): buffers freed, sinks aborted with
     /// `code`. Queued events stay. Returns how many streams were live.
     pub fn close(&mut self, code: ErrorCode) -> usize {

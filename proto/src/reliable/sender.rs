@@ -195,6 +195,28 @@ impl Sender {
         };
     }
 
+    /// After a reconnection: the peer received `peer_received` frames in order
+    /// (absolute count from its HELLO); those are dropped, every other frame in
+    /// flight is queued to be sent again (the old transport may have lost any).
+    pub fn resume(&mut self, peer_received: u64) {
+        while self.base < peer_received && !self.unacked.is_empty() {
+            self.unacked.pop_front();
+            self.base += 1;
+        }
+        self.retransmit.clear();
+        for index in 0..self.unacked.len() {
+            if let Some(pending) = self.unacked.get_mut(index) {
+                pending.queued = true;
+                pending.sacked = false;
+                // A resent frame may be answered by either copy: no RTT sample.
+                pending.retransmitted = true;
+                pending.sends = 0;
+            }
+            self.retransmit.push_back(self.base + index as u64);
+        }
+        self.timer = None;
+    }
+
     /// When [`Sender::handle_timeout`] must run next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timer
