@@ -62,6 +62,11 @@ pub struct LinkOptions {
     /// Flush the transport after each batch (off for serial ports, where flushing
     /// blocks until the UART drained).
     pub flush: bool,
+    /// Reopens the transport after it breaks (reopen the serial device, reconnect
+    /// TCP). With one, a broken transport does not end the link: it reconnects
+    /// with exponential backoff and jitter and resumes the session (reliable mode),
+    /// or fails the calls in flight with `PeerReset` if the peer lost it.
+    pub connector: Option<Connector>,
     /// The arbiter (thread) the link's actors run on; `None`: the current one.
     /// The endpoint spreads its links over a small pool of arbiters so the two
     /// directions of a busy link, or several busy links, use several cores.
@@ -83,6 +88,7 @@ impl LinkOptions {
             batch_budget: 1,
             spool: SpoolLimits::default(),
             flush: false,
+            connector: None,
             arbiter: None,
         }
     }
@@ -120,8 +126,36 @@ impl LinkOptions {
             batch_budget: 256 * 1024,
             spool: SpoolLimits::default(),
             flush: true,
+            connector: None,
             arbiter: None,
         }
+    }
+}
+
+/// Opens a fresh transport for a link whose transport broke.
+#[derive(Clone)]
+pub struct Connector(
+    pub  std::sync::Arc<
+        dyn Fn() -> futures_util::future::BoxFuture<'static, std::io::Result<BoxedTransport>>
+            + Send
+            + Sync,
+    >,
+);
+
+impl Connector {
+    /// A connector from an async function.
+    pub fn new<F, Fut>(f: F) -> Connector
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = std::io::Result<BoxedTransport>> + Send + 'static,
+    {
+        Connector(std::sync::Arc::new(move || Box::pin(f())))
+    }
+}
+
+impl fmt::Debug for Connector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Connector")
     }
 }
 
@@ -176,6 +210,10 @@ pub struct LinkActor {
     state: watch::Sender<LinkState>,
     /// The session's next timer (delayed ACK, keepalive) and its handle.
     timer: Option<(Instant, SpawnHandle)>,
+    connector: Option<Connector>,
+    /// Counts transports: messages from the tasks of an older one are ignored.
+    generation: u64,
+    reconnecting: bool,
 }
 
 impl LinkActor {
@@ -198,7 +236,7 @@ impl LinkActor {
         let chunk_len = config.chunk_len;
         let (state, _) = watch::channel(LinkState::Connecting);
         let sched = scheduler.clone();
-        let (spool, flush) = (options.spool, options.flush);
+        let (spool, flush, connector) = (options.spool, options.flush, options.connector);
         let build = move |ctx: &mut Context<LinkActor>| {
             let factory = SpoolFactory {
                 link: ctx.address(),
@@ -219,6 +257,9 @@ impl LinkActor {
                 spooling: HashMap::new(),
                 state,
                 timer: None,
+                connector,
+                generation: 0,
+                reconnecting: false,
             }
         };
         let addr = match &options.arbiter {
@@ -309,6 +350,14 @@ impl LinkActor {
                 }
             }
             LinkEvent::Pong { .. } | LinkEvent::Sent { .. } | LinkEvent::WantsBody { .. } => {}
+            LinkEvent::Resumed => {
+                tracing::info!(link = %self.id, "reconnected; session resumed");
+                self.state.send_replace(LinkState::Up);
+            }
+            LinkEvent::PeerReset => {
+                tracing::warn!(link = %self.id, "reconnected to a peer that lost the session");
+                self.state.send_replace(LinkState::Up);
+            }
             LinkEvent::GoAway { code, reason, .. } => {
                 tracing::info!(link = %self.id, %code, %reason, "peer is going away");
             }
@@ -423,6 +472,106 @@ impl LinkActor {
     }
 }
 
+impl LinkActor {
+    /// Spawns the reader and writer tasks of a (new) transport.
+    fn run_transport(&mut self, transport: BoxedTransport, ctx: &mut Context<Self>) {
+        self.generation += 1;
+        let generation = self.generation;
+        let (mut reader, mut writer) = tokio::io::split(transport);
+        let link = ctx.address();
+        actix_rt::spawn(async move {
+            // Large reads: one syscall and one `Input` message per 256 KiB on fast
+            // links; a slow link's reads are short anyway.
+            let mut buf = BytesMut::with_capacity(256 * 1024);
+            let reason = loop {
+                buf.reserve(256 * 1024);
+                match reader.read_buf(&mut buf).await {
+                    Ok(0) => break "the peer closed the link".to_string(),
+                    Ok(_) => {
+                        let input = Input(buf.split().freeze(), generation);
+                        if link.send(input).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(error) => break format!("read failed: {error}"),
+                }
+            };
+            link.do_send(TransportClosed(reason, generation));
+        });
+        let scheduler = self.scheduler.clone();
+        let link = ctx.address();
+        let flush = self.flush;
+        actix_rt::spawn(async move {
+            while let Ok(Some(batch)) = scheduler.send(Pull).await {
+                let mut result = writer.write_all(&batch).await;
+                if flush && result.is_ok() {
+                    result = writer.flush().await;
+                }
+                if let Err(error) = result {
+                    link.do_send(TransportClosed(
+                        format!("write failed: {error}"),
+                        generation,
+                    ));
+                    return;
+                }
+            }
+            let _ = writer.shutdown().await;
+        });
+    }
+
+    /// The transport broke and a connector is set: reopen it with exponential
+    /// backoff (10 ms doubling to 5 s) and ±50% jitter, until it works.
+    fn reconnect(&mut self, reason: String, ctx: &mut Context<Self>) {
+        let Some(connector) = self.connector.clone() else {
+            return;
+        };
+        if self.reconnecting {
+            return;
+        }
+        self.reconnecting = true;
+        self.state.send_replace(LinkState::Connecting);
+        tracing::info!(link = %self.id, %reason, "transport broke; reconnecting");
+        // The old writer's parked pull ends; the new writer pulls afresh.
+        self.scheduler.do_send(crate::scheduler_actor::Unpark);
+        let link = ctx.address();
+        let id = self.id;
+        actix_rt::spawn(async move {
+            let mut backoff = std::time::Duration::from_millis(10);
+            loop {
+                match (connector.0)().await {
+                    Ok(transport) => {
+                        link.do_send(Reconnected(transport));
+                        return;
+                    }
+                    Err(error) => {
+                        let jitter = 0.5 + (random_nonce() % 1000) as f64 / 1000.0;
+                        let wait = backoff.mul_f64(jitter);
+                        tracing::debug!(link = %id, %error, ?wait, "reconnect failed; retrying");
+                        tokio::time::sleep(wait).await;
+                        backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// The connector opened a new transport.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Reconnected(BoxedTransport);
+
+impl Handler<Reconnected> for LinkActor {
+    type Result = ();
+
+    fn handle(&mut self, Reconnected(transport): Reconnected, ctx: &mut Self::Context) {
+        self.reconnecting = false;
+        self.session.reconnect();
+        self.run_transport(transport, ctx);
+        self.pump(ctx);
+    }
+}
+
 enum Outbound {
     Request(CallReply),
     OneWay,
@@ -435,45 +584,9 @@ impl Actor for LinkActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.scheduler
             .do_send(crate::scheduler_actor::Watchdog(ctx.address().recipient()));
-        let Some(transport) = self.transport.take() else {
-            return;
-        };
-        let (mut reader, mut writer) = tokio::io::split(transport);
-        let link = ctx.address();
-        actix_rt::spawn(async move {
-            // Large reads: one syscall and one `Input` message per 256 KiB on fast
-            // links; a slow link's reads are short anyway.
-            let mut buf = BytesMut::with_capacity(256 * 1024);
-            let reason = loop {
-                buf.reserve(256 * 1024);
-                match reader.read_buf(&mut buf).await {
-                    Ok(0) => break "the peer closed the link".to_string(),
-                    Ok(_) => {
-                        if link.send(Input(buf.split().freeze())).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(error) => break format!("read failed: {error}"),
-                }
-            };
-            link.do_send(TransportClosed(reason));
-        });
-        let scheduler = self.scheduler.clone();
-        let link = ctx.address();
-        let flush = self.flush;
-        actix_rt::spawn(async move {
-            while let Ok(Some(batch)) = scheduler.send(Pull).await {
-                let mut result = writer.write_all(&batch).await;
-                if flush && result.is_ok() {
-                    result = writer.flush().await;
-                }
-                if let Err(error) = result {
-                    link.do_send(TransportClosed(format!("write failed: {error}")));
-                    return;
-                }
-            }
-            let _ = writer.shutdown().await;
-        });
+        if let Some(transport) = self.transport.take() {
+            self.run_transport(transport, ctx);
+        }
         self.pump(ctx);
     }
 
@@ -489,12 +602,15 @@ impl Actor for LinkActor {
 /// Bytes read from the transport.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Input(pub Bytes);
+pub struct Input(pub Bytes, pub u64);
 
 impl Handler<Input> for LinkActor {
     type Result = ();
 
-    fn handle(&mut self, Input(bytes): Input, ctx: &mut Self::Context) {
+    fn handle(&mut self, Input(bytes, generation): Input, ctx: &mut Self::Context) {
+        if generation != self.generation {
+            return; // a read of a transport that was replaced
+        }
         // A protocol error arrives as `LinkEvent::Failed` too; `pump` handles it.
         let _ = self.session.handle_input(&bytes, now());
         self.pump(ctx);
@@ -504,12 +620,22 @@ impl Handler<Input> for LinkActor {
 /// The transport closed or failed.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct TransportClosed(pub String);
+pub struct TransportClosed(pub String, pub u64);
 
 impl Handler<TransportClosed> for LinkActor {
     type Result = ();
 
-    fn handle(&mut self, TransportClosed(reason): TransportClosed, ctx: &mut Self::Context) {
+    fn handle(
+        &mut self,
+        TransportClosed(reason, generation): TransportClosed,
+        ctx: &mut Self::Context,
+    ) {
+        if generation != self.generation {
+            return;
+        }
+        if self.connector.is_some() && !self.session.is_failed() {
+            return self.reconnect(reason, ctx);
+        }
         tracing::info!(link = %self.id, %reason, "transport closed");
         self.go_down(reason, ctx);
     }

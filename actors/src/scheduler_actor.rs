@@ -327,6 +327,24 @@ pub async fn feed_body(
     }
 }
 
+/// The transport broke: the old writer's parked pull gets `None` (it exits); a
+/// new writer pulls after the reconnection.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unpark;
+
+impl Handler<Unpark> for SchedulerActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Unpark, _: &mut Self::Context) {
+        // Nothing but the next HELLO may go out on the new transport.
+        self.transmitter.apply(Command::Reconnect);
+        if let Some(puller) = self.puller.take() {
+            let _ = puller.send(None);
+        }
+    }
+}
+
 /// Who to tell when the reliable mode gives up on the peer (the link actor).
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -1,0 +1,105 @@
+//! A link whose transport is cut every 2 s and reopened through its connector: a
+//! 16 MiB transfer arrives byte-identical (the session resumes), and calls in
+//! flight complete.
+#![allow(clippy::unwrap_used)]
+
+use bytes::Bytes;
+use netcore::actors::link_actor::Connector;
+use netcore::actors::transport::{BoxedTransport, CutSchedule, FaultConfig, Faults, FaultyLine};
+use netcore::{Endpoint, LinkOptions};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const LEN: usize = 16 << 20;
+
+fn data() -> Vec<u8> {
+    let mut x = 0x1234_5678_9abc_def1_u64;
+    (0..LEN)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[actix_rt::test]
+async fn sixteen_mib_survive_a_cut_every_two_seconds() {
+    let line = FaultyLine::new(
+        FaultConfig::new(7)
+            .with_faults(Faults::none().with_bytes_per_sec(4_000_000))
+            .with_cuts(CutSchedule::every(Duration::from_secs(2))),
+    );
+    let (a, b) = line.reconnect();
+    // A's connector opens the next pair and hands B its end.
+    let (to_b, from_a) = tokio::sync::mpsc::unbounded_channel::<BoxedTransport>();
+    let from_a = Arc::new(tokio::sync::Mutex::new(from_a));
+    let connector_a = {
+        let line = line.clone();
+        Connector::new(move || {
+            let (line, to_b) = (line.clone(), to_b.clone());
+            async move {
+                let (a, b) = line.reconnect();
+                let _ = to_b.send(Box::new(b));
+                Ok(Box::new(a) as BoxedTransport)
+            }
+        })
+    };
+    let connector_b = Connector::new(move || {
+        let from_a = from_a.clone();
+        async move {
+            from_a
+                .lock()
+                .await
+                .recv()
+                .await
+                .ok_or_else(|| std::io::Error::other("no more pairs"))
+        }
+    });
+    let options = |connector: Connector| {
+        let mut options = LinkOptions::serial_framed_rate(4_000_000);
+        options.config.chunk_len = 4096;
+        options.connector = Some(connector);
+        options
+    };
+    let received: Arc<Mutex<Option<(usize, bool)>>> = Arc::default();
+    let log = received.clone();
+    let expected = Arc::new(data());
+    let check = expected.clone();
+    let server = Endpoint::builder()
+        .route("upload", move |body: Bytes| {
+            *log.lock().unwrap() = Some((body.len(), body[..] == check[..]));
+            async { "stored" }
+        })
+        .route("ping", || async { "pong" })
+        .start();
+    let client = Endpoint::builder().start();
+    let (l, _s) = tokio::join!(
+        client.attach(a, options(connector_a)),
+        server.attach(b, options(connector_b))
+    );
+    let link = l.unwrap();
+    let upload = link
+        .request("upload", Bytes::from(expected.as_ref().clone()))
+        .timeout(Duration::from_secs(60));
+    let pings = async {
+        for _ in 0..20 {
+            let answer = link
+                .request("ping", "")
+                .timeout(Duration::from_secs(30))
+                .await
+                .unwrap();
+            assert_eq!(answer.body.as_bytes().unwrap().as_ref(), b"pong");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let (answer, ()) = tokio::join!(upload, pings);
+    assert_eq!(answer.unwrap().body.as_bytes().unwrap().as_ref(), b"stored");
+    assert_eq!(*received.lock().unwrap(), Some((LEN, true)));
+    assert!(
+        line.pairs() >= 3,
+        "the line was cut and reopened: {} pairs",
+        line.pairs()
+    );
+}
