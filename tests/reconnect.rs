@@ -103,3 +103,60 @@ async fn sixteen_mib_survive_a_cut_every_two_seconds() {
         line.pairs()
     );
 }
+
+#[actix_rt::test]
+async fn a_restarted_peer_fails_calls_in_flight_with_peer_reset() {
+    let line = FaultyLine::new(FaultConfig::new(9));
+    let (a, b) = line.reconnect();
+    let (to_test, mut new_b_ends) = tokio::sync::mpsc::unbounded_channel::<BoxedTransport>();
+    let connector = {
+        let line = line.clone();
+        Connector::new(move || {
+            let (line, to_test) = (line.clone(), to_test.clone());
+            async move {
+                let (a, b) = line.reconnect();
+                let _ = to_test.send(Box::new(b));
+                Ok(Box::new(a) as BoxedTransport)
+            }
+        })
+    };
+    let mut options = LinkOptions::serial_framed_rate(4_000_000);
+    options.connector = Some(connector);
+    let slow = || async {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        "late"
+    };
+    let server = Endpoint::builder().route("slow", slow).start();
+    let client = Endpoint::builder().start();
+    let (l, _s) = tokio::join!(
+        client.attach(a, options),
+        server.attach(b, LinkOptions::serial_framed_rate(4_000_000))
+    );
+    let link = l.unwrap();
+    let call = link.request("slow", "x").timeout(Duration::from_secs(20));
+    let restart = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // The server process "restarts": its endpoint is gone, a new one takes the
+        // next transport the client's connector opens.
+        drop(server);
+        line.cut();
+        let b = new_b_ends.recv().await.unwrap();
+        let reborn = Endpoint::builder()
+            .route("slow", || async { "fresh" })
+            .start();
+        reborn
+            .attach(b, LinkOptions::serial_framed_rate(4_000_000))
+            .await
+            .unwrap();
+        reborn
+    };
+    let (result, _reborn) = tokio::join!(call, restart);
+    assert_eq!(result.unwrap_err(), netcore::CallError::PeerReset);
+    // The link goes on with the new peer.
+    let answer = link
+        .request("slow", "y")
+        .timeout(Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(answer.body.as_bytes().unwrap().as_ref(), b"fresh");
+}

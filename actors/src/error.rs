@@ -21,6 +21,9 @@ pub enum CallError {
     Canceled(ErrorCode),
     /// The link failed or closed before the answer arrived.
     LinkDown(String),
+    /// The link reconnected to a peer that had lost its session (it restarted):
+    /// the request was lost with it and may be sent again.
+    PeerReset,
     /// The protocol rejected the message before it left (bad route, link closing).
     Rejected(String),
     /// A local I/O failure (reading the file to send, writing a spool file).
@@ -35,6 +38,7 @@ impl CallError {
             CallError::Timeout(_) => ErrorCode::Timeout,
             CallError::Canceled(code) => *code,
             CallError::LinkDown(_) => ErrorCode::GoingAway,
+            CallError::PeerReset => ErrorCode::PeerReset,
             CallError::Rejected(_) => ErrorCode::Refused,
             CallError::Io(_) => ErrorCode::Internal,
         }
@@ -48,6 +52,7 @@ impl fmt::Display for CallError {
             CallError::Timeout(after) => write!(f, "no answer within {after:?}"),
             CallError::Canceled(code) => write!(f, "canceled ({code})"),
             CallError::LinkDown(why) => write!(f, "link down: {why}"),
+            CallError::PeerReset => f.write_str("the peer restarted and lost the request"),
             CallError::Rejected(why) => write!(f, "message rejected: {why}"),
             CallError::Io(why) => write!(f, "i/o error: {why}"),
         }

@@ -227,6 +227,7 @@ impl LinkActor {
     ) -> LinkRef {
         let mut config = options.config;
         config.nonce = random_nonce();
+        config.session_id = random_nonce();
         let id = LinkId::next();
         let scheduler_actor = SchedulerActor::new(&config, options.batch_budget);
         let scheduler = match &options.arbiter {
@@ -327,7 +328,11 @@ impl LinkActor {
             LinkEvent::Canceled { stream, code } => {
                 self.spooling.remove(&stream);
                 if let Some(reply) = self.calls.remove(&stream) {
-                    let _ = reply.send(Err(CallError::Canceled(code)));
+                    let error = match code {
+                        ErrorCode::PeerReset => CallError::PeerReset,
+                        code => CallError::Canceled(code),
+                    };
+                    let _ = reply.send(Err(error));
                 } else if self.session.is_ours(stream) {
                     // A one-way message of ours (or a transfer) the peer refused or
                     // canceled: not silent, whoever watches the link sees it.

@@ -72,7 +72,8 @@ pub struct LinkConfig {
     /// PING an idle link and fail it after unanswered PINGs.
     pub keepalive: Option<Keepalive>,
     /// Identifies this side's session across reconnections (sent in HELLO with the
-    /// reliable mode). The runtime draws it at random with the nonce.
+    /// reliable mode). Must be new for every link: the runtime draws it at random
+    /// (a restarted peer is recognized by its new id).
     pub session_id: u64,
 }
 
