@@ -351,6 +351,7 @@ impl Endpoint {
                 return Err(CallError::LinkDown("link actor stopped".into()));
             }
         }
+        let state_watch = state.clone();
         let link = Link::new(
             link_ref,
             state,
@@ -359,10 +360,35 @@ impl Endpoint {
         );
         let id = link.id();
         self.inner.events.publish(Event::LinkUp { link: id });
-        let (events, watched) = (self.inner.events.clone(), link.clone());
+        let (events, mut watched) = (self.inner.events.clone(), state_watch);
         actix_rt::spawn(async move {
-            let reason = watched.closed().await;
-            events.publish(Event::LinkDown { link: id, reason });
+            // Every transition: down while reconnecting, up again once resumed.
+            let mut up = true;
+            while watched.changed().await.is_ok() {
+                let state = watched.borrow_and_update().clone();
+                match state {
+                    LinkState::Up if !up => {
+                        up = true;
+                        events.publish(Event::LinkUp { link: id });
+                    }
+                    LinkState::Connecting if up => {
+                        up = false;
+                        events.publish(Event::LinkDown {
+                            link: id,
+                            reason: "transport broke; reconnecting".into(),
+                        });
+                    }
+                    LinkState::Down(reason) => {
+                        events.publish(Event::LinkDown { link: id, reason });
+                        return;
+                    }
+                    _ => {}
+                }
+            }
+            events.publish(Event::LinkDown {
+                link: id,
+                reason: "link actor stopped".into(),
+            });
         });
         if let Ok(mut links) = self.inner.links.lock() {
             links.retain(|l| l.is_up());

@@ -80,6 +80,7 @@ async fn sixteen_mib_survive_a_cut_every_two_seconds() {
         server.attach(b, options(connector_b))
     );
     let link = l.unwrap();
+    let mut events = client.events().subscribe();
     let upload = link
         .request("upload", Bytes::from(expected.as_ref().clone()))
         .timeout(Duration::from_secs(60));
@@ -102,6 +103,16 @@ async fn sixteen_mib_survive_a_cut_every_two_seconds() {
         "the line was cut and reopened: {} pairs",
         line.pairs()
     );
+    // Each cut is reported: link down while reconnecting, up once resumed.
+    let (mut downs, mut ups) = (0, 0);
+    while let Ok(event) = events.try_recv() {
+        match event {
+            netcore::Event::LinkDown { .. } => downs += 1,
+            netcore::Event::LinkUp { .. } => ups += 1,
+            _ => {}
+        }
+    }
+    assert!(downs >= 2 && ups >= 2, "{downs} downs, {ups} ups");
 }
 
 #[actix_rt::test]
@@ -138,8 +149,10 @@ async fn a_restarted_peer_fails_calls_in_flight_with_peer_reset() {
         tokio::time::sleep(Duration::from_millis(200)).await;
         // The server process "restarts": its endpoint is gone, a new one takes the
         // next transport the client's connector opens.
-        drop(server);
+        // (Cut first: dropping the server first could let the client reconnect
+        // before the cut, which would then hit the new pair.)
         line.cut();
+        drop(server);
         let b = new_b_ends.recv().await.unwrap();
         let reborn = Endpoint::builder()
             .route("slow", || async { "fresh" })
@@ -151,7 +164,10 @@ async fn a_restarted_peer_fails_calls_in_flight_with_peer_reset() {
         reborn
     };
     let (result, _reborn) = tokio::join!(call, restart);
-    assert_eq!(result.unwrap_err(), netcore::CallError::PeerReset);
+    assert_eq!(
+        result.map(|r| r.body.as_bytes().cloned()),
+        Err(netcore::CallError::PeerReset)
+    );
     // The link goes on with the new peer.
     let answer = link
         .request("slow", "y")
