@@ -34,15 +34,20 @@ use crate::link::Link;
 use actix::prelude::*;
 use netcore_actors::cache_actor::{Cache, CacheConfig};
 use netcore_actors::event_bus::{Event, EventBus, EventBusConfig};
-use netcore_actors::link_actor::{GoAway, InFlight, Shutdown, WatchState};
+use netcore_actors::link_actor::{
+    Connector, GoAway, InFlight, PeerSession, Reconnected, Shutdown, WatchState,
+};
 use netcore_actors::supervision::RestartPolicy;
 use netcore_actors::timer_actor::Timers;
+use netcore_actors::transport::Prefixed;
 use netcore_actors::transport::{BoxedTransport, LinkSpec, PipeTransport, Transport};
 use netcore_actors::{
     CallError, HandlerResult, LinkActor, LinkId, LinkOptions, LinkState, Request, Route,
     RouterActor, RouterConfig,
 };
 use netcore_actors::{HandleRequest, HandlerError};
+use netcore_proto::frame::Hello;
+use netcore_proto::link::ReliableConfig;
 use netcore_proto::reassembly::MessageHead;
 use netcore_proto::ErrorCode;
 use std::collections::HashMap;
@@ -63,6 +68,7 @@ pub struct EndpointBuilder {
     policy: RestartPolicy,
     subscriptions: Vec<Subscription>,
     link_threads: usize,
+    tcp_resume: Option<Duration>,
     router: RouterConfig,
     call_timeout: Duration,
     drain_timeout: Duration,
@@ -190,6 +196,15 @@ impl EndpointBuilder {
         self
     }
 
+    /// TCP links survive network cuts: `connect_tcp` links reconnect (backoff with
+    /// jitter) and `accept_tcp` links wait up to `window` for their client to come
+    /// back; the session then resumes without loss (both sides run the reliable
+    /// mode on TCP). Both endpoints must enable it.
+    pub fn tcp_resume(mut self, window: Duration) -> Self {
+        self.tcp_resume = Some(window);
+        self
+    }
+
     /// Most handlers running at once (default 64).
     pub fn max_workers(mut self, n: usize) -> Self {
         self.router.max_workers = n;
@@ -267,6 +282,7 @@ impl EndpointBuilder {
                 router,
                 link_arbiters,
                 next_arbiter: AtomicUsize::new(0),
+                tcp_resume: self.tcp_resume,
                 events,
                 timers,
                 cache,
@@ -287,6 +303,7 @@ struct Inner {
     router: Addr<RouterActor>,
     link_arbiters: Vec<Arbiter>,
     next_arbiter: AtomicUsize,
+    tcp_resume: Option<Duration>,
     events: EventBus,
     timers: Timers,
     cache: Cache,
@@ -313,6 +330,7 @@ impl Endpoint {
             link_threads: std::thread::available_parallelism()
                 .map(|n| n.get().min(4))
                 .unwrap_or(1),
+            tcp_resume: None,
             router: RouterConfig::default(),
             call_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(5),
@@ -391,7 +409,7 @@ impl Endpoint {
             });
         });
         if let Ok(mut links) = self.inner.links.lock() {
-            links.retain(|l| l.is_up());
+            links.retain(|l| !matches!(l.state(), LinkState::Down(_)));
             links.push(link.clone());
         }
         Ok(link)
@@ -402,18 +420,60 @@ impl Endpoint {
         &self,
         addr: impl tokio::net::ToSocketAddrs,
     ) -> Result<Link, CallError> {
-        let stream = tokio::net::TcpStream::connect(addr)
+        let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host(addr)
             .await
-            .map_err(io_error)?;
-        let _ = stream.set_nodelay(true);
-        self.attach(stream, LinkOptions::stream()).await
+            .map_err(io_error)?
+            .collect();
+        let stream = connect_any(addrs.clone()).await.map_err(io_error)?;
+        let mut options = LinkOptions::stream();
+        if self.inner.tcp_resume.is_some() {
+            options.config.reliable = Some(ReliableConfig::default());
+            options.connector = Some(Connector::new(move || {
+                let addrs = addrs.clone();
+                async move {
+                    connect_any(addrs)
+                        .await
+                        .map(|s| Box::new(s) as BoxedTransport)
+                }
+            }));
+        }
+        self.attach(stream, options).await
     }
 
-    /// Accepts one TCP connection.
+    /// Accepts one TCP connection. With [`EndpointBuilder::tcp_resume`], a
+    /// connection whose HELLO resumes the session of one of this endpoint's links
+    /// (its client reconnected after the network broke) is handed to that link,
+    /// which is returned; any other becomes a new link.
     pub async fn accept_tcp(&self, listener: &tokio::net::TcpListener) -> Result<Link, CallError> {
         let (stream, _) = listener.accept().await.map_err(io_error)?;
         let _ = stream.set_nodelay(true);
-        self.attach(stream, LinkOptions::stream()).await
+        let Some(window) = self.inner.tcp_resume else {
+            return self.attach(stream, LinkOptions::stream()).await;
+        };
+        let (hello, prefix, stream) = read_hello(stream).await.map_err(io_error)?;
+        if let Some(session) = hello.and_then(|h| h.session) {
+            for link in self.all_links() {
+                if let Ok((Some(peer), true)) = link.actor().send(PeerSession).await {
+                    if peer == session.id {
+                        let transport = Prefixed::new(prefix, stream);
+                        link.actor().do_send(Reconnected(Box::new(transport)));
+                        return Ok(link);
+                    }
+                }
+            }
+        }
+        let mut options = LinkOptions::stream();
+        options.config.reliable = Some(ReliableConfig::default());
+        options.resume_window = Some(window);
+        self.attach(Prefixed::new(prefix, stream), options).await
+    }
+
+    fn all_links(&self) -> Vec<Link> {
+        self.inner
+            .links
+            .lock()
+            .map(|links| links.clone())
+            .unwrap_or_default()
     }
 
     /// Opens a link described by `spec` (`serial:PATH@BAUD`, `tcp:HOST:PORT`,
@@ -552,6 +612,56 @@ impl Drop for Inner {
     fn drop(&mut self) {
         for arbiter in &self.link_arbiters {
             arbiter.stop();
+        }
+    }
+}
+
+/// Connects to the first of `addrs` that answers.
+async fn connect_any(addrs: Vec<std::net::SocketAddr>) -> io::Result<tokio::net::TcpStream> {
+    let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address to connect to");
+    for addr in addrs {
+        match tokio::net::TcpStream::connect(addr).await {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Err(error) => last = error,
+        }
+    }
+    Err(last)
+}
+
+/// Reads a new connection's first frame (stream framing) within 10 s: the peer's
+/// HELLO, if that is what it is, and every byte read so far (to be served again).
+async fn read_hello(
+    mut stream: tokio::net::TcpStream,
+) -> io::Result<(Option<Hello>, bytes::Bytes, tokio::net::TcpStream)> {
+    use netcore_proto::framing::{Framer, Framing, FramingKind};
+    use tokio::io::AsyncReadExt;
+    let mut framer = Framer::new(FramingKind::Stream, 64 * 1024);
+    let mut read = bytes::BytesMut::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut probe = read.clone();
+        match framer.decode(&mut probe) {
+            Ok(Some(frame)) => {
+                let hello = match netcore_proto::Envelope::decode(frame) {
+                    Ok(netcore_proto::Envelope {
+                        frame: netcore_proto::Frame::Hello(hello),
+                        ..
+                    }) => Some(hello),
+                    _ => None,
+                };
+                return Ok((hello, read.freeze(), stream));
+            }
+            Ok(None) => {}
+            Err(_) => return Ok((None, read.freeze(), stream)),
+        }
+        let n = tokio::time::timeout_at(deadline, stream.read_buf(&mut read))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no HELLO within 10 s"))??;
+        if n == 0 {
+            return Ok((None, read.freeze(), stream));
         }
     }
 }

@@ -176,3 +176,109 @@ async fn a_restarted_peer_fails_calls_in_flight_with_peer_reset() {
         .unwrap();
     assert_eq!(answer.body.as_bytes().unwrap().as_ref(), b"fresh");
 }
+
+/// A TCP proxy between client and server, paced to ~30 MB/s, whose connections
+/// the test can cut (the network breaks; new connections go through again).
+async fn cut_proxy(
+    target: std::net::SocketAddr,
+) -> (std::net::SocketAddr, tokio::sync::watch::Sender<u32>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (cuts, _) = tokio::sync::watch::channel(0u32);
+    let watch = cuts.clone();
+    tokio::spawn(async move {
+        while let Ok((inbound, _)) = listener.accept().await {
+            let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
+                continue;
+            };
+            let mut cut = watch.subscribe();
+            tokio::spawn(async move {
+                let (ir, iw) = inbound.into_split();
+                let (or, ow) = outbound.into_split();
+                let pump = |mut r: tokio::net::tcp::OwnedReadHalf,
+                            mut w: tokio::net::tcp::OwnedWriteHalf| async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = r.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 || w.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                };
+                tokio::select! {
+                    _ = pump(ir, ow) => {}
+                    _ = pump(or, iw) => {}
+                    _ = cut.changed() => {}
+                }
+                // Dropping both sockets here is the cut.
+            });
+        }
+    });
+    (addr, cuts)
+}
+
+#[actix_rt::test]
+async fn a_tcp_link_resumes_after_the_network_breaks() {
+    let data: Vec<u8> = (0..(6u32 << 20))
+        .map(|i| (i.wrapping_mul(2246822519) >> 11) as u8)
+        .collect();
+    let expected = Arc::new(data.clone());
+    let check = expected.clone();
+    let server = Endpoint::builder()
+        .tcp_resume(Duration::from_secs(10))
+        .route("upload", move |body: Bytes| {
+            let intact = body[..] == check[..];
+            async move {
+                if intact {
+                    "intact"
+                } else {
+                    "corrupt"
+                }
+            }
+        })
+        .start();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server_addr = listener.local_addr().unwrap();
+    let acceptor = server.clone();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    actix_rt::spawn(async move {
+        while acceptor.accept_tcp(&listener).await.is_ok() {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let (proxy, cuts) = cut_proxy(server_addr).await;
+    let client = Endpoint::builder()
+        .tcp_resume(Duration::from_secs(10))
+        .start();
+    let link = client.connect_tcp(proxy).await.unwrap();
+    let call = async {
+        let answer = link
+            .request("upload", data)
+            .timeout(Duration::from_secs(60))
+            .await;
+        (answer, *cuts.borrow())
+    };
+    let cut = async {
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        cuts.send_modify(|n| *n += 1);
+    };
+    let ((answer, cuts_before_answer), ()) = tokio::join!(call, cut);
+    assert_eq!(
+        cuts_before_answer, 1,
+        "the network broke while the upload was in flight"
+    );
+    assert_eq!(answer.unwrap().body.as_bytes().unwrap().as_ref(), b"intact");
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "the client came back on a second connection, routed to its session"
+    );
+    assert_eq!(
+        server.links().len(),
+        1,
+        "one link, resumed, not a second one"
+    );
+}

@@ -67,6 +67,10 @@ pub struct LinkOptions {
     /// with exponential backoff and jitter and resumes the session (reliable mode),
     /// or fails the calls in flight with `PeerReset` if the peer lost it.
     pub connector: Option<Connector>,
+    /// Without a connector (the accepting side of TCP): how long a link whose
+    /// transport broke waits for the peer to come back on a new connection (the
+    /// endpoint routes it here by session id) before going down.
+    pub resume_window: Option<std::time::Duration>,
     /// The arbiter (thread) the link's actors run on; `None`: the current one.
     /// The endpoint spreads its links over a small pool of arbiters so the two
     /// directions of a busy link, or several busy links, use several cores.
@@ -89,6 +93,7 @@ impl LinkOptions {
             spool: SpoolLimits::default(),
             flush: false,
             connector: None,
+            resume_window: None,
             arbiter: None,
         }
     }
@@ -127,6 +132,7 @@ impl LinkOptions {
             spool: SpoolLimits::default(),
             flush: true,
             connector: None,
+            resume_window: None,
             arbiter: None,
         }
     }
@@ -211,6 +217,7 @@ pub struct LinkActor {
     /// The session's next timer (delayed ACK, keepalive) and its handle.
     timer: Option<(Instant, SpawnHandle)>,
     connector: Option<Connector>,
+    resume_window: Option<std::time::Duration>,
     /// Counts transports: messages from the tasks of an older one are ignored.
     generation: u64,
     reconnecting: bool,
@@ -238,6 +245,7 @@ impl LinkActor {
         let (state, _) = watch::channel(LinkState::Connecting);
         let sched = scheduler.clone();
         let (spool, flush, connector) = (options.spool, options.flush, options.connector);
+        let resume_window = options.resume_window;
         let build = move |ctx: &mut Context<LinkActor>| {
             let factory = SpoolFactory {
                 link: ctx.address(),
@@ -259,6 +267,7 @@ impl LinkActor {
                 state,
                 timer: None,
                 connector,
+                resume_window,
                 generation: 0,
                 reconnecting: false,
             }
@@ -524,6 +533,27 @@ impl LinkActor {
         });
     }
 
+    /// The transport broke on the accepting side: wait `window` for the peer to
+    /// reconnect (the endpoint hands its new connection over with `Reconnected`).
+    fn await_peer(&mut self, reason: String, window: std::time::Duration, ctx: &mut Context<Self>) {
+        if self.reconnecting {
+            return;
+        }
+        self.reconnecting = true;
+        self.state.send_replace(LinkState::Connecting);
+        tracing::info!(link = %self.id, %reason, ?window, "transport broke; waiting for the peer to reconnect");
+        self.scheduler.do_send(crate::scheduler_actor::Unpark);
+        let generation = self.generation;
+        ctx.run_later(window, move |act, ctx| {
+            if act.reconnecting && act.generation == generation {
+                act.go_down(
+                    "the peer did not reconnect within the resume window".into(),
+                    ctx,
+                );
+            }
+        });
+    }
+
     /// The transport broke and a connector is set: reopen it with exponential
     /// backoff (10 ms doubling to 5 s) and ±50% jitter, until it works.
     fn reconnect(&mut self, reason: String, ctx: &mut Context<Self>) {
@@ -561,10 +591,25 @@ impl LinkActor {
     }
 }
 
-/// The connector opened a new transport.
+/// A new transport for this link: opened by its connector, or a connection the
+/// endpoint accepted from the same peer session (its HELLO already in the stream).
 #[derive(Message)]
 #[rtype(result = "()")]
-struct Reconnected(BoxedTransport);
+pub struct Reconnected(pub BoxedTransport);
+
+/// The peer's session id, once known, and whether the link waits for it to come
+/// back (transport broken, within the resume window).
+#[derive(Message)]
+#[rtype(result = "(Option<u64>, bool)")]
+pub struct PeerSession;
+
+impl Handler<PeerSession> for LinkActor {
+    type Result = MessageResult<PeerSession>;
+
+    fn handle(&mut self, _: PeerSession, _: &mut Self::Context) -> Self::Result {
+        MessageResult((self.session.peer_session_id(), self.reconnecting))
+    }
+}
 
 impl Handler<Reconnected> for LinkActor {
     type Result = ();
@@ -640,6 +685,9 @@ impl Handler<TransportClosed> for LinkActor {
         }
         if self.connector.is_some() && !self.session.is_failed() {
             return self.reconnect(reason, ctx);
+        }
+        if let (Some(window), false) = (self.resume_window, self.session.is_failed()) {
+            return self.await_peer(reason, window, ctx);
         }
         tracing::info!(link = %self.id, %reason, "transport closed");
         self.go_down(reason, ctx);

@@ -43,6 +43,8 @@ pub use pipe::{Pipe, PipeConfig, PipeTransport};
 #[cfg(unix)]
 pub use serial::pty_pair;
 pub use serial::{bytes_per_sec_8n1, open_serial};
+mod prefixed;
+pub use prefixed::Prefixed;
 pub use throttled::{throttled_pair, LineCounters, ThrottleConfig, ThrottledStream};
 
 /// A byte stream a link can run over: serial port, socket, pipe or test double.

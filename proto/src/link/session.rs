@@ -176,7 +176,10 @@ impl Session {
     // ----- user calls -------------------------------------------------------------
 
     fn allocate(&mut self) -> Result<StreamId, ProtocolError> {
-        if self.state != State::Connected {
+        // While reconnecting, new messages queue and leave once the session
+        // resumes (or fail with `PeerReset` if the peer lost it).
+        let reconnecting = self.state == State::Handshaking && self.peer_session.is_some();
+        if self.state != State::Connected && !reconnecting {
             return Err(ProtocolError::InvalidState {
                 reason: "link not connected (handshake pending or closing)",
             });
@@ -461,6 +464,12 @@ impl Session {
         self.fail(ProtocolError::Unresponsive {
             what: "reliable-mode frame never acknowledged",
         });
+    }
+
+    /// The peer's session id (from its HELLO, reliable mode), to route a
+    /// reconnecting peer's new transport to this session.
+    pub fn peer_session_id(&self) -> Option<u64> {
+        self.peer_session
     }
 
     /// True for a stream id this side allocated (its requests and one-way messages).
