@@ -104,12 +104,14 @@ async fn sixteen_mib_survive_a_cut_every_two_seconds() {
         line.pairs()
     );
     // Each cut is reported: link down while reconnecting, up once resumed.
+    // (Events travel through the bus actor: give the last ones time to arrive.)
     let (mut downs, mut ups) = (0, 0);
-    while let Ok(event) = events.try_recv() {
-        match event {
-            netcore::Event::LinkDown { .. } => downs += 1,
-            netcore::Event::LinkUp { .. } => ups += 1,
-            _ => {}
+    while downs < 2 || ups < 2 {
+        match tokio::time::timeout(Duration::from_secs(10), events.recv()).await {
+            Ok(Ok(netcore::Event::LinkDown { .. })) => downs += 1,
+            Ok(Ok(netcore::Event::LinkUp { .. })) => ups += 1,
+            Ok(Ok(_)) => {}
+            _ => break,
         }
     }
     assert!(downs >= 2 && ups >= 2, "{downs} downs, {ups} ups");
