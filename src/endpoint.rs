@@ -453,7 +453,9 @@ impl Endpoint {
         let (hello, prefix, stream) = read_hello(stream).await.map_err(io_error)?;
         if let Some(session) = hello.and_then(|h| h.session) {
             for link in self.all_links() {
-                if let Ok((Some(peer), true)) = link.actor().send(PeerSession).await {
+                // Waiting for its peer, or not aware yet that the old connection
+                // broke (the client noticed first): either way the session is here.
+                if let Ok((Some(peer), _)) = link.actor().send(PeerSession).await {
                     if peer == session.id {
                         let transport = Prefixed::new(prefix, stream);
                         link.actor().do_send(Reconnected(Box::new(transport)));

@@ -615,6 +615,11 @@ impl Handler<Reconnected> for LinkActor {
     type Result = ();
 
     fn handle(&mut self, Reconnected(transport): Reconnected, ctx: &mut Self::Context) {
+        // The old transport may not have reported its end yet (the peer noticed the
+        // break first): retire its writer and hold output until the new HELLO.
+        if !self.reconnecting {
+            self.scheduler.do_send(crate::scheduler_actor::Unpark);
+        }
         self.reconnecting = false;
         self.session.reconnect();
         self.run_transport(transport, ctx);
