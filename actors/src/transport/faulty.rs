@@ -94,9 +94,9 @@
 //! # Ok(()) }
 //! ```
 
+use super::pacing::{bytes_in, poll_sleep, time_for, wake};
 use std::collections::VecDeque;
 use std::fmt;
-use std::future::Future;
 use std::io;
 use std::mem;
 use std::pin::Pin;
@@ -106,9 +106,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::{sleep_until, Instant, Sleep};
-
-const NANOS_PER_SEC: u128 = 1_000_000_000;
+use tokio::time::{Instant, Sleep};
 
 /// The faults of one direction of a [`faulty_pair`]. [`Faults::none`] (the
 /// default) is a perfect line; the `with_*` methods add faults.
@@ -522,30 +520,6 @@ fn poll_cut(
     cx: &mut Context<'_>,
 ) -> bool {
     cut_at.is_some_and(|at| poll_sleep(slot, at, cx).is_ready())
-}
-
-/// Polls `slot`'s timer for `deadline`, creating or re-arming it as needed.
-fn poll_sleep(
-    slot: &mut Option<Pin<Box<Sleep>>>,
-    deadline: Instant,
-    cx: &mut Context<'_>,
-) -> Poll<()> {
-    let sleep = match slot {
-        Some(sleep) => {
-            if sleep.deadline() != deadline {
-                sleep.as_mut().reset(deadline);
-            }
-            sleep
-        }
-        None => slot.insert(Box::pin(sleep_until(deadline))),
-    };
-    sleep.as_mut().poll(cx)
-}
-
-fn wake(slot: &mut Option<Waker>) {
-    if let Some(waker) = slot.take() {
-        waker.wake();
-    }
 }
 
 fn broken_pipe(why: &str) -> io::Error {
@@ -1155,8 +1129,7 @@ impl Wire {
         let Some(elapsed) = at.checked_duration_since(self.epoch) else {
             return 0;
         };
-        let done = elapsed.as_nanos() * rate / NANOS_PER_SEC;
-        u64::try_from(done).unwrap_or(u64::MAX).min(self.sent)
+        bytes_in(rate, elapsed).min(self.sent)
     }
 
     fn unserialized(&self, now: Instant) -> usize {
@@ -1167,13 +1140,7 @@ impl Wire {
     fn serialized_at(&self, count: u64) -> Instant {
         match self.rate {
             None => self.epoch,
-            Some(rate) => {
-                let nanos = (u128::from(count) * NANOS_PER_SEC).div_ceil(rate);
-                later(
-                    self.epoch,
-                    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX)),
-                )
-            }
+            Some(rate) => later(self.epoch, time_for(rate, count)),
         }
     }
 

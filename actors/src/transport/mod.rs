@@ -31,6 +31,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
 pub mod faulty;
+mod pacing;
 pub mod pipe;
 pub mod serial;
 pub mod throttled;

@@ -34,9 +34,9 @@
 //! Times are [`tokio::time::Instant`]s, so the line also runs under
 //! `tokio::time::pause()` for deterministic tests.
 
+use super::pacing::{bytes_in, poll_sleep, time_for, wake, NANOS_PER_SEC};
 use std::collections::VecDeque;
 use std::fmt;
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,9 +45,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::{sleep_until, Instant, Sleep};
-
-const NANOS_PER_SEC: u128 = 1_000_000_000;
+use tokio::time::{Instant, Sleep};
 
 /// The shape of a throttled line; both directions get the same.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -263,30 +261,6 @@ impl Drop for ThrottledStream {
     }
 }
 
-/// Polls `slot`'s timer for `deadline`, creating or re-arming it as needed.
-fn poll_sleep(
-    slot: &mut Option<Pin<Box<Sleep>>>,
-    deadline: Instant,
-    cx: &mut Context<'_>,
-) -> Poll<()> {
-    let sleep = match slot {
-        Some(sleep) => {
-            if sleep.deadline() != deadline {
-                sleep.as_mut().reset(deadline);
-            }
-            sleep
-        }
-        None => slot.insert(Box::pin(sleep_until(deadline))),
-    };
-    sleep.as_mut().poll(cx)
-}
-
-fn wake(slot: &mut Option<Waker>) {
-    if let Some(waker) = slot.take() {
-        waker.wake();
-    }
-}
-
 impl AsyncRead for ThrottledStream {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -430,10 +404,7 @@ impl Timing {
         };
         match self.rate {
             None => len,
-            Some(rate) => {
-                let done = elapsed.as_nanos() * rate / NANOS_PER_SEC;
-                u64::try_from(done).unwrap_or(u64::MAX).min(len)
-            }
+            Some(rate) => bytes_in(rate, elapsed).min(len),
         }
     }
 
@@ -442,10 +413,7 @@ impl Timing {
     fn serialized_at(&self, epoch: Instant, count: u64) -> Instant {
         match self.rate {
             None => epoch,
-            Some(rate) => {
-                let nanos = (u128::from(count) * NANOS_PER_SEC).div_ceil(rate);
-                epoch + Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
-            }
+            Some(rate) => epoch + time_for(rate, count),
         }
     }
 }
