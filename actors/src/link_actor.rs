@@ -5,8 +5,9 @@
 //! inbound requests and one-way messages to the router.
 //!
 //! I/O runs in two tasks spawned on the link's arbiter when the actor starts:
-//! - the reader reads up to 64 KiB at a time and sends it as [`Input`], awaiting
-//!   each send, so a busy actor slows the reader instead of queueing bytes;
+//! - the reader reads up to 256 KiB at a time and sends it as [`Input`], awaiting
+//!   each send, so a busy actor slows the reader instead of queueing bytes (the
+//!   buffer comes back with the start of the next frame: frames are never copied);
 //! - the writer sends [`Pull`] to the scheduler actor and writes what comes back,
 //!   one batch at a time, so nothing is encoded before the transport can take it.
 //!
@@ -20,7 +21,7 @@ use crate::scheduler_actor::{feed_body, Apply, Close, Pull, SchedulerActor};
 use crate::stream_actor::{SpoolFactory, SpoolLimits};
 use crate::transport::BoxedTransport;
 use actix::prelude::*;
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use netcore_proto::link::{Command, Keepalive, LinkConfig, LinkEvent, Message, Session};
 use netcore_proto::reassembly::MessageHead;
 use netcore_proto::{ErrorCode, Instant, MessageKind, StreamId};
@@ -252,9 +253,11 @@ impl LinkActor {
                 limits: spool,
                 live: Arc::new(AtomicUsize::new(0)),
             };
+            let mut session = Session::new(config, Some(Box::new(factory)));
+            session.set_read_ahead(READ_SIZE);
             LinkActor {
                 id,
-                session: Session::new(config, Some(Box::new(factory))),
+                session,
                 scheduler: sched,
                 router,
                 router_cancel,
@@ -494,19 +497,21 @@ impl LinkActor {
         let (mut reader, mut writer) = tokio::io::split(transport);
         let link = ctx.address();
         actix_rt::spawn(async move {
-            // Large reads: one syscall and one `Input` message per 256 KiB on fast
-            // links; a slow link's reads are short anyway.
-            let mut buf = BytesMut::with_capacity(256 * 1024);
+            // Large reads: one syscall and one `Input` message per ~256 KiB on fast
+            // links (a slow link's reads are short anyway). The buffer goes to the
+            // actor and comes back holding the start of the next frame, with room
+            // behind it: frames are split off it without a copy.
+            let mut buf = BytesMut::new();
             let reason = loop {
-                buf.reserve(256 * 1024);
+                if buf.capacity() - buf.len() < READ_MIN {
+                    buf.reserve(READ_SIZE);
+                }
                 match reader.read_buf(&mut buf).await {
                     Ok(0) => break "the peer closed the link".to_string(),
-                    Ok(_) => {
-                        let input = Input(buf.split().freeze(), generation);
-                        if link.send(input).await.is_err() {
-                            return;
-                        }
-                    }
+                    Ok(_) => match link.send(Input(buf, generation)).await {
+                        Ok(rest) => buf = rest,
+                        Err(_) => return,
+                    },
                     Err(error) => break format!("read failed: {error}"),
                 }
             };
@@ -516,8 +521,9 @@ impl LinkActor {
         let link = ctx.address();
         let flush = self.flush;
         actix_rt::spawn(async move {
-            while let Ok(Some(batch)) = scheduler.send(Pull).await {
-                let mut result = writer.write_all(&batch).await;
+            while let Ok(Some(mut batch)) = scheduler.send(Pull).await {
+                // Vectored: large payloads go from the message body to the socket.
+                let mut result = writer.write_all_buf(&mut batch).await;
                 if flush && result.is_ok() {
                     result = writer.flush().await;
                 }
@@ -654,21 +660,34 @@ impl Actor for LinkActor {
     }
 }
 
-/// Bytes read from the transport.
+/// Most bytes a reader asks the transport for at a time.
+const READ_SIZE: usize = 256 * 1024;
+
+/// Below this much room the reader gets a new buffer before reading.
+const READ_MIN: usize = 16 * 1024;
+
+/// Bytes read from the transport, in the reader's buffer (see
+/// [`Session::handle_input_buf`]); answered with the buffer, holding the start of a
+/// frame still arriving.
 #[derive(Message)]
-#[rtype(result = "()")]
-pub struct Input(pub Bytes, pub u64);
+#[rtype(result = "BytesMut")]
+pub struct Input(pub BytesMut, pub u64);
 
 impl Handler<Input> for LinkActor {
-    type Result = ();
+    type Result = MessageResult<Input>;
 
-    fn handle(&mut self, Input(bytes, generation): Input, ctx: &mut Self::Context) {
+    fn handle(
+        &mut self,
+        Input(mut buf, generation): Input,
+        ctx: &mut Self::Context,
+    ) -> Self::Result {
         if generation != self.generation {
-            return; // a read of a transport that was replaced
+            return MessageResult(BytesMut::new()); // a read of a transport that was replaced
         }
         // A protocol error arrives as `LinkEvent::Failed` too; `pump` handles it.
-        let _ = self.session.handle_input(&bytes, now());
+        let _ = self.session.handle_input_buf(&mut buf, now());
         self.pump(ctx);
+        MessageResult(buf)
     }
 }
 

@@ -13,6 +13,7 @@ use crate::error::CallError;
 use crate::link_actor::{now, PeerUnresponsive};
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
+use netcore_proto::framing::WireBatch;
 use netcore_proto::link::{Command, LinkConfig, Transmitter};
 use netcore_proto::scheduler::SchedulerEvent;
 use netcore_proto::Instant;
@@ -28,7 +29,7 @@ pub struct SchedulerActor {
     transmitter: Transmitter,
     batch_budget: usize,
     /// The writer's parked [`Pull`], answered as soon as a frame is ready.
-    puller: Option<oneshot::Sender<Option<Bytes>>>,
+    puller: Option<oneshot::Sender<Option<WireBatch>>>,
     /// Feeders of streamed bodies waiting until their queue runs low.
     feeders: HashMap<StreamId, oneshot::Sender<()>>,
     /// Transfers whose progress someone watches.
@@ -57,13 +58,13 @@ impl SchedulerActor {
     }
 
     /// Encodes the next batch, or `None` if nothing may be sent now.
-    fn next_batch(&mut self) -> Option<Bytes> {
+    fn next_batch(&mut self) -> Option<WireBatch> {
         self.transmitter.set_now(now());
-        let mut buf = BytesMut::new();
+        let mut batch = WireBatch::new();
         self.transmitter
-            .poll_transmit_batch(&mut buf, self.batch_budget);
+            .poll_transmit_batch(&mut batch, self.batch_budget);
         self.after_transmit();
-        (!buf.is_empty()).then(|| buf.freeze())
+        (!batch.is_empty()).then_some(batch)
     }
 
     /// Serves a parked pull if a frame is ready.
@@ -167,11 +168,11 @@ impl Handler<Apply> for SchedulerActor {
 /// The writer can take more bytes: answered with the next batch once one is
 /// ready, or `None` when the link is closing.
 #[derive(Message)]
-#[rtype(result = "Option<Bytes>")]
+#[rtype(result = "Option<WireBatch>")]
 pub struct Pull;
 
 impl Handler<Pull> for SchedulerActor {
-    type Result = ResponseFuture<Option<Bytes>>;
+    type Result = ResponseFuture<Option<WireBatch>>;
 
     fn handle(&mut self, _: Pull, ctx: &mut Self::Context) -> Self::Result {
         if self.closed {

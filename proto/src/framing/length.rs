@@ -44,6 +44,8 @@ pub struct Length {
     pending: Option<usize>,
     /// The fatal error, once hit.
     failed: Option<FramingError>,
+    /// Least room reserved behind an incomplete frame (see [`Length::set_read_ahead`]).
+    read_ahead: usize,
     stats: FramingStats,
 }
 
@@ -54,6 +56,7 @@ impl Length {
             max_frame_len,
             pending: None,
             failed: None,
+            read_ahead: 0,
             stats: FramingStats::default(),
         }
     }
@@ -61,6 +64,14 @@ impl Length {
     /// Largest frame the decoder accepts.
     pub fn max_frame_len(&self) -> usize {
         self.max_frame_len
+    }
+
+    /// When a frame is incomplete, reserve room in `src` for its rest *and* at least
+    /// `bytes` (default 0): a reader that reads into the same buffer then makes large
+    /// reads and moves the partial frame at most once. A local setting, so the
+    /// reservation stays bounded whatever the peer sends.
+    pub fn set_read_ahead(&mut self, bytes: usize) {
+        self.read_ahead = bytes;
     }
 
     /// Whether the decoder hit a fatal error and returns only that from now on.
@@ -78,12 +89,23 @@ impl Length {
     }
 }
 
+impl Length {
+    /// Appends the length prefix of a frame of `head` plus `payload_len` payload
+    /// bytes, and `head`: the caller sends the payload itself (without copying it,
+    /// see [`WireBatch`](super::WireBatch)).
+    pub fn encode_prefix(&self, head: &[u8], payload_len: usize, dst: &mut BytesMut) {
+        let frame_len = head.len().saturating_add(payload_len);
+        dst.reserve(head.len() + varint::MAX_LEN);
+        varint::put(dst, frame_len as u64);
+        dst.put_slice(head);
+    }
+}
+
 impl Framing for Length {
     fn encode(&mut self, head: &[u8], payload: &[u8], dst: &mut BytesMut) {
         let frame_len = head.len().saturating_add(payload.len());
         dst.reserve(self.max_wire_len(frame_len));
-        varint::put(dst, frame_len as u64);
-        dst.put_slice(head);
+        self.encode_prefix(head, payload.len(), dst);
         dst.put_slice(payload);
     }
 
@@ -127,7 +149,7 @@ impl Framing for Length {
             // `len` is at most `max_frame_len`, and the up-front reservation is capped
             // too in case that limit is huge: the bytes must arrive before memory is
             // spent on them.
-            src.reserve((len - src.len()).min(MAX_RESERVE));
+            src.reserve((len - src.len()).min(MAX_RESERVE).max(self.read_ahead));
             return Ok(None);
         }
         self.pending = None;

@@ -39,9 +39,11 @@
 //!
 //! Neither decoder lets a peer make it allocate more than about `max_frame_len` bytes.
 
+mod batch;
 pub mod cobs;
 pub mod length;
 
+pub use batch::{WireBatch, WireOut};
 pub use cobs::Cobs;
 pub use length::Length;
 
@@ -162,6 +164,13 @@ impl Framer {
     pub fn mark_idle(&mut self) {
         if let Framer::Cobs(c) = self {
             c.mark_idle();
+        }
+    }
+
+    /// See [`Length::set_read_ahead`]; does nothing on [`Cobs`].
+    pub fn set_read_ahead(&mut self, bytes: usize) {
+        if let Framer::Length(l) = self {
+            l.set_read_ahead(bytes);
         }
     }
 

@@ -456,6 +456,18 @@ impl Link {
         result
     }
 
+    /// [`Link::handle_input`] without copying, see [`Session::handle_input_buf`].
+    pub fn handle_input_buf(
+        &mut self,
+        buf: &mut BytesMut,
+        now: Instant,
+    ) -> Result<(), ProtocolError> {
+        self.transmitter.set_now(now);
+        let result = self.session.handle_input_buf(buf, now);
+        self.pump();
+        result
+    }
+
     /// The transport was replaced (the old one broke): handshake again on the new
     /// one and resume the session (reliable mode), or learn that the peer lost it.
     /// Feed the new transport's bytes only, from its first byte.

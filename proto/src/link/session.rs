@@ -41,7 +41,13 @@ pub struct Session {
     next_id: u64,
     highest_peer_id: u64,
     framer: Framer,
+    /// Received bytes not yet decoded (the start of a frame still arriving); in
+    /// [`Session::handle_input_buf`] they live in the caller's buffer in between.
     rx: BytesMut,
+    /// Of those, how many `bytes_in` already counted.
+    rx_counted: usize,
+    /// See [`Session::set_read_ahead`].
+    read_ahead: usize,
     reassembly: Reassembly,
     /// Our requests still expecting an answer.
     awaiting_answer: BTreeSet<StreamId>,
@@ -90,6 +96,8 @@ impl Session {
             next_id: 0,
             highest_peer_id: 0,
             rx: BytesMut::new(),
+            rx_counted: 0,
+            read_ahead: 0,
             reassembly,
             awaiting_answer: BTreeSet::new(),
             unanswered: BTreeSet::new(),
@@ -140,7 +148,9 @@ impl Session {
             self.config.framing,
             self.config.max_frame_len.max(MIN_MAX_FRAME_LEN),
         );
+        self.framer.set_read_ahead(self.read_ahead);
         self.rx.clear();
+        self.rx_counted = 0;
         self.pings_unanswered = 0;
         self.last_heard = self.now;
         self.commands.push_back(Command::Reconnect);
@@ -311,14 +321,62 @@ impl Session {
     /// dropped and reported as [`LinkEvent::FrameDropped`]; a fatal error fails the
     /// link (also reported as [`LinkEvent::Failed`]) and emits a GOAWAY.
     pub fn handle_input(&mut self, bytes: &[u8], now: Instant) -> Result<(), ProtocolError> {
+        self.check_not_failed()?;
+        self.rx.extend_from_slice(bytes);
+        self.decode_input(now)
+    }
+
+    /// [`Session::handle_input`] without copying: frames are split off `buf`, and
+    /// what stays in it is the start of a frame still arriving, with room reserved
+    /// for the rest. Read the next bytes into the same `buf` (append) and call this
+    /// again; a reader that does so moves every byte once, kernel to `buf`.
+    pub fn handle_input_buf(
+        &mut self,
+        buf: &mut BytesMut,
+        now: Instant,
+    ) -> Result<(), ProtocolError> {
+        self.check_not_failed()?;
+        if !self.rx.is_empty() {
+            // Bytes given to `handle_input` before: keep the order (copy once).
+            self.rx.extend_from_slice(buf);
+            buf.clear();
+        }
+        core::mem::swap(&mut self.rx, buf);
+        let result = self.decode_input(now);
+        core::mem::swap(&mut self.rx, buf);
+        result
+    }
+
+    /// How many bytes the caller of [`Session::handle_input_buf`] reads at a time:
+    /// the stream framing keeps that much room behind an incomplete frame, so the
+    /// next read needs no new buffer (see [`Length::set_read_ahead`](crate::framing::Length::set_read_ahead)).
+    pub fn set_read_ahead(&mut self, bytes: usize) {
+        self.read_ahead = bytes;
+        self.framer.set_read_ahead(bytes);
+    }
+
+    fn check_not_failed(&self) -> Result<(), ProtocolError> {
         if self.state == State::Failed {
             return Err(ProtocolError::InvalidState {
                 reason: "link failed",
             });
         }
+        Ok(())
+    }
+
+    /// Decodes every complete frame in `self.rx` (bytes counted as they arrive).
+    fn decode_input(&mut self, now: Instant) -> Result<(), ProtocolError> {
         self.now = self.now.max(now);
-        self.bytes_in += bytes.len() as u64;
-        self.rx.extend_from_slice(bytes);
+        self.bytes_in += self.rx.len().saturating_sub(self.rx_counted) as u64;
+        let result = self.decode_frames();
+        self.rx_counted = self.rx.len();
+        result?;
+        self.drain_reassembly();
+        self.flush_ack();
+        Ok(())
+    }
+
+    fn decode_frames(&mut self) -> Result<(), ProtocolError> {
         loop {
             match self.framer.decode(&mut self.rx) {
                 Ok(Some(raw)) => {
@@ -333,7 +391,7 @@ impl Session {
                         return Err(error);
                     }
                 }
-                Ok(None) => break,
+                Ok(None) => return Ok(()),
                 Err(error) if self.config.framing == FramingKind::Serial => {
                     self.events.push_back(LinkEvent::FrameDropped { error });
                 }
@@ -344,9 +402,6 @@ impl Session {
                 }
             }
         }
-        self.drain_reassembly();
-        self.flush_ack();
-        Ok(())
     }
 
     /// A decoded frame: through the reliable receiver when that mode is on.

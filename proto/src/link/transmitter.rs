@@ -12,7 +12,7 @@ use super::LinkConfig;
 use crate::config::MIN_MAX_FRAME_LEN;
 use crate::error::ProtocolError;
 use crate::frame::{Ack, Cancel, Credit, Envelope, Frame, Hello};
-use crate::framing::{Framer, Framing, FramingKind};
+use crate::framing::{Framer, FramingKind, WireOut};
 use crate::ids::StreamId;
 use crate::reliable::Sender;
 use crate::scheduler::{Scheduler, SchedulerConfig, SchedulerEvent};
@@ -206,7 +206,7 @@ impl Transmitter {
     ///
     /// In the reliable mode the order is: a pending ACK, then frames due for
     /// retransmission, then new frames while the window has room.
-    pub fn poll_transmit(&mut self, dst: &mut BytesMut) -> usize {
+    pub fn poll_transmit(&mut self, dst: &mut impl WireOut) -> usize {
         if let Some(hello) = self.hello.take() {
             return self.encode(&Envelope::from(Frame::Hello(hello)), dst);
         }
@@ -247,19 +247,19 @@ impl Transmitter {
         self.write(&head, &payload, dst)
     }
 
-    fn encode(&mut self, envelope: &Envelope, dst: &mut BytesMut) -> usize {
+    fn encode(&mut self, envelope: &Envelope, dst: &mut impl WireOut) -> usize {
         self.head_scratch.clear();
         envelope.encode_head(&mut self.head_scratch);
         let head = core::mem::take(&mut self.head_scratch);
-        let written = self.write(&head, envelope.frame.payload(), dst);
+        let written = self.write(&head, &envelope.frame.payload_bytes(), dst);
         self.head_scratch = head;
         written
     }
 
-    fn write(&mut self, head: &[u8], payload: &[u8], dst: &mut BytesMut) -> usize {
-        let before = dst.len();
-        self.framer.encode(head, payload, dst);
-        let written = dst.len() - before;
+    fn write(&mut self, head: &[u8], payload: &Bytes, dst: &mut impl WireOut) -> usize {
+        let before = dst.wire_len();
+        dst.put_frame(&mut self.framer, head, payload);
+        let written = dst.wire_len() - before;
         self.frames_out += 1;
         self.bytes_out += written as u64;
         written
@@ -297,7 +297,7 @@ impl Transmitter {
 
     /// Appends frames to `dst` until about `budget` wire bytes were added or nothing is
     /// ready; for fast links, where one large write beats many small ones.
-    pub fn poll_transmit_batch(&mut self, dst: &mut BytesMut, budget: usize) -> usize {
+    pub fn poll_transmit_batch(&mut self, dst: &mut impl WireOut, budget: usize) -> usize {
         let mut total = 0;
         while total < budget {
             match self.poll_transmit(dst) {
