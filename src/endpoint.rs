@@ -424,14 +424,14 @@ impl Endpoint {
             .await
             .map_err(io_error)?
             .collect();
-        let stream = connect_any(addrs.clone()).await.map_err(io_error)?;
+        let stream = connect_any(&addrs).await.map_err(io_error)?;
         let mut options = LinkOptions::stream();
         if self.inner.tcp_resume.is_some() {
             options.config.reliable = Some(ReliableConfig::default());
             options.connector = Some(Connector::new(move || {
                 let addrs = addrs.clone();
                 async move {
-                    connect_any(addrs)
+                    connect_any(&addrs)
                         .await
                         .map(|s| Box::new(s) as BoxedTransport)
                 }
@@ -446,7 +446,7 @@ impl Endpoint {
     /// which is returned; any other becomes a new link.
     pub async fn accept_tcp(&self, listener: &tokio::net::TcpListener) -> Result<Link, CallError> {
         let (stream, _) = listener.accept().await.map_err(io_error)?;
-        let _ = stream.set_nodelay(true);
+        let stream = with_nodelay(stream);
         let Some(window) = self.inner.tcp_resume else {
             return self.attach(stream, LinkOptions::stream()).await;
         };
@@ -618,19 +618,25 @@ impl Drop for Inner {
     }
 }
 
-/// Connects to the first of `addrs` that answers.
-async fn connect_any(addrs: Vec<std::net::SocketAddr>) -> io::Result<tokio::net::TcpStream> {
-    let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address to connect to");
-    for addr in addrs {
-        match tokio::net::TcpStream::connect(addr).await {
-            Ok(stream) => {
-                let _ = stream.set_nodelay(true);
-                return Ok(stream);
-            }
-            Err(error) => last = error,
-        }
+/// Connects to the first of `addrs` that answers (tokio tries each in turn and
+/// returns the last error), with `TCP_NODELAY` set.
+async fn connect_any(addrs: &[std::net::SocketAddr]) -> io::Result<tokio::net::TcpStream> {
+    if addrs.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "no address to connect to",
+        ));
     }
-    Err(last)
+    tokio::net::TcpStream::connect(addrs)
+        .await
+        .map(with_nodelay)
+}
+
+/// Sets `TCP_NODELAY` on a new connection, best effort: a socket that refuses it
+/// still carries the link, small frames may only leave a little later.
+fn with_nodelay(stream: tokio::net::TcpStream) -> tokio::net::TcpStream {
+    let _ = stream.set_nodelay(true);
+    stream
 }
 
 /// Reads a new connection's first frame (stream framing) within 10 s: the peer's

@@ -21,7 +21,7 @@ use crate::event_bus::{Event, EventBus};
 use crate::link_actor::{LinkId, LinkRef, Respond};
 use actix::prelude::*;
 use futures_util::future::LocalBoxFuture;
-use netcore_proto::frame::Header;
+use netcore_proto::frame::{header_value, Header};
 use netcore_proto::link::Message as ProtoMessage;
 use netcore_proto::reassembly::MessageHead;
 use netcore_proto::{ErrorCode, MessageKind, Priority, StreamId};
@@ -52,11 +52,7 @@ impl Request {
 
     /// The value of the first header named `name`.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.head
-            .headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_ref())
+        header_value(&self.head.headers, name)
     }
 }
 

@@ -1,6 +1,7 @@
 //! What a scenario hands back: its JSON fields, a human-readable row, its goals
 //! (met or not) and any verification failure; and writing them out.
 
+use crate::stats::{fmt_ratio, median};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -170,6 +171,35 @@ impl Report {
             met,
             got,
         });
+    }
+
+    /// Adds what both TCP throughput scenarios report against their baselines:
+    /// the medians of each system's rounds in MB/s (`netcore_mbps`,
+    /// `raw_tcp_mbps`, `yamux_mbps`), `ratio_raw` and `ratio_yamux`, the per-round
+    /// figures, and the row `<what>: netcore … MB/s, raw TCP … MB/s, yamux … MB/s;
+    /// ratio_raw …, ratio_yamux …`. Returns `(ratio_raw, ratio_yamux)` for the goals.
+    pub fn throughput_vs_baselines(
+        &mut self,
+        what: &str,
+        netcore: Vec<f64>,
+        raw: Vec<f64>,
+        yamux: Vec<f64>,
+    ) -> (f64, f64) {
+        let (n, r, y) = (median(&netcore), median(&raw), median(&yamux));
+        self.field("netcore_mbps", n);
+        self.field("raw_tcp_mbps", r);
+        self.field("yamux_mbps", y);
+        self.field("ratio_raw", n / r);
+        self.field("ratio_yamux", n / y);
+        self.field("netcore_rounds_mbps", netcore);
+        self.field("raw_tcp_rounds_mbps", raw);
+        self.field("yamux_rounds_mbps", yamux);
+        self.row = format!(
+            "{what}: netcore {n:.0} MB/s, raw TCP {r:.0} MB/s, yamux {y:.0} MB/s; ratio_raw {}, ratio_yamux {}",
+            fmt_ratio(n / r),
+            fmt_ratio(n / y)
+        );
+        (n / r, n / y)
     }
 
     /// Records a verification failure (data lost or corrupted).

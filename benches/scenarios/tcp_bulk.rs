@@ -10,7 +10,7 @@
 use crate::data::{check_body, random_bytes, touched_buffer};
 use crate::peers::{Error, Peers};
 use crate::report::Report;
-use crate::stats::{fmt_ratio, mbps, median};
+use crate::stats::{fmt_ratio, mbps};
 use crate::{raw_tcp, yamux_base};
 use netcore::{Body, Endpoint, LinkOptions, Reply, Request};
 use std::time::Instant;
@@ -60,25 +60,16 @@ pub fn run(quick: bool) -> Result<Report, Error> {
         }
         Ok::<(), Error>(())
     })?;
-    let (n, r, y) = (median(&netcore), median(&raw), median(&yamux));
     report.field("bytes", len);
     report.field("rounds", rounds);
-    report.field("netcore_mbps", n);
-    report.field("raw_tcp_mbps", r);
-    report.field("yamux_mbps", y);
-    report.field("ratio_raw", n / r);
-    report.field("ratio_yamux", n / y);
-    report.field("netcore_rounds_mbps", netcore);
-    report.field("raw_tcp_rounds_mbps", raw);
-    report.field("yamux_rounds_mbps", yamux);
-    report.row = format!(
-        "{} MiB: netcore {n:.0} MB/s, raw TCP {r:.0} MB/s, yamux {y:.0} MB/s; ratio_raw {}, ratio_yamux {}",
-        len >> 20,
-        fmt_ratio(n / r),
-        fmt_ratio(n / y)
+    let what = format!("{} MiB", len >> 20);
+    let (ratio_raw, ratio_yamux) = report.throughput_vs_baselines(&what, netcore, raw, yamux);
+    report.goal("ratio_raw ≥ 0.80", ratio_raw >= 0.80, fmt_ratio(ratio_raw));
+    report.goal(
+        "ratio_yamux ≥ 1.0",
+        ratio_yamux >= 1.0,
+        fmt_ratio(ratio_yamux),
     );
-    report.goal("ratio_raw ≥ 0.80", n / r >= 0.80, fmt_ratio(n / r));
-    report.goal("ratio_yamux ≥ 1.0", n / y >= 1.0, fmt_ratio(n / y));
     Ok(report)
 }
 

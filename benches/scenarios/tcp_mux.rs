@@ -17,7 +17,7 @@
 use crate::data::{check_body, compare, random_bytes, touched_buffer};
 use crate::peers::{Error, Peers};
 use crate::report::Report;
-use crate::stats::{fmt_ratio, mbps, median};
+use crate::stats::{fmt_ratio, mbps};
 use crate::{raw_tcp, yamux_base};
 use bytes::Bytes;
 use netcore::{Body, Endpoint, LinkOptions, Reply, Request};
@@ -91,27 +91,14 @@ pub fn run(quick: bool) -> Result<Report, Error> {
         }
         Ok::<(), Error>(())
     })?;
-    let (n, r, y) = (median(&netcore), median(&raw), median(&yamux));
     report.field("messages", MESSAGES);
     report.field("message_bytes", each);
     report.field("rounds", rounds);
     report.field("max_spooling", MESSAGES);
     report.field("lost_with_default_options", lost_with_defaults);
-    report.field("netcore_mbps", n);
-    report.field("raw_tcp_mbps", r);
-    report.field("yamux_mbps", y);
-    report.field("ratio_raw", n / r);
-    report.field("ratio_yamux", n / y);
-    report.field("netcore_rounds_mbps", netcore);
-    report.field("raw_tcp_rounds_mbps", raw);
-    report.field("yamux_rounds_mbps", yamux);
-    report.row = format!(
-        "{MESSAGES} × {} MiB: netcore {n:.0} MB/s, raw TCP {r:.0} MB/s, yamux {y:.0} MB/s; ratio_raw {}, ratio_yamux {}",
-        each >> 20,
-        fmt_ratio(n / r),
-        fmt_ratio(n / y)
-    );
-    report.goal("ratio_raw ≥ 0.75", n / r >= 0.75, fmt_ratio(n / r));
+    let what = format!("{MESSAGES} × {} MiB", each >> 20);
+    let (ratio_raw, _) = report.throughput_vs_baselines(&what, netcore, raw, yamux);
+    report.goal("ratio_raw ≥ 0.75", ratio_raw >= 0.75, fmt_ratio(ratio_raw));
     Ok(report)
 }
 

@@ -3,7 +3,7 @@
 
 use super::state::AppState;
 use netcore_actors::{Body, LinkId, LinkRef, Request};
-use netcore_proto::frame::Header;
+use netcore_proto::frame::{header_value, Header};
 use netcore_proto::reassembly::MessageHead;
 use std::sync::Arc;
 
@@ -44,11 +44,7 @@ impl RequestContext {
 
     /// The value of the first header named `name`.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.head
-            .headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_ref())
+        header_value(&self.head.headers, name)
     }
 
     /// The link the request arrived on (its answer goes back on it).

@@ -10,7 +10,7 @@
 use super::context::RequestContext;
 use bytes::Bytes;
 use netcore_actors::{Body, HandlerError, LinkId, LinkRef, Request};
-use netcore_proto::frame::Header;
+use netcore_proto::frame::{header_value, Header};
 use netcore_proto::reassembly::MessageHead;
 use netcore_proto::ErrorCode;
 use serde::de::DeserializeOwned;
@@ -91,10 +91,7 @@ pub struct Headers(pub Vec<Header>);
 impl Headers {
     /// The value of the first header named `name`.
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.0
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_ref())
+        header_value(&self.0, name)
     }
 }
 

@@ -32,7 +32,8 @@ pub use end::End;
 pub use goaway::{GoAway, MAX_REASON_LEN};
 pub use hello::{features, Hello, SessionResume, MAGIC, VERSION};
 pub use open::{
-    Header, Open, MAX_HEADERS, MAX_HEADER_NAME_LEN, MAX_HEADER_VALUE_LEN, MAX_ROUTE_LEN,
+    header_value, Header, Open, MAX_HEADERS, MAX_HEADER_NAME_LEN, MAX_HEADER_VALUE_LEN,
+    MAX_ROUTE_LEN,
 };
 pub use ping::{Ping, Pong};
 

@@ -36,6 +36,14 @@ const RESERVED: u8 = 1 << 7;
 /// A message header: a name and an opaque value.
 pub type Header = (String, Bytes);
 
+/// The value of the first header in `headers` named `name`.
+pub fn header_value<'a>(headers: &'a [Header], name: &str) -> Option<&'a [u8]> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_ref())
+}
+
 /// The first frame of a message, optionally carrying all of it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Open {
