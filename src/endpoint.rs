@@ -69,6 +69,7 @@ pub struct EndpointBuilder {
     subscriptions: Vec<Subscription>,
     link_threads: usize,
     tcp_resume: Option<Duration>,
+    stream_routes: Vec<String>,
     router: RouterConfig,
     call_timeout: Duration,
     drain_timeout: Duration,
@@ -205,6 +206,17 @@ impl EndpointBuilder {
         self
     }
 
+    /// Large bodies (above the spool threshold, 8 MiB by default) sent to routes
+    /// starting with `prefix` reach their handler as they arrive, as a
+    /// [`Body::Stream`](crate::Body::Stream), instead of being spooled to a
+    /// temporary file first: the handler runs as soon as the message opens, and a
+    /// handler reading slowly slows the sender (flow control). Applies to every
+    /// link of this endpoint; call it again for more prefixes.
+    pub fn stream_bodies(mut self, prefix: impl Into<String>) -> Self {
+        self.stream_routes.push(prefix.into());
+        self
+    }
+
     /// Most handlers running at once (default 64).
     pub fn max_workers(mut self, n: usize) -> Self {
         self.router.max_workers = n;
@@ -283,6 +295,7 @@ impl EndpointBuilder {
                 link_arbiters,
                 next_arbiter: AtomicUsize::new(0),
                 tcp_resume: self.tcp_resume,
+                stream_routes: self.stream_routes,
                 events,
                 timers,
                 cache,
@@ -304,6 +317,7 @@ struct Inner {
     link_arbiters: Vec<Arbiter>,
     next_arbiter: AtomicUsize,
     tcp_resume: Option<Duration>,
+    stream_routes: Vec<String>,
     events: EventBus,
     timers: Timers,
     cache: Cache,
@@ -331,6 +345,7 @@ impl Endpoint {
                 .map(|n| n.get().min(4))
                 .unwrap_or(1),
             tcp_resume: None,
+            stream_routes: Vec::new(),
             router: RouterConfig::default(),
             call_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(5),
@@ -348,6 +363,8 @@ impl Endpoint {
             let arbiters = &self.inner.link_arbiters;
             options.arbiter = Some(arbiters[i % arbiters.len()].handle());
         }
+        let streamed = &self.inner.stream_routes;
+        options.spool.stream_routes.extend(streamed.iter().cloned());
         let link_ref = LinkActor::start(
             Box::new(transport) as BoxedTransport,
             options,

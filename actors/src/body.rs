@@ -1,10 +1,12 @@
-//! Message bodies: what arrives ([`Body`], in memory or spooled to a temporary
-//! file) and what leaves ([`Payload`], in memory or streamed from a file).
+//! Message bodies: what arrives ([`Body`]: in memory, spooled to a temporary file,
+//! or streamed to the handler as it arrives) and what leaves ([`Payload`]: in
+//! memory, or streamed from a file or a channel).
 
+use crate::body_stream::BodyStream;
 use bytes::Bytes;
 use std::io;
 use std::path::{Path, PathBuf};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The body of an inbound message.
 #[derive(Debug)]
@@ -13,14 +15,20 @@ pub enum Body {
     Bytes(Bytes),
     /// A body above the spool threshold, written to a temporary file as it arrived.
     File(SpooledFile),
+    /// A body above the spool threshold on a route listed in
+    /// [`SpoolLimits::stream_routes`](crate::stream_actor::SpoolLimits::stream_routes):
+    /// its chunks, as they arrive.
+    Stream(BodyStream),
 }
 
 impl Body {
-    /// Body length in bytes.
+    /// Body length in bytes; for a [`Body::Stream`], the length the sender
+    /// announced (0 if it did not).
     pub fn len(&self) -> u64 {
         match self {
             Body::Bytes(bytes) => bytes.len() as u64,
             Body::File(file) => file.len,
+            Body::Stream(stream) => stream.total_len().unwrap_or(0),
         }
     }
 
@@ -29,36 +37,54 @@ impl Body {
         self.len() == 0
     }
 
-    /// The in-memory bytes, or `None` for a spooled body.
+    /// The in-memory bytes, or `None` for a spooled or streamed body.
     pub fn as_bytes(&self) -> Option<&Bytes> {
         match self {
             Body::Bytes(bytes) => Some(bytes),
-            Body::File(_) => None,
+            Body::File(_) | Body::Stream(_) => None,
         }
     }
 
-    /// The whole body in memory (reads a spooled file: mind its size).
+    /// The whole body in memory (reads a spooled file or the whole stream: mind
+    /// its size).
     pub async fn into_bytes(self) -> io::Result<Bytes> {
         match self {
             Body::Bytes(bytes) => Ok(bytes),
             Body::File(file) => Ok(Bytes::from(tokio::fs::read(file.path()).await?)),
+            Body::Stream(mut stream) => {
+                let mut all = Vec::new();
+                while let Some(chunk) = stream.next().await? {
+                    all.extend_from_slice(&chunk);
+                }
+                Ok(Bytes::from(all))
+            }
         }
     }
 
     /// The body as a sequence of chunks of at most `chunk_len` bytes, read from
-    /// the spool file as they are consumed (memory stays at one chunk).
+    /// the spool file as they are consumed (memory stays at one chunk); a
+    /// [`Body::Stream`] yields its chunks as they arrived.
     pub fn into_chunks(self, chunk_len: usize) -> BodyChunks {
         BodyChunks {
             body: Some(self),
             file: None,
+            leftover: Bytes::new(),
             chunk_len: chunk_len.max(1),
         }
     }
 
-    /// Moves the body to `dest` (a rename when possible, else a copy).
+    /// Moves the body to `dest` (a rename when possible, else a copy; a stream is
+    /// written as it arrives).
     pub async fn persist(self, dest: impl AsRef<Path>) -> io::Result<()> {
         match self {
             Body::Bytes(bytes) => tokio::fs::write(dest, &bytes).await,
+            Body::Stream(mut stream) => {
+                let mut file = tokio::fs::File::create(dest).await?;
+                while let Some(chunk) = stream.next().await? {
+                    file.write_all(&chunk).await?;
+                }
+                file.flush().await
+            }
             Body::File(file) => {
                 let dest = dest.as_ref().to_path_buf();
                 if tokio::fs::rename(file.path(), &dest).await.is_ok() {
@@ -103,6 +129,8 @@ impl SpooledFile {
 pub struct BodyChunks {
     body: Option<Body>,
     file: Option<(tokio::fs::File, SpooledFile)>,
+    /// The rest of a streamed chunk longer than `chunk_len`.
+    leftover: Bytes,
     chunk_len: usize,
 }
 
@@ -121,6 +149,19 @@ impl BodyChunks {
             Some(Body::File(spooled)) => {
                 let file = tokio::fs::File::open(spooled.path()).await?;
                 self.file = Some((file, spooled));
+            }
+            Some(Body::Stream(mut stream)) => {
+                if self.leftover.is_empty() {
+                    match stream.next().await? {
+                        Some(chunk) => self.leftover = chunk,
+                        None => return Ok(None),
+                    }
+                }
+                let chunk = self
+                    .leftover
+                    .split_to(self.leftover.len().min(self.chunk_len));
+                self.body = Some(Body::Stream(stream));
+                return Ok(Some(chunk));
             }
             None => {}
         }

@@ -9,6 +9,7 @@
 pub use netcore_proto as proto;
 
 pub mod body;
+pub mod body_stream;
 pub mod cache_actor;
 pub mod error;
 pub mod event_bus;
@@ -21,6 +22,7 @@ pub mod timer_actor;
 pub mod transport;
 
 pub use body::{Body, Payload, SpooledFile};
+pub use body_stream::BodyStream;
 pub use cache_actor::{Cache, CacheActor, CacheConfig};
 pub use error::{CallError, HandlerError};
 pub use event_bus::{Event, EventBus, EventBusActor, EventBusConfig, SubscriptionId};

@@ -15,6 +15,7 @@
 //! again on the new transport.
 
 use crate::body::{Body, Payload, SpooledFile};
+use crate::body_stream::BodyStream;
 use crate::error::CallError;
 use crate::router_actor::{Canceled as RouterCanceled, Incoming};
 use crate::scheduler_actor::{feed_body, Apply, Close, Pull, SchedulerActor};
@@ -252,6 +253,7 @@ impl LinkActor {
                 link: ctx.address(),
                 limits: spool,
                 live: Arc::new(AtomicUsize::new(0)),
+                release_every: config.stream_window / 4,
             };
             let mut session = Session::new(config, Some(Box::new(factory)));
             session.set_read_ahead(READ_SIZE);
@@ -402,6 +404,7 @@ impl LinkActor {
                     let message = match &body {
                         Body::Bytes(bytes) => String::from_utf8_lossy(bytes).into_owned(),
                         Body::File(file) => format!("({} byte explanation)", file.len()),
+                        Body::Stream(_) => "(streamed explanation)".to_string(),
                     };
                     Err(CallError::Remote {
                         code: head.code.unwrap_or(ErrorCode::Internal),
@@ -833,6 +836,28 @@ pub struct Spooled {
     pub stream: StreamId,
     /// The complete body.
     pub file: SpooledFile,
+}
+
+/// A streamed inbound body opened (see [`crate::body_stream`]): the message goes
+/// to the router now, its body arriving as the handler reads it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StreamOpened {
+    /// The stream.
+    pub stream: StreamId,
+    /// Its body.
+    pub body: BodyStream,
+}
+
+impl Handler<StreamOpened> for LinkActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: StreamOpened, ctx: &mut Self::Context) {
+        // Not there if the stream was canceled meanwhile: the body is dropped.
+        if let Some(head) = self.spooling.remove(&msg.stream) {
+            self.deliver(head, Body::Stream(msg.body), ctx);
+        }
+    }
 }
 
 impl Handler<Spooled> for LinkActor {

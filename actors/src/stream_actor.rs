@@ -20,7 +20,7 @@ use crate::link_actor::{LinkActor, Release, Spooled};
 use actix::prelude::*;
 use bytes::Bytes;
 use netcore_proto::reassembly::{Accepted, BodySink, MessageHead, SinkError, SinkFactory};
-use netcore_proto::{ErrorCode, StreamId};
+use netcore_proto::{ErrorCode, MessageKind, StreamId};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,8 +31,23 @@ use std::sync::Arc;
 pub struct SpoolLimits {
     /// Directory of the temporary files (default: the system's temp dir).
     pub dir: PathBuf,
-    /// Most messages spooling at once on one link; more are refused (`Refused`).
+    /// Most messages spooling (or streaming, see `stream_routes`) at once on one
+    /// link; more are refused (`Refused`).
     pub max_spooling: usize,
+    /// Routes whose large bodies go to their handler as they arrive, as a
+    /// [`Body::Stream`](crate::body::Body::Stream), instead of being spooled to a
+    /// file first: a request or one-way message whose route starts with one of
+    /// these. Default: none.
+    pub stream_routes: Vec<String>,
+}
+
+impl SpoolLimits {
+    /// Whether large bodies to `route` are streamed to the handler.
+    pub fn streams(&self, route: &str) -> bool {
+        self.stream_routes
+            .iter()
+            .any(|prefix| route.starts_with(prefix.as_str()))
+    }
 }
 
 impl Default for SpoolLimits {
@@ -40,6 +55,7 @@ impl Default for SpoolLimits {
         SpoolLimits {
             dir: std::env::temp_dir(),
             max_spooling: 64,
+            stream_routes: Vec::new(),
         }
     }
 }
@@ -49,6 +65,8 @@ pub(crate) struct SpoolFactory {
     pub(crate) link: Addr<LinkActor>,
     pub(crate) limits: SpoolLimits,
     pub(crate) live: Arc<AtomicUsize>,
+    /// Credit a streamed body returns at a time (a quarter of the stream window).
+    pub(crate) release_every: u64,
 }
 
 impl SinkFactory for SpoolFactory {
@@ -59,6 +77,19 @@ impl SinkFactory for SpoolFactory {
                 "too many spooling streams; refusing"
             );
             return None;
+        }
+        let answer = matches!(
+            head.kind,
+            MessageKind::Response | MessageKind::ErrorResponse
+        );
+        if !answer && self.limits.streams(&head.route) {
+            let (link, live) = (self.link.clone(), self.live.clone());
+            return Some(crate::body_stream::open(
+                head,
+                link,
+                live,
+                self.release_every,
+            ));
         }
         let file = match tempfile::Builder::new()
             .prefix("netcore-spool-")

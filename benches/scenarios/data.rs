@@ -110,5 +110,58 @@ pub fn check_body(what: &str, body: &netcore::Body, want: &[u8], want_crc: u32) 
             Ok(_) => Some(format!("{what}: spooled body corrupted (CRC-32C differs)")),
             Err(e) => Some(format!("{what}: reading the spooled body: {e}")),
         },
+        netcore::Body::Stream(_) => Some(format!("{what}: a streamed body was not read")),
+    }
+}
+
+/// What a benchmark handler received: a streamed body copied chunk by chunk into
+/// the caller's buffer as it arrived (as the baselines read into theirs), or any
+/// other body as it is.
+pub struct Received {
+    /// The buffer given to [`Received::take`] (holding the body if it streamed).
+    pub buf: Vec<u8>,
+    outcome: Outcome,
+}
+
+enum Outcome {
+    Copied(usize),
+    Body(netcore::Body),
+    Failed(String),
+}
+
+impl Received {
+    /// Reads a streamed body to its end into `buf`; other bodies stay as they are.
+    pub async fn take(body: netcore::Body, mut buf: Vec<u8>) -> Received {
+        let netcore::Body::Stream(mut stream) = body else {
+            let outcome = Outcome::Body(body);
+            return Received { buf, outcome };
+        };
+        let mut at = 0;
+        let outcome = loop {
+            match stream.next().await {
+                Ok(Some(chunk)) => {
+                    let Some(dest) = buf.get_mut(at..at + chunk.len()) else {
+                        break Outcome::Failed("more bytes than sent".into());
+                    };
+                    dest.copy_from_slice(&chunk);
+                    at += chunk.len();
+                }
+                Ok(None) => break Outcome::Copied(at),
+                Err(e) => break Outcome::Failed(e.to_string()),
+            }
+        };
+        Received { buf, outcome }
+    }
+
+    /// Like [`check_body`].
+    pub fn check(&self, what: &str, want: &[u8], want_crc: u32) -> Option<String> {
+        match &self.outcome {
+            Outcome::Body(body) => check_body(what, body, want, want_crc),
+            Outcome::Failed(why) => Some(format!("{what}: streamed body failed: {why}")),
+            Outcome::Copied(len) if *len != want.len() => {
+                Some(format!("{what}: {len} bytes streamed, {} sent", want.len()))
+            }
+            Outcome::Copied(_) => compare(what, &self.buf, want),
+        }
     }
 }

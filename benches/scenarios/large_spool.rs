@@ -109,7 +109,9 @@ fn transfer(len: u64, failures: &mut Vec<String>) -> Result<f64, Error> {
                 Ok(_) => failures.push("spooled body corrupted (CRC-32C differs)".into()),
                 Err(e) => failures.push(format!("reading the spooled body: {e}")),
             },
-            Body::Bytes(_) => failures.push("expected a spooled body, got one in memory".into()),
+            Body::Bytes(_) | Body::Stream(_) => {
+                failures.push("expected a spooled body, got one in memory or streamed".into())
+            }
         }
         Ok(rate)
     })
