@@ -186,7 +186,8 @@ impl Link {
     }
 }
 
-/// An outbound transfer in progress.
+/// An outbound transfer in progress (clones watch the same transfer).
+#[derive(Clone)]
 pub struct Transfer {
     link: Link,
     stream: StreamId,

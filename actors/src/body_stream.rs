@@ -10,7 +10,8 @@
 //! sender never stalls on credit the handler already freed.
 //!
 //! A handler that drops the stream before its end cancels the message: the peer
-//! gets a CANCEL and stops sending.
+//! gets a CANCEL and stops sending (its call fails with `Canceled`, unless the
+//! handler's answer reached it first).
 
 use crate::error::CallError;
 use crate::link_actor::{LinkActor, Release, StreamOpened};
