@@ -206,12 +206,13 @@ impl EndpointBuilder {
         self
     }
 
-    /// Large bodies (above the spool threshold, 8 MiB by default) sent to routes
-    /// starting with `prefix` reach their handler as they arrive, as a
-    /// [`Body::Stream`](crate::Body::Stream), instead of being spooled to a
-    /// temporary file first: the handler runs as soon as the message opens, and a
-    /// handler reading slowly slows the sender (flow control). Applies to every
-    /// link of this endpoint; call it again for more prefixes.
+    /// Bodies sent to routes starting with `prefix` reach their handler as they
+    /// arrive, as a [`Body::Stream`](crate::Body::Stream), instead of being
+    /// reassembled in memory or spooled to a temporary file first: the handler
+    /// runs as soon as the message opens, and a handler reading slowly slows the
+    /// sender (flow control). A body that fits in one frame still arrives whole,
+    /// as `Body::Bytes`. Applies to every link of this endpoint; call it again
+    /// for more prefixes.
     pub fn stream_bodies(mut self, prefix: impl Into<String>) -> Self {
         self.stream_routes.push(prefix.into());
         self

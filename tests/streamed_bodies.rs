@@ -3,7 +3,7 @@
 //! sending, byte-identical; a handler that stops reading holds the sender back to
 //! the stream window; a handler that drops the stream cancels the upload; a link
 //! that goes down mid-body ends the stream with an error, not a hang. Routes not
-//! listed still spool, and small bodies stay in memory.
+//! listed still spool, and single-frame bodies arrive whole.
 #![allow(clippy::unwrap_used)]
 
 use netcore::actors::link_actor::Shutdown;
@@ -116,6 +116,11 @@ async fn large_bodies_stream_to_listed_routes_and_spool_elsewhere() {
         ("file", digest(&data)),
         "not listed: spooled"
     );
+
+    let medium = content(200 << 10);
+    link.call("up/load", medium.clone()).await.unwrap();
+    let (kind, _, result) = seen.recv().await.unwrap();
+    assert_eq!((kind, result.unwrap()), ("stream", digest(&medium)), "multi-frame: streamed");
 
     let small = content(1000);
     link.call("up/load", small.clone()).await.unwrap();

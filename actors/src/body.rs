@@ -15,7 +15,7 @@ pub enum Body {
     Bytes(Bytes),
     /// A body above the spool threshold, written to a temporary file as it arrived.
     File(SpooledFile),
-    /// A body above the spool threshold on a route listed in
+    /// A multi-frame body on a route listed in
     /// [`SpoolLimits::stream_routes`](crate::stream_actor::SpoolLimits::stream_routes):
     /// its chunks, as they arrive.
     Stream(BodyStream),

@@ -1,5 +1,6 @@
-//! [`BodyStream`]: a large inbound body handed to its handler as it arrives, chunk
-//! by chunk, instead of being spooled to a file first (routes listed in
+//! [`BodyStream`]: an inbound body handed to its handler as it arrives, chunk by
+//! chunk, instead of being reassembled in memory or spooled to a file first
+//! (routes listed in
 //! [`SpoolLimits::stream_routes`](crate::stream_actor::SpoolLimits::stream_routes)).
 //!
 //! The handler runs as soon as the message opens. Every chunk holds its stream's

@@ -34,10 +34,13 @@ pub struct SpoolLimits {
     /// Most messages spooling (or streaming, see `stream_routes`) at once on one
     /// link; more are refused (`Refused`).
     pub max_spooling: usize,
-    /// Routes whose large bodies go to their handler as they arrive, as a
-    /// [`Body::Stream`](crate::body::Body::Stream), instead of being spooled to a
-    /// file first: a request or one-way message whose route starts with one of
-    /// these. Default: none.
+    /// Routes whose bodies go to their handler as they arrive, as a
+    /// [`Body::Stream`](crate::body::Body::Stream), instead of being reassembled
+    /// in memory or spooled to a file first: a request or one-way message whose
+    /// route starts with one of these and whose body spans more than one frame
+    /// (a single-frame body is complete at once and arrives as `Body::Bytes`).
+    /// Such streams count towards `max_spooling`; beyond it, a body below the
+    /// spool threshold is reassembled in memory instead. Default: none.
     pub stream_routes: Vec<String>,
 }
 
@@ -70,6 +73,16 @@ pub(crate) struct SpoolFactory {
 }
 
 impl SinkFactory for SpoolFactory {
+    /// Requests and one-way messages to a streamed route go to their handler as
+    /// they arrive, whatever their size (answers to our calls never stream).
+    fn prefers_sink(&self, head: &MessageHead) -> bool {
+        let answer = matches!(
+            head.kind,
+            MessageKind::Response | MessageKind::ErrorResponse
+        );
+        !answer && self.limits.streams(&head.route)
+    }
+
     fn open(&mut self, head: &MessageHead) -> Option<Box<dyn BodySink>> {
         if self.live.load(Ordering::Relaxed) >= self.limits.max_spooling {
             tracing::warn!(
@@ -78,11 +91,7 @@ impl SinkFactory for SpoolFactory {
             );
             return None;
         }
-        let answer = matches!(
-            head.kind,
-            MessageKind::Response | MessageKind::ErrorResponse
-        );
-        if !answer && self.limits.streams(&head.route) {
+        if self.prefers_sink(head) {
             let (link, live) = (self.link.clone(), self.live.clone());
             return Some(crate::body_stream::open(
                 head,

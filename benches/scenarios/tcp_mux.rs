@@ -3,24 +3,26 @@
 //! streams. Rounds alternate netcore, raw, yamux; figures are medians of rounds.
 //!
 //! netcore: the 64 `send` calls are queued at once (`join_all`); the timed section
-//! ends when the last message is handed to its handler. Each message goes to route
-//! `mux/<i>`, served by the fallback handler, and is compared with what was sent.
+//! ends when the last message is complete in its handler. Each message goes to
+//! route `mux/<i>`, served by the fallback handler, and is compared with what was
+//! sent once the round is over.
 //!
 //! The scheduler interleaves the 64 messages chunk by chunk, so the receiver holds
 //! all of them incomplete at once: above its memory-pressure limit (half the link
-//! window, 32 MiB) it moves the largest to spool files, and with the runtime's
-//! default `SpoolLimits::max_spooling` of 16 it *refuses* the messages beyond
-//! that; one-way messages are then lost without the sender being told. One
-//! unmeasured round with `LinkOptions::stream()` as is checks for that loss
-//! (reported as a failure); the timed rounds allow 64 spooling streams.
+//! window, 32 MiB) it moves the largest out of memory. The server lists `mux/` in
+//! `EndpointBuilder::stream_bodies`, so those go to their handler as streams (it
+//! copies each into its pre-touched buffer, as the yamux readers do) instead of
+//! spool files. One unmeasured round with `LinkOptions::stream()` as is checks
+//! that no message is lost at the defaults (`SpoolLimits::max_spooling`, 64, is
+//! the most that may leave memory at once).
 
-use crate::data::{check_body, compare, random_bytes, touched_buffer};
+use crate::data::{compare, random_bytes, touched_buffer, Received};
 use crate::peers::{Error, Peers};
 use crate::report::Report;
 use crate::stats::{fmt_ratio, mbps};
 use crate::{raw_tcp, yamux_base};
 use bytes::Bytes;
-use netcore::{Body, Endpoint, LinkOptions, Reply, Request};
+use netcore::{Endpoint, LinkOptions, Reply, Request};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -47,7 +49,7 @@ pub fn run(quick: bool) -> Result<Report, Error> {
     actix_rt::System::new().block_on(async {
         // With the runtime's defaults: at most 16 inbound messages may spool at
         // once per link; the scenario pushes all 64 to disk (see the module docs).
-        let mut probe = Receiver::start(LinkOptions::stream()).await?;
+        let mut probe = Receiver::start(LinkOptions::stream(), each).await?;
         let (_, arrived) = probe.round(&parts, &crcs, &mut report, "defaults").await?;
         lost_with_defaults = MESSAGES - arrived;
         if arrived < MESSAGES {
@@ -59,7 +61,7 @@ pub fn run(quick: bool) -> Result<Report, Error> {
         drop(probe);
         let mut options = LinkOptions::stream();
         options.spool.max_spooling = MESSAGES;
-        let mut receiver = Receiver::start(options).await?;
+        let mut receiver = Receiver::start(options, each).await?;
         for round in 0..rounds {
             let (elapsed, arrived) = receiver
                 .round(&parts, &crcs, &mut report, &format!("round {round}"))
@@ -102,23 +104,47 @@ pub fn run(quick: bool) -> Result<Report, Error> {
     Ok(report)
 }
 
+/// Pre-touched destination buffers of the streamed messages, by index.
+type Slots = Arc<Mutex<Vec<Option<Vec<u8>>>>>;
+
 /// The server endpoint's deliveries, collected here.
 struct Receiver {
     peers: Peers,
-    arrivals: mpsc::UnboundedReceiver<(Instant, String, Body)>,
+    arrivals: mpsc::UnboundedReceiver<(Instant, String, Received)>,
+    slots: Slots,
 }
 
 impl Receiver {
     /// A client and a server endpoint over TCP; the server's fallback handler
-    /// forwards every message here.
-    async fn start(options: LinkOptions) -> Result<Receiver, Error> {
-        let (tx, arrivals) = mpsc::unbounded_channel::<(Instant, String, Body)>();
-        let server = Endpoint::builder().default_handler(move |req: Request| {
-            let _ = tx.send((Instant::now(), req.head.route.clone(), req.body));
-            async { Ok(Reply::empty()) }
-        });
+    /// reads every message (a stream into the buffer of its index) and forwards
+    /// it here.
+    async fn start(options: LinkOptions, each: usize) -> Result<Receiver, Error> {
+        let slots: Slots = Arc::new(Mutex::new(
+            (0..MESSAGES).map(|_| Some(touched_buffer(each))).collect(),
+        ));
+        let (tx, arrivals) = mpsc::unbounded_channel::<(Instant, String, Received)>();
+        let handler_slots = slots.clone();
+        let server =
+            Endpoint::builder()
+                .stream_bodies("mux/")
+                .default_handler(move |req: Request| {
+                    let tx = tx.clone();
+                    let index = route_index(&req.head.route);
+                    let buf = index
+                        .and_then(|i| handler_slots.lock().ok()?.get_mut(i)?.take())
+                        .unwrap_or_default();
+                    async move {
+                        let received = Received::take(req.body, buf).await;
+                        let _ = tx.send((Instant::now(), req.head.route.clone(), received));
+                        Ok(Reply::empty())
+                    }
+                });
         let peers = Peers::tcp(server, options).await?;
-        Ok(Receiver { peers, arrivals })
+        Ok(Receiver {
+            peers,
+            arrivals,
+            slots,
+        })
     }
 
     /// Sends every part at once (message `i` to route `mux/<i>`), checks each
@@ -140,7 +166,7 @@ impl Receiver {
             sent?;
         }
         let mut last = began;
-        let mut seen = vec![false; parts.len()];
+        let mut received: Vec<Option<Received>> = (0..parts.len()).map(|_| None).collect();
         let mut arrived = 0;
         while arrived < parts.len() {
             let Ok(arrival) = tokio::time::timeout(STALL, self.arrivals.recv()).await else {
@@ -148,23 +174,41 @@ impl Receiver {
             };
             let (at, route, body) = arrival.ok_or("server endpoint gone")?;
             last = last.max(at);
-            let index = route
-                .strip_prefix("mux/")
-                .and_then(|i| i.parse::<usize>().ok())
+            let index = route_index(&route)
                 .filter(|&i| i < parts.len())
                 .ok_or_else(|| format!("unexpected route {route:?}"))?;
-            if std::mem::replace(&mut seen[index], true) {
+            if received[index].replace(body).is_some() {
                 report.fail(format!("netcore {what}: {route} delivered twice"));
                 continue;
             }
             arrived += 1;
-            let label = format!("netcore {what} {route}");
-            if let Some(why) = check_body(&label, &body, &parts[index], crcs[index]) {
+        }
+        let elapsed = last - began;
+        // Checked after the timed section; the buffers go back for the next round.
+        for (index, body) in received.into_iter().enumerate() {
+            let Some(body) = body else { continue };
+            let label = format!("netcore {what} mux/{index}");
+            if let Some(why) = body.check(&label, &parts[index], crcs[index]) {
                 report.fail(why);
             }
+            let mut buf = body.buf;
+            buf.fill(0);
+            if let Some(slot) = self
+                .slots
+                .lock()
+                .map_err(|_| "slots poisoned")?
+                .get_mut(index)
+            {
+                *slot = Some(buf);
+            }
         }
-        Ok((last - began, arrived))
+        Ok((elapsed, arrived))
     }
+}
+
+/// `i` of route `mux/<i>`.
+fn route_index(route: &str) -> Option<usize> {
+    route.strip_prefix("mux/")?.parse().ok()
 }
 
 /// How long a round waits for the next message before counting the rest lost.

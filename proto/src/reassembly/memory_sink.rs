@@ -40,6 +40,7 @@ struct Behavior {
     refuse: bool,
     fail_after: Option<u64>,
     fail_finish: bool,
+    prefer: bool,
 }
 
 /// Opens [`MemorySink`]s; clones share the log. For tests and simulations.
@@ -73,6 +74,13 @@ impl MemorySinkFactory {
     /// Sinks whose `write` fails once they would hold more than `bytes`.
     pub fn failing_after(mut self, bytes: u64) -> MemorySinkFactory {
         self.behavior.fail_after = Some(bytes);
+        self
+    }
+
+    /// Asks for a sink from OPEN for every multi-frame message
+    /// ([`SinkFactory::prefers_sink`]).
+    pub fn preferred(mut self) -> MemorySinkFactory {
+        self.behavior.prefer = true;
         self
     }
 
@@ -113,6 +121,10 @@ impl MemorySinkFactory {
 }
 
 impl SinkFactory for MemorySinkFactory {
+    fn prefers_sink(&self, _: &MessageHead) -> bool {
+        self.behavior.prefer
+    }
+
     fn open(&mut self, head: &MessageHead) -> Option<Box<dyn BodySink>> {
         if self.behavior.refuse {
             return None;

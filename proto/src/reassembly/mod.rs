@@ -34,7 +34,8 @@
 //!            │ Spooling  │ ─────────────────────────────────────► Complete: StreamFinished
 //!            └───────────┘
 //!                 ▲
-//!                 └── OPEN, total > spool_threshold (sink opened at once: Streaming)
+//!                 └── OPEN, total > spool_threshold, or the sink factory prefers a
+//!                     sink for this message (sink opened at once: Streaming)
 //!
 //!   Buffering / Spooling ── a limit, a sink error, no sink to spill to ──► Refused (event; tombstone)
 //!   Buffering / Spooling ── local cancel() ────────────────────────────────► Refused (no event; tombstone)
@@ -291,13 +292,19 @@ impl Reassembly {
             return Ok(());
         }
         let total_len = head.total_len;
-        if total_len.unwrap_or(n) > limits.spool_threshold {
-            let Some(sink) = self.sinks.as_mut().and_then(|f| f.open(&head)) else {
-                self.free_link(n);
-                let size = total_len.unwrap_or(n);
-                self.refused(id, too_large_for_memory(id, size, limits.spool_threshold));
-                return Ok(());
-            };
+        let too_large = total_len.unwrap_or(n) > limits.spool_threshold;
+        let preferred = self.sinks.as_ref().is_some_and(|f| f.prefers_sink(&head));
+        let sink = match (too_large || preferred, self.sinks.as_mut()) {
+            (true, Some(factory)) => factory.open(&head),
+            _ => None,
+        };
+        if too_large && sink.is_none() {
+            self.free_link(n);
+            let size = total_len.unwrap_or(n);
+            self.refused(id, too_large_for_memory(id, size, limits.spool_threshold));
+            return Ok(());
+        }
+        if let Some(sink) = sink {
             self.events.push_back(InboundEvent::Streaming { head });
             let body = Body::Sink(SinkBody::new(sink));
             self.streams.insert(

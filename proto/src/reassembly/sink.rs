@@ -74,4 +74,13 @@ pub trait SinkFactory: Send {
     /// `Refused` when memory pressure made it move). It is never kept in memory
     /// instead, so the memory bounds hold whatever the factory does.
     fn open(&mut self, head: &MessageHead) -> Option<Box<dyn BodySink>>;
+
+    /// Whether the message `head` describes should go to a sink from its OPEN even
+    /// below the spool threshold (its consumer wants the chunks as they arrive).
+    /// If [`SinkFactory::open`] then returns `None`, a message below the threshold
+    /// is kept in memory as usual. Default: no.
+    fn prefers_sink(&self, head: &MessageHead) -> bool {
+        let _ = head;
+        false
+    }
 }

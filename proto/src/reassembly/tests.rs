@@ -464,6 +464,48 @@ fn declared_total_above_spool_threshold_goes_to_a_sink_from_open() {
 }
 
 #[test]
+fn a_preferred_sink_takes_a_small_body_from_open_and_a_refusal_keeps_it_in_memory() {
+    let sinks = MemorySinkFactory::new().preferred();
+    let mut r = Reassembly::new(small(), Some(sinks.boxed()));
+    let b = body(1, 900);
+    r.handle_open(open(1, Some(900), &b[..300], false))
+        .expect("ok");
+    assert_eq!(r.stream_state(StreamId(1)), Some(StreamState::Spooling));
+    assert!(matches!(
+        r.poll_event(),
+        Some(InboundEvent::Streaming { .. })
+    ));
+    r.handle_data(data(1, &b[300..], true)).expect("ok");
+    assert_eq!(
+        events(&mut r),
+        vec![InboundEvent::StreamFinished {
+            stream: StreamId(1),
+            len: 900
+        }]
+    );
+    assert_eq!(sinks.record(StreamId(1)).expect("a sink").body, b);
+    // A single-frame message is complete at once: no sink.
+    r.handle_open(open(3, Some(10), &b[..10], true))
+        .expect("ok");
+    assert!(matches!(r.poll_event(), Some(InboundEvent::Message { .. })));
+    assert_all_returned(&mut r);
+
+    // The factory prefers a sink but cannot open one: below the threshold the
+    // message is buffered as usual instead of refused.
+    let refusing = MemorySinkFactory::refusing().preferred();
+    let mut r = Reassembly::new(small(), Some(refusing.boxed()));
+    r.handle_open(open(1, Some(900), &b[..300], false))
+        .expect("ok");
+    assert_eq!(r.stream_state(StreamId(1)), Some(StreamState::Buffering));
+    r.handle_data(data(1, &b[300..], true)).expect("ok");
+    assert!(matches!(
+        events(&mut r).as_slice(),
+        [InboundEvent::Message { body, .. }] if body[..] == b[..]
+    ));
+    assert_all_returned(&mut r);
+}
+
+#[test]
 fn body_growing_past_spool_threshold_moves_to_a_sink_buffer_first() {
     let sinks = MemorySinkFactory::new();
     let config = ReassemblyConfig {
