@@ -189,9 +189,13 @@ impl EndpointBuilder {
         self
     }
 
-    /// Threads (actix arbiters) the endpoint's links run on, shared round-robin
-    /// (default: the number of cores, at most 4). With 0, links run on the
-    /// endpoint's own arbiter. The router and handlers always run there.
+    /// Threads (actix arbiters) the endpoint's links run on, shared round-robin.
+    /// With 0, links run on the endpoint's own arbiter, with the router and the
+    /// handlers (which always run there). Default: the cores beyond two, at most
+    /// 4 (so 0 on one- and two-core machines): a link thread of its own keeps link
+    /// I/O going while handlers hog their thread, but each message then crosses
+    /// threads twice more, and on two cores that costs more than it buys
+    /// (BENCHMARKS.md: 15-40% of RPC and bulk throughput).
     pub fn link_threads(mut self, n: usize) -> Self {
         self.link_threads = n;
         self
@@ -343,8 +347,8 @@ impl Endpoint {
             policy: RestartPolicy::default(),
             subscriptions: Vec::new(),
             link_threads: std::thread::available_parallelism()
-                .map(|n| n.get().min(4))
-                .unwrap_or(1),
+                .map(|n| n.get().saturating_sub(2).min(4))
+                .unwrap_or(0),
             tcp_resume: None,
             stream_routes: Vec::new(),
             router: RouterConfig::default(),

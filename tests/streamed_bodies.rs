@@ -120,7 +120,11 @@ async fn large_bodies_stream_to_listed_routes_and_spool_elsewhere() {
     let medium = content(200 << 10);
     link.call("up/load", medium.clone()).await.unwrap();
     let (kind, _, result) = seen.recv().await.unwrap();
-    assert_eq!((kind, result.unwrap()), ("stream", digest(&medium)), "multi-frame: streamed");
+    assert_eq!(
+        (kind, result.unwrap()),
+        ("stream", digest(&medium)),
+        "multi-frame: streamed"
+    );
 
     let small = content(1000);
     link.call("up/load", small.clone()).await.unwrap();
