@@ -946,3 +946,60 @@ proptest! {
         }
     }
 }
+
+/// Feeds `wire` to `link` in pieces of the given sizes (cycled), by copy or in place.
+fn feed(link: &mut Link, wire: &[u8], sizes: &[usize], in_place: bool) -> Vec<String> {
+    let mut buf = BytesMut::new();
+    let (mut at, mut i, mut seen) = (0, 0, Vec::new());
+    while at < wire.len() {
+        let n = sizes[i % sizes.len()].clamp(1, wire.len() - at);
+        i += 1;
+        if in_place {
+            buf.extend_from_slice(&wire[at..at + n]);
+            link.handle_input_buf(&mut buf, Instant::ZERO).unwrap();
+        } else {
+            link.handle_input(&wire[at..at + n], Instant::ZERO).unwrap();
+        }
+        at += n;
+        seen.extend(events(link).iter().map(|e| format!("{e:?}")));
+    }
+    seen
+}
+
+proptest! {
+    /// Decoding in the reader's buffer (`handle_input_buf`, any read-ahead) gives the
+    /// same events as decoding copies (`handle_input`), however the bytes are cut.
+    #[test]
+    fn in_place_input_decodes_like_copied_input(
+        serial in any::<bool>(),
+        bodies in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..3000), 1..12),
+        copied_sizes in proptest::collection::vec(1usize..5000, 1..8),
+        in_place_sizes in proptest::collection::vec(1usize..5000, 1..8),
+        read_ahead in 0usize..9000,
+    ) {
+        let kind = if serial { FramingKind::Serial } else { FramingKind::Stream };
+        // Without the reliable mode, so the sender needs no ACKs to send it all.
+        let mut receiver_config = config(kind);
+        receiver_config.chunk_len = 512;
+        receiver_config.reliable = None;
+        let sender_config = LinkConfig { chunk_len: 700, reliable: None, ..LinkConfig::new(kind, 7) };
+        let mut sender = Link::new(sender_config, None);
+        let mut copied = Link::new(receiver_config.clone(), None);
+        let mut in_place = Link::new(receiver_config, None);
+        in_place.set_read_ahead(read_ahead);
+        // Handshake: the receivers' HELLOs are identical (same config).
+        let mut hello = BytesMut::new();
+        while copied.poll_transmit(&mut hello) > 0 {}
+        sender.handle_input(&hello, Instant::ZERO).unwrap();
+        for (i, body) in bodies.iter().enumerate() {
+            sender.one_way(Message::new(format!("r/{i}"), body.clone())).unwrap();
+        }
+        let mut wire = BytesMut::new();
+        while sender.poll_transmit(&mut wire) > 0 {}
+        let a = feed(&mut copied, &wire, &copied_sizes, false);
+        let b = feed(&mut in_place, &wire, &in_place_sizes, true);
+        prop_assert_eq!(&a, &b);
+        let messages = a.iter().filter(|e| e.starts_with("Message")).count();
+        prop_assert_eq!(messages, bodies.len(), "every message arrives");
+    }
+}

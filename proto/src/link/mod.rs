@@ -456,6 +456,11 @@ impl Link {
         result
     }
 
+    /// See [`Session::set_read_ahead`].
+    pub fn set_read_ahead(&mut self, bytes: usize) {
+        self.session.set_read_ahead(bytes);
+    }
+
     /// [`Link::handle_input`] without copying, see [`Session::handle_input_buf`].
     pub fn handle_input_buf(
         &mut self,
