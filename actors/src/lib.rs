@@ -11,6 +11,7 @@ pub use netcore_proto as proto;
 pub mod body;
 pub mod body_stream;
 pub mod cache_actor;
+mod deadline;
 pub mod error;
 pub mod event_bus;
 pub mod link_actor;

@@ -16,6 +16,7 @@
 
 use crate::body::{Body, Payload, SpooledFile};
 use crate::body_stream::BodyStream;
+use crate::deadline::Deadline;
 use crate::error::CallError;
 use crate::router_actor::{Canceled as RouterCanceled, Incoming};
 use crate::scheduler_actor::{feed_body, Apply, Close, Pull, SchedulerActor};
@@ -217,7 +218,7 @@ pub struct LinkActor {
     spooling: HashMap<StreamId, MessageHead>,
     state: watch::Sender<LinkState>,
     /// The session's next timer (delayed ACK, keepalive) and its handle.
-    timer: Option<(Instant, SpawnHandle)>,
+    timer: Deadline,
     connector: Option<Connector>,
     resume_window: Option<std::time::Duration>,
     /// Counts transports: messages from the tasks of an older one are ignored.
@@ -270,7 +271,7 @@ impl LinkActor {
                 serving: 0,
                 spooling: HashMap::new(),
                 state,
-                timer: None,
+                timer: Deadline::default(),
                 connector,
                 resume_window,
                 generation: 0,
@@ -309,20 +310,11 @@ impl LinkActor {
     /// Keeps one timer armed at the session's next deadline.
     fn arm_timer(&mut self, ctx: &mut Context<Self>) {
         let next = self.session.poll_timeout();
-        if self.timer.as_ref().map(|(at, _)| *at) == next {
-            return;
-        }
-        if let Some((_, handle)) = self.timer.take() {
-            ctx.cancel_future(handle);
-        }
-        let Some(at) = next else { return };
-        let delay = at.saturating_since(now());
-        let handle = ctx.run_later(delay, |act, ctx| {
-            act.timer = None;
+        self.timer.arm(next, ctx, |act, ctx| {
+            act.timer.fired();
             act.session.handle_timeout(now());
             act.pump(ctx);
         });
-        self.timer = Some((at, handle));
     }
 
     fn on_event(&mut self, event: LinkEvent, ctx: &mut Context<Self>) {

@@ -9,6 +9,7 @@
 //! batch and priorities stay honest.
 
 use crate::body::Payload;
+use crate::deadline::Deadline;
 use crate::error::CallError;
 use crate::link_actor::{now, PeerUnresponsive};
 use actix::prelude::*;
@@ -16,7 +17,6 @@ use bytes::{Bytes, BytesMut};
 use netcore_proto::framing::WireBatch;
 use netcore_proto::link::{Command, LinkConfig, Transmitter};
 use netcore_proto::scheduler::SchedulerEvent;
-use netcore_proto::Instant;
 use netcore_proto::StreamId;
 use std::collections::HashMap;
 use tokio::sync::{oneshot, watch};
@@ -36,7 +36,7 @@ pub struct SchedulerActor {
     watched: HashMap<StreamId, watch::Sender<Progress>>,
     closed: bool,
     /// The retransmission timer and its handle.
-    timer: Option<(Instant, SpawnHandle)>,
+    timer: Deadline,
     /// Told when the reliable mode gives up on the peer.
     watchdog: Option<Recipient<PeerUnresponsive>>,
 }
@@ -52,7 +52,7 @@ impl SchedulerActor {
             feeders: HashMap::new(),
             watched: HashMap::new(),
             closed: false,
-            timer: None,
+            timer: Deadline::default(),
             watchdog: None,
         }
     }
@@ -87,21 +87,19 @@ impl SchedulerActor {
             }
         }
         let next = self.transmitter.poll_timeout();
-        if self.timer.as_ref().map(|(at, _)| *at) == next {
-            return;
-        }
-        if let Some((_, handle)) = self.timer.take() {
-            ctx.cancel_future(handle);
-        }
-        let Some(at) = next else { return };
-        let delay = at.saturating_since(now());
-        let handle = ctx.run_later(delay, |act, ctx| {
-            act.timer = None;
+        self.timer.arm(next, ctx, |act, ctx| {
+            act.timer.fired();
             act.transmitter.handle_timeout(now());
             act.serve_puller();
             act.arm_timer(ctx);
         });
-        self.timer = Some((at, handle));
+    }
+
+    /// Ends the writer's parked pull with `None` (the link closes or reconnects).
+    fn release_puller(&mut self) {
+        if let Some(puller) = self.puller.take() {
+            let _ = puller.send(None);
+        }
     }
 
     fn after_transmit(&mut self) {
@@ -135,9 +133,7 @@ impl Actor for SchedulerActor {
     type Context = Context<Self>;
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        if let Some(puller) = self.puller.take() {
-            let _ = puller.send(None);
-        }
+        self.release_puller();
     }
 }
 
@@ -202,9 +198,7 @@ impl Handler<Close> for SchedulerActor {
         self.closed = true;
         self.feeders.clear();
         self.watched.clear();
-        if let Some(puller) = self.puller.take() {
-            let _ = puller.send(None);
-        }
+        self.release_puller();
         ctx.stop();
     }
 }
@@ -340,9 +334,7 @@ impl Handler<Unpark> for SchedulerActor {
     fn handle(&mut self, _: Unpark, _: &mut Self::Context) {
         // Nothing but the next HELLO may go out on the new transport.
         self.transmitter.apply(Command::Reconnect);
-        if let Some(puller) = self.puller.take() {
-            let _ = puller.send(None);
-        }
+        self.release_puller();
     }
 }
 
