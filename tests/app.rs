@@ -6,21 +6,14 @@
 use actix::prelude::*;
 use bytes::Bytes;
 use netcore::{
-    Blueprint, CallError, Endpoint, EndpointBuilder, ErrorCode, HandleRequest, HandlerError,
-    HandlerResult, Headers, Json, Link, LinkId, MsgPack, Next, Reply, RequestContext, State,
+    Blueprint, CallError, Endpoint, ErrorCode, HandleRequest, HandlerError, HandlerResult, Headers,
+    Json, LinkId, MsgPack, Next, Reply, RequestContext, State,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
 
-async fn connect(server: EndpointBuilder) -> (Endpoint, Endpoint, Link) {
-    let server = server.start();
-    let client = Endpoint::builder().start();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (s, c) = tokio::join!(server.accept_tcp(&listener), client.connect_tcp(addr));
-    s.unwrap();
-    (server, client, c.unwrap())
-}
+mod common;
+use common::connect;
 
 fn text(answer: Result<netcore::Response, CallError>) -> String {
     let answer = answer.unwrap();

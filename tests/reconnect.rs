@@ -12,16 +12,10 @@ use std::time::Duration;
 
 const LEN: usize = 16 << 20;
 
+mod common;
+
 fn data() -> Vec<u8> {
-    let mut x = 0x1234_5678_9abc_def1_u64;
-    (0..LEN)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    common::random_bytes(0x1234_5678_9abc_def1, LEN)
 }
 
 #[actix_rt::test]

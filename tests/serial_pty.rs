@@ -13,16 +13,10 @@ use tokio::sync::mpsc;
 
 const MIB: usize = 1 << 20;
 
+mod common;
+
 fn pattern(len: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
+    common::random_bytes(u64::from(seed), len)
 }
 
 #[actix_rt::test]

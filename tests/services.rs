@@ -4,20 +4,13 @@
 
 use bytes::Bytes;
 use netcore::actors::supervision::InjectPanic;
-use netcore::{Endpoint, EndpointBuilder, Event, Link};
+use netcore::{Endpoint, Event};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-async fn connect(server: EndpointBuilder) -> (Endpoint, Endpoint, Link) {
-    let server = server.start();
-    let client = Endpoint::builder().start();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (s, c) = tokio::join!(server.accept_tcp(&listener), client.connect_tcp(addr));
-    s.unwrap();
-    (server, client, c.unwrap())
-}
+mod common;
+use common::connect;
 
 async fn eventually(what: &str, check: impl Fn() -> bool) {
     for _ in 0..500 {

@@ -18,16 +18,10 @@ const LEN: usize = 24 << 20;
 const WINDOW: u64 = 2 << 20;
 const CHUNK: u64 = 64 << 10;
 
+mod common;
+
 fn content(len: usize) -> Vec<u8> {
-    let mut x = 0x2545_f491_4f6c_dd1d_u64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    common::random_bytes(0x2545_f491_4f6c_dd1d, len)
 }
 
 fn digest(bytes: &[u8]) -> String {
@@ -67,12 +61,7 @@ async fn read_body(body: Body) -> Seen {
 }
 
 async fn pair(server: netcore::EndpointBuilder) -> (Endpoint, Endpoint, Link) {
-    let server = server.start();
-    let client = Endpoint::builder().start();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (_s, link) = tokio::join!(server.accept_tcp(&listener), client.connect_tcp(addr));
-    (server, client, link.unwrap())
+    common::connect(server).await
 }
 
 #[actix_rt::test]

@@ -12,15 +12,11 @@ async fn echo(req: Request) -> netcore::HandlerResult {
 
 /// A server endpoint built by `server`, a plain client, and a link from each side.
 async fn pair(server: netcore::EndpointBuilder) -> (Endpoint, Link, Endpoint, Link) {
-    let server = server.start();
-    let client = Endpoint::builder()
-        .route("whoami", || async { "client" })
-        .start();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (s, c) = tokio::join!(server.accept_tcp(&listener), client.connect_tcp(addr));
-    (server, s.unwrap(), client, c.unwrap())
+    let client = Endpoint::builder().route("whoami", || async { "client" });
+    common::tcp_pair(server, client).await
 }
+
+mod common;
 
 fn body(body: &Body) -> &[u8] {
     body.as_bytes().unwrap()
