@@ -70,9 +70,9 @@ struct ChannelSink {
 
 impl ChannelSink {
     fn send(&self, item: Item) -> Result<(), SinkError> {
-        self.tx
-            .send(item)
-            .map_err(|_| SinkError::new("the handler dropped the body stream"))
+        self.tx.send(item).map_err(|_| {
+            SinkError::with_code(ErrorCode::Canceled, "the handler dropped the body stream")
+        })
     }
 }
 

@@ -10,7 +10,8 @@
 //!   (request, respond, cancel, ping, go_away) between frames.
 //!
 //! Checked after every read: a failed link refuses further input; everything it
-//! sends decodes; a bare `Session` fed the same input and calls (the inbound half
+//! sends decodes; a bare `Session` fed the same input and calls, decoding it in
+//! place (`handle_input_buf`) where the link copies (the inbound half
 //! of `Link`, whose `buffered_bytes` the `Link` does not expose) agrees on every
 //! result and keeps reassembly memory under `min(link_window / 2,
 //! max_buffered_bytes)`.
@@ -39,7 +40,10 @@ enum Step<'a> {
 struct Harness {
     kind: FramingKind,
     link: Link,
+    /// Decodes in place (`handle_input_buf`) where the link copies.
     twin: Session,
+    twin_buf: BytesMut,
+    max_frame_len: usize,
     bound: u64,
     failed: bool,
 }
@@ -47,8 +51,10 @@ struct Harness {
 impl Harness {
     fn input(&mut self, bytes: &[u8]) {
         let result = self.link.handle_input(bytes, Instant::ZERO);
-        let twin = self.twin.handle_input(bytes, Instant::ZERO);
+        self.twin_buf.extend_from_slice(bytes);
+        let twin = self.twin.handle_input_buf(&mut self.twin_buf, Instant::ZERO);
         assert_eq!(result, twin, "Link and Session disagree");
+        assert!(self.twin_buf.len() <= self.max_frame_len + 10, "the read buffer grew");
         assert!(!(self.failed && result.is_ok()), "a failed link took input");
         self.failed |= result.is_err();
         assert_eq!(self.failed, self.link.is_failed());
@@ -138,8 +144,10 @@ fuzz_target!(|data: &[u8]| {
     hello.encode_head(&mut head);
     let hello = frame_bytes(&head);
 
+    let max_frame_len = config.max_frame_len;
     let mut link = Link::new(config.clone(), None);
     let mut twin = Session::new(config, None);
+    twin.set_read_ahead(1024);
     if link.handle_input(&hello, Instant::ZERO).is_err()
         || twin.handle_input(&hello, Instant::ZERO).is_err()
     {
@@ -149,6 +157,8 @@ fuzz_target!(|data: &[u8]| {
         kind,
         link,
         twin,
+        twin_buf: BytesMut::new(),
+        max_frame_len,
         bound,
         failed: false,
     };

@@ -580,7 +580,11 @@ fn memory_bound(config: &LinkConfig) -> u64 {
 struct Harness {
     kind: FramingKind,
     link: Link,
+    /// The inbound half alone, decoding in place (`handle_input_buf`, into
+    /// `twin_buf`) where the link copies: both must agree on everything.
     twin: Session,
+    twin_buf: BytesMut,
+    max_frame_len: usize,
     bound: u64,
     peer: Peer,
     failed: bool,
@@ -597,8 +601,10 @@ impl Harness {
     fn new(config: LinkConfig) -> Harness {
         let kind = config.framing;
         let bound = memory_bound(&config);
+        let max_frame_len = config.max_frame_len;
         let mut link = Link::new(config.clone(), None);
         let mut twin = Session::new(config, None);
+        twin.set_read_ahead(1024);
         let mut peer = Peer::new(kind);
         let hello = peer.bytes(Frame::Hello(Hello::new(PEER_NONCE)));
         link.handle_input(&hello, Instant::ZERO).unwrap();
@@ -608,6 +614,8 @@ impl Harness {
             kind,
             link,
             twin,
+            twin_buf: BytesMut::new(),
+            max_frame_len,
             bound,
             peer,
             failed: false,
@@ -624,8 +632,13 @@ impl Harness {
     /// Feeds wire bytes to both; checks everything after.
     fn input(&mut self, bytes: &[u8]) -> Result<(), TestCaseError> {
         let result = self.link.handle_input(bytes, Instant::ZERO);
-        let twin_result = self.twin.handle_input(bytes, Instant::ZERO);
+        self.twin_buf.extend_from_slice(bytes);
+        let twin_result = self
+            .twin
+            .handle_input_buf(&mut self.twin_buf, Instant::ZERO);
         prop_assert_eq!(&result, &twin_result, "Link and Session disagree");
+        // What stays in the reader's buffer is at most one unfinished frame.
+        prop_assert!(self.twin_buf.len() <= self.max_frame_len + 10);
         if self.failed {
             prop_assert!(result.is_err(), "a failed link accepted input");
         }
