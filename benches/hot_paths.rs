@@ -4,6 +4,9 @@
 //! - `frame`: encoding and decoding one DATA frame (64 KiB and 32-byte payloads).
 //! - `framing`: one frame through each framing and back (encode + decode), COBS +
 //!   CRC-32C for serial links and the length prefix for streams.
+//! - `write_batch`: four 64 KiB DATA frames through the stream framing into one
+//!   write batch, copied into a `BytesMut` (as before) or referenced by a
+//!   `WireBatch` (what the link writer uses now, with `writev`).
 //! - `scheduler`: draining 1,000 queued four-chunk messages with `poll_transmit`
 //!   (the writer's pull, with every stream competing in one class).
 //! - `reassembly`: a 1 MiB message arriving as one OPEN and 15 DATA chunks.
@@ -15,7 +18,7 @@ use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use netcore::proto::config::DEFAULT_MAX_FRAME_LEN;
 use netcore::proto::frame::{Credit, Data, Envelope, Frame, Open};
-use netcore::proto::framing::{Framer, Framing, FramingKind};
+use netcore::proto::framing::{Framer, Framing, FramingKind, WireBatch, WireOut};
 use netcore::proto::reassembly::{InboundEvent, Reassembly, ReassemblyConfig};
 use netcore::proto::scheduler::{Body, Scheduler, SchedulerConfig};
 use netcore::proto::{MessageKind, StreamId};
@@ -83,6 +86,36 @@ fn framing(c: &mut Criterion) {
             });
         }
     }
+    group.finish();
+}
+
+fn write_batch(c: &mut Criterion) {
+    const FRAMES: usize = 4;
+    let envelope = data_frame(64 * 1024);
+    let mut head = Vec::new();
+    envelope.encode_head(&mut head);
+    let body = envelope.frame.payload_bytes();
+    let mut framer = Framer::new(FramingKind::Stream, DEFAULT_MAX_FRAME_LEN);
+    let mut group = c.benchmark_group("write_batch");
+    group.throughput(Throughput::Bytes((FRAMES * body.len()) as u64));
+    group.bench_function("4x64KiB_copied", |b| {
+        b.iter(|| {
+            let mut batch = BytesMut::new();
+            for _ in 0..FRAMES {
+                batch.put_frame(&mut framer, black_box(&head), black_box(&body));
+            }
+            batch.freeze()
+        })
+    });
+    group.bench_function("4x64KiB_shared", |b| {
+        b.iter(|| {
+            let mut batch = WireBatch::new();
+            for _ in 0..FRAMES {
+                batch.put_frame(&mut framer, black_box(&head), black_box(&body));
+            }
+            batch.into_segments()
+        })
+    });
     group.finish();
 }
 
@@ -169,6 +202,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = hot_paths;
     config = config();
-    targets = frame, framing, scheduler, reassembly
+    targets = frame, framing, write_batch, scheduler, reassembly
 }
 criterion_main!(hot_paths);
