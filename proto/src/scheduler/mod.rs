@@ -131,6 +131,7 @@ use crate::config::DEFAULT_STREAM_CHUNK_LEN;
 use crate::error::ProtocolError;
 use crate::frame::{Credit, Frame, Open};
 use crate::ids::{Priority, StreamId};
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use bytes::Bytes;
 use class::{ClassQueues, Stride, HEAD_COST};
@@ -248,7 +249,10 @@ pub struct Scheduler {
     chunk_len: usize,
     low_water_chunks: usize,
     control: VecDeque<Frame>,
-    streams: BTreeMap<StreamId, OutStream>,
+    /// Boxed so the tree's nodes stay small: nodes holding the streams inline
+    /// were large allocations, and every message's insert and removal splitting
+    /// and merging them showed up as `malloc_consolidate` in RPC profiles.
+    streams: BTreeMap<StreamId, Box<OutStream>>,
     classes: [ClassQueues; Priority::COUNT],
     stride: Stride,
     link_credit: u64,
@@ -367,7 +371,7 @@ impl Scheduler {
             st.credit_known = true;
         }
         place(&mut self.classes, id, &mut st);
-        self.streams.insert(id, st);
+        self.streams.insert(id, Box::new(st));
         Ok(())
     }
 
