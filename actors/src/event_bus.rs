@@ -27,7 +27,8 @@ use crate::supervision::{
 };
 use actix::prelude::*;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use tokio::sync::broadcast;
 
 /// Something that happened in the runtime.
@@ -146,6 +147,8 @@ struct Subscriber {
 /// The event bus actor (use it through [`EventBus`]).
 pub struct EventBusActor {
     subscribers: Vec<Subscriber>,
+    /// How many closures are subscribed, shared with every [`EventBus`] handle.
+    listeners: Arc<AtomicUsize>,
     tx: broadcast::Sender<Event>,
     supervision: Supervision,
 }
@@ -155,6 +158,7 @@ impl EventBusActor {
     fn deliver(&mut self, event: &Event) {
         // An error only means there is no receiver right now.
         let _ = self.tx.send(event.clone());
+        let before = self.subscribers.len();
         self.subscribers.retain_mut(|sub| {
             let delivered = guard(|| {
                 let matched = (sub.filter)(event);
@@ -174,6 +178,8 @@ impl EventBusActor {
                 }
             }
         });
+        self.listeners
+            .fetch_sub(before - self.subscribers.len(), Ordering::Relaxed);
     }
 }
 
@@ -244,7 +250,10 @@ impl Handler<Unsubscribe> for EventBusActor {
 
     fn handle(&mut self, msg: Unsubscribe, ctx: &mut Self::Context) {
         let _ = run_supervised(self, ctx, |act, _| {
-            act.subscribers.retain(|sub| sub.id != msg.0)
+            let before = act.subscribers.len();
+            act.subscribers.retain(|sub| sub.id != msg.0);
+            act.listeners
+                .fetch_sub(before - act.subscribers.len(), Ordering::Relaxed);
         });
     }
 }
@@ -262,6 +271,7 @@ impl Handler<InjectPanic> for EventBusActor {
 pub struct EventBus {
     addr: Addr<EventBusActor>,
     tx: broadcast::WeakSender<Event>,
+    listeners: Arc<AtomicUsize>,
 }
 
 impl fmt::Debug for EventBus {
@@ -277,13 +287,19 @@ impl EventBus {
     pub fn start(config: EventBusConfig) -> EventBus {
         let (tx, _) = broadcast::channel(config.capacity.max(1));
         let weak = tx.downgrade();
+        let listeners = Arc::new(AtomicUsize::new(0));
         let addr = EventBusActor {
             subscribers: Vec::new(),
+            listeners: listeners.clone(),
             tx,
             supervision: Supervision::new("event-bus", config.policy, None),
         }
         .start();
-        EventBus { addr, tx: weak }
+        EventBus {
+            addr,
+            tx: weak,
+            listeners,
+        }
     }
 
     /// The bus actor's address (unchanged by restarts).
@@ -291,9 +307,20 @@ impl EventBus {
         &self.addr
     }
 
-    /// Publishes an event; never blocks (dropped if the bus is stopped).
+    /// Publishes an event; never blocks (dropped if the bus is stopped, or if
+    /// nobody listens: see [`EventBus::is_heard`]).
     pub fn publish(&self, event: Event) {
-        self.addr.do_send(Publish(event));
+        if self.is_heard() {
+            self.addr.do_send(Publish(event));
+        }
+    }
+
+    /// Whether anyone listens (a closure or a broadcast receiver): publishers of
+    /// frequent events skip building them otherwise (the router publishes two per
+    /// request). A subscription made on this thread counts at once.
+    pub fn is_heard(&self) -> bool {
+        self.listeners.load(Ordering::Relaxed) > 0
+            || self.tx.upgrade().is_some_and(|tx| tx.receiver_count() > 0)
     }
 
     /// Calls `callback` with every event `filter` accepts, until [`EventBus::off`].
@@ -326,6 +353,7 @@ impl EventBus {
 
     fn add(&self, filter: Filter, callback: Callback, once: bool) -> SubscriptionId {
         let id = SubscriptionId::next();
+        self.listeners.fetch_add(1, Ordering::Relaxed);
         self.addr.do_send(Subscribe {
             id,
             filter,

@@ -516,9 +516,11 @@ impl LinkActor {
         let link = ctx.address();
         let flush = self.flush;
         actix_rt::spawn(async move {
-            while let Ok(Some(mut batch)) = scheduler.send(Pull).await {
+            let mut written = None;
+            while let Ok(Some(mut batch)) = scheduler.send(Pull(written.take())).await {
                 // Vectored: large payloads go from the message body to the socket.
                 let mut result = writer.write_all_buf(&mut batch).await;
+                written = Some(batch);
                 if flush && result.is_ok() {
                     result = writer.flush().await;
                 }

@@ -189,10 +189,9 @@ impl RouterActor {
         self
     }
 
-    fn publish(&self, event: Event) {
-        if let Some(bus) = &self.events {
-            bus.publish(event);
-        }
+    /// Publishes the event `make` builds, if anyone listens (builds nothing otherwise).
+    fn publish(&self, make: impl FnOnce() -> Event) {
+        publish_on(&self.events, make);
     }
 
     fn dispatch(&mut self, incoming: Incoming, ctx: &mut Context<Self>) {
@@ -214,7 +213,7 @@ impl RouterActor {
         let route_name = head.route.clone();
         let answer_to = link.addr.clone();
         let link_id = link.id;
-        self.publish(Event::Request {
+        self.publish(|| Event::Request {
             link: link_id,
             route: route_name.clone(),
         });
@@ -248,13 +247,11 @@ impl RouterActor {
             };
             router.do_send(Done { key });
             let Some(result) = result else { return };
-            if let Some(bus) = &events {
-                bus.publish(Event::Response {
-                    link: link_id,
-                    route: route_name.clone(),
-                    ok: result.is_ok(),
-                });
-            }
+            publish_on(&events, || Event::Response {
+                link: link_id,
+                route: route_name.clone(),
+                ok: result.is_ok(),
+            });
             if one_way {
                 if let Err(error) = result {
                     tracing::warn!(route = %route_name, %error, "one-way handler failed");
@@ -374,7 +371,7 @@ impl Handler<Canceled> for RouterActor {
     type Result = ();
 
     fn handle(&mut self, msg: Canceled, _: &mut Self::Context) {
-        self.publish(Event::Canceled {
+        self.publish(|| Event::Canceled {
             link: msg.link,
             stream: msg.stream.0,
         });
@@ -423,5 +420,12 @@ impl Handler<AddRoute> for RouterActor {
 
     fn handle(&mut self, msg: AddRoute, _: &mut Self::Context) {
         self.routes.insert(msg.path, msg.route);
+    }
+}
+
+/// Publishes the event `make` builds on `bus`, if there is one and anyone listens.
+fn publish_on(bus: &Option<EventBus>, make: impl FnOnce() -> Event) {
+    if let Some(bus) = bus.as_ref().filter(|bus| bus.is_heard()) {
+        bus.publish(make());
     }
 }

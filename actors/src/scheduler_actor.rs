@@ -30,6 +30,8 @@ pub struct SchedulerActor {
     batch_budget: usize,
     /// The writer's parked [`Pull`], answered as soon as a frame is ready.
     puller: Option<oneshot::Sender<Option<WireBatch>>>,
+    /// The writer's last batch, written out: its buffer serves the next batch.
+    spare: Option<WireBatch>,
     /// Feeders of streamed bodies waiting until their queue runs low.
     feeders: HashMap<StreamId, oneshot::Sender<()>>,
     /// Transfers whose progress someone watches.
@@ -49,6 +51,7 @@ impl SchedulerActor {
             transmitter: Transmitter::new(config),
             batch_budget: batch_budget.max(1),
             puller: None,
+            spare: None,
             feeders: HashMap::new(),
             watched: HashMap::new(),
             closed: false,
@@ -60,7 +63,11 @@ impl SchedulerActor {
     /// Encodes the next batch, or `None` if nothing may be sent now.
     fn next_batch(&mut self) -> Option<WireBatch> {
         self.transmitter.set_now(now());
-        let mut batch = WireBatch::new();
+        let mut batch = self
+            .spare
+            .take()
+            .map(WireBatch::recycle)
+            .unwrap_or_default();
         self.transmitter
             .poll_transmit_batch(&mut batch, self.batch_budget);
         self.after_transmit();
@@ -162,17 +169,21 @@ impl Handler<Apply> for SchedulerActor {
 }
 
 /// The writer can take more bytes: answered with the next batch once one is
-/// ready, or `None` when the link is closing.
+/// ready, or `None` when the link is closing. Carries the writer's previous batch,
+/// written out, so its buffer serves the next one (no allocation per write).
 #[derive(Message)]
 #[rtype(result = "Option<WireBatch>")]
-pub struct Pull;
+pub struct Pull(pub Option<WireBatch>);
 
 impl Handler<Pull> for SchedulerActor {
     type Result = ResponseFuture<Option<WireBatch>>;
 
-    fn handle(&mut self, _: Pull, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, Pull(written): Pull, ctx: &mut Self::Context) -> Self::Result {
         if self.closed {
             return Box::pin(async { None });
+        }
+        if let Some(written) = written {
+            self.spare = Some(written);
         }
         let batch = self.next_batch();
         self.arm_timer(ctx);

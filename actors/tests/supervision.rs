@@ -510,3 +510,39 @@ proptest! {
         }
     }
 }
+
+#[actix_rt::test]
+async fn the_bus_knows_whether_anyone_listens() {
+    let bus = bus();
+    assert!(!bus.is_heard(), "a new bus has no listener");
+    let id = bus.on(|_| true, |_| {});
+    assert!(bus.is_heard(), "a subscription counts at once");
+    bus.off(id);
+    eventually("off() to take effect", || !bus.is_heard()).await;
+
+    let got = Arc::new(AtomicUsize::new(0));
+    let seen = got.clone();
+    bus.once(
+        |e| matches!(e, Event::Stopped),
+        move |_| {
+            seen.fetch_add(1, Ordering::SeqCst);
+        },
+    );
+    assert!(bus.is_heard());
+    bus.publish(Event::Stopped);
+    eventually("the once subscription to fire and go", || {
+        got.load(Ordering::SeqCst) == 1 && !bus.is_heard()
+    })
+    .await;
+
+    bus.on(|_| true, |_| panic!("a broken subscriber"));
+    bus.publish(Event::Started);
+    eventually("the panicking subscriber to be removed", || !bus.is_heard()).await;
+
+    let mut rx = bus.subscribe();
+    assert!(bus.is_heard(), "a broadcast receiver counts");
+    bus.publish(Event::Started);
+    next_event(&mut rx, |e| matches!(e, Event::Started)).await;
+    drop(rx);
+    assert!(!bus.is_heard());
+}

@@ -61,6 +61,22 @@ impl WireBatch {
         WireBatch::default()
     }
 
+    /// An empty batch that reuses this one's coalescing buffer (once its bytes
+    /// were written, its allocation is free again: no new one per write).
+    pub fn recycle(mut self) -> WireBatch {
+        self.segments.clear();
+        self.tail.clear();
+        self.len = 0;
+        // Keep a buffer of a few pages at most; a huge one goes back.
+        if self.tail.capacity() > Self::RECYCLE_MAX {
+            self.tail = BytesMut::new();
+        }
+        self
+    }
+
+    /// Largest coalescing buffer [`WireBatch::recycle`] keeps.
+    const RECYCLE_MAX: usize = 64 * 1024;
+
     /// True when the batch holds no bytes.
     pub fn is_empty(&self) -> bool {
         self.len == 0
@@ -234,6 +250,36 @@ mod tests {
         );
         assert_eq!(segments[1].as_ptr(), payload.as_ptr(), "the payload itself");
         assert_eq!(segments[3].as_ptr(), payload.as_ptr());
+    }
+
+    #[test]
+    fn a_recycled_batch_reuses_its_buffer_and_writes_the_same_bytes() {
+        let mut framer = Framer::new(FramingKind::Stream, 1 << 20);
+        let small = Bytes::from_static(b"small payload");
+        let mut batch = WireBatch::new();
+        for _ in 0..50 {
+            batch.put_frame(&mut framer, b"head", &small);
+        }
+        let allocation = batch.tail.as_ptr();
+        let expected = batch.to_bytes();
+        // Written out in pieces, as the writer does.
+        let mut out = Vec::new();
+        while batch.has_remaining() {
+            let n = batch.chunk().len().min(100);
+            out.extend_from_slice(&batch.chunk()[..n]);
+            batch.advance(n);
+        }
+        assert_eq!(out, expected.to_vec());
+        let mut again = batch.recycle();
+        for _ in 0..50 {
+            again.put_frame(&mut framer, b"head", &small);
+        }
+        assert_eq!(again.to_bytes(), expected, "same frames, same bytes");
+        assert_eq!(
+            again.tail.as_ptr(),
+            allocation,
+            "the same buffer, not a new one"
+        );
     }
 
     #[test]
