@@ -21,11 +21,14 @@ use crate::event_bus::{Event, EventBus};
 use crate::link_actor::{LinkId, LinkRef, Respond};
 use actix::prelude::*;
 use futures_util::future::LocalBoxFuture;
+use futures_util::future::{AbortHandle, Abortable, Aborted};
+use futures_util::FutureExt;
 use netcore_proto::frame::{header_value, Header};
 use netcore_proto::link::Message as ProtoMessage;
 use netcore_proto::reassembly::MessageHead;
 use netcore_proto::{ErrorCode, MessageKind, Priority, StreamId};
 use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 /// An inbound request or one-way message, as a handler sees it.
@@ -155,7 +158,7 @@ pub struct RouterActor {
     defaults: Vec<(String, Route)>,
     config: RouterConfig,
     queue: VecDeque<Incoming>,
-    running: HashMap<(LinkId, StreamId), tokio::task::AbortHandle>,
+    running: HashMap<(LinkId, StreamId), AbortHandle>,
     active: usize,
     events: Option<EventBus>,
 }
@@ -230,20 +233,23 @@ impl RouterActor {
             }
         };
         self.active += 1;
-        let handle = actix_rt::spawn(task);
-        self.running.insert(key, handle.abort_handle());
+        // One task per request: the handler's panics are caught around it, and the
+        // peer's CANCEL aborts it through `running`.
+        let (abort, registration) = AbortHandle::new_pair();
+        let task = Abortable::new(AssertUnwindSafe(task).catch_unwind(), registration);
+        self.running.insert(key, abort);
         let router = ctx.address();
         actix_rt::spawn(async move {
-            let result = match handle.await {
-                Ok(result) => Some(result),
-                Err(error) if error.is_panic() => {
-                    let why = panic_message(error.into_panic());
+            let result = match task.await {
+                Ok(Ok(result)) => Some(result),
+                Ok(Err(panic)) => {
+                    let why = panic_message(panic);
                     tracing::error!(route = %route_name, %why, "handler panicked");
                     Some(Err(HandlerError::failed(format!(
                         "handler panicked: {why}"
                     ))))
                 }
-                Err(_) => None, // aborted: the peer canceled the request
+                Err(Aborted) => None, // the peer canceled the request
             };
             router.do_send(Done { key });
             let Some(result) = result else { return };
