@@ -211,6 +211,8 @@ pub struct LinkActor {
     transport: Option<BoxedTransport>,
     flush: bool,
     chunk_len: usize,
+    /// Bytes the reader asks for at a time (see [`read_size`]).
+    read_size: usize,
     calls: HashMap<StreamId, CallReply>,
     /// Inbound requests handed to the router and not yet answered.
     serving: usize,
@@ -249,6 +251,7 @@ impl LinkActor {
         let sched = scheduler.clone();
         let (spool, flush, connector) = (options.spool, options.flush, options.connector);
         let resume_window = options.resume_window;
+        let read_size = read_size(options.batch_budget);
         let build = move |ctx: &mut Context<LinkActor>| {
             let factory = SpoolFactory {
                 link: ctx.address(),
@@ -257,7 +260,7 @@ impl LinkActor {
                 release_every: config.stream_window / 4,
             };
             let mut session = Session::new(config, Some(Box::new(factory)));
-            session.set_read_ahead(READ_SIZE);
+            session.set_read_ahead(read_size);
             LinkActor {
                 id,
                 session,
@@ -267,6 +270,7 @@ impl LinkActor {
                 transport: Some(transport),
                 flush,
                 chunk_len,
+                read_size,
                 calls: HashMap::new(),
                 serving: 0,
                 spooling: HashMap::new(),
@@ -491,15 +495,16 @@ impl LinkActor {
         let generation = self.generation;
         let (mut reader, mut writer) = tokio::io::split(transport);
         let link = ctx.address();
+        let read_size = self.read_size;
         actix_rt::spawn(async move {
-            // Large reads: one syscall and one `Input` message per ~256 KiB on fast
-            // links (a slow link's reads are short anyway). The buffer goes to the
-            // actor and comes back holding the start of the next frame, with room
-            // behind it: frames are split off it without a copy.
+            // Large reads on fast links: one syscall and one `Input` message per
+            // ~256 KiB. The buffer goes to the actor and comes back holding the
+            // start of the next frame, with room behind it: frames are split off it
+            // without a copy.
             let mut buf = BytesMut::new();
             let reason = loop {
-                if buf.capacity() - buf.len() < READ_MIN {
-                    buf.reserve(READ_SIZE);
+                if buf.capacity() - buf.len() < read_size / 16 {
+                    buf.reserve(read_size);
                 }
                 match reader.read_buf(&mut buf).await {
                     Ok(0) => break "the peer closed the link".to_string(),
@@ -657,11 +662,14 @@ impl Actor for LinkActor {
     }
 }
 
-/// Most bytes a reader asks the transport for at a time.
-const READ_SIZE: usize = 256 * 1024;
-
-/// Below this much room the reader gets a new buffer before reading.
-const READ_MIN: usize = 16 * 1024;
+/// How many bytes a link's reader asks the transport for at a time: its write
+/// batch size (the runtime's measure of the link's speed), from 16 KiB (serial
+/// lines, whose reads are short anyway: a gateway with many of them keeps small
+/// buffers) to 256 KiB (TCP). With less than a sixteenth of that left, the
+/// reader gets a new buffer before reading.
+fn read_size(batch_budget: usize) -> usize {
+    batch_budget.clamp(16 * 1024, 256 * 1024)
+}
 
 /// Bytes read from the transport, in the reader's buffer (see
 /// [`Session::handle_input_buf`]); answered with the buffer, holding the start of a
