@@ -217,6 +217,29 @@ impl EndpointBuilder {
     /// sender (flow control). A body that fits in one frame still arrives whole,
     /// as `Body::Bytes`. Applies to every link of this endpoint; call it again
     /// for more prefixes.
+    ///
+    /// ```no_run
+    /// use netcore::{Body, Endpoint, Reply, Request};
+    ///
+    /// # fn demo() {
+    /// let server = Endpoint::builder()
+    ///     .stream_bodies("upload/")
+    ///     .route("upload/firmware", |req: Request| async move {
+    ///         let mut stored = 0u64;
+    ///         match req.body {
+    ///             Body::Stream(mut chunks) => {
+    ///                 // Each chunk as it arrives; the sender waits while we are slow.
+    ///                 while let Some(chunk) = chunks.next().await? {
+    ///                     stored += chunk.len() as u64; // e.g. write it to flash
+    ///                 }
+    ///             }
+    ///             whole => stored = whole.len(), // fitted in one frame
+    ///         }
+    ///         Ok(Reply::new(format!("{stored} bytes stored")))
+    ///     })
+    ///     .start();
+    /// # drop(server); }
+    /// ```
     pub fn stream_bodies(mut self, prefix: impl Into<String>) -> Self {
         self.stream_routes.push(prefix.into());
         self

@@ -103,3 +103,12 @@ impl fmt::Display for HandlerError {
 }
 
 impl std::error::Error for HandlerError {}
+
+/// An I/O failure inside a handler (reading a body stream or a spooled file,
+/// writing somewhere) is the handler failing: `HandlerFailed`, with the error's
+/// text, so `?` works on `io::Result` in handlers.
+impl From<std::io::Error> for HandlerError {
+    fn from(error: std::io::Error) -> Self {
+        HandlerError::failed(error.to_string())
+    }
+}
