@@ -1,7 +1,9 @@
 //! A TCP client for `tcp_server`: `cargo run --example tcp_client -- 127.0.0.1:7878 [FILE]`
 //!
 //! Calls `echo` and `time`, then uploads FILE (default: a generated 32 MiB file)
-//! with a progress line, and prints the server's answer.
+//! twice with a progress line: to `upload` (the server spools it) and to
+//! `stream/upload` (the server's handler reads it as it arrives), and prints the
+//! server's answers and the times.
 #![allow(clippy::print_stdout)]
 
 use netcore::{Body, Endpoint, Payload, Priority};
@@ -37,17 +39,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             path
         }
     };
-    let total = std::fs::metadata(&path)?.len();
+    for route in ["upload", "stream/upload"] {
+        upload(&link, route, &path).await?;
+    }
+    client.stop().await;
+    Ok(())
+}
+
+/// Uploads the file at `path` to `route` with a progress line.
+async fn upload(
+    link: &netcore::Link,
+    route: &str,
+    path: &std::path::Path,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let total = std::fs::metadata(path)?.len();
     let started = Instant::now();
     let mut call = link
-        .request("upload", Payload::File(path))
+        .request(route, Payload::File(path.to_path_buf()))
         .timeout(Duration::from_secs(600))
         .start()
         .await?;
     if let Some(transfer) = call.transfer() {
         while let Some((done, _)) = transfer.changed().await {
             print!(
-                "\r  upload {:>5.1}%  {done} / {total} bytes",
+                "\r  {route} {:>5.1}%  {done} / {total} bytes",
                 done as f64 * 100.0 / total.max(1) as f64
             );
             let _ = std::io::stdout().flush();
@@ -55,12 +70,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let answer = call.response().await?;
     println!(
-        "\nupload of {total} bytes -> {} in {:.2} s",
+        "\n{route}: {total} bytes -> {} in {:.2} s",
         text(&answer.body),
         started.elapsed().as_secs_f64()
     );
     let _ = std::io::stdout().flush();
-    client.stop().await;
     Ok(())
 }
 

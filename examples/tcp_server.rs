@@ -1,8 +1,10 @@
 //! A TCP server: `cargo run --example tcp_server -- 127.0.0.1:7878`
 //!
-//! Serves `echo` (the body back), `time` (seconds since the epoch) and `upload`
-//! (any size: large bodies are spooled to disk as they arrive; answers the size
-//! and a CRC-32C). Each connection is one link of the same endpoint.
+//! Serves `echo` (the body back), `time` (seconds since the epoch), `upload`
+//! (any size: large bodies are spooled to disk as they arrive, then read back) and
+//! `stream/upload` (the same, but the handler gets the body as it arrives:
+//! `stream_bodies("stream/")`); both answer the size and a CRC-32C. Each
+//! connection is one link of the same endpoint.
 #![allow(clippy::print_stdout)]
 
 use netcore::{Body, Endpoint, HandlerError, Reply, Request};
@@ -28,21 +30,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .unwrap_or(0);
             Ok(Reply::new(now.to_string()))
         })
-        .route("upload", |req: Request| async move {
-            let spooled = matches!(req.body, Body::File(_));
-            let mut chunks = req.body.into_chunks(1 << 20);
-            let (mut len, mut crc) = (0u64, 0u32);
-            while let Some(chunk) = chunks
-                .next()
-                .await
-                .map_err(|e| HandlerError::failed(e.to_string()))?
-            {
-                len += chunk.len() as u64;
-                crc = crc32c::crc32c_append(crc, &chunk);
-            }
-            println!("upload: {len} bytes, crc32c {crc:08x}, spooled to disk: {spooled}");
-            Ok(Reply::new(format!("{len} bytes, crc32c {crc:08x}")))
-        })
+        .route("upload", checksum)
+        .stream_bodies("stream/")
+        .route("stream/upload", checksum)
         .max_workers(16)
         .start();
     let listener = tokio::net::TcpListener::bind(&addr).await?;
@@ -53,4 +43,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Err(error) => println!("a connection failed: {error}"),
         }
     }
+}
+
+/// Answers an upload's size and CRC-32C, reading it chunk by chunk: from the spool
+/// file (`Body::File`), as it arrives (`Body::Stream`) or from memory.
+async fn checksum(req: Request) -> Result<Reply, HandlerError> {
+    let how = match &req.body {
+        Body::Bytes(_) => "in memory",
+        Body::File(_) => "spooled to disk first",
+        Body::Stream(_) => "streamed as it arrived",
+    };
+    let mut chunks = req.body.into_chunks(1 << 20);
+    let (mut len, mut crc) = (0u64, 0u32);
+    while let Some(chunk) = chunks.next().await? {
+        len += chunk.len() as u64;
+        crc = crc32c::crc32c_append(crc, &chunk);
+    }
+    println!("{}: {len} bytes, crc32c {crc:08x}, {how}", req.head.route);
+    Ok(Reply::new(format!("{len} bytes, crc32c {crc:08x}")))
 }
