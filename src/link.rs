@@ -132,6 +132,7 @@ impl Link {
             },
             payload: body.into(),
             timeout: self.call_timeout,
+            stream_answer: false,
         }
     }
 
@@ -230,9 +231,22 @@ pub struct CallBuilder {
     message: Message,
     payload: Payload,
     timeout: Duration,
+    stream_answer: bool,
 }
 
 impl CallBuilder {
+    /// The answer's body arrives as a [`Body::Stream`](crate::Body::Stream) as soon
+    /// as the answer opens, chunk by chunk, instead of reassembled in memory or
+    /// spooled to a file first (a download you process as it comes, with
+    /// flow control: reading slowly slows the sender). An answer that fits in one
+    /// frame, or an error answer, still arrives whole. The call's timeout covers
+    /// the wait for the answer to open, not reading its body; dropping the stream
+    /// before its end cancels the rest.
+    pub fn stream_answer(mut self) -> Self {
+        self.stream_answer = true;
+        self
+    }
+
     /// Fails the call with [`CallError::Timeout`] (and cancels it on the wire) if no
     /// answer arrived within `timeout`.
     pub fn timeout(mut self, timeout: Duration) -> Self {
@@ -262,6 +276,7 @@ impl CallBuilder {
             message,
             payload,
             timeout,
+            stream_answer,
         } = self;
         let (message, payload) = with_payload(message, payload).await?;
         let total = message.streamed_len;
@@ -274,6 +289,7 @@ impl CallBuilder {
                 message,
                 payload,
                 reply,
+                stream_answer,
             })
             .await
             .map_err(|_| down())??;

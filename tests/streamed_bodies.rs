@@ -3,7 +3,8 @@
 //! sending, byte-identical; a handler that stops reading holds the sender back to
 //! the stream window; a handler that drops the stream cancels the upload; a link
 //! that goes down mid-body ends the stream with an error, not a hang. Routes not
-//! listed still spool, and single-frame bodies arrive whole.
+//! listed still spool, and single-frame bodies arrive whole. A call made with
+//! `stream_answer` gets its answer the same way.
 #![allow(clippy::unwrap_used)]
 
 use netcore::actors::link_actor::Shutdown;
@@ -252,4 +253,46 @@ async fn a_link_that_goes_down_mid_body_ends_the_stream_with_an_error() {
     assert_eq!(kind, "stream");
     let error = result.expect_err("a cut body must not look complete");
     assert!(!error.is_empty());
+}
+
+#[actix_rt::test]
+async fn a_call_can_take_its_answer_as_a_stream() {
+    let data = bytes::Bytes::from(content(LEN));
+    let served = data.clone();
+    let server = Endpoint::builder()
+        .route("download", move |_req: Request| {
+            let body = served.clone();
+            async move { Ok(Reply::new(body)) }
+        })
+        .route("small", |_req: Request| async { Ok(Reply::new("tiny")) })
+        .route("fail", |_req: Request| async {
+            Err::<Reply, _>(netcore::HandlerError::failed("no such file"))
+        });
+    let (_server, _client, link) = pair(server).await;
+
+    let answer = link.request("download", "").stream_answer().await.unwrap();
+    let (kind, at_first, result) = read_body(answer.body).await;
+    assert_eq!(kind, "stream");
+    assert!(at_first < LEN as u64 / 2, "first chunk after {at_first} of {LEN} bytes");
+    assert_eq!(result.unwrap(), digest(&data));
+
+    let answer = link.call("download", "").await.unwrap();
+    assert!(matches!(answer.body, Body::File(_)), "without stream_answer: spooled");
+
+    let answer = link.request("small", "").stream_answer().await.unwrap();
+    assert_eq!(answer.body.as_bytes().unwrap().as_ref(), b"tiny", "one frame: whole");
+
+    let failed = link.request("fail", "").stream_answer().await;
+    assert!(matches!(failed, Err(CallError::Remote { .. })), "{failed:?}");
+
+    // Dropping a streamed answer early cancels the rest; the link stays up.
+    let answer = link.request("download", "").stream_answer().await.unwrap();
+    let Body::Stream(mut stream) = answer.body else {
+        panic!("not streamed")
+    };
+    stream.next().await.unwrap().unwrap();
+    drop(stream);
+    let again = link.request("small", "").await.unwrap();
+    assert_eq!(again.body.as_bytes().unwrap().as_ref(), b"tiny");
+    assert!(link.is_up());
 }

@@ -20,7 +20,7 @@ use crate::deadline::Deadline;
 use crate::error::CallError;
 use crate::router_actor::{Canceled as RouterCanceled, Incoming};
 use crate::scheduler_actor::{feed_body, Apply, Close, Pull, SchedulerActor};
-use crate::stream_actor::{SpoolFactory, SpoolLimits};
+use crate::stream_actor::{SpoolFactory, SpoolLimits, StreamedAnswers};
 use crate::transport::BoxedTransport;
 use actix::prelude::*;
 use bytes::BytesMut;
@@ -213,6 +213,8 @@ pub struct LinkActor {
     chunk_len: usize,
     /// Bytes the reader asks for at a time (see [`read_size`]).
     read_size: usize,
+    /// Our calls whose answer streams (shared with the session's sink factory).
+    streamed_answers: StreamedAnswers,
     calls: HashMap<StreamId, CallReply>,
     /// Inbound requests handed to the router and not yet answered.
     serving: usize,
@@ -253,11 +255,13 @@ impl LinkActor {
         let resume_window = options.resume_window;
         let read_size = read_size(options.batch_budget);
         let build = move |ctx: &mut Context<LinkActor>| {
+            let streamed_answers = StreamedAnswers::default();
             let factory = SpoolFactory {
                 link: ctx.address(),
                 limits: spool,
                 live: Arc::new(AtomicUsize::new(0)),
                 release_every: config.stream_window / 4,
+                streamed_answers: streamed_answers.clone(),
             };
             let mut session = Session::new(config, Some(Box::new(factory)));
             session.set_read_ahead(read_size);
@@ -271,6 +275,7 @@ impl LinkActor {
                 flush,
                 chunk_len,
                 read_size,
+                streamed_answers,
                 calls: HashMap::new(),
                 serving: 0,
                 spooling: HashMap::new(),
@@ -337,6 +342,7 @@ impl LinkActor {
             }
             LinkEvent::Canceled { stream, code } => {
                 self.spooling.remove(&stream);
+                self.streamed_answers.remove(stream);
                 if let Some(reply) = self.calls.remove(&stream) {
                     let error = match code {
                         ErrorCode::PeerReset => CallError::PeerReset,
@@ -357,6 +363,7 @@ impl LinkActor {
             LinkEvent::Refused { stream, error } => {
                 tracing::warn!(link = %self.id, stream = stream.0, %error, "refused inbound stream");
                 self.spooling.remove(&stream);
+                self.streamed_answers.remove(stream);
                 if let Some(reply) = self.calls.remove(&stream) {
                     let _ = reply.send(Err(CallError::Remote {
                         code: error.code(),
@@ -391,6 +398,7 @@ impl LinkActor {
     fn deliver(&mut self, head: MessageHead, body: Body, ctx: &mut Context<Self>) {
         match head.kind {
             MessageKind::Response | MessageKind::ErrorResponse => {
+                self.streamed_answers.remove(head.stream);
                 let Some(reply) = self.calls.remove(&head.stream) else {
                     return;
                 };
@@ -433,6 +441,7 @@ impl LinkActor {
         if matches!(*self.state.borrow(), LinkState::Down(_)) {
             return;
         }
+        self.streamed_answers.clear();
         for (_, reply) in self.calls.drain() {
             let _ = reply.send(Err(CallError::LinkDown(reason.clone())));
         }
@@ -654,6 +663,7 @@ impl Actor for LinkActor {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        self.streamed_answers.clear();
         for (_, reply) in self.calls.drain() {
             let _ = reply.send(Err(CallError::LinkDown("link stopped".into())));
         }
@@ -734,13 +744,21 @@ pub struct Call {
     pub payload: Option<Payload>,
     /// Where the answer goes.
     pub reply: oneshot::Sender<Result<Response, CallError>>,
+    /// Hand a multi-frame answer over as a [`Body::Stream`] as soon as it opens,
+    /// instead of reassembling or spooling it first.
+    pub stream_answer: bool,
 }
 
 impl Handler<Call> for LinkActor {
     type Result = Result<StreamId, CallError>;
 
     fn handle(&mut self, msg: Call, ctx: &mut Self::Context) -> Self::Result {
-        self.send_message(msg.message, msg.payload, Outbound::Request(msg.reply), ctx)
+        let stream =
+            self.send_message(msg.message, msg.payload, Outbound::Request(msg.reply), ctx)?;
+        if msg.stream_answer {
+            self.streamed_answers.insert(stream);
+        }
+        Ok(stream)
     }
 }
 
@@ -805,6 +823,7 @@ impl Handler<CancelStream> for LinkActor {
 
     fn handle(&mut self, msg: CancelStream, ctx: &mut Self::Context) {
         self.calls.remove(&msg.stream);
+        self.streamed_answers.remove(msg.stream);
         self.spooling.remove(&msg.stream);
         self.session.cancel(msg.stream, msg.code);
         self.pump(ctx);

@@ -21,10 +21,11 @@ use actix::prelude::*;
 use bytes::Bytes;
 use netcore_proto::reassembly::{Accepted, BodySink, MessageHead, SinkError, SinkFactory};
 use netcore_proto::{ErrorCode, MessageKind, StreamId};
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// Where and how many inbound messages spool.
 #[derive(Clone, Debug)]
@@ -70,17 +71,48 @@ pub(crate) struct SpoolFactory {
     pub(crate) live: Arc<AtomicUsize>,
     /// Credit a streamed body returns at a time (a quarter of the stream window).
     pub(crate) release_every: u64,
+    /// Our calls whose answer streams.
+    pub(crate) streamed_answers: StreamedAnswers,
+}
+
+/// Our calls whose answers go to the caller as a stream
+/// ([`Call::stream_answer`](crate::link_actor::Call::stream_answer)): the link
+/// actor adds and removes them, the sink factory looks an answer up at its OPEN.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct StreamedAnswers(Arc<Mutex<HashSet<StreamId>>>);
+
+impl StreamedAnswers {
+    fn set(&self) -> MutexGuard<'_, HashSet<StreamId>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn insert(&self, stream: StreamId) {
+        self.set().insert(stream);
+    }
+
+    pub(crate) fn remove(&self, stream: StreamId) {
+        self.set().remove(&stream);
+    }
+
+    pub(crate) fn clear(&self) {
+        self.set().clear();
+    }
+
+    fn contains(&self, stream: StreamId) -> bool {
+        self.set().contains(&stream)
+    }
 }
 
 impl SinkFactory for SpoolFactory {
     /// Requests and one-way messages to a streamed route go to their handler as
-    /// they arrive, whatever their size (answers to our calls never stream).
+    /// they arrive, whatever their size; so do the answers of calls made with
+    /// `stream_answer` (an error answer never streams).
     fn prefers_sink(&self, head: &MessageHead) -> bool {
-        let answer = matches!(
-            head.kind,
-            MessageKind::Response | MessageKind::ErrorResponse
-        );
-        !answer && self.limits.streams(&head.route)
+        match head.kind {
+            MessageKind::Response => self.streamed_answers.contains(head.stream),
+            MessageKind::ErrorResponse => false,
+            _ => self.limits.streams(&head.route),
+        }
     }
 
     fn open(&mut self, head: &MessageHead) -> Option<Box<dyn BodySink>> {
