@@ -273,17 +273,30 @@ async fn a_call_can_take_its_answer_as_a_stream() {
     let answer = link.request("download", "").stream_answer().await.unwrap();
     let (kind, at_first, result) = read_body(answer.body).await;
     assert_eq!(kind, "stream");
-    assert!(at_first < LEN as u64 / 2, "first chunk after {at_first} of {LEN} bytes");
+    assert!(
+        at_first < LEN as u64 / 2,
+        "first chunk after {at_first} of {LEN} bytes"
+    );
     assert_eq!(result.unwrap(), digest(&data));
 
     let answer = link.call("download", "").await.unwrap();
-    assert!(matches!(answer.body, Body::File(_)), "without stream_answer: spooled");
+    assert!(
+        matches!(answer.body, Body::File(_)),
+        "without stream_answer: spooled"
+    );
 
     let answer = link.request("small", "").stream_answer().await.unwrap();
-    assert_eq!(answer.body.as_bytes().unwrap().as_ref(), b"tiny", "one frame: whole");
+    assert_eq!(
+        answer.body.as_bytes().unwrap().as_ref(),
+        b"tiny",
+        "one frame: whole"
+    );
 
     let failed = link.request("fail", "").stream_answer().await;
-    assert!(matches!(failed, Err(CallError::Remote { .. })), "{failed:?}");
+    assert!(
+        matches!(failed, Err(CallError::Remote { .. })),
+        "{failed:?}"
+    );
 
     // Dropping a streamed answer early cancels the rest; the link stays up.
     let answer = link.request("download", "").stream_answer().await.unwrap();
