@@ -342,8 +342,7 @@ impl LinkActor {
             }
             LinkEvent::Canceled { stream, code } => {
                 self.spooling.remove(&stream);
-                self.streamed_answers.remove(stream);
-                if let Some(reply) = self.calls.remove(&stream) {
+                if let Some(reply) = self.forget_call(stream) {
                     let error = match code {
                         ErrorCode::PeerReset => CallError::PeerReset,
                         code => CallError::Canceled(code),
@@ -363,8 +362,7 @@ impl LinkActor {
             LinkEvent::Refused { stream, error } => {
                 tracing::warn!(link = %self.id, stream = stream.0, %error, "refused inbound stream");
                 self.spooling.remove(&stream);
-                self.streamed_answers.remove(stream);
-                if let Some(reply) = self.calls.remove(&stream) {
+                if let Some(reply) = self.forget_call(stream) {
                     let _ = reply.send(Err(CallError::Remote {
                         code: error.code(),
                         message: format!("answer refused here: {error}"),
@@ -398,8 +396,7 @@ impl LinkActor {
     fn deliver(&mut self, head: MessageHead, body: Body, ctx: &mut Context<Self>) {
         match head.kind {
             MessageKind::Response | MessageKind::ErrorResponse => {
-                self.streamed_answers.remove(head.stream);
-                let Some(reply) = self.calls.remove(&head.stream) else {
+                let Some(reply) = self.forget_call(head.stream) else {
                     return;
                 };
                 let result = if head.kind == MessageKind::Response {
@@ -437,14 +434,26 @@ impl LinkActor {
         }
     }
 
+    /// Our call on `stream` is over (answered, canceled, refused): its reply
+    /// channel, and whether its answer streams, are forgotten together.
+    fn forget_call(&mut self, stream: StreamId) -> Option<CallReply> {
+        self.streamed_answers.remove(stream);
+        self.calls.remove(&stream)
+    }
+
+    /// Every call in flight fails with [`CallError::LinkDown`].
+    fn fail_calls(&mut self, reason: &str) {
+        self.streamed_answers.clear();
+        for (_, reply) in self.calls.drain() {
+            let _ = reply.send(Err(CallError::LinkDown(reason.to_string())));
+        }
+    }
+
     fn go_down(&mut self, reason: String, ctx: &mut Context<Self>) {
         if matches!(*self.state.borrow(), LinkState::Down(_)) {
             return;
         }
-        self.streamed_answers.clear();
-        for (_, reply) in self.calls.drain() {
-            let _ = reply.send(Err(CallError::LinkDown(reason.clone())));
-        }
+        self.fail_calls(&reason);
         self.state.send_replace(LinkState::Down(reason));
         self.scheduler.do_send(Close);
         ctx.stop();
@@ -663,10 +672,7 @@ impl Actor for LinkActor {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        self.streamed_answers.clear();
-        for (_, reply) in self.calls.drain() {
-            let _ = reply.send(Err(CallError::LinkDown("link stopped".into())));
-        }
+        self.fail_calls("link stopped");
         self.scheduler.do_send(Close);
         tracing::debug!(link = %self.id, "link actor stopped");
     }
@@ -822,8 +828,7 @@ impl Handler<CancelStream> for LinkActor {
     type Result = ();
 
     fn handle(&mut self, msg: CancelStream, ctx: &mut Self::Context) {
-        self.calls.remove(&msg.stream);
-        self.streamed_answers.remove(msg.stream);
+        self.forget_call(msg.stream);
         self.spooling.remove(&msg.stream);
         self.session.cancel(msg.stream, msg.code);
         self.pump(ctx);
