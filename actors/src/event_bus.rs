@@ -310,14 +310,19 @@ impl EventBus {
     /// Publishes an event; never blocks (dropped if the bus is stopped, or if
     /// nobody listens: see [`EventBus::is_heard`]).
     pub fn publish(&self, event: Event) {
+        self.publish_with(|| event);
+    }
+
+    /// Publishes the event `make` builds, building it only if someone listens:
+    /// for frequent events (the router publishes two per request).
+    pub fn publish_with(&self, make: impl FnOnce() -> Event) {
         if self.is_heard() {
-            self.addr.do_send(Publish(event));
+            self.addr.do_send(Publish(make()));
         }
     }
 
-    /// Whether anyone listens (a closure or a broadcast receiver): publishers of
-    /// frequent events skip building them otherwise (the router publishes two per
-    /// request). A subscription made on this thread counts at once.
+    /// Whether anyone listens (a closure or a broadcast receiver). A subscription
+    /// made on this thread counts at once.
     pub fn is_heard(&self) -> bool {
         self.listeners.load(Ordering::Relaxed) > 0
             || self.tx.upgrade().is_some_and(|tx| tx.receiver_count() > 0)

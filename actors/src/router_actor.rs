@@ -431,7 +431,7 @@ impl Handler<AddRoute> for RouterActor {
 
 /// Publishes the event `make` builds on `bus`, if there is one and anyone listens.
 fn publish_on(bus: &Option<EventBus>, make: impl FnOnce() -> Event) {
-    if let Some(bus) = bus.as_ref().filter(|bus| bus.is_heard()) {
-        bus.publish(make());
+    if let Some(bus) = bus {
+        bus.publish_with(make);
     }
 }

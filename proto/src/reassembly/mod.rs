@@ -293,11 +293,11 @@ impl Reassembly {
         }
         let total_len = head.total_len;
         let too_large = total_len.unwrap_or(n) > limits.spool_threshold;
-        let preferred = self.sinks.as_ref().is_some_and(|f| f.prefers_sink(&head));
-        let sink = match (too_large || preferred, self.sinks.as_mut()) {
-            (true, Some(factory)) => factory.open(&head),
-            _ => None,
-        };
+        let sink = self
+            .sinks
+            .as_mut()
+            .filter(|factory| too_large || factory.prefers_sink(&head))
+            .and_then(|factory| factory.open(&head));
         if too_large && sink.is_none() {
             self.free_link(n);
             let size = total_len.unwrap_or(n);
