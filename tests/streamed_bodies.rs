@@ -8,10 +8,10 @@
 #![allow(clippy::unwrap_used)]
 
 use netcore::actors::link_actor::Shutdown;
-use netcore::{Body, CallError, Endpoint, Link, Payload, Reply, Request};
-use std::path::{Path, PathBuf};
+use netcore::{Body, CallError, Endpoint, Link, Payload, PendingCall, Reply, Request};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tempfile::TempDir;
 use tokio::sync::{mpsc, oneshot, Notify};
 
 const LEN: usize = 24 << 20;
@@ -29,10 +29,19 @@ fn digest(bytes: &[u8]) -> String {
     format!("{} {:08x}", bytes.len(), crc32c::crc32c(bytes))
 }
 
-fn write_file(dir: &Path, len: usize) -> PathBuf {
-    let path = dir.join("upload");
-    std::fs::write(&path, content(len)).unwrap();
-    path
+/// Starts a call to `route` whose body is a `LEN`-byte file (streamed from disk, with
+/// upload progress); the directory holding the file lives as long as the result.
+async fn upload(link: &Link, route: &str, timeout: Duration) -> (TempDir, PendingCall) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("upload");
+    std::fs::write(&path, content(LEN)).unwrap();
+    let call = link
+        .request(route, Payload::File(path))
+        .timeout(timeout)
+        .start()
+        .await
+        .unwrap();
+    (dir, call)
 }
 
 /// What a streaming handler reports: (kind of body, bytes received when the
@@ -152,14 +161,7 @@ async fn a_handler_that_stops_reading_holds_the_sender_to_the_stream_window() {
             }
         });
     let (_server, _client, link) = pair(server).await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = write_file(dir.path(), LEN);
-    let mut call = link
-        .request("slow", Payload::File(path))
-        .timeout(Duration::from_secs(60))
-        .start()
-        .await
-        .unwrap();
+    let (_dir, mut call) = upload(&link, "slow", Duration::from_secs(60)).await;
     first_rx.await.unwrap();
     // Let the sender run into the window.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -189,14 +191,7 @@ async fn a_handler_that_drops_the_stream_cancels_the_upload() {
                 Ok(Reply::new("dropped"))
             });
     let (_server, _client, link) = pair(server).await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = write_file(dir.path(), LEN);
-    let mut call = link
-        .request("drop", Payload::File(path))
-        .timeout(Duration::from_secs(20))
-        .start()
-        .await
-        .unwrap();
+    let (_dir, mut call) = upload(&link, "drop", Duration::from_secs(20)).await;
     let mut transfer = call.transfer().unwrap().clone();
     // The handler's answer and the receiver's CANCEL of the rest race each other.
     match call.response().await {
@@ -235,13 +230,8 @@ async fn a_link_that_goes_down_mid_body_ends_the_stream_with_an_error() {
             }
         });
     let (_server, _client, link) = pair(server).await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = write_file(dir.path(), LEN);
-    let call = link
-        .request("cut", Payload::File(path))
-        .start()
-        .await
-        .unwrap();
+    // The endpoint's default call timeout.
+    let (_dir, call) = upload(&link, "cut", Duration::from_secs(30)).await;
     started_rx.await.unwrap();
     // Closed at once, no GOAWAY, no draining: the server sees the TCP stream end.
     link.actor().do_send(Shutdown("cut by the test".into()));
