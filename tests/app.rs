@@ -354,7 +354,8 @@ async fn a_supervised_handler_actor_restarts_with_fresh_state_then_escalates() {
         },
         move |e| log.lock().unwrap().push(e.clone()),
     );
-    let (_s, _c, link) = connect(server).await;
+    let (server, _c, link) = connect(server).await;
+    let server_events = server.events().clone();
     assert_eq!(text(link.call("/f/x", "a").await), "1");
     assert_eq!(text(link.call("/f/x", "a").await), "2");
     assert_eq!(
@@ -376,29 +377,38 @@ async fn a_supervised_handler_actor_restarts_with_fresh_state_then_escalates() {
     let (c, message) = code(link.call("/f/x", "a").await);
     assert_eq!(c, ErrorCode::HandlerFailed);
     assert!(message.contains("failed too often"), "{message}");
-    for _ in 0..100 {
-        if events.lock().unwrap().len() == 3 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    // The events travel through the bus actor: wait for the escalation, the last.
+    let (escalated, reported) = tokio::sync::oneshot::channel();
+    let _ = server_events.once(
+        |e| matches!(e, netcore::Event::ActorEscalated { .. }),
+        move |_| {
+            let _ = escalated.send(());
+        },
+    );
+    // (It may have been published before that subscription: then the log has it.)
+    let logged = || {
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e, netcore::Event::ActorEscalated { .. }))
+    };
+    if !logged() {
+        tokio::time::timeout(std::time::Duration::from_secs(10), reported)
+            .await
+            .expect("the escalation is reported")
+            .unwrap();
     }
     let events = events.lock().unwrap();
     assert!(
         matches!(
-            events[0],
-            netcore::Event::ActorRestarted { restarts: 1, .. }
+            events.as_slice(),
+            [
+                netcore::Event::ActorRestarted { restarts: 1, .. },
+                netcore::Event::ActorRestarted { restarts: 2, .. },
+                netcore::Event::ActorEscalated { .. },
+            ]
         ),
-        "{events:?}"
-    );
-    assert!(
-        matches!(
-            events[1],
-            netcore::Event::ActorRestarted { restarts: 2, .. }
-        ),
-        "{events:?}"
-    );
-    assert!(
-        matches!(events[2], netcore::Event::ActorEscalated { .. }),
-        "{events:?}"
+        "two restarts then an escalation, got {events:?}"
     );
 }

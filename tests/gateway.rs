@@ -68,14 +68,16 @@ async fn three_links_one_killed() {
     );
 
     // Kill sensor-2's side while calls run on the other links.
+    let calls_running = tokio::sync::Notify::new();
     let busy = async {
         for _ in 0..50 {
             assert_eq!(text(l1.call("name", "").await.unwrap()), "sensor-1");
+            calls_running.notify_one();
             assert_eq!(text(l3.call("name", "").await.unwrap()), "cloud");
         }
     };
     let kill = async {
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        calls_running.notified().await;
         d2.stop().await;
     };
     tokio::join!(busy, kill);

@@ -129,9 +129,14 @@ async fn a_restarted_peer_fails_calls_in_flight_with_peer_reset() {
     };
     let mut options = LinkOptions::serial_framed_rate(4_000_000);
     options.connector = Some(connector);
-    let slow = || async {
-        tokio::time::sleep(Duration::from_secs(60)).await;
-        "late"
+    let started = Arc::new(tokio::sync::Notify::new());
+    let running = started.clone();
+    let slow = move || {
+        running.notify_one();
+        async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            "late"
+        }
     };
     let server = Endpoint::builder().route("slow", slow).start();
     let client = Endpoint::builder().start();
@@ -142,7 +147,8 @@ async fn a_restarted_peer_fails_calls_in_flight_with_peer_reset() {
     let link = l.unwrap();
     let call = link.request("slow", "x").timeout(Duration::from_secs(20));
     let restart = async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // The call is in flight at the server.
+        started.notified().await;
         // The server process "restarts": its endpoint is gone, a new one takes the
         // next transport the client's connector opens.
         // (Cut first: dropping the server first could let the client reconnect
@@ -175,32 +181,45 @@ async fn a_restarted_peer_fails_calls_in_flight_with_peer_reset() {
 
 /// A TCP proxy between client and server, paced to ~30 MB/s, whose connections
 /// the test can cut (the network breaks; new connections go through again).
+/// Returns its address, the cut trigger, and the count of bytes it forwarded
+/// (both ways, all connections).
 async fn cut_proxy(
     target: std::net::SocketAddr,
-) -> (std::net::SocketAddr, tokio::sync::watch::Sender<u32>) {
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::watch::Sender<u32>,
+    tokio::sync::watch::Receiver<u64>,
+) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (cuts, _) = tokio::sync::watch::channel(0u32);
     let watch = cuts.clone();
+    let (forwarded, forwarded_rx) = tokio::sync::watch::channel(0u64);
+    let forwarded = Arc::new(forwarded);
     tokio::spawn(async move {
         while let Ok((inbound, _)) = listener.accept().await {
             let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
                 continue;
             };
             let mut cut = watch.subscribe();
+            let forwarded = forwarded.clone();
             tokio::spawn(async move {
                 let (ir, iw) = inbound.into_split();
                 let (or, ow) = outbound.into_split();
                 let pump = |mut r: tokio::net::tcp::OwnedReadHalf,
-                            mut w: tokio::net::tcp::OwnedWriteHalf| async move {
-                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                    let mut buf = vec![0u8; 64 * 1024];
-                    loop {
-                        let n = r.read(&mut buf).await.unwrap_or(0);
-                        if n == 0 || w.write_all(&buf[..n]).await.is_err() {
-                            return;
+                            mut w: tokio::net::tcp::OwnedWriteHalf| {
+                    let forwarded = forwarded.clone();
+                    async move {
+                        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = r.read(&mut buf).await.unwrap_or(0);
+                            if n == 0 || w.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                            forwarded.send_modify(|total| *total += n as u64);
+                            tokio::time::sleep(Duration::from_millis(2)).await;
                         }
-                        tokio::time::sleep(Duration::from_millis(2)).await;
                     }
                 };
                 tokio::select! {
@@ -212,7 +231,7 @@ async fn cut_proxy(
             });
         }
     });
-    (addr, cuts)
+    (addr, cuts, forwarded_rx)
 }
 
 #[actix_rt::test]
@@ -245,7 +264,7 @@ async fn a_tcp_link_resumes_after_the_network_breaks() {
             count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
     });
-    let (proxy, cuts) = cut_proxy(server_addr).await;
+    let (proxy, cuts, mut forwarded) = cut_proxy(server_addr).await;
     let client = Endpoint::builder()
         .tcp_resume(Duration::from_secs(10))
         .start();
@@ -258,7 +277,11 @@ async fn a_tcp_link_resumes_after_the_network_breaks() {
         (answer, *cuts.borrow())
     };
     let cut = async {
-        tokio::time::sleep(Duration::from_millis(80)).await;
+        // Break the network once a sixth of the upload went through.
+        forwarded
+            .wait_for(|bytes| *bytes >= (1 << 20))
+            .await
+            .unwrap();
         cuts.send_modify(|n| *n += 1);
     };
     let ((answer, cuts_before_answer), ()) = tokio::join!(call, cut);

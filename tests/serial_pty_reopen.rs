@@ -71,7 +71,11 @@ async fn a_pty_closed_and_reopened_mid_transfer_loses_nothing() {
         (answer, unplug.is_cut())
     };
     let pull_the_plug = async {
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        // Unplug once a quarter of the upload went into the PTY (polled: a PTY
+        // has no event for it; the upload needs far longer than a poll).
+        while unplug.sent().bytes_written < (data.len() / 4) as u64 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
         unplug.cut();
     };
     let ((answer, cut_mid_transfer), ()) = tokio::join!(call, pull_the_plug);

@@ -47,27 +47,33 @@ async fn both_sides_serve_and_call() {
 
 #[actix_rt::test]
 async fn one_way_messages_arrive() {
-    let seen = Arc::new(AtomicUsize::new(0));
-    let counter = seen.clone();
+    let (seen, mut arrived) = tokio::sync::mpsc::unbounded_channel();
     let (_s, _sl, _c, link) = pair(Endpoint::builder().route("tick", move |req: Request| {
-        let counter = counter.clone();
+        let seen = seen.clone();
         async move {
-            assert!(req.is_one_way());
-            counter.fetch_add(1, Ordering::SeqCst);
+            let one_way = req.is_one_way();
+            let body = req.body.into_bytes().await.unwrap();
+            seen.send((one_way, body)).unwrap();
             Ok(Reply::empty())
         }
     }))
     .await;
+    for i in 0..50 {
+        link.send("tick", format!("x{i}")).await.unwrap();
+    }
+    let mut bodies = Vec::new();
     for _ in 0..50 {
-        link.send("tick", "x").await.unwrap();
+        let (one_way, body) = tokio::time::timeout(Duration::from_secs(10), arrived.recv())
+            .await
+            .expect("every one-way message arrives")
+            .unwrap();
+        assert!(one_way);
+        bodies.push(String::from_utf8(body.to_vec()).unwrap());
     }
-    for _ in 0..200 {
-        if seen.load(Ordering::SeqCst) == 50 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(seen.load(Ordering::SeqCst), 50);
+    bodies.sort();
+    let mut expected: Vec<String> = (0..50).map(|i| format!("x{i}")).collect();
+    expected.sort();
+    assert_eq!(bodies, expected, "each message once");
 }
 
 #[actix_rt::test]

@@ -293,6 +293,8 @@ async fn panicking_subscriber_does_not_stop_delivery_to_others() {
 
 #[actix_rt::test]
 async fn panicking_periodic_task_keeps_firing_until_canceled() {
+    // Virtual time: the window after the cancel is exact whatever the load.
+    tokio::time::pause();
     let bus = bus();
     let mut events = bus.subscribe();
     let timers = Timers::start(policy(3), Some(bus.clone()));
@@ -357,14 +359,33 @@ async fn huge_delays_and_ttls_are_served_not_failures() {
 async fn cache_ttl_expiry() {
     let bus = bus();
     let cache = cache(3, &bus);
-    let ttl = Some(Duration::from_millis(30));
-    cache.set("short", "s", ttl).await.unwrap();
+    // The cache (moka) expires entries on the wall clock, so the bounds are the
+    // TTL's own: an entry is there while less than its TTL has passed since it
+    // was set, and gone some time after (a loaded machine can only make each
+    // look later).
+    const TTL: Duration = Duration::from_millis(300);
+    let set_at = Instant::now();
+    cache.set("short", "s", Some(TTL)).await.unwrap();
     cache.set("long", "l", None).await.unwrap();
-    cache.set("renewed", "r", ttl).await.unwrap();
+    cache.set("renewed", "r", Some(TTL)).await.unwrap();
     cache.set("renewed", "r2", None).await.unwrap(); // a new set replaces the TTL
-    assert_eq!(cache.get("short").await.unwrap(), Some("s".into()));
-    actix_rt::time::sleep(Duration::from_millis(150)).await;
-    assert_eq!(cache.get("short").await.unwrap(), None);
+    let short = cache.get("short").await.unwrap();
+    if set_at.elapsed() < TTL {
+        assert_eq!(short, Some("s".into()), "within its TTL");
+    }
+    loop {
+        let short = cache.get("short").await.unwrap();
+        let looked_at = set_at.elapsed();
+        if short.is_none() {
+            assert!(
+                looked_at >= TTL,
+                "expired after {looked_at:?}, before its TTL"
+            );
+            break;
+        }
+        assert!(looked_at < TTL * 20, "still there after {looked_at:?}");
+        actix_rt::time::sleep(TTL / 10).await;
+    }
     assert_eq!(cache.get("long").await.unwrap(), Some("l".into()));
     assert_eq!(cache.get("renewed").await.unwrap(), Some("r2".into()));
 }

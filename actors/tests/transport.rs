@@ -372,28 +372,39 @@ mod throttled {
         measured
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn rate_is_accurate_at_115200_baud() {
-        let rate = ThrottleConfig::serial_8n1(115_200).bytes_per_sec.unwrap();
-        assert_eq!(rate, 11_520);
-        // 2 s of data.
-        let measured = measure_rate(rate, 2 * 11_520).await;
-        let error = (measured / f64::from(rate) - 1.0).abs();
+    /// The bounds a real-time rate measurement can be held to on a loaded machine:
+    /// the line never beats its clock (it may deliver at most its FIFO ahead of
+    /// it, 100 ms here, hence the 5% above), and a descheduled writer or reader
+    /// can only make it slower, so the lower bound only catches a line that runs
+    /// at a fraction of its rate (a timer rounding every write up to a tick, say).
+    /// The exact figures are checked in virtual time by
+    /// `long_transfer_takes_exactly_its_serialization_time`.
+    fn assert_rate_follows_the_line_clock(measured: f64, rate: u32) {
+        let rate = f64::from(rate);
         assert!(
-            error <= 0.03,
-            "measured {measured:.0} B/s, want {rate} ± 3%"
+            measured <= rate * 1.05,
+            "measured {measured:.0} B/s, faster than the line's {rate} B/s"
+        );
+        assert!(
+            measured >= rate * 0.5,
+            "measured {measured:.0} B/s, under half the line's {rate} B/s"
         );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn rate_is_accurate_at_one_megabyte_per_second() {
+    async fn real_time_rate_follows_the_line_clock_at_115200_baud() {
+        let rate = ThrottleConfig::serial_8n1(115_200).bytes_per_sec.unwrap();
+        assert_eq!(rate, 11_520);
+        // 2 s of data.
+        let measured = measure_rate(rate, 2 * 11_520).await;
+        assert_rate_follows_the_line_clock(measured, rate);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn real_time_rate_follows_the_line_clock_at_one_megabyte_per_second() {
         let rate = 1_000_000;
         let measured = measure_rate(rate, 2_000_000).await;
-        let error = (measured / f64::from(rate) - 1.0).abs();
-        assert!(
-            error <= 0.03,
-            "measured {measured:.0} B/s, want {rate} ± 3%"
-        );
+        assert_rate_follows_the_line_clock(measured, rate);
     }
 
     #[tokio::test(start_paused = true)]
@@ -439,7 +450,10 @@ mod throttled {
             took >= serialization,
             "arrived after {took:?}, before {serialization:?}"
         );
-        assert!(took < Duration::from_millis(10), "arrived after {took:?}");
+        // Only the lower bounds are the line's: how much later a reader wakes up
+        // depends on the machine. The exact arrival times are checked in virtual
+        // time (`small_write_timing_in_virtual_time`); a second is a hang guard.
+        assert!(took < Duration::from_secs(1), "arrived after {took:?}");
 
         let latency = Duration::from_millis(20);
         let took =
@@ -447,7 +461,7 @@ mod throttled {
         eprintln!("... and with 20 ms latency after {took:?}");
         assert!(took >= serialization + latency, "arrived after {took:?}");
         assert!(
-            took < latency + Duration::from_millis(10),
+            took < latency + Duration::from_secs(1),
             "arrived after {took:?}"
         );
     }
