@@ -76,6 +76,16 @@ impl Peers {
     /// A client and server over a fresh TCP loopback connection (`TCP_NODELAY`,
     /// as `Endpoint::connect_tcp` and `accept_tcp` set it).
     pub async fn tcp(server: EndpointBuilder, options: LinkOptions) -> Result<Peers, Error> {
+        Peers::tcp_wrapped(server, options, |stream| stream).await
+    }
+
+    /// [`Peers::tcp`] with the client's socket wrapped by `wrap` (to count or
+    /// disturb what crosses it).
+    pub async fn tcp_wrapped<T: Transport>(
+        server: EndpointBuilder,
+        options: LinkOptions,
+        wrap: impl FnOnce(tokio::net::TcpStream) -> T,
+    ) -> Result<Peers, Error> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -88,7 +98,7 @@ impl Peers {
         let connect = async move {
             let stream = tokio::net::TcpStream::connect(addr).await?;
             stream.set_nodelay(true)?;
-            Ok(stream)
+            Ok(wrap(stream))
         };
         Peers::start(server, accept, connect, options).await
     }

@@ -1,4 +1,4 @@
-//! The raw TCP baseline: the same bytes over a plain loopback socket, one thread
+//! The raw TCP baselines: the same bytes over a plain loopback socket, one thread
 //! per side (each a current-thread tokio runtime, as the yamux baseline and
 //! netcore's endpoints have), `write_all` of the whole buffer and `read_exact`
 //! into a buffer whose pages are already mapped. This is the ceiling a framed
@@ -7,6 +7,9 @@
 //! in 64 KiB–1 MiB pieces instead of one call. Socket buffers are left to Linux's
 //! autotuning (fixed `SO_SNDBUF`/`SO_RCVBUF` would switch it off); `TCP_NODELAY`
 //! is set as on netcore's sockets (it does not matter for writes this large).
+//!
+//! [`rpc`] is the floor of any RPC framework: length-prefixed requests pipelined
+//! on one socket and a server loop that echoes each as it parses it.
 
 use std::net::TcpListener;
 use std::sync::Barrier;
@@ -62,4 +65,105 @@ pub fn transfer(data: &[u8], recv: &mut [u8]) -> std::io::Result<Duration> {
 /// A thread builder with a name (profiles tell the baselines' threads apart).
 pub fn named(name: &str) -> std::thread::Builder {
     std::thread::Builder::new().name(name.to_string())
+}
+
+/// One round of the raw TCP RPC floor: `count` requests made by `make` from
+/// sequence numbers `first..`, `in_flight` outstanding at once on one loopback
+/// socket, each written as a 4-byte little-endian length and the request; the
+/// server is a plain loop that reads one request at a time and writes its echo
+/// (prefix and bytes in one write) as soon as it parsed it. One unmeasured
+/// request warms the connection up first, as every system gets. Returns the
+/// time of the `count` round trips, each one's latency, and how many answers
+/// differed from their request.
+pub fn rpc<const N: usize>(
+    make: fn(u64) -> [u8; N],
+    first: u64,
+    count: u64,
+    in_flight: usize,
+) -> std::io::Result<(Duration, Vec<Duration>, u64)> {
+    use std::collections::VecDeque;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let rt = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    let framed = |request: &[u8; N]| {
+        let mut frame = Vec::with_capacity(4 + N);
+        frame.extend_from_slice(&(N as u32).to_le_bytes());
+        frame.extend_from_slice(request);
+        frame
+    };
+    std::thread::scope(|scope| {
+        let server = named("raw-rpc-server").spawn_scoped(scope, move || {
+            rt()?.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                let (socket, _) = listener.accept().await?;
+                socket.set_nodelay(true)?;
+                let (reader, mut writer) = socket.into_split();
+                let mut reader = BufReader::with_capacity(64 * 1024, reader);
+                let mut frame = Vec::new();
+                loop {
+                    let mut len = [0u8; 4];
+                    if reader.read_exact(&mut len).await.is_err() {
+                        return Ok::<_, std::io::Error>(());
+                    }
+                    let len = u32::from_le_bytes(len) as usize;
+                    frame.clear();
+                    frame.extend_from_slice(&(len as u32).to_le_bytes());
+                    frame.resize(4 + len, 0);
+                    reader.read_exact(&mut frame[4..]).await?;
+                    writer.write_all(&frame).await?;
+                }
+            })
+        })?;
+        let client = named("raw-rpc-client")
+            .spawn_scoped(scope, move || {
+                rt()?.block_on(async move {
+                    let socket = tokio::net::TcpStream::connect(addr).await?;
+                    socket.set_nodelay(true)?;
+                    let (reader, mut writer) = socket.into_split();
+                    let mut reader = BufReader::with_capacity(64 * 1024, reader);
+                    let mut answer = vec![0u8; 4 + N];
+                    writer.write_all(&framed(&make(u64::MAX))).await?;
+                    reader.read_exact(&mut answer).await?;
+                    let end = first + count;
+                    let mut next = first;
+                    let mut pending: VecDeque<(u64, Instant)> = VecDeque::new();
+                    let mut latencies = Vec::with_capacity(count as usize);
+                    let mut wrong = 0u64;
+                    let began = Instant::now();
+                    while next < end && pending.len() < in_flight {
+                        writer.write_all(&framed(&make(next))).await?;
+                        pending.push_back((next, Instant::now()));
+                        next += 1;
+                    }
+                    while let Some((n, sent)) = pending.pop_front() {
+                        reader.read_exact(&mut answer).await?;
+                        latencies.push(sent.elapsed());
+                        if answer[4..] != make(n)[..] {
+                            wrong += 1;
+                        }
+                        if next < end {
+                            writer.write_all(&framed(&make(next))).await?;
+                            pending.push_back((next, Instant::now()));
+                            next += 1;
+                        }
+                    }
+                    let elapsed = began.elapsed();
+                    // Closing the socket ends the server's loop.
+                    drop(writer);
+                    Ok::<_, std::io::Error>((elapsed, latencies, wrong))
+                })
+            })?
+            .join()
+            .map_err(|_| std::io::Error::other("client thread panicked"))?;
+        server
+            .join()
+            .map_err(|_| std::io::Error::other("server thread panicked"))??;
+        client
+    })
 }

@@ -1,7 +1,7 @@
 //! What a scenario hands back: its JSON fields, a human-readable row, its goals
 //! (met or not) and any verification failure; and writing them out.
 
-use crate::stats::{fmt_ratio, median};
+use crate::stats::{median, PairedRatio};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -173,33 +173,53 @@ impl Report {
         });
     }
 
+    /// Adds a comparison with a baseline: `ratio_<name>` (the median of the
+    /// per-round paired ratios), `ratio_<name>_spread` (smallest, largest) and
+    /// `ratio_<name>_rounds`.
+    pub fn ratio(&mut self, name: &str, ratio: &PairedRatio) {
+        self.field(&format!("ratio_{name}"), ratio.median);
+        self.field(
+            &format!("ratio_{name}_spread"),
+            vec![ratio.spread.0, ratio.spread.1],
+        );
+        self.field(&format!("ratio_{name}_rounds"), ratio.rounds.clone());
+    }
+
     /// Adds what both TCP throughput scenarios report against their baselines:
     /// the medians of each system's rounds in MB/s (`netcore_mbps`,
-    /// `raw_tcp_mbps`, `yamux_mbps`), `ratio_raw` and `ratio_yamux`, the per-round
-    /// figures, and the row `<what>: netcore … MB/s, raw TCP … MB/s, yamux … MB/s;
-    /// ratio_raw …, ratio_yamux …`. Returns `(ratio_raw, ratio_yamux)` for the goals.
+    /// `raw_tcp_mbps`, `yamux_mbps`), the per-round figures, `ratio_raw` and
+    /// `ratio_yamux` as medians of per-round paired ratios with their spread
+    /// ([`Report::ratio`]), and the row `<what>: netcore … MB/s, raw TCP … MB/s,
+    /// yamux … MB/s; ratio_raw …, ratio_yamux …`. Returns both ratios for the goals.
     pub fn throughput_vs_baselines(
         &mut self,
         what: &str,
         netcore: Vec<f64>,
         raw: Vec<f64>,
         yamux: Vec<f64>,
-    ) -> (f64, f64) {
+    ) -> (PairedRatio, PairedRatio) {
         let (n, r, y) = (median(&netcore), median(&raw), median(&yamux));
+        let ratio_raw = PairedRatio::of(&netcore, &raw);
+        let ratio_yamux = PairedRatio::of(&netcore, &yamux);
         self.field("netcore_mbps", n);
         self.field("raw_tcp_mbps", r);
         self.field("yamux_mbps", y);
-        self.field("ratio_raw", n / r);
-        self.field("ratio_yamux", n / y);
+        self.ratio("raw", &ratio_raw);
+        self.ratio("yamux", &ratio_yamux);
         self.field("netcore_rounds_mbps", netcore);
         self.field("raw_tcp_rounds_mbps", raw);
         self.field("yamux_rounds_mbps", yamux);
         self.row = format!(
-            "{what}: netcore {n:.0} MB/s, raw TCP {r:.0} MB/s, yamux {y:.0} MB/s; ratio_raw {}, ratio_yamux {}",
-            fmt_ratio(n / r),
-            fmt_ratio(n / y)
+            "{what}: netcore {n:.0} MB/s, raw TCP {r:.0} MB/s, yamux {y:.0} MB/s; ratio_raw {}, ratio_yamux {} (medians of per-round ratios, with their range)",
+            ratio_raw.describe(),
+            ratio_yamux.describe()
         );
-        (n / r, n / y)
+        (ratio_raw, ratio_yamux)
+    }
+
+    /// Records the goal `ratio ≥ at`, met when the median of the paired ratios is.
+    pub fn ratio_goal(&mut self, what: &str, ratio: &PairedRatio, at: f64) {
+        self.goal(what, ratio.median >= at, ratio.describe());
     }
 
     /// Records a verification failure (data lost or corrupted).

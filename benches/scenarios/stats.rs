@@ -1,4 +1,5 @@
-//! Summaries of measurements: throughput, medians of rounds, latency percentiles.
+//! Summaries of measurements: throughput, medians of rounds, paired ratios,
+//! latency percentiles.
 
 use std::time::Duration;
 
@@ -19,6 +20,43 @@ pub fn median(values: &[f64]) -> f64 {
         v[mid]
     } else {
         (v[mid - 1] + v[mid]) / 2.0
+    }
+}
+
+/// A comparison of two systems measured in the same rounds: the ratio of their
+/// figures in each round (`ours[i] / theirs[i]`), so a round in which the machine
+/// was slow for both cancels out, and the median of those ratios with their spread.
+#[derive(Clone, Debug)]
+pub struct PairedRatio {
+    /// `ours[i] / theirs[i]`, round by round.
+    pub rounds: Vec<f64>,
+    /// The median of `rounds`.
+    pub median: f64,
+    /// The smallest and largest of `rounds`.
+    pub spread: (f64, f64),
+}
+
+impl PairedRatio {
+    /// The ratios of round-by-round figures (rounds missing on either side are left out).
+    pub fn of(ours: &[f64], theirs: &[f64]) -> PairedRatio {
+        let rounds: Vec<f64> = ours.iter().zip(theirs).map(|(a, b)| a / b).collect();
+        let finite = rounds.iter().copied().filter(|r| r.is_finite());
+        let spread = finite.fold((f64::NAN, f64::NAN), |(lo, hi), r| (lo.min(r), hi.max(r)));
+        PairedRatio {
+            median: median(&rounds),
+            rounds,
+            spread,
+        }
+    }
+
+    /// `0.94 (0.90–0.97)`: the median and the spread, for rows and goals.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({}–{})",
+            fmt_ratio(self.median),
+            fmt_ratio(self.spread.0),
+            fmt_ratio(self.spread.1)
+        )
     }
 }
 

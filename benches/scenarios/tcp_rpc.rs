@@ -1,11 +1,16 @@
 //! `tcp_rpc`: 32-byte requests echoed as 32-byte responses, 64 in flight, over
-//! TCP loopback; against yamux with a stream per request. The round trips are
-//! split into rounds alternating netcore and yamux; rates are total round trips
-//! over total time. Latency is measured per call, from the call to its answer.
+//! TCP loopback; against yamux with a stream per request, and against the floor
+//! of any framework, raw TCP with length-prefixed requests and an echo loop
+//! ([`raw_tcp::rpc`]). The round trips are split into rounds alternating netcore,
+//! yamux and raw TCP; every system gets a fresh connection and one unmeasured
+//! warm-up call each round. Rates are each system's median round; ratios are
+//! medians of per-round paired ratios. Latency is measured per call, from the
+//! call to its answer.
 
 use crate::peers::{Error, Peers};
+use crate::raw_tcp;
 use crate::report::Report;
-use crate::stats::{fmt_ratio, percentile, us};
+use crate::stats::{median, percentile, us, PairedRatio};
 use crate::yamux_base;
 use netcore::{Endpoint, LinkOptions, Reply, Request};
 use std::cell::Cell;
@@ -30,40 +35,49 @@ fn request(n: u64) -> [u8; LEN] {
 #[derive(Default)]
 struct Tally {
     calls: u64,
-    elapsed: Duration,
+    /// Round trips per second, round by round.
+    rounds_rps: Vec<f64>,
     latencies: Vec<Duration>,
     wrong: u64,
 }
 
 impl Tally {
+    /// Adds one round: its duration, its calls' latencies, its wrong answers.
+    fn add_round(&mut self, elapsed: Duration, latencies: Vec<Duration>, wrong: u64) {
+        let calls = latencies.len() as u64;
+        self.calls += calls;
+        self.rounds_rps
+            .push(calls as f64 / elapsed.as_secs_f64().max(1e-9));
+        self.latencies.extend(latencies);
+        self.wrong += wrong;
+    }
+
     fn rps(&self) -> f64 {
-        self.calls as f64 / self.elapsed.as_secs_f64().max(1e-9)
+        median(&self.rounds_rps)
     }
 }
 
 /// Runs the scenario.
 pub fn run(quick: bool) -> Result<Report, Error> {
     let total: u64 = if quick { 20_000 } else { 200_000 };
-    let rounds: u64 = if quick { 2 } else { 4 };
+    let rounds: u64 = if quick { 3 } else { 5 };
     let per_round = total / rounds;
+    let total = per_round * rounds;
     let mut netcore = Tally::default();
     let mut yamux = Tally::default();
+    let mut raw = Tally::default();
     actix_rt::System::new().block_on(async {
-        let server = Endpoint::builder().route("echo", |req: Request| async move {
-            Ok(Reply::new(req.body.into_bytes().await.unwrap_or_default()))
-        });
-        let peers = Peers::tcp(server, LinkOptions::stream()).await?;
-        // One unmeasured call so both sides are warm.
-        peers.link.call("echo", request(u64::MAX).to_vec()).await?;
         for round in 0..rounds {
             let first = round * per_round;
-            netcore_round(&peers, first, per_round, &mut netcore).await?;
+            netcore_round(first, per_round, &mut netcore).await?;
             yamux_round(first, per_round, &mut yamux)?;
+            let (elapsed, latencies, wrong) = raw_tcp::rpc(request, first, per_round, IN_FLIGHT)?;
+            raw.add_round(elapsed, latencies, wrong);
         }
         Ok::<(), Error>(())
     })?;
     let mut report = Report::new("tcp_rpc");
-    for (name, tally) in [("netcore", &netcore), ("yamux", &yamux)] {
+    for (name, tally) in [("netcore", &netcore), ("yamux", &yamux), ("raw tcp", &raw)] {
         let missing = total - tally.calls;
         if missing > 0 || tally.wrong > 0 {
             report.fail(format!(
@@ -72,36 +86,50 @@ pub fn run(quick: bool) -> Result<Report, Error> {
             ));
         }
     }
-    let (n, y) = (netcore.rps(), yamux.rps());
+    let (n, y, r) = (netcore.rps(), yamux.rps(), raw.rps());
+    let ratio_yamux = PairedRatio::of(&netcore.rounds_rps, &yamux.rounds_rps);
+    let ratio_raw = PairedRatio::of(&netcore.rounds_rps, &raw.rounds_rps);
     let p50 = us(percentile(&mut netcore.latencies, 50.0));
     let p99 = us(percentile(&mut netcore.latencies, 99.0));
     let y50 = us(percentile(&mut yamux.latencies, 50.0));
     let y99 = us(percentile(&mut yamux.latencies, 99.0));
+    let r50 = us(percentile(&mut raw.latencies, 50.0));
+    let r99 = us(percentile(&mut raw.latencies, 99.0));
     report.field("round_trips", total);
     report.field("in_flight", IN_FLIGHT);
     report.field("rounds", rounds);
     report.field("netcore_rps", n);
     report.field("yamux_rps", y);
-    report.field("ratio_yamux", n / y);
+    report.field("raw_tcp_rps", r);
+    report.ratio("yamux", &ratio_yamux);
+    report.ratio("raw", &ratio_raw);
+    report.field("netcore_rounds_rps", netcore.rounds_rps.clone());
+    report.field("yamux_rounds_rps", yamux.rounds_rps.clone());
+    report.field("raw_tcp_rounds_rps", raw.rounds_rps.clone());
     report.field("p50_us", p50);
     report.field("p99_us", p99);
     report.field("yamux_p50_us", y50);
     report.field("yamux_p99_us", y99);
+    report.field("raw_tcp_p50_us", r50);
+    report.field("raw_tcp_p99_us", r99);
     report.row = format!(
-        "{total} × 32 B, {IN_FLIGHT} in flight: netcore {n:.0}/s (p50 {p50:.0} µs, p99 {p99:.0} µs), yamux {y:.0}/s (p50 {y50:.0} µs, p99 {y99:.0} µs); ratio_yamux {}",
-        fmt_ratio(n / y)
+        "{total} × 32 B, {IN_FLIGHT} in flight: netcore {n:.0}/s (p50 {p50:.0} µs, p99 {p99:.0} µs), yamux {y:.0}/s (p50 {y50:.0} µs, p99 {y99:.0} µs), raw TCP {r:.0}/s (p50 {r50:.0} µs, p99 {r99:.0} µs); ratio_yamux {}, ratio_raw {} (medians of per-round ratios, with their range)",
+        ratio_yamux.describe(),
+        ratio_raw.describe()
     );
-    report.goal("ratio_yamux ≥ 1.5", n / y >= 1.5, fmt_ratio(n / y));
+    report.ratio_goal("ratio_yamux ≥ 2.0", &ratio_yamux, 2.0);
+    report.ratio_goal("ratio_raw ≥ 0.25", &ratio_raw, 0.25);
     Ok(report)
 }
 
-/// `count` calls numbered from `first`, `IN_FLIGHT` at a time.
-async fn netcore_round(
-    peers: &Peers,
-    first: u64,
-    count: u64,
-    tally: &mut Tally,
-) -> Result<(), Error> {
+/// `count` calls numbered from `first`, `IN_FLIGHT` at a time, over a fresh
+/// link after one unmeasured warm-up call.
+async fn netcore_round(first: u64, count: u64, tally: &mut Tally) -> Result<(), Error> {
+    let server = Endpoint::builder().route("echo", |req: Request| async move {
+        Ok(Reply::new(req.body.into_bytes().await.unwrap_or_default()))
+    });
+    let peers = Peers::tcp(server, LinkOptions::stream()).await?;
+    peers.link.call("echo", request(u64::MAX).to_vec()).await?;
     let next = Cell::new(first);
     let end = first + count;
     let began = Instant::now();
@@ -124,22 +152,26 @@ async fn netcore_round(
         }
     });
     let results = futures_util::future::join_all(workers).await;
-    tally.elapsed += began.elapsed();
+    let elapsed = began.elapsed();
+    let (mut latencies, mut wrong) = (Vec::new(), 0);
     for result in results {
-        let (latencies, wrong) = result?;
-        tally.calls += latencies.len() as u64;
-        tally.latencies.extend(latencies);
-        tally.wrong += wrong;
+        let (some, w) = result?;
+        latencies.extend(some);
+        wrong += w;
     }
+    tally.add_round(elapsed, latencies, wrong);
     Ok(())
 }
 
-/// The same calls over yamux, a stream per request.
+/// The same calls over a fresh yamux connection, a stream per request, after
+/// one unmeasured warm-up call.
 fn yamux_round(first: u64, count: u64, tally: &mut Tally) -> Result<(), Error> {
     let end = first + count;
     let (client, ()) = yamux_base::run(
         yamux_base::rpc_config(),
         |opener| async move {
+            let mut answer = [0u8; LEN];
+            yamux_base::call(&opener, &request(u64::MAX), &mut answer).await?;
             let next = Cell::new(first);
             let began = Instant::now();
             let workers = (0..IN_FLIGHT).map(|_| {
@@ -177,7 +209,8 @@ fn yamux_round(first: u64, count: u64, tally: &mut Tally) -> Result<(), Error> {
         },
         |mut inbound| async move {
             let mut handlers = tokio::task::JoinSet::new();
-            for _ in 0..count {
+            // The warm-up call, then the round's.
+            for _ in 0..=count {
                 let stream = inbound.recv().await.ok_or("too few inbound streams")?;
                 handlers.spawn(yamux_base::echo(stream, LEN));
                 while let Some(done) = handlers.try_join_next() {
@@ -191,9 +224,6 @@ fn yamux_round(first: u64, count: u64, tally: &mut Tally) -> Result<(), Error> {
         },
     )?;
     let (elapsed, (latencies, wrong)) = client;
-    tally.elapsed += elapsed;
-    tally.calls += latencies.len() as u64;
-    tally.latencies.extend(latencies);
-    tally.wrong += wrong;
+    tally.add_round(elapsed, latencies, wrong);
     Ok(())
 }
