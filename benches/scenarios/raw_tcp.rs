@@ -69,12 +69,14 @@ pub fn named(name: &str) -> std::thread::Builder {
 
 /// One round of the raw TCP RPC floor: `count` requests made by `make` from
 /// sequence numbers `first..`, `in_flight` outstanding at once on one loopback
-/// socket, each written as a 4-byte little-endian length and the request; the
-/// server is a plain loop that reads one request at a time and writes its echo
-/// (prefix and bytes in one write) as soon as it parsed it. One unmeasured
-/// request warms the connection up first, as every system gets. Returns the
-/// time of the `count` round trips, each one's latency, and how many answers
-/// differed from their request.
+/// socket, each sent as a 4-byte little-endian length and the request. The
+/// server is a plain loop that answers each request as it parses it: every
+/// request complete in what one read brought is echoed (prefix and bytes), the
+/// answers of one read going out in one write. The client likewise reads what
+/// arrived, checks each answer, and sends the requests that take the answered
+/// ones' places in one write. One unmeasured request warms the connection up
+/// first, as every system gets. Returns the time of the `count` round trips,
+/// each one's latency, and how many answers differed from their request.
 pub fn rpc<const N: usize>(
     make: fn(u64) -> [u8; N],
     first: u64,
@@ -82,7 +84,7 @@ pub fn rpc<const N: usize>(
     in_flight: usize,
 ) -> std::io::Result<(Duration, Vec<Duration>, u64)> {
     use std::collections::VecDeque;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = TcpListener::bind("127.0.0.1:0")?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
@@ -91,71 +93,102 @@ pub fn rpc<const N: usize>(
             .enable_all()
             .build()
     };
-    let framed = |request: &[u8; N]| {
-        let mut frame = Vec::with_capacity(4 + N);
-        frame.extend_from_slice(&(N as u32).to_le_bytes());
-        frame.extend_from_slice(request);
-        frame
+    let frame_len = 4 + N;
+    let push_frame = move |out: &mut Vec<u8>, request: &[u8]| {
+        out.extend_from_slice(&(request.len() as u32).to_le_bytes());
+        out.extend_from_slice(request);
     };
     std::thread::scope(|scope| {
         let server = named("raw-rpc-server").spawn_scoped(scope, move || {
             rt()?.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener)?;
-                let (socket, _) = listener.accept().await?;
+                let (mut socket, _) = listener.accept().await?;
                 socket.set_nodelay(true)?;
-                let (reader, mut writer) = socket.into_split();
-                let mut reader = BufReader::with_capacity(64 * 1024, reader);
-                let mut frame = Vec::new();
+                let mut input = Vec::with_capacity(64 * 1024);
+                let mut answers = Vec::with_capacity(64 * 1024);
+                let mut buf = vec![0u8; 64 * 1024];
                 loop {
-                    let mut len = [0u8; 4];
-                    if reader.read_exact(&mut len).await.is_err() {
+                    let n = socket.read(&mut buf).await?;
+                    if n == 0 {
                         return Ok::<_, std::io::Error>(());
                     }
-                    let len = u32::from_le_bytes(len) as usize;
-                    frame.clear();
-                    frame.extend_from_slice(&(len as u32).to_le_bytes());
-                    frame.resize(4 + len, 0);
-                    reader.read_exact(&mut frame[4..]).await?;
-                    writer.write_all(&frame).await?;
+                    input.extend_from_slice(&buf[..n]);
+                    let mut at = 0;
+                    while let Some(head) = input.get(at..at + 4) {
+                        let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+                        let Some(request) = input.get(at + 4..at + 4 + len) else {
+                            break;
+                        };
+                        push_frame(&mut answers, request);
+                        at += 4 + len;
+                    }
+                    input.drain(..at);
+                    socket.write_all(&answers).await?;
+                    answers.clear();
                 }
             })
         })?;
         let client = named("raw-rpc-client")
             .spawn_scoped(scope, move || {
                 rt()?.block_on(async move {
-                    let socket = tokio::net::TcpStream::connect(addr).await?;
+                    let mut socket = tokio::net::TcpStream::connect(addr).await?;
                     socket.set_nodelay(true)?;
-                    let (reader, mut writer) = socket.into_split();
-                    let mut reader = BufReader::with_capacity(64 * 1024, reader);
-                    let mut answer = vec![0u8; 4 + N];
-                    writer.write_all(&framed(&make(u64::MAX))).await?;
-                    reader.read_exact(&mut answer).await?;
+                    let mut out = Vec::with_capacity(in_flight * frame_len);
+                    let mut input = Vec::with_capacity(64 * 1024);
+                    let mut buf = vec![0u8; 64 * 1024];
+                    push_frame(&mut out, &make(u64::MAX));
+                    socket.write_all(&out).await?;
+                    out.clear();
+                    while input.len() < frame_len {
+                        let n = socket.read(&mut buf).await?;
+                        if n == 0 {
+                            return Err(std::io::ErrorKind::UnexpectedEof.into());
+                        }
+                        input.extend_from_slice(&buf[..n]);
+                    }
+                    input.clear();
                     let end = first + count;
                     let mut next = first;
                     let mut pending: VecDeque<(u64, Instant)> = VecDeque::new();
                     let mut latencies = Vec::with_capacity(count as usize);
                     let mut wrong = 0u64;
                     let began = Instant::now();
-                    while next < end && pending.len() < in_flight {
-                        writer.write_all(&framed(&make(next))).await?;
-                        pending.push_back((next, Instant::now()));
-                        next += 1;
-                    }
-                    while let Some((n, sent)) = pending.pop_front() {
-                        reader.read_exact(&mut answer).await?;
-                        latencies.push(sent.elapsed());
-                        if answer[4..] != make(n)[..] {
-                            wrong += 1;
-                        }
-                        if next < end {
-                            writer.write_all(&framed(&make(next))).await?;
-                            pending.push_back((next, Instant::now()));
+                    loop {
+                        let now = Instant::now();
+                        while next < end && pending.len() < in_flight {
+                            push_frame(&mut out, &make(next));
+                            pending.push_back((next, now));
                             next += 1;
                         }
+                        if !out.is_empty() {
+                            socket.write_all(&out).await?;
+                            out.clear();
+                        }
+                        if pending.is_empty() {
+                            break;
+                        }
+                        let n = socket.read(&mut buf).await?;
+                        if n == 0 {
+                            return Err(std::io::ErrorKind::UnexpectedEof.into());
+                        }
+                        input.extend_from_slice(&buf[..n]);
+                        let arrived = Instant::now();
+                        let mut at = 0;
+                        while let Some(answer) = input.get(at + 4..at + frame_len) {
+                            let (n, sent) = pending.pop_front().ok_or_else(|| {
+                                std::io::Error::other("an answer nobody asked for")
+                            })?;
+                            latencies.push(arrived - sent);
+                            if answer != make(n) {
+                                wrong += 1;
+                            }
+                            at += frame_len;
+                        }
+                        input.drain(..at);
                     }
                     let elapsed = began.elapsed();
                     // Closing the socket ends the server's loop.
-                    drop(writer);
+                    drop(socket);
                     Ok::<_, std::io::Error>((elapsed, latencies, wrong))
                 })
             })?
