@@ -16,14 +16,18 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 const LEN: u64 = 256 << 20;
-/// Resident-set growth allowed over the baseline, in MiB. By design the transfer
-/// holds at most: the receiver's 4 MiB stream window of chunks decoded but not yet
-/// on disk (spooled streams get credit back only once written) and the 64 KiB
-/// read buffers they were cut from; on the sender, one 256 KiB write batch and
-/// two or three 64 KiB file reads queued in the scheduler; a few MiB of thread
-/// stacks and allocator arenas (blocking-pool threads for the file I/O) on top.
-/// Measured in debug builds: 4-9 MiB, also with 4 copies running at once on 2
-/// cores. Holding the file or the body in memory anywhere would add 256 MiB.
+/// Resident-set growth allowed over the baseline, in MiB, from the memory bounds
+/// ARCHITECTURE.md documents ("Memory bounds whatever the peer does"). The
+/// receiver holds at most one stream window of chunks decoded but not yet on
+/// disk (spooled chunks give their credit back only once written; 2 MiB on TCP
+/// links, `LinkOptions::stream`), pinning the 256 KiB read buffers they are
+/// slices of, plus one partial frame (at most the 128 KiB frame-length limit)
+/// and one read; the sender one 256 KiB write batch and its file read a few
+/// 64 KiB chunks ahead of the wire. That is under 4 MiB; the rest of the bound is
+/// margin for what the design does not count: blocking-pool thread stacks and
+/// allocator arenas of a debug build (measured growth 4-9 MiB, also with 4
+/// copies running at once on 2 cores). Holding the file or the body in memory
+/// anywhere would add 256 MiB, eight times the bound.
 const BOUND_MIB: u64 = 32;
 
 fn status_kib(field: &str) -> u64 {

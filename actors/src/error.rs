@@ -26,7 +26,9 @@ pub enum CallError {
     PeerReset,
     /// The protocol rejected the message before it left (bad route, link closing).
     Rejected(String),
-    /// A local I/O failure (reading the file to send, writing a spool file).
+    /// A local I/O failure: reading the file to send (missing, unreadable, or
+    /// shrinking while it is sent), a channel body yielding more or fewer bytes
+    /// than it announced, connecting a transport.
     Io(String),
 }
 

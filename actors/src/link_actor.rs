@@ -471,6 +471,7 @@ impl LinkActor {
         // there is nothing to feed (a feeder's final push would find the stream
         // gone, fail, and cancel the message).
         let nothing_to_feed = message.body.is_none() && message.streamed_len == Some(0);
+        let announced = message.streamed_len;
         let result = match kind {
             Outbound::Request(reply) => self.session.request(message).inspect(|&stream| {
                 self.calls.insert(stream, reply);
@@ -488,16 +489,13 @@ impl LinkActor {
             let link = ctx.address();
             let chunk_len = self.chunk_len;
             actix_rt::spawn(async move {
-                match feed_body(scheduler, stream, payload, chunk_len).await {
+                match feed_body(scheduler, stream, payload, announced, chunk_len).await {
                     Ok(()) => {}
                     // The stream was canceled (by the user or the peer): nothing to do.
                     Err(CallError::Canceled(_)) => {}
                     Err(error) => {
                         tracing::warn!(stream = stream.0, %error, "streaming a body failed");
-                        link.do_send(CancelStream {
-                            stream,
-                            code: ErrorCode::Internal,
-                        });
+                        link.do_send(BodyFailed { stream, error });
                     }
                 }
             });
@@ -831,6 +829,30 @@ impl Handler<CancelStream> for LinkActor {
         self.forget_call(msg.stream);
         self.spooling.remove(&msg.stream);
         self.session.cancel(msg.stream, msg.code);
+        self.pump(ctx);
+    }
+}
+
+/// Feeding a streamed outbound body failed (its file could not be read or shrank,
+/// its channel broke its announced length): a call fails with that error (not
+/// with `LinkDown`: the link is fine), and the stream is canceled on the wire
+/// (the peer gets CANCEL `Internal` and drops what arrived of the body).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct BodyFailed {
+    stream: StreamId,
+    error: CallError,
+}
+
+impl Handler<BodyFailed> for LinkActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: BodyFailed, ctx: &mut Self::Context) {
+        if let Some(reply) = self.forget_call(msg.stream) {
+            let _ = reply.send(Err(msg.error));
+        }
+        self.spooling.remove(&msg.stream);
+        self.session.cancel(msg.stream, ErrorCode::Internal);
         self.pump(ctx);
     }
 }

@@ -255,10 +255,17 @@ impl Handler<PushBody> for SchedulerActor {
 /// Streams a file or channel `payload` into `stream`, a few chunks ahead of the
 /// wire (files are read through the blocking pool). Returns when the last byte
 /// was queued.
+///
+/// `announced` is the body length the message's OPEN announced (for a file, its
+/// length when the message was queued): the peer expects exactly that many
+/// bytes, so a file is sent up to that length, and one that has fewer bytes by
+/// the time they are read fails with [`CallError::Io`], as does a channel body
+/// longer or shorter than its `total`.
 pub async fn feed_body(
     scheduler: Addr<SchedulerActor>,
     stream: StreamId,
     payload: Payload,
+    announced: Option<u64>,
     chunk_len: usize,
 ) -> Result<(), CallError> {
     let push = |bytes: Bytes, fin: bool| {
@@ -275,7 +282,10 @@ pub async fn feed_body(
         Payload::File(path) => {
             let io = |e: std::io::Error| CallError::Io(e.to_string());
             let mut file = tokio::fs::File::open(&path).await.map_err(io)?;
-            let len = file.metadata().await.map_err(io)?.len();
+            let len = match announced {
+                Some(len) => len,
+                None => file.metadata().await.map_err(io)?.len(),
+            };
             let read_len = chunk_len.clamp(4096, 1 << 20);
             let mut sent = 0u64;
             loop {
