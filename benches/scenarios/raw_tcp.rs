@@ -70,11 +70,10 @@ pub fn named(name: &str) -> std::thread::Builder {
 /// One round of the raw TCP RPC floor: `count` requests made by `make` from
 /// sequence numbers `first..`, `in_flight` outstanding at once on one loopback
 /// socket, each sent as a 4-byte little-endian length and the request. The
-/// server is a plain loop that answers each request as it parses it: every
-/// request complete in what one read brought is echoed (prefix and bytes), the
-/// answers of one read going out in one write. The client likewise reads what
-/// arrived, checks each answer, and sends the requests that take the answered
-/// ones' places in one write. One unmeasured request warms the connection up
+/// server is the plain echo loop: read a request (through a 64 KiB buffer),
+/// write its answer (prefix and bytes in one write), next. The client reads
+/// what arrived, checks each answer, and sends the requests that take the
+/// answered ones' places in one write. One unmeasured request warms the connection up
 /// first, as every system gets. Returns the time of the `count` round trips,
 /// each one's latency, and how many answers differed from their request.
 pub fn rpc<const N: usize>(
@@ -102,29 +101,22 @@ pub fn rpc<const N: usize>(
         let server = named("raw-rpc-server").spawn_scoped(scope, move || {
             rt()?.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener)?;
-                let (mut socket, _) = listener.accept().await?;
+                let (socket, _) = listener.accept().await?;
                 socket.set_nodelay(true)?;
-                let mut input = Vec::with_capacity(64 * 1024);
-                let mut answers = Vec::with_capacity(64 * 1024);
-                let mut buf = vec![0u8; 64 * 1024];
+                let (reader, mut writer) = socket.into_split();
+                let mut reader = tokio::io::BufReader::with_capacity(64 * 1024, reader);
+                let mut answer = Vec::with_capacity(frame_len);
                 loop {
-                    let n = socket.read(&mut buf).await?;
-                    if n == 0 {
+                    let mut head = [0u8; 4];
+                    if reader.read_exact(&mut head).await.is_err() {
                         return Ok::<_, std::io::Error>(());
                     }
-                    input.extend_from_slice(&buf[..n]);
-                    let mut at = 0;
-                    while let Some(head) = input.get(at..at + 4) {
-                        let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
-                        let Some(request) = input.get(at + 4..at + 4 + len) else {
-                            break;
-                        };
-                        push_frame(&mut answers, request);
-                        at += 4 + len;
-                    }
-                    input.drain(..at);
-                    socket.write_all(&answers).await?;
-                    answers.clear();
+                    let len = u32::from_le_bytes(head) as usize;
+                    answer.clear();
+                    answer.extend_from_slice(&head);
+                    answer.resize(4 + len, 0);
+                    reader.read_exact(&mut answer[4..]).await?;
+                    writer.write_all(&answer).await?;
                 }
             })
         })?;
