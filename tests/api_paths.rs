@@ -26,7 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
 
 mod common;
-use common::{gated_route, random_bytes, tcp_pair, within, Gate, Seen};
+use common::{gated_route, random_bytes, tcp_pair, within, Order, Seen};
 
 /// "LEN CRC LONGEST" of a sequence of chunks.
 fn summary(len: usize, crc: u32, longest: usize) -> String {
@@ -73,7 +73,7 @@ async fn transfer_changed_reports_rising_progress_to_the_total_then_none() {
 
     // Once the receiver took more than `start` bytes, the sender handed more to
     // the wire after we subscribed: `changed` has a value in the middle.
-    gate.orders.send(Gate::ReadPast(start)).unwrap();
+    gate.orders.send(Order::ReadPast(start)).unwrap();
     let Some(Seen::Read(taken)) = within("the handler to read", gate.seen.recv()).await else {
         panic!("the handler reports what it took");
     };
@@ -86,7 +86,7 @@ async fn transfer_changed_reports_rising_progress_to_the_total_then_none() {
         "start {start}, taken {taken}, middle {middle}"
     );
 
-    gate.orders.send(Gate::ReadAll).unwrap();
+    gate.orders.send(Order::ReadAll).unwrap();
     let mut last = middle;
     while let Some((done, total)) = within("the next change", transfer.changed()).await {
         assert_eq!(total, Some(LEN));

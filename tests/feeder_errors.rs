@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
 
 mod common;
-use common::{gated_route, random_bytes, tcp_pair, within, Gate, Seen};
+use common::{gated_route, random_bytes, tcp_pair, within, Order, Seen};
 
 const LEN: u64 = 8 << 20;
 /// What the file shrinks to: more than the sender can have read while the
@@ -92,7 +92,7 @@ async fn a_file_that_shrinks_while_a_call_sends_it_fails_the_call_and_cancels_th
     until_started(call.transfer().expect("a file body has a transfer")).await;
     // The receiver takes nothing yet: the sender has read at most a stream window.
     shrink(&path);
-    gate.orders.send(Gate::ReadAll).unwrap();
+    gate.orders.send(Order::ReadAll).unwrap();
     assert_aborted(within("the body to end", gate.seen.recv()).await);
     match within("the call's outcome", call.response()).await {
         Err(CallError::Io(why)) => assert!(why.contains("shrank"), "{why}"),
@@ -114,7 +114,7 @@ async fn a_file_that_shrinks_during_send_file_ends_the_transfer_short_and_cancel
     );
     until_started(&mut transfer).await;
     shrink(&path);
-    gate.orders.send(Gate::ReadAll).unwrap();
+    gate.orders.send(Order::ReadAll).unwrap();
     assert_aborted(within("the body to end", gate.seen.recv()).await);
     let (done, total) = within("the transfer to stop", transfer.finished()).await;
     assert_eq!(total, Some(LEN));

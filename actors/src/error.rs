@@ -24,7 +24,8 @@ pub enum CallError {
     /// The link reconnected to a peer that had lost its session (it restarted):
     /// the request was lost with it and may be sent again.
     PeerReset,
-    /// The protocol rejected the message before it left (bad route, link closing).
+    /// The protocol rejected the message before it left (bad route, link not
+    /// connected).
     Rejected(String),
     /// A local I/O failure: reading the file to send (missing, unreadable, or
     /// shrinking while it is sent), a channel body yielding more or fewer bytes
@@ -63,9 +64,15 @@ impl fmt::Display for CallError {
 
 impl std::error::Error for CallError {}
 
+/// A message the link closing (GOAWAY sent or received) kept from leaving fails
+/// as one the peer refused while going away: `Canceled(GoingAway)`, whichever side
+/// noticed first. Any other refusal before the message left is `Rejected`.
 impl From<ProtocolError> for CallError {
     fn from(error: ProtocolError) -> Self {
-        CallError::Rejected(error.to_string())
+        match error {
+            ProtocolError::GoingAway => CallError::Canceled(ErrorCode::GoingAway),
+            error => CallError::Rejected(error.to_string()),
+        }
     }
 }
 

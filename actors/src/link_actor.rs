@@ -27,7 +27,7 @@ use bytes::BytesMut;
 use netcore_proto::link::{Command, Keepalive, LinkConfig, LinkEvent, Message, Session};
 use netcore_proto::reassembly::MessageHead;
 use netcore_proto::{ErrorCode, Instant, MessageKind, StreamId};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -216,8 +216,9 @@ pub struct LinkActor {
     /// Our calls whose answer streams (shared with the session's sink factory).
     streamed_answers: StreamedAnswers,
     calls: HashMap<StreamId, CallReply>,
-    /// Inbound requests handed to the router and not yet answered.
-    serving: usize,
+    /// Inbound requests handed to the router and not yet answered; those the peer
+    /// canceled (its handler is aborted) leave too, so a drain never waits for them.
+    serving: HashSet<StreamId>,
     /// Heads of inbound messages spooling in stream actors.
     spooling: HashMap<StreamId, MessageHead>,
     state: watch::Sender<LinkState>,
@@ -277,7 +278,7 @@ impl LinkActor {
                 read_size,
                 streamed_answers,
                 calls: HashMap::new(),
-                serving: 0,
+                serving: HashSet::new(),
                 spooling: HashMap::new(),
                 state,
                 timer: Deadline::default(),
@@ -353,6 +354,7 @@ impl LinkActor {
                     // canceled: not silent, whoever watches the link sees it.
                     tracing::warn!(link = %self.id, stream = stream.0, %code, "the peer canceled an outbound message");
                 } else {
+                    self.serving.remove(&stream);
                     self.router_cancel.do_send(RouterCanceled {
                         link: self.id,
                         stream,
@@ -416,7 +418,7 @@ impl LinkActor {
             }
             _ => {
                 if head.kind == MessageKind::Request {
-                    self.serving += 1;
+                    self.serving.insert(head.stream);
                 }
                 let incoming = Incoming {
                     link: LinkRef {
@@ -802,7 +804,7 @@ impl Handler<Respond> for LinkActor {
     type Result = ();
 
     fn handle(&mut self, msg: Respond, ctx: &mut Self::Context) {
-        self.serving = self.serving.saturating_sub(1);
+        self.serving.remove(&msg.stream);
         let outbound = Outbound::Answer(msg.stream, msg.outcome);
         if let Err(error) = self.send_message(msg.message, msg.payload, outbound, ctx) {
             // Canceled by the peer meanwhile, or the link is closing.
@@ -960,7 +962,7 @@ impl Handler<GoAway> for LinkActor {
     fn handle(&mut self, msg: GoAway, ctx: &mut Self::Context) -> usize {
         self.session.go_away(msg.code, "endpoint stopping");
         self.pump(ctx);
-        self.calls.len() + self.serving
+        self.calls.len() + self.serving.len()
     }
 }
 
@@ -973,7 +975,7 @@ impl Handler<InFlight> for LinkActor {
     type Result = usize;
 
     fn handle(&mut self, _: InFlight, _: &mut Self::Context) -> usize {
-        self.calls.len() + self.serving
+        self.calls.len() + self.serving.len()
     }
 }
 

@@ -235,6 +235,9 @@ pub enum ProtocolError {
         /// Which mechanism gave up.
         what: &'static str,
     },
+    /// A new stream on a link that is closing (either side sent GOAWAY): the
+    /// caller's message did not leave, and never will on this link.
+    GoingAway,
     /// The caller asked for something the state does not allow (caller's fault).
     InvalidState {
         /// What was wrong.
@@ -281,6 +284,7 @@ impl fmt::Display for ProtocolError {
             ProtocolError::Sink { id, reason, .. } => {
                 write!(f, "stream {id}: body sink failed: {reason}")
             }
+            ProtocolError::GoingAway => f.write_str("the link is going away: no new streams"),
             ProtocolError::InvalidState { reason } => write!(f, "invalid call: {reason}"),
         }
     }
@@ -308,6 +312,7 @@ impl ProtocolError {
             }
             ProtocolError::FlowControl { .. } => ErrorCode::FlowControl,
             ProtocolError::Version { .. } => ErrorCode::Version,
+            ProtocolError::GoingAway => ErrorCode::GoingAway,
             ProtocolError::InvalidState { .. } => ErrorCode::Internal,
             ProtocolError::Unresponsive { .. } => ErrorCode::Timeout,
             ProtocolError::Sink { code, .. } => *code,

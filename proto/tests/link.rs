@@ -273,11 +273,14 @@ fn after_go_away_no_new_streams_either_way() {
     let (mut link, mut peer) = connected(FramingKind::Stream);
     sent_frames(&mut link, FramingKind::Stream); // our HELLO
     link.go_away(ErrorCode::NoError, "bye");
-    assert!(matches!(
+    assert_eq!(
         link.request(Message::new("r", "q")),
-        Err(ProtocolError::InvalidState { .. })
-    ));
-    assert!(link.one_way(Message::new("r", "q")).is_err());
+        Err(ProtocolError::GoingAway)
+    );
+    assert_eq!(
+        link.one_way(Message::new("r", "q")),
+        Err(ProtocolError::GoingAway)
+    );
     link.handle_input(&peer.bytes(peer_request(2, "x", b"")), Instant::ZERO)
         .unwrap();
     assert!(!events(&mut link)
@@ -312,10 +315,10 @@ fn a_peer_goaway_and_pings_are_reported() {
         .iter()
         .any(|e| matches!(e, LinkEvent::GoAway { reason, .. } if reason == "maintenance")));
     // The peer takes no new streams from now on.
-    assert!(matches!(
+    assert_eq!(
         link.request(Message::new("r", "q")),
-        Err(ProtocolError::InvalidState { .. })
-    ));
+        Err(ProtocolError::GoingAway)
+    );
     let frames = sent_frames(&mut link, FramingKind::Serial);
     assert!(frames
         .iter()
@@ -676,9 +679,14 @@ impl Harness {
                         prop_assert_eq!(id.parity(), Parity::Odd);
                         self.requested.insert(id);
                     }
-                    Err(e) => {
-                        prop_assert!(matches!(e, ProtocolError::InvalidState { .. }), "{:?}", e)
-                    }
+                    Err(e) => prop_assert!(
+                        matches!(
+                            e,
+                            ProtocolError::InvalidState { .. } | ProtocolError::GoingAway
+                        ),
+                        "{:?}",
+                        e
+                    ),
                 }
             }
             Call::Respond(id, ok) => {

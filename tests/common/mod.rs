@@ -38,17 +38,138 @@ pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// Awaits `future`, failing the test with `what` if it takes more than 30 s: a
-/// guard against hangs, never a timing assertion.
-pub async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(std::time::Duration::from_secs(30), future)
+/// Generous upper bound on any wait in the tests: reached only when something hangs.
+pub const HANG: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Awaits `future`, failing the test with `what` if it takes longer than [`HANG`].
+pub async fn within<F: std::future::Future>(what: &str, future: F) -> F::Output {
+    tokio::time::timeout(HANG, future)
         .await
-        .unwrap_or_else(|_| panic!("timed out (30 s) waiting for {what}"))
+        .unwrap_or_else(|_| panic!("timed out: {what}"))
+}
+
+/// Handlers the test holds: each reports its request's body when it starts, then
+/// waits until the test releases it, then answers with the body. A handler
+/// dropped before it finished (its request canceled) reports its body as aborted.
+pub struct Gate {
+    started_tx: tokio::sync::mpsc::UnboundedSender<bytes::Bytes>,
+    started: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<bytes::Bytes>>,
+    aborted_tx: tokio::sync::mpsc::UnboundedSender<bytes::Bytes>,
+    aborted: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<bytes::Bytes>>,
+    release: tokio::sync::Semaphore,
+}
+
+impl Gate {
+    /// A gate holding every handler until released.
+    pub fn new() -> std::sync::Arc<Gate> {
+        let (started_tx, started) = tokio::sync::mpsc::unbounded_channel();
+        let (aborted_tx, aborted) = tokio::sync::mpsc::unbounded_channel();
+        std::sync::Arc::new(Gate {
+            started_tx,
+            started: tokio::sync::Mutex::new(started),
+            aborted_tx,
+            aborted: tokio::sync::Mutex::new(aborted),
+            release: tokio::sync::Semaphore::new(0),
+        })
+    }
+
+    /// The handler to mount on a route.
+    pub fn handler(
+        self: &std::sync::Arc<Self>,
+    ) -> impl Fn(
+        bytes::Bytes,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = netcore::HandlerResult>>>
+           + Clone
+           + Send
+           + Sync
+           + 'static {
+        let gate = self.clone();
+        move |body: bytes::Bytes| {
+            let gate = gate.clone();
+            Box::pin(async move {
+                /// Reports the body as aborted unless disarmed.
+                struct Armed(
+                    Option<(
+                        tokio::sync::mpsc::UnboundedSender<bytes::Bytes>,
+                        bytes::Bytes,
+                    )>,
+                );
+                impl Drop for Armed {
+                    fn drop(&mut self) {
+                        if let Some((tx, body)) = self.0.take() {
+                            let _ = tx.send(body);
+                        }
+                    }
+                }
+                let mut armed = Armed(Some((gate.aborted_tx.clone(), body.clone())));
+                let _ = gate.started_tx.send(body.clone());
+                gate.release.acquire().await.unwrap().forget();
+                armed.0 = None;
+                Ok(netcore::Reply::new(body))
+            })
+        }
+    }
+
+    /// The body of the next handler that started.
+    pub async fn started(&self) -> bytes::Bytes {
+        within("a held handler to start", async {
+            self.started.lock().await.recv().await.unwrap()
+        })
+        .await
+    }
+
+    /// The bodies of the next `n` handlers that started, sorted.
+    pub async fn started_n(&self, n: usize) -> Vec<bytes::Bytes> {
+        let mut bodies = Vec::new();
+        for _ in 0..n {
+            bodies.push(self.started().await);
+        }
+        bodies.sort();
+        bodies
+    }
+
+    /// The body of the next handler dropped before it finished.
+    pub async fn aborted(&self) -> bytes::Bytes {
+        within("a held handler to be aborted", async {
+            self.aborted.lock().await.recv().await.unwrap()
+        })
+        .await
+    }
+
+    /// Lets `n` held handlers (present or future) answer.
+    pub fn release(&self, n: usize) {
+        self.release.add_permits(n);
+    }
+}
+
+/// Connects a new plain client endpoint to `server`, which accepts the connection
+/// with `options` (`None`: as `accept_tcp` does). Returns the server's link to the
+/// client, the client, and the client's link.
+pub async fn attach_client(
+    server: &Endpoint,
+    client: EndpointBuilder,
+    options: Option<netcore::LinkOptions>,
+) -> (Link, Endpoint, Link) {
+    let client = client.start();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accept = async {
+        match options {
+            None => server.accept_tcp(&listener).await.unwrap(),
+            Some(options) => {
+                let (stream, _) = listener.accept().await.unwrap();
+                stream.set_nodelay(true).unwrap();
+                server.attach(stream, options).await.unwrap()
+            }
+        }
+    };
+    let (s, c) = tokio::join!(accept, client.connect_tcp(addr));
+    (s, client, c.unwrap())
 }
 
 /// What a test tells the handler of a [`gated_route`].
 #[derive(Debug)]
-pub enum Gate {
+pub enum Order {
     /// Take chunks until more than this many bytes arrived, report
     /// [`Seen::Read`], then wait for the next order.
     ReadPast(u64),
@@ -71,7 +192,7 @@ pub enum Seen {
 /// The test's side of a [`gated_route`].
 pub struct Gated {
     /// Orders for the handler.
-    pub orders: tokio::sync::mpsc::UnboundedSender<Gate>,
+    pub orders: tokio::sync::mpsc::UnboundedSender<Order>,
     /// What the handler saw.
     pub seen: tokio::sync::mpsc::UnboundedReceiver<Seen>,
 }
@@ -84,7 +205,7 @@ pub fn gated_route(builder: EndpointBuilder, route: &str) -> (EndpointBuilder, G
     use netcore::{Body, Reply, Request};
     use std::sync::{Arc, Mutex};
     use tokio::sync::mpsc;
-    let (orders_tx, orders_rx) = mpsc::unbounded_channel::<Gate>();
+    let (orders_tx, orders_rx) = mpsc::unbounded_channel::<Order>();
     let (seen_tx, seen_rx) = mpsc::unbounded_channel();
     let orders_rx = Arc::new(Mutex::new(Some(orders_rx)));
     let builder = builder
@@ -100,8 +221,8 @@ pub fn gated_route(builder: EndpointBuilder, route: &str) -> (EndpointBuilder, G
                 let mut crc = 0u32;
                 while let Some(order) = orders.recv().await {
                     let until = match order {
-                        Gate::ReadPast(n) => Some(n),
-                        Gate::ReadAll => None,
+                        Order::ReadPast(n) => Some(n),
+                        Order::ReadAll => None,
                     };
                     while until.is_none_or(|n| body.received() <= n) {
                         match body.next().await {

@@ -189,9 +189,12 @@ impl Session {
         // While reconnecting, new messages queue and leave once the session
         // resumes (or fail with `PeerReset` if the peer lost it).
         let reconnecting = self.state == State::Handshaking && self.peer_session.is_some();
+        if self.state == State::Closing {
+            return Err(ProtocolError::GoingAway);
+        }
         if self.state != State::Connected && !reconnecting {
             return Err(ProtocolError::InvalidState {
-                reason: "link not connected (handshake pending or closing)",
+                reason: "link not connected (handshake pending or failed)",
             });
         }
         let id = StreamId(self.next_id);

@@ -4,7 +4,7 @@
 
 use super::stream::{grow_target, to_usize, Body, Inbound, MemoryBody, SinkBody};
 use super::{InboundEvent, Reassembly};
-use crate::error::ProtocolError;
+use crate::error::{ErrorCode, ProtocolError};
 use crate::ids::StreamId;
 use bytes::Bytes;
 
@@ -24,7 +24,9 @@ impl Reassembly {
         let needed = m.len().saturating_add(n);
         let spool_threshold = self.config.limits.spool_threshold;
         if needed > spool_threshold {
-            self.spill(id, too_large_for_memory(id, needed, spool_threshold));
+            let has_factory = self.sinks.is_some();
+            let no_sink = too_large_for_memory(id, needed, spool_threshold, has_factory);
+            self.spill(id, no_sink);
             if self.write_to_sink(id, chunk, false) && fin {
                 self.complete(id);
             }
@@ -198,8 +200,23 @@ impl Reassembly {
     }
 }
 
-/// The refusal of a message too large for memory when no sink takes it.
-pub(super) fn too_large_for_memory(id: StreamId, size: u64, spool_threshold: u64) -> ProtocolError {
+/// The refusal of a message too large for memory when no sink takes it: `TooLarge`
+/// without a sink factory (this side never takes such a message), `Refused` when
+/// the factory declined (it is at a limit, e.g. the runtime's `max_spooling`
+/// streams per link, so the same message may be taken later).
+pub(super) fn too_large_for_memory(
+    id: StreamId,
+    size: u64,
+    spool_threshold: u64,
+    has_factory: bool,
+) -> ProtocolError {
+    if has_factory {
+        return ProtocolError::Sink {
+            id: id.0,
+            code: ErrorCode::Refused,
+            reason: "no body sink available for a message too large for memory",
+        };
+    }
     ProtocolError::MessageTooLarge {
         id: id.0,
         size,

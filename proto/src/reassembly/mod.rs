@@ -56,13 +56,15 @@
 //! | declared `total_len` | more data than declared, or FIN/END short of it | `LengthMismatch` (code `Protocol`) |
 //! | `max_inbound_streams` | one more live stream is refused before anything is allocated | `TooManyStreams` (code `Refused`) |
 //! | `max_buffered_bytes` | capacity allocated for incomplete in-memory bodies never exceeds it | spill, else `BufferFull` (code `Refused`) |
-//! | `spool_threshold` | declared `total_len` above it: sink from OPEN; a body growing past it moves to a sink | no sink: `TooLarge` |
+//! | `spool_threshold` | declared `total_len` above it: sink from OPEN; a body growing past it moves to a sink | no sink factory: `TooLarge`; the factory declines: `Sink` (code `Refused`) |
 //! | memory pressure | incomplete in-memory bytes above [`ReassemblyConfig::pressure_limit`]: the largest moves to a sink | no sink: `BufferFull` (code `Refused`) |
 //!
 //! Without a [`SinkFactory`] (or when it returns `None`), everything that would go
-//! to a sink is refused: a receiver without sinks accepts only messages that fit in
-//! memory, and with several concurrent messages only while they hold less than the
-//! pressure limit together; give it `link_window ≥ 2 ×` the largest body it must take.
+//! to a sink is refused (a factory that declines is at a limit, so its refusals say
+//! `Refused`, which the sender may retry, rather than `TooLarge`): a receiver
+//! without sinks accepts only messages that fit in memory, and with several
+//! concurrent messages only while they hold less than the pressure limit together;
+//! give it `link_window ≥ 2 ×` the largest body it must take.
 //!
 //! A single-frame message (OPEN with FIN) is always delivered in memory, zero copy:
 //! it is already in memory, bounded by the frame-length limit, and holds no state.
@@ -301,7 +303,9 @@ impl Reassembly {
         if too_large && sink.is_none() {
             self.free_link(n);
             let size = total_len.unwrap_or(n);
-            self.refused(id, too_large_for_memory(id, size, limits.spool_threshold));
+            let has_factory = self.sinks.is_some();
+            let threshold = limits.spool_threshold;
+            self.refused(id, too_large_for_memory(id, size, threshold, has_factory));
             return Ok(());
         }
         if let Some(sink) = sink {

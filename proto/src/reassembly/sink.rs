@@ -69,9 +69,10 @@ pub trait BodySink: Send {
 
 /// Opens a [`BodySink`] for a message too large for memory.
 pub trait SinkFactory: Send {
-    /// A sink for the message `head` describes, or `None` if it cannot be spooled:
-    /// then the stream is refused (with `TooLarge` when it was too large for memory,
-    /// `Refused` when memory pressure made it move). It is never kept in memory
+    /// A sink for the message `head` describes, or `None` if it cannot be spooled
+    /// now (e.g. too many messages spooling): then the stream is refused with
+    /// `Refused` (only a receiver without a factory refuses a message too large for
+    /// memory with `TooLarge`). It is never kept in memory
     /// instead, so the memory bounds hold whatever the factory does.
     fn open(&mut self, head: &MessageHead) -> Option<Box<dyn BodySink>>;
 

@@ -540,9 +540,36 @@ fn body_growing_past_spool_threshold_moves_to_a_sink_buffer_first() {
     assert_all_returned(&mut r);
 }
 
+/// Without a sink factory a message too large for memory is never taken
+/// (`TooLarge`); a factory that declines is at a limit and the message may be sent
+/// again later (`Refused`). Both at OPEN (announced length) and when a body grows
+/// past the threshold.
 #[test]
-fn too_large_for_memory_without_a_sink_is_refused_too_large() {
-    for sinks in [None, Some(MemorySinkFactory::refusing().boxed())] {
+fn too_large_for_memory_without_a_sink_is_refused_too_large_or_busy() {
+    let too_large = |id: u64| {
+        let error = ProtocolError::MessageTooLarge {
+            id,
+            size: 2_001,
+            max: 2_000,
+        };
+        (StreamId(id), ErrorCode::TooLarge, error)
+    };
+    let declined = |id: u64| {
+        let error = ProtocolError::Sink {
+            id,
+            code: ErrorCode::Refused,
+            reason: "no body sink available for a message too large for memory",
+        };
+        (StreamId(id), ErrorCode::Refused, error)
+    };
+    let cases = [
+        (None, [too_large(1), too_large(3)]),
+        (
+            Some(MemorySinkFactory::refusing().boxed()),
+            [declined(1), declined(3)],
+        ),
+    ];
+    for (sinks, expected) in cases {
         let config = ReassemblyConfig {
             stream_window: 10_000,
             link_window: 20_000,
@@ -559,29 +586,7 @@ fn too_large_for_memory_without_a_sink_is_refused_too_large() {
             .filter_map(refused)
             .map(|(id, code, e)| (id, code, e.clone()))
             .collect();
-        assert_eq!(
-            refusals,
-            vec![
-                (
-                    StreamId(1),
-                    ErrorCode::TooLarge,
-                    ProtocolError::MessageTooLarge {
-                        id: 1,
-                        size: 2_001,
-                        max: 2_000
-                    }
-                ),
-                (
-                    StreamId(3),
-                    ErrorCode::TooLarge,
-                    ProtocolError::MessageTooLarge {
-                        id: 3,
-                        size: 2_001,
-                        max: 2_000
-                    }
-                ),
-            ]
-        );
+        assert_eq!(refusals, expected.to_vec());
         assert_all_returned(&mut r);
     }
 }

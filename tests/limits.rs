@@ -1,0 +1,308 @@
+//! The runtime's limits, pushed past over real TCP loopback links: the router's
+//! `max_workers` + `max_queued`, the per-link spool limit
+//! (`SpoolLimits::max_spooling`), `max_inbound_streams`, and a call's timeout.
+//! Each time the one message beyond the limit fails with its typed error, exactly
+//! at the limit and not before; the calls already admitted, on the same link and on
+//! a second link to the same endpoint, still get their own answers; the limit holds
+//! what it bounds (spool files, in-flight count); and the link takes new messages
+//! once there is room again.
+#![allow(clippy::unwrap_used)]
+
+use bytes::Bytes;
+use common::{attach_client, within, Gate, HANG};
+use futures_util::FutureExt;
+use netcore::actors::link_actor::InFlight;
+use netcore::actors::stream_actor::SpoolLimits;
+use netcore::{
+    CallError, Endpoint, ErrorCode, Link, LinkOptions, Payload, PendingCall, Reply, Request,
+};
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+mod common;
+
+async fn echo(req: Request) -> netcore::HandlerResult {
+    Ok(Reply::new(req.body.into_bytes().await.unwrap_or_default()))
+}
+
+/// A call to `route` whose body (`body`, announced whole) is fed through a channel:
+/// only its first `first` bytes are sent now. Returns once they were handed to the
+/// wire, with the call and the rest of the body to send.
+async fn open_call(link: &Link, route: &str, body: Bytes, first: usize) -> Opened {
+    let (tx, rx) = mpsc::channel(4);
+    let mut call = link
+        .request(route, Payload::stream(rx, Some(body.len() as u64)))
+        .timeout(HANG)
+        .start()
+        .await
+        .unwrap();
+    tx.send(body.slice(..first)).await.unwrap();
+    let transfer = call.transfer().unwrap();
+    while transfer.progress().0 < first as u64 {
+        within("the first chunk to leave", transfer.changed()).await;
+    }
+    Opened {
+        call,
+        rest: body.slice(first..),
+        tx,
+    }
+}
+
+/// A call's answer, awaited later.
+type Answer = Pin<Box<dyn Future<Output = Result<netcore::Response, CallError>>>>;
+
+/// A call whose body is partly sent (see [`open_call`]).
+struct Opened {
+    call: PendingCall,
+    rest: Bytes,
+    tx: mpsc::Sender<Bytes>,
+}
+
+impl Opened {
+    /// Sends the rest of the body and returns the answer.
+    async fn finish(self) -> Result<netcore::Response, CallError> {
+        self.tx.send(self.rest).await.unwrap();
+        drop(self.tx);
+        within("the answer", self.call.response()).await
+    }
+}
+
+/// A round trip on `link`: every frame sent on it before has been handled by the
+/// peer, and whatever the peer sent back before its answer (a CANCEL refusing a
+/// stream) has been handled here.
+async fn round_trip(link: &Link) {
+    let answer = within("a round trip", link.call("echo", "barrier")).await;
+    assert_eq!(answer.unwrap().body.as_bytes().unwrap(), "barrier");
+}
+
+fn files_in(dir: &Path) -> usize {
+    std::fs::read_dir(dir).unwrap().count()
+}
+
+#[actix_rt::test]
+async fn a_request_beyond_max_workers_and_max_queued_is_refused_and_the_admitted_ones_are_served() {
+    let gate = Gate::new();
+    let server = Endpoint::builder()
+        .max_workers(2)
+        .max_queued(1)
+        .route("hold", gate.handler())
+        .route("echo", echo)
+        .start();
+    let (_, _a, link_a) = attach_client(&server, Endpoint::builder(), None).await;
+    let (_, _b, link_b) = attach_client(&server, Endpoint::builder(), None).await;
+
+    // Both workers busy, one request from each link.
+    let a1 = link_a.request("hold", "a1").timeout(HANG).start().await;
+    let b1 = link_b.request("hold", "b1").timeout(HANG).start().await;
+    assert_eq!(gate.started_n(2).await, ["a1", "b1"]);
+    // The queue's one place, then one more: the router takes a link's requests
+    // in order, so `a2` is queued and `a3` refused.
+    let a2 = link_a.request("hold", "a2").timeout(HANG).start().await;
+    let refused = within("the refusal", link_a.call("echo", "a3")).await;
+    match refused {
+        Err(CallError::Remote {
+            code: ErrorCode::Refused,
+            ..
+        }) => {}
+        other => panic!("expected a Refused answer, got {other:?}"),
+    }
+
+    // The admitted requests, on both links, get their own answers.
+    gate.release(3);
+    for (call, body) in [(a1, "a1"), (b1, "b1"), (a2, "a2")] {
+        let answer = within("an admitted call", call.unwrap().response()).await;
+        assert_eq!(answer.unwrap().body.as_bytes().unwrap(), body);
+    }
+    // And with the workers free again, both links are served.
+    round_trip(&link_a).await;
+    round_trip(&link_b).await;
+}
+
+#[actix_rt::test]
+async fn a_link_spools_at_most_max_spooling_messages_and_refuses_the_next_one() {
+    let max = SpoolLimits::default().max_spooling;
+    assert_eq!(max, 64);
+    const LEN: usize = 128 << 10;
+    let server = Endpoint::builder()
+        .route("echo", echo)
+        .route("digest", |body: netcore::Body| async move {
+            let kind = if matches!(body, netcore::Body::File(_)) {
+                "file"
+            } else {
+                "memory"
+            };
+            let bytes = body.into_bytes().await.unwrap();
+            format!("{kind} {:08x}", crc32c::crc32c(&bytes))
+        })
+        .start();
+    // Messages above 64 KiB spool (8 MiB by default: same path, smaller test).
+    let spooling_link = |dir: &Path| {
+        let mut options = LinkOptions::stream();
+        options.config.limits.spool_threshold = 64 << 10;
+        options.spool.dir = dir.to_path_buf();
+        Some(options)
+    };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (_, _a, link_a) =
+        attach_client(&server, Endpoint::builder(), spooling_link(dir_a.path())).await;
+    let (_, _b, link_b) =
+        attach_client(&server, Endpoint::builder(), spooling_link(dir_b.path())).await;
+    let body = |i: usize| Bytes::from(common::random_bytes(i as u64, LEN));
+    let digest = |i: usize| format!("file {:08x}", crc32c::crc32c(&body(i)));
+
+    // `max` messages spooling on link A, one on link B; each has sent 1 KiB.
+    let mut open = futures_util::future::join_all((0..max).map(|i| {
+        let link = &link_a;
+        async move { (i, open_call(link, "digest", body(i), 1024).await) }
+    }))
+    .await;
+    open.push((max, open_call(&link_b, "digest", body(max), 1024).await));
+    round_trip(&link_a).await;
+    round_trip(&link_b).await;
+    assert_eq!(files_in(dir_a.path()), max, "one spool file per message");
+    assert_eq!(files_in(dir_b.path()), 1);
+
+    // One more on link A is refused, and takes no spool file.
+    let extra = open_call(&link_a, "digest", body(999), 1024).await;
+    let refused = within("the refusal", extra.call.response()).await;
+    assert_eq!(
+        refused.unwrap_err(),
+        CallError::Canceled(ErrorCode::Refused)
+    );
+    assert_eq!(files_in(dir_a.path()), max);
+
+    // Every message admitted, on both links, arrives whole.
+    let answers = futures_util::future::join_all(
+        open.into_iter()
+            .map(|(i, opened)| async move { (i, opened.finish().await) }),
+    )
+    .await;
+    for (i, answer) in answers {
+        assert_eq!(
+            answer.unwrap().body.as_bytes().unwrap(),
+            digest(i).as_bytes(),
+            "message {i}"
+        );
+    }
+    // The spool files went with their messages, and link A spools again.
+    assert_eq!(files_in(dir_a.path()), 0);
+    assert_eq!(files_in(dir_b.path()), 0);
+    let again = open_call(&link_a, "digest", body(7), 1024).await;
+    assert_eq!(
+        again.finish().await.unwrap().body.as_bytes().unwrap(),
+        digest(7).as_bytes()
+    );
+}
+
+#[actix_rt::test]
+async fn inbound_streams_are_refused_at_max_inbound_streams_plus_one_and_only_on_that_link() {
+    let max = LinkOptions::stream().config.limits.max_inbound_streams;
+    assert_eq!(max, 1024);
+    let server = Endpoint::builder().route("echo", echo).start();
+    let (_, _a, link_a) = attach_client(&server, Endpoint::builder(), None).await;
+    let (_, _b, link_b) = attach_client(&server, Endpoint::builder(), None).await;
+    let body = |i: usize| Bytes::from((i as u32).to_le_bytes().to_vec());
+
+    // `max` requests being received on link A (each has sent 1 byte of 4), and
+    // one on link B.
+    let open = futures_util::future::join_all((0..max).map(|i| {
+        let link = &link_a;
+        async move { (i, open_call(link, "echo", body(i), 1).await) }
+    }))
+    .await;
+    let on_b = open_call(&link_b, "echo", body(max), 1).await;
+    round_trip(&link_a).await;
+    // None of them was refused: a refusal would have arrived before the answer.
+    let mut pending: Vec<(usize, Bytes, mpsc::Sender<Bytes>, Answer)> = Vec::new();
+    for (i, Opened { call, rest, tx }) in open {
+        let mut answer: Answer = Box::pin(call.response());
+        if let Some(early) = (&mut answer).now_or_never() {
+            panic!("stream {i} of {max} ended early: {early:?}");
+        }
+        pending.push((i, rest, tx, answer));
+    }
+
+    // The next one on link A is refused.
+    let extra = open_call(&link_a, "echo", body(9999), 1).await;
+    let refused = within("the refusal", extra.call.response()).await;
+    assert_eq!(
+        refused.unwrap_err(),
+        CallError::Canceled(ErrorCode::Refused)
+    );
+
+    // Link B is not affected, and every stream admitted on A completes.
+    assert_eq!(
+        on_b.finish().await.unwrap().body.as_bytes().unwrap(),
+        &body(max)
+    );
+    for (i, rest, tx, answer) in pending {
+        tx.send(rest).await.unwrap();
+        drop(tx);
+        let answer = within("an admitted stream", answer).await;
+        assert_eq!(
+            answer.unwrap().body.as_bytes().unwrap(),
+            &body(i),
+            "stream {i}"
+        );
+    }
+    // With room again, link A takes new streams.
+    let again = open_call(&link_a, "echo", body(7), 1).await;
+    assert_eq!(
+        again.finish().await.unwrap().body.as_bytes().unwrap(),
+        &body(7)
+    );
+}
+
+#[actix_rt::test]
+async fn a_call_past_its_timeout_fails_with_timeout_and_frees_its_handler_and_slot() {
+    let gate = Gate::new();
+    let server = Endpoint::builder()
+        .route("hold", gate.handler())
+        .route("echo", echo)
+        .start();
+    let (server_a, _a, link_a) = attach_client(&server, Endpoint::builder(), None).await;
+    let (server_b, _b, link_b) = attach_client(&server, Endpoint::builder(), None).await;
+    let in_flight = |link: &Link| {
+        let actor = link.actor().clone();
+        async move { actor.send(InFlight).await.unwrap() }
+    };
+
+    let long_a = link_a
+        .request("hold", "long a")
+        .timeout(HANG)
+        .start()
+        .await
+        .unwrap();
+    let long_b = link_b
+        .request("hold", "long b")
+        .timeout(HANG)
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(gate.started_n(2).await, ["long a", "long b"]);
+
+    // A call that outlives its timeout: the caller gets `Timeout` with it, and the
+    // CANCEL aborts the peer's handler.
+    let timeout = Duration::from_millis(300);
+    let short = link_a.request("hold", "short").timeout(timeout);
+    let (result, started) = tokio::join!(short, gate.started());
+    assert_eq!(started, "short");
+    assert_eq!(result.unwrap_err(), CallError::Timeout(timeout));
+    assert_eq!(gate.aborted().await, "short");
+    // The server no longer counts it as in flight (a drain would not wait for it).
+    assert_eq!(in_flight(&server_a).await, 1);
+    assert_eq!(in_flight(&server_b).await, 1);
+
+    // The other calls, on both links, get their own answers.
+    gate.release(2);
+    for (call, body) in [(long_a, "long a"), (long_b, "long b")] {
+        let answer = within("a call in flight", call.response()).await;
+        assert_eq!(answer.unwrap().body.as_bytes().unwrap(), body);
+    }
+    round_trip(&link_a).await;
+    assert_eq!(in_flight(&server_a).await, 0);
+    assert_eq!(in_flight(&server_b).await, 0);
+}
