@@ -1,4 +1,4 @@
-//! The actix runtime of netcore (issue 4): link, scheduler, stream and router actors
+//! The actix runtime of netcore: link, scheduler, stream and router actors
 //! driving [`netcore_proto`]'s state machines over real I/O.
 //!
 //! So far the crate holds the byte [`transport`]s a link runs over, and

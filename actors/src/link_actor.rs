@@ -11,8 +11,8 @@
 //! - the writer sends [`Pull`] to the scheduler actor and writes what comes back,
 //!   one batch at a time, so nothing is encoded before the transport can take it.
 //!
-//! If the actor is restarted (issue 7 reconnects), `started()` spawns both tasks
-//! again on the new transport.
+//! When a connector reopens the transport, both tasks are spawned again on the
+//! new one (tagged with a generation, so what the old tasks still send is ignored).
 
 use crate::body::{Body, Payload, SpooledFile};
 use crate::body_stream::BodyStream;
