@@ -37,6 +37,7 @@ use netcore_actors::event_bus::{Event, EventBus, EventBusConfig};
 use netcore_actors::link_actor::{
     Connector, GoAway, InFlight, PeerSession, Reconnected, Shutdown, WatchState,
 };
+use netcore_actors::scheduler_actor::Flush;
 use netcore_actors::supervision::RestartPolicy;
 use netcore_actors::timer_actor::Timers;
 use netcore_actors::transport::Prefixed;
@@ -56,6 +57,10 @@ use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// How long `stop` waits for a link's last frames to be written once the drain
+/// timeout has passed (the GOAWAY and the cut-off notices).
+const FLUSH_GRACE: Duration = Duration::from_millis(100);
 
 /// Builds an [`Endpoint`]: routes, blueprints, middleware, hooks, state, limits.
 ///
@@ -641,8 +646,11 @@ impl Endpoint {
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            // Let the GOAWAY and the last answers reach the wire.
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            // Let the GOAWAY and the last answers reach the wire, within the
+            // drain's time (a peer that stops reading keeps a writer stuck), and
+            // at least a moment past it for the GOAWAY of a link cut off.
+            let flush_until = deadline.max(tokio::time::Instant::now() + FLUSH_GRACE);
+            let _ = tokio::time::timeout_at(flush_until, link.actor().send(Flush)).await;
             let _ = link.actor().send(Shutdown("endpoint stopped".into())).await;
         }
         if let Ok(mut all) = self.inner.links.lock() {

@@ -145,3 +145,41 @@ async fn a_request_its_caller_canceled_is_not_waited_for_nor_counted_as_cut_off(
     assert_eq!(within("stop", server.stop()).await, 0);
     within("the link to close", link.closed()).await;
 }
+
+/// An answer given during the drain still reaches the caller whole even when the
+/// line needs far longer to carry it than any fixed grace period: `stop` closes a
+/// link only once what it queued was written. Over a line throttled to 115200
+/// baud, a 12 KiB answer takes about a second.
+#[actix_rt::test]
+async fn an_answer_given_during_the_drain_reaches_the_caller_whole_on_a_slow_line() {
+    use netcore::actors::transport::{throttled_pair, ThrottleConfig};
+    use netcore::LinkOptions;
+    const ANSWER: usize = 12 * 1024;
+    let gate = Gate::new();
+    let device = Endpoint::builder()
+        .route("held", gate.handler())
+        .drain_timeout(Duration::from_secs(15))
+        .start();
+    let gateway = Endpoint::builder().start();
+    let (a, b) = throttled_pair(ThrottleConfig::serial_8n1(115_200));
+    let options = LinkOptions::serial_framed_rate(11_520);
+    let (link, _device_link) = tokio::join!(
+        gateway.attach(a, options.clone()),
+        device.attach(b, options)
+    );
+    let link = link.unwrap();
+    let body = common::random_bytes(7, ANSWER);
+    let call = link
+        .request("held", body.clone())
+        .timeout(Duration::from_secs(30));
+    let stop_after_release = async {
+        within("the held handler to start", gate.started()).await;
+        // `join!` polls `stop` first: the drain has begun when the handler answers.
+        let (cut_off, ()) = tokio::join!(within("stop", device.stop()), async { gate.release(1) });
+        cut_off
+    };
+    let (answer, cut_off) = tokio::join!(call, stop_after_release);
+    assert_eq!(cut_off, 0);
+    let answer = answer.expect("the answer made during the drain arrives");
+    assert_eq!(answer.body.as_bytes().unwrap().as_ref(), &body[..]);
+}

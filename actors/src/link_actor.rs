@@ -19,7 +19,7 @@ use crate::body_stream::BodyStream;
 use crate::deadline::Deadline;
 use crate::error::CallError;
 use crate::router_actor::{Canceled as RouterCanceled, Incoming};
-use crate::scheduler_actor::{feed_body, Apply, Close, Pull, SchedulerActor};
+use crate::scheduler_actor::{feed_body, Apply, Close, Flush, Pull, SchedulerActor};
 use crate::stream_actor::{SpoolFactory, SpoolLimits, StreamedAnswers};
 use crate::transport::BoxedTransport;
 use actix::prelude::*;
@@ -976,6 +976,19 @@ impl Handler<InFlight> for LinkActor {
 
     fn handle(&mut self, _: InFlight, _: &mut Self::Context) -> usize {
         self.calls.len() + self.serving.len()
+    }
+}
+
+/// Resolves once what the link queued so far was written to its transport (see
+/// the scheduler's [`Flush`]); the caller bounds the wait.
+impl Handler<Flush> for LinkActor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Flush, _: &mut Self::Context) -> Self::Result {
+        let scheduler = self.scheduler.clone();
+        Box::pin(async move {
+            let _ = scheduler.send(Flush).await;
+        })
     }
 }
 

@@ -37,6 +37,9 @@ pub struct SchedulerActor {
     /// Transfers whose progress someone watches.
     watched: HashMap<StreamId, watch::Sender<Progress>>,
     closed: bool,
+    /// Told once everything handed out was written and nothing more is ready
+    /// ([`Flush`]).
+    flushed: Vec<oneshot::Sender<()>>,
     /// The retransmission timer and its handle.
     timer: Deadline,
     /// Told when the reliable mode gives up on the peer.
@@ -55,6 +58,7 @@ impl SchedulerActor {
             feeders: HashMap::new(),
             watched: HashMap::new(),
             closed: false,
+            flushed: Vec::new(),
             timer: Deadline::default(),
             watchdog: None,
         }
@@ -192,12 +196,40 @@ impl Handler<Pull> for SchedulerActor {
         }
         let (tx, rx) = oneshot::channel();
         self.puller = Some(tx);
+        // The writer wrote everything it was given and nothing more is ready.
+        for flushed in self.flushed.drain(..) {
+            let _ = flushed.send(());
+        }
         Box::pin(async move { rx.await.ok().flatten() })
     }
 }
 
-/// The link is going down: the writer's pull returns `None` once nothing more is
-/// ready (what is queued is still handed out first).
+/// Resolves once every frame queued so far was written to the transport: the
+/// writer is waiting for more and nothing more is ready. A link flushes before it
+/// closes, so answers given at the last moment are not lost. Resolves at once on
+/// a closed scheduler; a writer stuck on a peer that does not read never flushes,
+/// so whoever waits bounds the wait.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Flush;
+
+impl Handler<Flush> for SchedulerActor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Flush, _: &mut Self::Context) -> Self::Result {
+        if self.closed || self.puller.is_some() {
+            return Box::pin(async {});
+        }
+        let (tx, rx) = oneshot::channel();
+        self.flushed.push(tx);
+        Box::pin(async move {
+            let _ = rx.await;
+        })
+    }
+}
+
+/// The link is going down: the writer's pull returns `None` from now on and what
+/// is still queued is dropped ([`Flush`] first to have it written).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Close;
