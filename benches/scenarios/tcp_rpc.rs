@@ -60,7 +60,7 @@ impl Tally {
 /// Runs the scenario.
 pub fn run(quick: bool) -> Result<Report, Error> {
     let total: u64 = if quick { 20_000 } else { 200_000 };
-    let rounds: u64 = if quick { 3 } else { 5 };
+    let rounds: u64 = if quick { 5 } else { 8 };
     let per_round = total / rounds;
     let total = per_round * rounds;
     let mut netcore = Tally::default();
