@@ -86,9 +86,7 @@ impl Peers {
         options: LinkOptions,
         wrap: impl FnOnce(tokio::net::TcpStream) -> T,
     ) -> Result<Peers, Error> {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
+        let (listener, addr) = crate::raw_tcp::loopback_listener()?;
         let accept = move || async move {
             let listener = tokio::net::TcpListener::from_std(listener)?;
             let (stream, _) = listener.accept().await?;

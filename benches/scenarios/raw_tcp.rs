@@ -20,20 +20,13 @@ use std::time::{Duration, Instant};
 /// not timed. Callable from inside another runtime (both sides get threads).
 pub fn transfer(data: &[u8], recv: &mut [u8]) -> std::io::Result<Duration> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    listener.set_nonblocking(true)?;
-    let addr = listener.local_addr()?;
-    let rt = || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    };
+    let (listener, addr) = loopback_listener()?;
     let start = Barrier::new(2);
     std::thread::scope(|scope| {
         let start = &start;
         let reading =
             named("raw-tcp-reader").spawn_scoped(scope, move || -> std::io::Result<Instant> {
-                rt()?.block_on(async move {
+                runtime()?.block_on(async move {
                     let listener = tokio::net::TcpListener::from_std(listener)?;
                     let (mut reader, _) = listener.accept().await?;
                     reader.set_nodelay(true)?;
@@ -44,7 +37,7 @@ pub fn transfer(data: &[u8], recv: &mut [u8]) -> std::io::Result<Duration> {
             })?;
         let began = named("raw-tcp-writer")
             .spawn_scoped(scope, move || {
-                rt()?.block_on(async move {
+                runtime()?.block_on(async move {
                     let mut writer = tokio::net::TcpStream::connect(addr).await?;
                     writer.set_nodelay(true)?;
                     start.wait();
@@ -60,6 +53,23 @@ pub fn transfer(data: &[u8], recv: &mut [u8]) -> std::io::Result<Duration> {
             .map_err(|_| std::io::Error::other("reader thread panicked"))??;
         Ok(finished.duration_since(began?))
     })
+}
+
+/// A non-blocking listener on a free loopback port (for tokio to take over on
+/// another thread), and its address.
+pub fn loopback_listener() -> std::io::Result<(TcpListener, std::net::SocketAddr)> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    Ok((listener, addr))
+}
+
+/// The runtime each side of a baseline runs on: a current-thread tokio runtime,
+/// as each netcore endpoint has an arbiter.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
 }
 
 /// A thread builder with a name (profiles tell the baselines' threads apart).
@@ -84,14 +94,7 @@ pub fn rpc<const N: usize>(
 ) -> std::io::Result<(Duration, Vec<Duration>, u64)> {
     use std::collections::VecDeque;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    listener.set_nonblocking(true)?;
-    let addr = listener.local_addr()?;
-    let rt = || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    };
+    let (listener, addr) = loopback_listener()?;
     let frame_len = 4 + N;
     let push_frame = move |out: &mut Vec<u8>, request: &[u8]| {
         out.extend_from_slice(&(request.len() as u32).to_le_bytes());
@@ -99,7 +102,7 @@ pub fn rpc<const N: usize>(
     };
     std::thread::scope(|scope| {
         let server = named("raw-rpc-server").spawn_scoped(scope, move || {
-            rt()?.block_on(async move {
+            runtime()?.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener)?;
                 let (socket, _) = listener.accept().await?;
                 socket.set_nodelay(true)?;
@@ -122,7 +125,7 @@ pub fn rpc<const N: usize>(
         })?;
         let client = named("raw-rpc-client")
             .spawn_scoped(scope, move || {
-                rt()?.block_on(async move {
+                runtime()?.block_on(async move {
                     let mut socket = tokio::net::TcpStream::connect(addr).await?;
                     socket.set_nodelay(true)?;
                     let mut out = Vec::with_capacity(in_flight * frame_len);

@@ -19,7 +19,7 @@
 //!   (about 5% more RPCs per second here); writes are flushed by yamux per frame.
 
 use crate::peers::Error;
-use crate::raw_tcp::named;
+use crate::raw_tcp::{loopback_listener, named, runtime};
 use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 use std::future::Future;
 use std::task::Poll;
@@ -115,12 +115,6 @@ async fn drive(
     .await
 }
 
-fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-}
-
 /// Runs `client` and `server` on two new threads (callable from inside another
 /// runtime) over a fresh yamux connection and returns both results. Each side's connection keeps being driven until both
 /// are done, so nothing queued is lost when one finishes first. Connecting is
@@ -134,9 +128,7 @@ where
     SF: Future<Output = Result<SR, Error>>,
     SR: Send,
 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    listener.set_nonblocking(true)?;
-    let addr = listener.local_addr()?;
+    let (listener, addr) = loopback_listener()?;
     let (client_done, client_done_rx) = oneshot::channel::<()>();
     let (server_done, server_done_rx) = oneshot::channel::<()>();
     let server_config = config.clone();
