@@ -33,7 +33,8 @@ pub fn run(quick: bool) -> Result<Report, Error> {
         });
         let mut counter = None;
         let peers = Peers::tcp_wrapped(server, options, |socket| {
-            let counted = Faulty::new(socket, FaultConfig::new(0));
+            // No faults; every read a frame of its own (no delimiter to wait for).
+            let counted = Faulty::new(socket, FaultConfig::new(0).with_frame_delimiter(None));
             counter = Some(counted.handle());
             counted
         })
