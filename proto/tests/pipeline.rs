@@ -399,20 +399,23 @@ fn check_delivered(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     /// Many random messages of random priorities and sizes, sent at random times from
-    /// both sides, all arrive byte for byte exactly once.
+    /// both sides and read in arbitrary pieces, all arrive byte for byte exactly once.
     #[test]
     fn random_traffic_arrives_intact(
         framing in prop_oneof![Just(FramingKind::Serial), Just(FramingKind::Stream)],
         msgs in proptest::collection::vec((0u8..4, 0usize..6000, any::<bool>(), 0u64..200, any::<u8>()), 1..40),
+        reads in (arb_read_sizes(), arb_read_sizes()),
     ) {
         let wire = match framing {
             FramingKind::Serial => Wire::rated(11_520),
             FramingKind::Stream => Wire::rated(10_000_000),
         };
         let mut p = pair(framing, wire);
+        p.split_reads(Direction::AToB, reads.0);
+        p.split_reads(Direction::BToA, reads.1);
         let mut expected_at_b = BTreeMap::new();
         let mut expected_at_a = BTreeMap::new();
         let mut schedule: Vec<_> = msgs.into_iter().collect();
@@ -569,7 +572,7 @@ fn arb_read_sizes() -> impl Strategy<Value = Vec<usize>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     /// The reliable mode over a line that loses, duplicates, reorders and (serial)
     /// damages frames, is cut and reconnected mid-transfer (the session resumes),
