@@ -1,6 +1,8 @@
 //! A link whose transport is cut every 2 s and reopened through its connector: a
 //! 16 MiB transfer arrives byte-identical (the session resumes), and calls in
-//! flight complete.
+//! flight complete. A restarted peer fails calls in flight with `PeerReset`; over
+//! TCP, a server link waits its resume window for its client, and a client back
+//! after it gets a fresh session.
 #![allow(clippy::unwrap_used)]
 
 use bytes::Bytes;
@@ -300,4 +302,113 @@ async fn a_tcp_link_resumes_after_the_network_breaks() {
         1,
         "one link, resumed, not a second one"
     );
+}
+
+/// Forwards one proxied connection to `target` until the task is aborted (which
+/// drops both sockets: the network breaks).
+async fn forward(inbound: tokio::net::TcpStream, target: std::net::SocketAddr) {
+    let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
+        return;
+    };
+    let (mut ir, mut iw) = inbound.into_split();
+    let (mut or, mut ow) = outbound.into_split();
+    tokio::select! {
+        _ = tokio::io::copy(&mut ir, &mut ow) => {}
+        _ = tokio::io::copy(&mut or, &mut iw) => {}
+    }
+}
+
+/// A listener on `addr` (port 0: any) that may be bound again on the same port.
+fn rebindable(addr: std::net::SocketAddr) -> tokio::net::TcpListener {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_reuseaddr(true).unwrap();
+    socket.bind(addr).unwrap();
+    socket.listen(16).unwrap()
+}
+
+#[actix_rt::test]
+async fn a_client_back_after_the_resume_window_gets_a_fresh_session() {
+    const WINDOW: Duration = Duration::from_millis(300);
+    // The server's handler tells the test when the request reached it.
+    let (started, mut handler_started) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let server = Endpoint::builder()
+        .tcp_resume(WINDOW)
+        .route("slow", move || {
+            let _ = started.send(());
+            async {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                "late"
+            }
+        })
+        .route("ping", || async { "pong" })
+        .start();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server_addr = listener.local_addr().unwrap();
+    let (links, mut accepted) = tokio::sync::mpsc::unbounded_channel();
+    let acceptor = server.clone();
+    actix_rt::spawn(async move {
+        while let Ok(link) = acceptor.accept_tcp(&listener).await {
+            let _ = links.send(link);
+        }
+    });
+
+    // The client reaches the server through a proxy: one forwarded connection.
+    let proxy = rebindable("127.0.0.1:0".parse().unwrap());
+    let proxy_addr = proxy.local_addr().unwrap();
+    let client = Endpoint::builder()
+        .tcp_resume(Duration::from_secs(10))
+        .start();
+    // Aborting this task is the cut: it drops the connection and the listener.
+    let first = tokio::spawn(async move {
+        let (inbound, _) = proxy.accept().await.unwrap();
+        forward(inbound, server_addr).await;
+    });
+    let link = client.connect_tcp(proxy_addr).await;
+    let link = link.unwrap();
+    let first_server_link = accepted.recv().await.unwrap();
+    let call_link = link.clone();
+    let call = actix_rt::spawn(async move {
+        call_link
+            .request("slow", "x")
+            .timeout(Duration::from_secs(30))
+            .await
+            .map(|r| r.body.as_bytes().cloned())
+    });
+    handler_started.recv().await.unwrap();
+
+    // The network breaks, and the client cannot get through (connections are
+    // refused) until the server gave up waiting for it.
+    first.abort();
+    let reason = tokio::time::timeout(Duration::from_secs(30), first_server_link.closed())
+        .await
+        .expect("the server link waits for its client beyond the resume window");
+    assert!(
+        reason.contains("did not reconnect within the resume window"),
+        "{reason}"
+    );
+
+    // The client gets through again: the server no longer has its session, so the
+    // connection becomes a new link, and the client's call in flight fails with
+    // PeerReset while the link goes on as a new session.
+    let proxy = rebindable(proxy_addr);
+    actix_rt::spawn(async move {
+        while let Ok((inbound, _)) = proxy.accept().await {
+            tokio::spawn(forward(inbound, server_addr));
+        }
+    });
+    let result = call.await.unwrap();
+    assert_eq!(result, Err(netcore::CallError::PeerReset));
+    let second_server_link = tokio::time::timeout(Duration::from_secs(30), accepted.recv())
+        .await
+        .expect("the client came back")
+        .unwrap();
+    assert_ne!(second_server_link.id(), first_server_link.id());
+    let answer = link
+        .request("ping", "")
+        .timeout(Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(answer.body.as_bytes().unwrap().as_ref(), b"pong");
+    let up: Vec<_> = server.links().iter().map(|l| l.id()).collect();
+    assert_eq!(up, vec![second_server_link.id()]);
 }

@@ -5,7 +5,8 @@
 //! exactly when its wire is free (so priorities behave as on a real serial line),
 //! the bytes arrive at the other side when they would have, and time jumps to the
 //! next thing that happens. A tamper hook can drop, cut or flip bytes in flight,
-//! and an application callback per side reacts to events (answers requests, …).
+//! a side can read its arrivals in pieces of given sizes (partial reads), and an
+//! application callback per side reacts to events (answers requests, …).
 //!
 //! Nothing here reads a clock or spawns anything: one seed, one outcome.
 
@@ -84,6 +85,9 @@ pub struct Side {
     wire: Wire,
     wire_free_at: Instant,
     inbox: VecDeque<(Instant, Vec<u8>)>,
+    /// Sizes of the pieces arrivals are read in, cycled; empty: one read each.
+    read_sizes: Vec<usize>,
+    next_read: usize,
     scratch: BytesMut,
 }
 
@@ -96,7 +100,26 @@ impl Side {
             wire,
             wire_free_at: Instant::ZERO,
             inbox: VecDeque::new(),
+            read_sizes: Vec::new(),
+            next_read: 0,
             scratch: BytesMut::new(),
+        }
+    }
+
+    /// Hands arrived bytes to the link, in pieces of the configured read sizes.
+    fn read(&mut self, bytes: &[u8], now: Instant) {
+        if self.read_sizes.is_empty() {
+            // A fatal error is reported as LinkEvent::Failed; keep driving.
+            let _ = self.link.handle_input(bytes, now);
+            return;
+        }
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let size = self.read_sizes[self.next_read % self.read_sizes.len()].max(1);
+            self.next_read = self.next_read.wrapping_add(1);
+            let (piece, tail) = rest.split_at(size.min(rest.len()));
+            let _ = self.link.handle_input(piece, now);
+            rest = tail;
         }
     }
 
@@ -217,6 +240,18 @@ impl Pair {
         }
     }
 
+    /// The side receiving `direction` reads its arrivals in pieces of `sizes` bytes
+    /// (cycled, across arrivals; a 0 reads 1 byte), as a reader whose reads end
+    /// anywhere in a frame. Empty: each arrival is one read.
+    pub fn split_reads(&mut self, direction: Direction, sizes: Vec<usize>) {
+        let side = match direction {
+            Direction::AToB => &mut self.b,
+            Direction::BToA => &mut self.a,
+        };
+        side.read_sizes = sizes;
+        side.next_read = 0;
+    }
+
     /// Installs the application callback of side A.
     pub fn on_a(&mut self, app: App) {
         self.a.app = Some(app);
@@ -296,8 +331,7 @@ impl Pair {
         for side in [&mut self.a, &mut self.b] {
             while side.inbox.front().is_some_and(|(at, _)| *at <= now) {
                 if let Some((_, bytes)) = side.inbox.pop_front() {
-                    // A fatal error is reported as LinkEvent::Failed; keep driving.
-                    let _ = side.link.handle_input(&bytes, now);
+                    side.read(&bytes, now);
                     progress = true;
                 }
             }
