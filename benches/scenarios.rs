@@ -9,7 +9,7 @@
 //! | `report` | JSON fields, rows, goals, failures; writing them |
 //! | `data`, `stats`, `process` | test data and its checks; summaries; /proc figures |
 //! | `peers` | two netcore endpoints on two threads joined by one link |
-//! | `raw_tcp`, `yamux_base` | the baselines |
+//! | `raw_tcp`, `yamux_base`, `threads` | the baselines, their connections kept on threads of their own |
 //! | `lossy_line` | a line that drops and corrupts frames |
 //! | one module per scenario | `tcp_bulk`, `tcp_mux`, `tcp_rpc`, `serial_hol`, `overhead`, `large_spool`, `lossy`, `idle_cpu` |
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -28,6 +28,8 @@ mod raw_tcp;
 mod report;
 #[path = "scenarios/stats.rs"]
 mod stats;
+#[path = "scenarios/threads.rs"]
+mod threads;
 #[path = "scenarios/yamux_base.rs"]
 mod yamux_base;
 

@@ -1,8 +1,9 @@
 //! `tcp_bulk`: one large message A→B over TCP loopback, against raw TCP and one
-//! yamux stream moving the same bytes. Rounds alternate netcore, raw, yamux, each
-//! on a connection of its own opened for the round (untimed), so every system
-//! starts each round equally cold; each system's figure is the median of its
-//! rounds, and the ratios are medians of per-round paired ratios.
+//! yamux stream moving the same bytes. Each system opens its connection once and
+//! keeps it for the whole scenario; an unmeasured first round warms every
+//! connection up; then rounds alternate netcore, raw, yamux. Each system's figure
+//! is the median of its rounds, and the ratios are medians of per-round paired
+//! ratios.
 //!
 //! netcore runs as a user gets it from `Endpoint::connect_tcp`/`accept_tcp`
 //! (`LinkOptions::stream()`), with the route's large bodies streamed to the handler
@@ -28,42 +29,51 @@ pub fn run(quick: bool) -> Result<Report, Error> {
     let data = random_bytes(0xb01c, len);
     let crc = crc32c::crc32c(&data);
     let mut report = Report::new("tcp_bulk");
-    let mut raw_buf = touched_buffer(len);
+    let mut raw_buf = Some(touched_buffer(len));
     let mut yamux_buf = Some(touched_buffer(len));
     let (mut netcore, mut raw, mut yamux) = (Vec::new(), Vec::new(), Vec::new());
     // The netcore handler's destination buffer, pre-touched like the baselines'.
     let netcore_buf = Arc::new(Mutex::new(Some(touched_buffer(len))));
     actix_rt::System::new().block_on(async {
         let (tx, mut arrivals) = mpsc::unbounded_channel::<(Instant, Received)>();
-        for round in 0..rounds {
-            let server = bulk_server(tx.clone(), netcore_buf.clone());
-            let peers = Peers::tcp(server, LinkOptions::stream()).await?;
+        let peers = Peers::tcp(bulk_server(tx, netcore_buf.clone()), LinkOptions::stream()).await?;
+        let raw_tcp = raw_tcp::Bulk::open()?;
+        let yamux_session = yamux_base::Session::open(yamux_base::bulk_config())?;
+        // Round 0 warms every connection up and is not counted.
+        for round in 0..=rounds {
             let began = Instant::now();
             peers.link.send("bulk", data.clone()).await?;
             let (at, body) = arrivals.recv().await.ok_or("server endpoint gone")?;
-            netcore.push(mbps(len as u64, at - began));
+            let netcore_mbps = mbps(len as u64, at - began);
             if let Some(why) = body.check(&format!("netcore round {round}"), &data, crc) {
                 report.fail(why);
             }
             let mut buf = body.buf;
             buf.fill(0);
             *netcore_buf.lock().map_err(|_| "buffer lock poisoned")? = Some(buf);
-            drop(peers);
 
-            raw_buf.fill(0);
-            raw.push(mbps(len as u64, raw_tcp::transfer(&data, &mut raw_buf)?));
-            if let Some(why) = crate::data::compare("raw tcp", &raw_buf, &data) {
+            let mut buf = raw_buf.take().ok_or("raw buffer lost")?;
+            buf.fill(0);
+            let (elapsed, buf) = raw_tcp.transfer(data.clone(), buf)?;
+            let raw_mbps = mbps(len as u64, elapsed);
+            if let Some(why) = crate::data::compare("raw tcp", &buf, &data) {
                 report.fail(why);
             }
+            raw_buf = Some(buf);
 
             let mut buf = yamux_buf.take().ok_or("yamux buffer lost")?;
             buf.fill(0);
-            let (elapsed, buf) = yamux_bulk(&data, buf)?;
-            yamux.push(mbps(len as u64, elapsed));
+            let (elapsed, buf) = yamux_bulk(&yamux_session, data.clone(), buf)?;
+            let yamux_mbps = mbps(len as u64, elapsed);
             if let Some(why) = crate::data::compare("yamux", &buf, &data) {
                 report.fail(why);
             }
             yamux_buf = Some(buf);
+            if round > 0 {
+                netcore.push(netcore_mbps);
+                raw.push(raw_mbps);
+                yamux.push(yamux_mbps);
+            }
         }
         Ok::<(), Error>(())
     })?;
@@ -99,18 +109,18 @@ fn bulk_server(
 /// One yamux stream carrying `data`; returns the time from opening the stream to
 /// the last byte read, and the bytes read.
 fn yamux_bulk(
-    data: &bytes::Bytes,
+    session: &yamux_base::Session,
+    data: bytes::Bytes,
     mut buf: Vec<u8>,
 ) -> Result<(std::time::Duration, Vec<u8>), Error> {
-    let (began, (finished, buf)) = yamux_base::run(
-        yamux_base::bulk_config(),
+    let (began, (finished, buf)) = session.round(
         |opener| async move {
             let began = Instant::now();
-            yamux_base::send_on_new_stream(&opener, &[], data).await?;
+            yamux_base::send_on_new_stream(&opener, &[], &data).await?;
             Ok(began)
         },
-        |mut inbound| async move {
-            let mut stream = inbound.recv().await.ok_or("no inbound stream")?;
+        |inbound| async move {
+            let mut stream = inbound.next().await?;
             yamux_base::read_exact(&mut stream, &mut buf).await?;
             Ok((Instant::now(), buf))
         },

@@ -1,8 +1,9 @@
 //! `tcp_mux`: 64 concurrent one-way messages A→B on one TCP link, against raw
 //! TCP moving the same total bytes on one socket and 64 concurrent yamux
-//! streams. Rounds alternate netcore, raw, yamux, each on a connection of its own
-//! opened for the round (untimed), so every system starts each round equally
-//! cold; figures are medians of rounds, ratios medians of per-round paired ratios.
+//! streams. Each system opens its connection once and keeps it for the whole
+//! scenario; an unmeasured first round warms every connection up; then rounds
+//! alternate netcore, raw, yamux. Figures are medians of rounds, ratios medians of
+//! per-round paired ratios.
 //!
 //! netcore: the 64 `send` calls are queued at once (`join_all`); the timed section
 //! ends when the last message is complete in its handler. Each message goes to
@@ -14,9 +15,9 @@
 //! window, 32 MiB) it moves the largest out of memory. The server lists `mux/` in
 //! `EndpointBuilder::stream_bodies`, so those go to their handler as streams (it
 //! copies each into its pre-touched buffer, as the yamux readers do) instead of
-//! spool files. One unmeasured round with `LinkOptions::stream()` as is checks
-//! that no message is lost at the defaults (`SpoolLimits::max_spooling`, 64, is
-//! the most that may leave memory at once).
+//! spool files. The link runs `LinkOptions::stream()` as it is: every round must
+//! deliver every message at the defaults (`SpoolLimits::max_spooling`, 64, is the
+//! most that may leave memory at once).
 
 use crate::data::{compare, random_bytes, touched_buffer, Received};
 use crate::peers::{Error, Peers};
@@ -43,54 +44,53 @@ pub fn run(quick: bool) -> Result<Report, Error> {
         .collect();
     let crcs: Vec<u32> = parts.iter().map(|p| crc32c::crc32c(p)).collect();
     let mut report = Report::new("tcp_mux");
-    let mut raw_buf = touched_buffer(total);
+    let mut raw_buf = Some(touched_buffer(total));
     let mut yamux_bufs: Option<Vec<Vec<u8>>> =
         Some((0..MESSAGES).map(|_| touched_buffer(each)).collect());
     let (mut netcore, mut raw, mut yamux) = (Vec::new(), Vec::new(), Vec::new());
     let mut lost_with_defaults = 0;
     actix_rt::System::new().block_on(async {
-        // With the runtime's defaults, unmeasured: every message must arrive
-        // (see the module docs).
-        let mut probe = Receiver::start(LinkOptions::stream(), each).await?;
-        let (_, arrived) = probe.round(&parts, &crcs, &mut report, "defaults").await?;
-        lost_with_defaults = MESSAGES - arrived;
-        if arrived < MESSAGES {
-            report.fail(format!(
-                "with LinkOptions::stream(): {} of {MESSAGES} one-way messages never arrived",
-                MESSAGES - arrived
-            ));
-        }
-        drop(probe);
-        for round in 0..rounds {
-            let mut receiver = Receiver::start(LinkOptions::stream(), each).await?;
+        let mut receiver = Receiver::start(LinkOptions::stream(), each).await?;
+        let raw_tcp = raw_tcp::Bulk::open()?;
+        let yamux_session = yamux_base::Session::open(yamux_base::bulk_config())?;
+        // Round 0 warms every connection up and is not counted.
+        for round in 0..=rounds {
             let (elapsed, arrived) = receiver
                 .round(&parts, &crcs, &mut report, &format!("round {round}"))
                 .await?;
             if arrived < MESSAGES {
+                lost_with_defaults = lost_with_defaults.max(MESSAGES - arrived);
                 report.fail(format!(
                     "round {round}: {} of {MESSAGES} messages never arrived",
                     MESSAGES - arrived
                 ));
                 break;
             }
-            netcore.push(mbps(total as u64, elapsed));
-            drop(receiver);
+            let netcore_mbps = mbps(total as u64, elapsed);
 
-            raw_buf.fill(0);
-            raw.push(mbps(total as u64, raw_tcp::transfer(&data, &mut raw_buf)?));
-            if let Some(why) = compare("raw tcp", &raw_buf, &data) {
+            let mut buf = raw_buf.take().ok_or("raw buffer lost")?;
+            buf.fill(0);
+            let (elapsed, buf) = raw_tcp.transfer(data.clone(), buf)?;
+            let raw_mbps = mbps(total as u64, elapsed);
+            if let Some(why) = compare("raw tcp", &buf, &data) {
                 report.fail(why);
             }
+            raw_buf = Some(buf);
 
             let bufs = yamux_bufs.take().ok_or("yamux buffers lost")?;
-            let (elapsed, bufs) = yamux_mux(&parts, bufs)?;
-            yamux.push(mbps(total as u64, elapsed));
+            let (elapsed, bufs) = yamux_mux(&yamux_session, &parts, bufs)?;
+            let yamux_mbps = mbps(total as u64, elapsed);
             for (i, buf) in bufs.iter().enumerate() {
                 if let Some(why) = compare(&format!("yamux stream {i}"), buf, &parts[i]) {
                     report.fail(why);
                 }
             }
             yamux_bufs = Some(bufs);
+            if round > 0 {
+                netcore.push(netcore_mbps);
+                raw.push(raw_mbps);
+                yamux.push(yamux_mbps);
+            }
         }
         Ok::<(), Error>(())
     })?;
@@ -218,18 +218,23 @@ const STALL: Duration = Duration::from_secs(5);
 /// 64 concurrent yamux streams, stream `i` carrying its index (4 bytes) then
 /// `parts[i]`; returns the time from the first open to the last byte read, and
 /// the bytes each stream delivered (in `bufs`, indexed like `parts`).
-fn yamux_mux(parts: &[Bytes], mut bufs: Vec<Vec<u8>>) -> Result<(Duration, Vec<Vec<u8>>), Error> {
+fn yamux_mux(
+    session: &yamux_base::Session,
+    parts: &[Bytes],
+    mut bufs: Vec<Vec<u8>>,
+) -> Result<(Duration, Vec<Vec<u8>>), Error> {
     for buf in &mut bufs {
         buf.fill(0);
     }
     let slots: Arc<Mutex<Vec<Option<Vec<u8>>>>> =
         Arc::new(Mutex::new(bufs.into_iter().map(Some).collect()));
     let server_slots = slots.clone();
-    let (began, finished) = yamux_base::run(
-        yamux_base::bulk_config(),
-        |opener| async move {
+    let sent_parts = parts.to_vec();
+    let count = parts.len();
+    let (began, finished) = session.round(
+        move |opener| async move {
             let began = Instant::now();
-            let sends = parts.iter().enumerate().map(|(i, part)| {
+            let sends = sent_parts.iter().enumerate().map(|(i, part)| {
                 let opener = opener.clone();
                 async move {
                     let index = (i as u32).to_le_bytes();
@@ -241,10 +246,10 @@ fn yamux_mux(parts: &[Bytes], mut bufs: Vec<Vec<u8>>) -> Result<(Duration, Vec<V
             }
             Ok(began)
         },
-        |mut inbound| async move {
+        move |inbound| async move {
             let mut readers = tokio::task::JoinSet::new();
-            for _ in 0..parts.len() {
-                let mut stream = inbound.recv().await.ok_or("too few inbound streams")?;
+            for _ in 0..count {
+                let mut stream = inbound.next().await?;
                 let slots = server_slots.clone();
                 readers.spawn(async move {
                     let mut index = [0u8; 4];

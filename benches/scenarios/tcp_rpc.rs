@@ -1,11 +1,11 @@
 //! `tcp_rpc`: 32-byte requests echoed as 32-byte responses, 64 in flight, over
 //! TCP loopback; against yamux with a stream per request, and against the floor
 //! of any framework, raw TCP with length-prefixed requests and an echo loop
-//! ([`raw_tcp::rpc`]). The round trips are split into rounds alternating netcore,
-//! yamux and raw TCP; every system gets a fresh connection and one unmeasured
-//! warm-up call each round. Rates are each system's median round; ratios are
-//! medians of per-round paired ratios. Latency is measured per call, from the
-//! call to its answer.
+//! ([`raw_tcp::Rpc`]). Each system opens its connection once and keeps it for the
+//! whole scenario; an unmeasured first round warms every connection up; then the
+//! round trips are split into rounds alternating netcore, yamux and raw TCP.
+//! Rates are each system's median round; ratios are medians of per-round paired
+//! ratios. Latency is measured per call, from the call to its answer.
 
 use crate::peers::{Error, Peers};
 use crate::raw_tcp;
@@ -67,12 +67,32 @@ pub fn run(quick: bool) -> Result<Report, Error> {
     let mut yamux = Tally::default();
     let mut raw = Tally::default();
     actix_rt::System::new().block_on(async {
-        for round in 0..rounds {
-            let first = round * per_round;
-            netcore_round(first, per_round, &mut netcore).await?;
-            yamux_round(first, per_round, &mut yamux)?;
-            let (elapsed, latencies, wrong) = raw_tcp::rpc(request, first, per_round, IN_FLIGHT)?;
-            raw.add_round(elapsed, latencies, wrong);
+        let server = Endpoint::builder().route("echo", |req: Request| async move {
+            Ok(Reply::new(req.body.into_bytes().await.unwrap_or_default()))
+        });
+        let peers = Peers::tcp(server, LinkOptions::stream()).await?;
+        let yamux_session = yamux_base::Session::open(yamux_base::rpc_config())?;
+        let raw_tcp = raw_tcp::Rpc::open()?;
+        // Round 0 (the same calls as round 1) warms every connection up; not counted.
+        for round in 0..=rounds {
+            let first = round.saturating_sub(1) * per_round;
+            let mut warm_up = [Tally::default(), Tally::default(), Tally::default()];
+            let [n, y, r] = if round == 0 {
+                let [a, b, c] = &mut warm_up;
+                [a, b, c]
+            } else {
+                [&mut netcore, &mut yamux, &mut raw]
+            };
+            netcore_round(&peers, first, per_round, n).await?;
+            yamux_round(&yamux_session, first, per_round, y)?;
+            let (elapsed, latencies, wrong) =
+                raw_tcp.round(request, first, per_round, IN_FLIGHT)?;
+            r.add_round(elapsed, latencies, wrong);
+            for (name, tally) in ["netcore", "yamux", "raw tcp"].iter().zip(&warm_up) {
+                if tally.wrong > 0 {
+                    return Err(format!("{name}: wrong answers in the warm-up round").into());
+                }
+            }
         }
         Ok::<(), Error>(())
     })?;
@@ -122,14 +142,13 @@ pub fn run(quick: bool) -> Result<Report, Error> {
     Ok(report)
 }
 
-/// `count` calls numbered from `first`, `IN_FLIGHT` at a time, over a fresh
-/// link after one unmeasured warm-up call.
-async fn netcore_round(first: u64, count: u64, tally: &mut Tally) -> Result<(), Error> {
-    let server = Endpoint::builder().route("echo", |req: Request| async move {
-        Ok(Reply::new(req.body.into_bytes().await.unwrap_or_default()))
-    });
-    let peers = Peers::tcp(server, LinkOptions::stream()).await?;
-    peers.link.call("echo", request(u64::MAX).to_vec()).await?;
+/// `count` calls numbered from `first`, `IN_FLIGHT` at a time.
+async fn netcore_round(
+    peers: &Peers,
+    first: u64,
+    count: u64,
+    tally: &mut Tally,
+) -> Result<(), Error> {
     let next = Cell::new(first);
     let end = first + count;
     let began = Instant::now();
@@ -163,15 +182,16 @@ async fn netcore_round(first: u64, count: u64, tally: &mut Tally) -> Result<(), 
     Ok(())
 }
 
-/// The same calls over a fresh yamux connection, a stream per request, after
-/// one unmeasured warm-up call.
-fn yamux_round(first: u64, count: u64, tally: &mut Tally) -> Result<(), Error> {
+/// The same calls over yamux, a stream per request.
+fn yamux_round(
+    session: &yamux_base::Session,
+    first: u64,
+    count: u64,
+    tally: &mut Tally,
+) -> Result<(), Error> {
     let end = first + count;
-    let (client, ()) = yamux_base::run(
-        yamux_base::rpc_config(),
-        |opener| async move {
-            let mut answer = [0u8; LEN];
-            yamux_base::call(&opener, &request(u64::MAX), &mut answer).await?;
+    let (client, ()) = session.round(
+        move |opener| async move {
             let next = Cell::new(first);
             let began = Instant::now();
             let workers = (0..IN_FLIGHT).map(|_| {
@@ -207,11 +227,10 @@ fn yamux_round(first: u64, count: u64, tally: &mut Tally) -> Result<(), Error> {
             }
             Ok((elapsed, all))
         },
-        |mut inbound| async move {
+        move |inbound| async move {
             let mut handlers = tokio::task::JoinSet::new();
-            // The warm-up call, then the round's.
-            for _ in 0..=count {
-                let stream = inbound.recv().await.ok_or("too few inbound streams")?;
+            for _ in 0..count {
+                let stream = inbound.next().await?;
                 handlers.spawn(yamux_base::echo(stream, LEN));
                 while let Some(done) = handlers.try_join_next() {
                     done.map_err(|e| e.to_string())??;

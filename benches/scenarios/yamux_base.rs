@@ -1,7 +1,8 @@
 //! The yamux baseline: a `yamux` connection over a loopback TCP socket (tokio,
 //! `TCP_NODELAY`, futures-io through `tokio_util::compat`), client and server each
 //! on a thread of its own with a current-thread tokio runtime, as netcore's two
-//! endpoints each have an arbiter.
+//! endpoints each have an arbiter. The connection is opened once per scenario and
+//! kept across its rounds ([`Session`]), as netcore's link is.
 //!
 //! Settings, chosen as a user tuning yamux 0.14 for these workloads would:
 //! - Receive windows: yamux 0.14 has no fixed per-stream window any more; each
@@ -19,9 +20,11 @@
 //!   (about 5% more RPCs per second here); writes are flushed by yamux per frame.
 
 use crate::peers::Error;
-use crate::raw_tcp::{loopback_listener, named, runtime};
+use crate::raw_tcp::loopback_listener;
+use crate::threads::{wait, Side};
 use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 use std::future::Future;
+use std::rc::Rc;
 use std::task::Poll;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
@@ -115,65 +118,75 @@ async fn drive(
     .await
 }
 
-/// Runs `client` and `server` on two new threads (callable from inside another
-/// runtime) over a fresh yamux connection and returns both results. Each side's connection keeps being driven until both
-/// are done, so nothing queued is lost when one finishes first. Connecting is
-/// not part of either future.
-pub fn run<C, CF, CR, S, SF, SR>(config: Config, client: C, server: S) -> Result<(CR, SR), Error>
-where
-    C: FnOnce(Opener) -> CF + Send,
-    CF: Future<Output = Result<CR, Error>>,
-    CR: Send,
-    S: FnOnce(mpsc::UnboundedReceiver<Stream>) -> SF + Send,
-    SF: Future<Output = Result<SR, Error>>,
-    SR: Send,
-{
-    let (listener, addr) = loopback_listener()?;
-    let (client_done, client_done_rx) = oneshot::channel::<()>();
-    let (server_done, server_done_rx) = oneshot::channel::<()>();
-    let server_config = config.clone();
-    std::thread::scope(|scope| {
-        let server_thread =
-            named("yamux-server").spawn_scoped(scope, move || -> Result<SR, Error> {
-                runtime()?.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(listener)?;
-                    let (socket, _) = listener.accept().await?;
-                    socket.set_nodelay(true)?;
-                    let conn = Connection::new(socket_io(socket), server_config, Mode::Server);
-                    let (tx, rx) = mpsc::unbounded_channel();
-                    let driver = tokio::spawn(drive(conn, None, move |stream| {
-                        let _ = tx.send(stream);
-                    }));
-                    let result = server(rx).await;
-                    let _ = server_done.send(());
-                    let _ = client_done_rx.await;
-                    driver.abort();
-                    result
-                })
-            })?;
-        let client_thread =
-            named("yamux-client").spawn_scoped(scope, move || -> Result<CR, Error> {
-                runtime()?.block_on(async move {
-                    let socket = tokio::net::TcpStream::connect(addr).await?;
-                    socket.set_nodelay(true)?;
-                    let conn = Connection::new(socket_io(socket), config, Mode::Client);
-                    let (tx, rx) = mpsc::unbounded_channel();
-                    let driver = tokio::spawn(drive(conn, Some(rx), |_| {}));
-                    let result = client(Opener(tx)).await;
-                    let _ = client_done.send(());
-                    let _ = server_done_rx.await;
-                    driver.abort();
-                    result
-                })
-            })?;
-        let client_result = client_thread
-            .join()
-            .map_err(|_| "yamux client thread panicked")?;
-        let server_result = server_thread
-            .join()
-            .map_err(|_| "yamux server thread panicked")?;
-        Ok((client_result?, server_result?))
-    })
+/// The inbound streams of the server's connection, shared by its rounds.
+#[derive(Clone)]
+pub struct Inbound(Rc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Stream>>>);
+
+impl Inbound {
+    /// The next stream the client opened.
+    pub async fn next(&self) -> Result<Stream, Error> {
+        Ok(self
+            .0
+            .lock()
+            .await
+            .recv()
+            .await
+            .ok_or("yamux connection closed")?)
+    }
+}
+
+/// One yamux connection over loopback for a whole scenario: a client and a
+/// server thread (see [`threads`](crate::threads)), each driving its end of the
+/// connection for as long as the session lives, so its auto-tuned windows stay
+/// tuned across rounds. Connecting is not part of any round.
+pub struct Session {
+    client: Side<Opener>,
+    server: Side<Inbound>,
+}
+
+impl Session {
+    /// Connects a client and a server with `config`.
+    pub fn open(config: Config) -> Result<Session, Error> {
+        let (listener, addr) = loopback_listener()?;
+        let server_config = config.clone();
+        let server = Side::spawn("yamux-server", move || async move {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            let (socket, _) = listener.accept().await?;
+            socket.set_nodelay(true)?;
+            let conn = Connection::new(socket_io(socket), server_config, Mode::Server);
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(drive(conn, None, move |stream| {
+                let _ = tx.send(stream);
+            }));
+            Ok(Inbound(Rc::new(tokio::sync::Mutex::new(rx))))
+        })?;
+        let client = Side::spawn("yamux-client", move || async move {
+            let socket = tokio::net::TcpStream::connect(addr).await?;
+            socket.set_nodelay(true)?;
+            let conn = Connection::new(socket_io(socket), config, Mode::Client);
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(drive(conn, Some(rx), |_| {}));
+            Ok(Opener(tx))
+        })?;
+        Ok(Session { client, server })
+    }
+
+    /// Runs `client` and `server` on their threads at once and returns both results.
+    pub fn round<C, CF, CR, S, SF, SR>(&self, client: C, server: S) -> Result<(CR, SR), Error>
+    where
+        C: FnOnce(Opener) -> CF + Send + 'static,
+        CF: Future<Output = Result<CR, Error>> + 'static,
+        CR: Send + 'static,
+        S: FnOnce(Inbound) -> SF + Send + 'static,
+        SF: Future<Output = Result<SR, Error>> + 'static,
+        SR: Send + 'static,
+    {
+        let served = self.server.start(server);
+        let called = self.client.start(client);
+        let called = wait(called);
+        let served = wait(served);
+        Ok((called?, served?))
+    }
 }
 
 /// Writes `data` on a new stream and closes it.
