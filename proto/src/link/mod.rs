@@ -441,7 +441,9 @@ impl Link {
             .or_else(|| self.events.pop_front())
     }
 
-    /// True when nothing at all waits to be sent.
+    /// True when nothing waits to be sent now: no frame queued, no command
+    /// pending. In the reliable mode, frames sent but not yet acknowledged may
+    /// still be retransmitted: [`Link::reliable_stats`] counts them.
     pub fn is_idle(&self) -> bool {
         self.transmitter.is_idle() && !self.session.has_commands()
     }
