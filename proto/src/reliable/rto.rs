@@ -63,6 +63,11 @@ impl RtoEstimator {
         self.backoff = 0;
     }
 
+    /// Forgets the timeouts counted so far (the path they were counted on is gone).
+    pub fn clear_backoff(&mut self) {
+        self.backoff = 0;
+    }
+
     /// A retransmission timer expired: doubles the timeout (up to `max`).
     pub fn back_off(&mut self) {
         self.backoff = self.backoff.saturating_add(1).min(16);

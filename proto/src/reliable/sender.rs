@@ -118,8 +118,10 @@ impl Sender {
                 self.failed = true;
                 return None;
             }
+            // A frame resent after a reconnection (`sends` 0) is the only copy
+            // that can still be acknowledged: its round trip is a valid sample.
+            pending.retransmitted = pending.sends > 0;
             pending.sends += 1;
-            pending.retransmitted = true;
             pending.sent_at = now;
             self.retransmissions += 1;
             if self.timer.is_none() {
@@ -198,6 +200,11 @@ impl Sender {
     /// After a reconnection: the peer received `peer_received` frames in order
     /// (absolute count from its HELLO); those are dropped, every other frame in
     /// flight is queued to be sent again (the old transport may have lost any).
+    /// The old transport is gone with whatever it still carried, so each frame's
+    /// copy on the new one counts as its first send (an RTT sample, Karn's
+    /// ambiguity cannot arise), and the backoff earned on the dead transport is
+    /// cleared: a link that comes back recovers at its round-trip pace, not at
+    /// the backed-off timeout's.
     pub fn resume(&mut self, peer_received: u64) {
         while self.base < peer_received && !self.unacked.is_empty() {
             self.unacked.pop_front();
@@ -208,12 +215,11 @@ impl Sender {
             if let Some(pending) = self.unacked.get_mut(index) {
                 pending.queued = true;
                 pending.sacked = false;
-                // A resent frame may be answered by either copy: no RTT sample.
-                pending.retransmitted = true;
                 pending.sends = 0;
             }
             self.retransmit.push_back(self.base + index as u64);
         }
+        self.rto.clear_backoff();
         self.timer = None;
     }
 

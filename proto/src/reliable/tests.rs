@@ -92,6 +92,44 @@ fn timeout_resends_the_oldest_and_backs_off() {
 }
 
 #[test]
+fn after_a_resume_the_resent_frames_give_samples_and_the_backoff_is_gone() {
+    let mut s = sender();
+    send(&mut s, 0, at(0));
+    send(&mut s, 1, at(0));
+    send(&mut s, 2, at(0));
+    // The line goes silent: four timeouts back the RTO off to the 2 s cap.
+    let mut now = 0;
+    for _ in 0..4 {
+        now = s.poll_timeout().expect("armed").as_micros() / 1000;
+        s.handle_timeout(at(now));
+        assert!(s.poll_retransmit(at(now)).is_some());
+    }
+    assert_eq!(s.rto(), ms(1600));
+    // Reconnected: the peer had frame 0; 1 and 2 go out again on the new transport.
+    s.resume(1);
+    assert_eq!(
+        s.rto(),
+        ms(100),
+        "the backoff of the dead transport is gone"
+    );
+    let resent: Vec<u8> = core::iter::from_fn(|| s.poll_retransmit(at(now)))
+        .map(|(head, _)| head[0])
+        .collect();
+    assert_eq!(resent, [1, 2]);
+    // Their acknowledgement is a round-trip sample (40 ms): RTO 40 + 4 × 20.
+    s.on_ack(
+        Ack {
+            next: 3,
+            selective: 0,
+        },
+        at(now + 40),
+    );
+    assert_eq!(s.in_flight(), 0);
+    assert_eq!(s.rto(), ms(120));
+    assert_eq!(s.retransmissions(), 6);
+}
+
+#[test]
 fn selective_ack_triggers_fast_retransmit_of_the_holes_only() {
     let mut s = sender();
     for i in 0..4 {
