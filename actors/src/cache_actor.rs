@@ -16,9 +16,9 @@
 //!   [`ServiceError::Restarted`]).
 
 use crate::event_bus::EventBus;
-use crate::supervision::{
-    run_supervised, InjectPanic, RestartPolicy, Restartable, ServiceError, Supervision,
-};
+#[cfg(feature = "test-util")]
+use crate::supervision::InjectPanic;
+use crate::supervision::{run_supervised, RestartPolicy, Restartable, ServiceError, Supervision};
 use actix::prelude::*;
 use bytes::Bytes;
 use moka::Expiry;
@@ -178,6 +178,7 @@ impl Handler<EntryCount> for CacheActor {
     }
 }
 
+#[cfg(feature = "test-util")]
 impl Handler<InjectPanic> for CacheActor {
     type Result = Result<(), ServiceError>;
 

@@ -22,9 +22,9 @@
 //!   itself, and its escalation too, delivered just before it stops.
 
 use crate::link_actor::LinkId;
-use crate::supervision::{
-    guard, run_supervised, InjectPanic, RestartPolicy, Restartable, ServiceError, Supervision,
-};
+use crate::supervision::{guard, run_supervised, RestartPolicy, Restartable, Supervision};
+#[cfg(feature = "test-util")]
+use crate::supervision::{InjectPanic, ServiceError};
 use actix::prelude::*;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -258,6 +258,7 @@ impl Handler<Unsubscribe> for EventBusActor {
     }
 }
 
+#[cfg(feature = "test-util")]
 impl Handler<InjectPanic> for EventBusActor {
     type Result = Result<(), ServiceError>;
 

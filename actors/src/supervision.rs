@@ -321,9 +321,10 @@ where
     }
 }
 
-/// Test only: makes a service actor panic inside its handler, to prove it
-/// restarts. The sender gets [`ServiceError::Restarted`] (or `Escalated`).
-#[doc(hidden)]
+/// Test tooling (feature `test-util`): makes a service actor panic inside its
+/// handler, to prove it restarts. The sender gets [`ServiceError::Restarted`]
+/// (or `Escalated`).
+#[cfg(feature = "test-util")]
 #[derive(Message, Debug)]
 #[rtype(result = "Result<(), ServiceError>")]
 pub struct InjectPanic(pub String);

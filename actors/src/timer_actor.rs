@@ -17,8 +17,10 @@
 //!   delay beyond 30 years as 30 years.
 
 use crate::event_bus::EventBus;
+#[cfg(feature = "test-util")]
+use crate::supervision::InjectPanic;
 use crate::supervision::{
-    guard, run_supervised, InjectPanic, RestartPolicy, Restartable, ServiceError, Supervision,
+    guard, run_supervised, RestartPolicy, Restartable, ServiceError, Supervision,
 };
 use actix::prelude::*;
 use std::collections::HashMap;
@@ -182,6 +184,7 @@ impl Handler<Scheduled> for TimerActor {
     }
 }
 
+#[cfg(feature = "test-util")]
 impl Handler<InjectPanic> for TimerActor {
     type Result = Result<(), ServiceError>;
 

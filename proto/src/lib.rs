@@ -25,7 +25,7 @@
 //! - [`reassembly`]: inbound messages under hard limits, big ones streamed to a sink.
 //! - [`link`]: one link's whole state machine (handshake, flow control, cancellation),
 //!   driven with `handle_*` calls and drained with `poll_*` calls.
-//! - [`sim`]: a deterministic pair of links with simulated time, for tests.
+//! - `sim` (feature `test-util`): a deterministic pair of links with simulated time, for tests.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
@@ -39,10 +39,12 @@ pub mod frame;
 pub mod framing;
 pub mod ids;
 pub mod link;
+#[cfg(any(test, feature = "test-util"))]
 pub mod overhead;
 pub mod reassembly;
 pub mod reliable;
 pub mod scheduler;
+#[cfg(any(test, feature = "test-util"))]
 pub mod sim;
 pub mod time;
 pub mod varint;

@@ -13,8 +13,9 @@
 //! | `mod.rs` | the [`Transport`] trait, [`BoxedTransport`], [`LinkSpec`] and opening a link |
 //! | `serial.rs` | serial ports and pseudo-terminal pairs ([`open_serial`], [`pty_pair`]) |
 //! | `pipe.rs` | [`Pipe`]: a transport over two *blocking* user functions `recv` and `send` |
-//! | `throttled.rs` | [`throttled_pair`]: an in-process duplex line with a baud rate, for tests and demos |
-//! | `faulty.rs` | [`faulty_pair`], [`FaultyLine`], [`Faulty`]: an in-process line (or a wrapper around any transport) that drops, corrupts, duplicates, truncates, delays and cuts, from a seed, for tests |
+//! | `throttled.rs` | `throttled_pair`: an in-process duplex line with a baud rate, for tests and demos (feature `test-util`) |
+//! | `faulty.rs` | `faulty_pair`, `FaultyLine`, `Faulty`: an in-process line (or a wrapper around any transport) that drops, corrupts, duplicates, truncates, delays and cuts, from a seed, for tests (feature `test-util`) |
+//! | `pacing.rs` | the line clock both test lines share (feature `test-util`) |
 //!
 //! Accepting side: listen with plain tokio ([`tokio::net::TcpListener::bind`],
 //! [`tokio::net::UnixListener::bind`]) and accept with [`accept_tcp`] (which
@@ -30,12 +31,16 @@ use std::str::FromStr;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
+#[cfg(feature = "test-util")]
 pub mod faulty;
+#[cfg(feature = "test-util")]
 mod pacing;
 pub mod pipe;
 pub mod serial;
+#[cfg(feature = "test-util")]
 pub mod throttled;
 
+#[cfg(feature = "test-util")]
 pub use faulty::{
     faulty_pair, CutSchedule, FaultConfig, FaultHandle, FaultStats, Faults, Faulty, FaultyLine,
     FaultyStream,
@@ -46,6 +51,7 @@ pub use serial::pty_pair;
 pub use serial::{bytes_per_sec_8n1, open_serial};
 mod prefixed;
 pub use prefixed::Prefixed;
+#[cfg(feature = "test-util")]
 pub use throttled::{throttled_pair, LineCounters, ThrottleConfig, ThrottledStream};
 
 /// A byte stream a link can run over: serial port, socket, pipe or test double.

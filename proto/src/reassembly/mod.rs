@@ -119,7 +119,7 @@
 
 mod credit;
 mod event;
-#[cfg(feature = "std")]
+#[cfg(all(feature = "std", any(test, feature = "test-util")))]
 mod fuzz;
 mod invariants;
 mod memory;
@@ -136,8 +136,7 @@ mod tests;
 
 pub use credit::batch_threshold;
 pub use event::{InboundEvent, MessageHead};
-#[cfg(feature = "std")]
-#[doc(hidden)]
+#[cfg(all(feature = "std", any(test, feature = "test-util")))]
 pub use fuzz::fuzz_frames;
 #[cfg(feature = "std")]
 pub use memory_sink::{MemorySink, MemorySinkFactory, SinkRecord};

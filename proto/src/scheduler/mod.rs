@@ -119,12 +119,14 @@
 //! `fairness_bound_and_reassembly` (both waits, all frames, random weights and
 //! sizes) and `class_shares_follow_weights` check these bounds.
 
+#[cfg(any(test, feature = "test-util"))]
 mod check;
 mod class;
 mod stream;
 #[cfg(test)]
 mod tests;
 
+#[cfg(any(test, feature = "test-util"))]
 pub use check::fuzz_ops;
 
 use crate::config::DEFAULT_STREAM_CHUNK_LEN;
