@@ -1,8 +1,8 @@
-//! The paper's comprehensive example, in Rust: `cargo run --example comprehensive`
+//! Python Netcore's comprehensive example, in Rust: `cargo run --example comprehensive`
 //!
 //! A blueprint with a prefix and an auth middleware, a cached route with a TTL, a
 //! start event, a global error handler, a periodic task clearing the cache, and
-//! 4 workers, over a link made of two plain blocking functions (the paper's
+//! 4 workers, over a link made of two plain blocking functions (Python Netcore's
 //! `Pipe(recv_func, send_func)`). A client on the other end of the pipe calls it.
 #![allow(clippy::print_stdout)]
 
@@ -104,7 +104,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             |_| println!("[server] service started"),
         )
         .error_handler(|error, head| {
-            // Turn every error into an answer the client can read, as the paper does.
+            // Turn every error into an answer the client can read, as Python Netcore does.
             let body = serde_json::json!({ "error": error.message, "route": head.route });
             Ok(Reply::new(body.to_string()))
         })

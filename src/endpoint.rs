@@ -540,7 +540,7 @@ impl Endpoint {
         self.attach(transport, options).await
     }
 
-    /// Runs a link over a pair of plain blocking functions (the paper's
+    /// Runs a link over a pair of plain blocking functions (Python Netcore's
     /// `Pipe(recv, send)`), called on their own threads, with the serial framing
     /// (such functions usually wrap a radio or a UART driver).
     pub async fn attach_pipe<R, S>(&self, recv: R, send: S) -> Result<Link, CallError>

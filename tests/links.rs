@@ -1,6 +1,6 @@
 //! Every kind of link carries calls both ways: Unix sockets, any AsyncRead +
 //! AsyncWrite (an in-memory duplex), and a pair of plain blocking functions
-//! (the paper's `Pipe(recv, send)`).
+//! (Python Netcore's `Pipe(recv, send)`).
 #![allow(clippy::unwrap_used)]
 
 use netcore::actors::transport::LinkSpec;

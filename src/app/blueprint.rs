@@ -2,7 +2,7 @@
 //! middleware, hooks, error handler and default handler; blueprints nest.
 //!
 //! A blueprint's middleware and hooks apply to its own routes (and those of the
-//! blueprints nested in it) only: unlike the Python original, registering a
+//! blueprints nested in it) only: as in axum and not as in Python Netcore, registering a
 //! blueprint never changes what runs for other routes.
 //!
 //! Order for a request to a route of blueprint `inner` nested in `outer`, on an

@@ -77,8 +77,8 @@ impl PipeConfig {
     }
 }
 
-/// The paper's name for a transport over `Pipe(recv, send)`: the same type as
-/// [`PipeTransport`], so `Pipe::new(recv, send)` reads as in the paper.
+/// Python Netcore's name for a transport over `Pipe(recv, send)`: the same type
+/// as [`PipeTransport`], so `Pipe::new(recv, send)` reads as it does there.
 ///
 /// ```
 /// # use std::io;
