@@ -370,32 +370,13 @@ impl IntoFuture for CallBuilder {
     }
 }
 
-/// Puts an in-memory payload in the message, or announces a file's length and
-/// keeps the file to stream.
+/// Puts `payload` into `message` (see [`Payload::into_message`]).
 async fn with_payload(
     mut message: Message,
     payload: Payload,
 ) -> Result<(Message, Option<Payload>), CallError> {
-    match payload {
-        Payload::Bytes(bytes) => {
-            message.body = Some(bytes);
-            Ok((message, None))
-        }
-        Payload::File(path) => {
-            let len = tokio::fs::metadata(&path)
-                .await
-                .map_err(|e| CallError::Io(format!("{}: {e}", path.display())))?
-                .len();
-            message.body = None;
-            message.streamed_len = Some(len);
-            Ok((message, Some(Payload::File(path))))
-        }
-        Payload::Stream { chunks, total } => {
-            message.body = None;
-            message.streamed_len = total;
-            Ok((message, Some(Payload::Stream { chunks, total })))
-        }
-    }
+    let payload = payload.into_message(&mut message).await?;
+    Ok((message, payload))
 }
 
 fn down() -> CallError {

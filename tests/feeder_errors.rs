@@ -197,3 +197,24 @@ async fn a_channel_body_longer_than_announced_fails_and_is_never_delivered() {
 async fn a_channel_body_shorter_than_announced_fails_and_is_never_delivered() {
     assert_refused_both_ends(channel_body(100_000, &[60_000])).await;
 }
+
+#[actix_rt::test]
+async fn a_handler_answering_with_a_missing_file_gets_an_internal_error_to_the_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("gone.bin");
+    let answer_path = missing.clone();
+    let server = Endpoint::builder().route("download", move || {
+        let path = answer_path.clone();
+        async move { netcore::File(path) }
+    });
+    let (_s, _sl, _c, link) = tcp_pair(server, Endpoint::builder()).await;
+    match within("the answer", link.call("download", "")).await {
+        Err(CallError::Remote { code, message }) => {
+            assert_eq!(code, netcore::ErrorCode::Internal);
+            assert!(message.contains("gone.bin"), "{message}");
+        }
+        other => panic!("expected an Internal error answer, got {other:?}"),
+    }
+    // The link goes on.
+    assert!(within("a second call", link.call("download", "")).await.is_err());
+}

@@ -3,7 +3,9 @@
 //! memory, or streamed from a file or a channel).
 
 use crate::body_stream::BodyStream;
+use crate::error::CallError;
 use bytes::Bytes;
+use netcore_proto::link::Message;
 use std::io;
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -197,6 +199,34 @@ pub enum Payload {
 }
 
 impl Payload {
+    /// Puts the payload into `message`: in-memory bytes as its body; a file or a
+    /// channel as an announced length (a file's looked up through the blocking
+    /// pool, never on the caller's thread), handed back to be streamed. A file
+    /// that cannot be read fails with [`CallError::Io`] naming it. The one place
+    /// an outbound body becomes a message, for calls, one-way messages and answers.
+    pub async fn into_message(self, message: &mut Message) -> Result<Option<Payload>, CallError> {
+        match self {
+            Payload::Bytes(bytes) => {
+                message.body = Some(bytes);
+                Ok(None)
+            }
+            Payload::File(path) => {
+                let len = tokio::fs::metadata(&path)
+                    .await
+                    .map_err(|e| CallError::Io(format!("{}: {e}", path.display())))?
+                    .len();
+                message.body = None;
+                message.streamed_len = Some(len);
+                Ok(Some(Payload::File(path)))
+            }
+            Payload::Stream { chunks, total } => {
+                message.body = None;
+                message.streamed_len = total;
+                Ok(Some(Payload::Stream { chunks, total }))
+            }
+        }
+    }
+
     /// An empty body.
     pub fn empty() -> Payload {
         Payload::Bytes(Bytes::new())

@@ -264,54 +264,49 @@ impl RouterActor {
                 }
                 return;
             }
-            answer_to.do_send(answer(stream, priority, result));
+            answer_to.do_send(answer(stream, priority, result).await);
         });
     }
 }
 
-/// The `Respond` message for a handler's result.
-fn answer(stream: StreamId, priority: Priority, result: HandlerResult) -> Respond {
-    let (outcome, payload, headers, priority) = match result {
-        Ok(reply) => (
-            Ok(()),
-            reply.payload,
-            reply.headers,
-            reply.priority.unwrap_or(priority),
-        ),
-        Err(error) => (
-            Err(error.code),
-            Some(Payload::Bytes(error.message.into())),
-            Vec::new(),
-            priority,
-        ),
+/// The `Respond` message for a handler's result. A file answer that cannot be
+/// read becomes an `Internal` error answer naming the file.
+async fn answer(stream: StreamId, priority: Priority, result: HandlerResult) -> Respond {
+    let error = match result {
+        Err(error) => error,
+        Ok(reply) => {
+            let priority = reply.priority.unwrap_or(priority);
+            let mut message = ProtoMessage::default().with_priority(priority);
+            message.headers = reply.headers;
+            let payload = reply.payload.unwrap_or_else(Payload::empty);
+            match payload.into_message(&mut message).await {
+                Ok(payload) => {
+                    return Respond {
+                        stream,
+                        outcome: Ok(()),
+                        message,
+                        payload,
+                    }
+                }
+                Err(why) => {
+                    tracing::warn!(stream = stream.0, %why, "the handler's answer cannot be sent");
+                    HandlerError::new(ErrorCode::Internal, why.to_string())
+                }
+            }
+        }
     };
+    error_answer(stream, priority, error)
+}
+
+/// The `Respond` message for an error answer.
+fn error_answer(stream: StreamId, priority: Priority, error: HandlerError) -> Respond {
     let mut message = ProtoMessage::default().with_priority(priority);
-    message.headers = headers;
-    let payload = match payload {
-        None => {
-            message.body = Some(bytes::Bytes::new());
-            None
-        }
-        Some(Payload::Bytes(bytes)) => {
-            message.body = Some(bytes);
-            None
-        }
-        Some(Payload::File(path)) => {
-            message.body = None;
-            message.streamed_len = std::fs::metadata(&path).ok().map(|m| m.len());
-            Some(Payload::File(path))
-        }
-        Some(Payload::Stream { chunks, total }) => {
-            message.body = None;
-            message.streamed_len = total;
-            Some(Payload::Stream { chunks, total })
-        }
-    };
+    message.body = Some(error.message.into());
     Respond {
         stream,
-        outcome,
+        outcome: Err(error.code),
         message,
-        payload,
+        payload: None,
     }
 }
 
@@ -358,7 +353,7 @@ impl Handler<Incoming> for RouterActor {
             let error = HandlerError::new(ErrorCode::Refused, "busy: all workers in use");
             msg.link
                 .addr
-                .do_send(answer(msg.head.stream, msg.head.priority, Err(error)));
+                .do_send(error_answer(msg.head.stream, msg.head.priority, error));
         }
     }
 }
