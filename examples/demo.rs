@@ -11,7 +11,7 @@
 #![allow(clippy::print_stdout)]
 
 use netcore::actors::transport::{throttled_pair, ThrottleConfig};
-use netcore::{Endpoint, Link, LinkOptions, Priority, Reply, Request};
+use netcore::{Endpoint, Link, LinkOptions, Priority, Progress, Reply, Request};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -121,7 +121,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let stop = AtomicBool::new(false);
     let (busy, ()) = tokio::join!(traffic(&link, &stop), async {
         let mut last_decile = 0;
-        while let Some((done, total)) = transfer.changed().await {
+        while let Some(Progress { sent: done, total }) = transfer.changed().await {
             let total = total.unwrap_or(FILE_LEN as u64).max(1);
             let decile = done * 10 / total;
             if decile > last_decile {

@@ -6,7 +6,7 @@
 //! server's answers and the times.
 #![allow(clippy::print_stdout)]
 
-use netcore::{Body, Endpoint, Payload, Priority};
+use netcore::{Body, Endpoint, Payload, Priority, Progress};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -60,7 +60,7 @@ async fn upload(
         .start()
         .await?;
     if let Some(transfer) = call.transfer() {
-        while let Some((done, _)) = transfer.changed().await {
+        while let Some(Progress { sent: done, .. }) = transfer.changed().await {
             print!(
                 "\r  {route} {:>5.1}%  {done} / {total} bytes",
                 done as f64 * 100.0 / total.max(1) as f64

@@ -59,11 +59,11 @@ impl Link {
             actix_rt::spawn(async move {
                 // The first value too: a small transfer may be over already.
                 loop {
-                    let (done, total) = *watch.borrow_and_update();
+                    let Progress { sent, total } = *watch.borrow_and_update();
                     bus.publish(Event::TransferProgress {
                         link,
                         stream: stream.0,
-                        done,
+                        done: sent,
                         total,
                     });
                     if watch.changed().await.is_err() {
@@ -201,7 +201,7 @@ impl Transfer {
         self.stream
     }
 
-    /// (bytes handed to the wire, total), fit for a progress bar.
+    /// Bytes handed to the wire and the total, fit for a progress bar.
     pub fn progress(&self) -> Progress {
         *self.progress.borrow()
     }

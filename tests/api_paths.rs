@@ -13,8 +13,8 @@ use netcore::actors::supervision::InjectPanic;
 use netcore::actors::transport::accept_tcp;
 use netcore::proto::{MessageKind, StreamId};
 use netcore::{
-    Blueprint, Body, CallError, Endpoint, ErrorCode, LinkOptions, Next, Priority, Reply, Request,
-    RequestContext, RestartPolicy, ServiceError,
+    Blueprint, Body, CallError, Endpoint, ErrorCode, LinkOptions, Next, Priority, Progress, Reply,
+    Request, RequestContext, RestartPolicy, ServiceError,
 };
 use std::collections::HashSet;
 use std::pin::Pin;
@@ -67,7 +67,7 @@ async fn transfer_changed_reports_rising_progress_to_the_total_then_none() {
     );
     // The handler takes nothing yet, so the sender is held to one stream window
     // (2 MiB on TCP links) and cannot have finished.
-    let (start, total) = transfer.progress();
+    let Progress { sent: start, total } = transfer.progress();
     assert_eq!(total, Some(LEN), "the total is the file's length");
     assert!(start < LEN, "{start}");
 
@@ -77,7 +77,10 @@ async fn transfer_changed_reports_rising_progress_to_the_total_then_none() {
     let Some(Seen::Read(taken)) = within("the handler to read", gate.seen.recv()).await else {
         panic!("the handler reports what it took");
     };
-    let (middle, total) = within("a change mid-transfer", transfer.changed())
+    let Progress {
+        sent: middle,
+        total,
+    } = within("a change mid-transfer", transfer.changed())
         .await
         .expect("a change before the end");
     assert_eq!(total, Some(LEN));
@@ -88,7 +91,9 @@ async fn transfer_changed_reports_rising_progress_to_the_total_then_none() {
 
     gate.orders.send(Order::ReadAll).unwrap();
     let mut last = middle;
-    while let Some((done, total)) = within("the next change", transfer.changed()).await {
+    while let Some(Progress { sent: done, total }) =
+        within("the next change", transfer.changed()).await
+    {
         assert_eq!(total, Some(LEN));
         assert!(
             last <= done && done <= LEN,
@@ -101,8 +106,20 @@ async fn transfer_changed_reports_rising_progress_to_the_total_then_none() {
         within("changed after the end", transfer.changed()).await,
         None
     );
-    assert_eq!(transfer.progress(), (LEN, Some(LEN)));
-    assert_eq!(transfer.finished().await, (LEN, Some(LEN)));
+    assert_eq!(
+        transfer.progress(),
+        Progress {
+            sent: LEN,
+            total: Some(LEN)
+        }
+    );
+    assert_eq!(
+        transfer.finished().await,
+        Progress {
+            sent: LEN,
+            total: Some(LEN)
+        }
+    );
     assert_eq!(
         within("the body to end", gate.seen.recv()).await,
         Some(Seen::Ended(Ok((LEN, crc32c::crc32c(&data)))))

@@ -146,7 +146,13 @@ fn a_256_mib_transfer_spools_to_disk_with_bounded_memory() {
     stop.store(true, Ordering::SeqCst);
     sampler.join().unwrap();
 
-    assert_eq!(progress, (LEN, Some(LEN)));
+    assert_eq!(
+        progress,
+        netcore::Progress {
+            sent: LEN,
+            total: Some(LEN)
+        }
+    );
     let (spooled, len, crc) = received;
     assert!(
         spooled,

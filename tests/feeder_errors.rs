@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use bytes::Bytes;
-use netcore::{CallError, Endpoint, Event, Payload, Reply, Request};
+use netcore::{CallError, Endpoint, Event, Payload, Progress, Reply, Request};
 use std::io::ErrorKind;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -41,7 +41,7 @@ fn shrink(path: &std::path::Path) {
 /// Waits until `transfer` handed body bytes to the wire: the feeder has opened
 /// the file and read from it, so what follows happens mid-transfer.
 async fn until_started(transfer: &mut netcore::Transfer) {
-    while transfer.progress().0 == 0 {
+    while transfer.progress().sent == 0 {
         let change = within("the first bytes to leave", transfer.changed()).await;
         assert!(change.is_some(), "the transfer ended before it started");
     }
@@ -116,7 +116,7 @@ async fn a_file_that_shrinks_during_send_file_ends_the_transfer_short_and_cancel
     shrink(&path);
     gate.orders.send(Order::ReadAll).unwrap();
     assert_aborted(within("the body to end", gate.seen.recv()).await);
-    let (done, total) = within("the transfer to stop", transfer.finished()).await;
+    let Progress { sent: done, total } = within("the transfer to stop", transfer.finished()).await;
     assert_eq!(total, Some(LEN));
     assert!(
         done <= SHRUNK,
@@ -216,5 +216,7 @@ async fn a_handler_answering_with_a_missing_file_gets_an_internal_error_to_the_c
         other => panic!("expected an Internal error answer, got {other:?}"),
     }
     // The link goes on.
-    assert!(within("a second call", link.call("download", "")).await.is_err());
+    assert!(within("a second call", link.call("download", ""))
+        .await
+        .is_err());
 }

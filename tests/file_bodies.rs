@@ -89,7 +89,13 @@ async fn send_file_of_every_edge_size() {
         let progress = tokio::time::timeout(Duration::from_secs(10), transfer.finished())
             .await
             .unwrap();
-        assert_eq!(progress, (len as u64, Some(len as u64)));
+        assert_eq!(
+            progress,
+            netcore::Progress {
+                sent: len as u64,
+                total: Some(len as u64)
+            }
+        );
         let got = tokio::time::timeout(Duration::from_secs(10), rx.recv())
             .await
             .unwrap();

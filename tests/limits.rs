@@ -41,7 +41,7 @@ async fn open_call(link: &Link, route: &str, body: Bytes, first: usize) -> Opene
         .unwrap();
     tx.send(body.slice(..first)).await.unwrap();
     let transfer = call.transfer().unwrap();
-    while transfer.progress().0 < first as u64 {
+    while transfer.progress().sent < first as u64 {
         within("the first chunk to leave", transfer.changed()).await;
     }
     Opened {

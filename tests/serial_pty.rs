@@ -70,7 +70,13 @@ async fn calls_both_ways_and_a_megabyte_each_way_over_a_pty() {
     let progress = tokio::time::timeout(Duration::from_secs(60), transfer.finished())
         .await
         .expect("the transfer finishes");
-    assert_eq!(progress, (MIB as u64, Some(MIB as u64)));
+    assert_eq!(
+        progress,
+        netcore::Progress {
+            sent: MIB as u64,
+            total: Some(MIB as u64)
+        }
+    );
     let (spooled, len) = tokio::time::timeout(Duration::from_secs(60), upload_done.recv())
         .await
         .expect("the upload arrives")

@@ -17,7 +17,7 @@
 
 use bytes::Bytes;
 use netcore::actors::transport::{throttled_pair, ThrottleConfig};
-use netcore::{Endpoint, Head, LinkOptions, Priority, Reply, Request, Transfer};
+use netcore::{Endpoint, Head, LinkOptions, Priority, Progress, Reply, Request, Transfer};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -51,7 +51,7 @@ fn spool_files(dir: &Path) -> (usize, u64) {
 /// Waits (on its progress events) until `transfer` has handed `bytes` to the wire.
 async fn sent_at_least(transfer: &mut Transfer, bytes: u64) {
     let wait = async {
-        while transfer.progress().0 < bytes {
+        while transfer.progress().sent < bytes {
             transfer
                 .changed()
                 .await
@@ -71,14 +71,14 @@ async fn transfer_share_beside(
     transfer: &Transfer,
     priority: Priority,
 ) -> (String, f64) {
-    let before = transfer.progress().0;
+    let before = transfer.progress().sent;
     let answer = link
         .request("measure", vec![5u8; REQUEST_LEN])
         .priority(priority)
         .timeout(Duration::from_secs(30))
         .await
         .unwrap();
-    let beside = transfer.progress().0 - before;
+    let beside = transfer.progress().sent - before;
     let seen = String::from_utf8(answer.body.as_bytes().unwrap().to_vec()).unwrap();
     (seen, beside as f64 / REQUEST_LEN as f64)
 }
@@ -121,7 +121,7 @@ async fn priority_classes_share_the_line_by_weight_and_cancel_stops_a_transfer()
     let path = dir.path().join("big.bin");
     std::fs::write(&path, vec![7u8; FILE_LEN as usize]).unwrap();
     let mut transfer = link.send_file("upload", &path).await.unwrap();
-    assert_eq!(transfer.progress().1, Some(FILE_LEN));
+    assert_eq!(transfer.progress().total, Some(FILE_LEN));
     // Let the transfer get going: chunks on the wire and in the receiver's spool file.
     sent_at_least(&mut transfer, 2_000).await;
     eventually("the receiver spools the upload", || {
@@ -150,13 +150,14 @@ async fn priority_classes_share_the_line_by_weight_and_cancel_stops_a_transfer()
          but the transfer moved only {bulk_share:.2}× its size beside it"
     );
 
-    let sent_before_cancel = transfer.progress().0;
+    let sent_before_cancel = transfer.progress().sent;
     assert!(sent_before_cancel < FILE_LEN / 4);
     transfer.cancel();
     // The sender stops: the transfer's progress ends short of the total.
-    let (sent, total) = tokio::time::timeout(Duration::from_secs(10), transfer.finished())
-        .await
-        .expect("the canceled transfer reports its end");
+    let Progress { sent, total } =
+        tokio::time::timeout(Duration::from_secs(10), transfer.finished())
+            .await
+            .expect("the canceled transfer reports its end");
     assert_eq!(total, Some(FILE_LEN));
     assert!(sent < FILE_LEN / 4, "{sent} bytes sent");
     // The receiver got the CANCEL: its stream actor aborted and deleted the spool file.

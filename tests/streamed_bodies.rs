@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 use netcore::actors::link_actor::Shutdown;
-use netcore::{Body, CallError, Endpoint, Link, Payload, PendingCall, Reply, Request};
+use netcore::{Body, CallError, Endpoint, Link, Payload, PendingCall, Progress, Reply, Request};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tempfile::TempDir;
@@ -165,7 +165,7 @@ async fn a_handler_that_stops_reading_holds_the_sender_to_the_stream_window() {
     first_rx.await.unwrap();
     // Let the sender run into the window.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (sent, total) = call.transfer().unwrap().progress();
+    let Progress { sent, total } = call.transfer().unwrap().progress();
     assert_eq!(total, Some(LEN as u64));
     assert!(
         sent <= WINDOW + CHUNK,
@@ -200,7 +200,7 @@ async fn a_handler_that_drops_the_stream_cancels_the_upload() {
         Err(other) => panic!("the call ended with {other:?}"),
     }
     // The receiver canceled the rest of the upload: it stopped near the window.
-    let (sent, _) = tokio::time::timeout(Duration::from_secs(10), transfer.finished())
+    let Progress { sent, .. } = tokio::time::timeout(Duration::from_secs(10), transfer.finished())
         .await
         .expect("the upload did not stop");
     assert!(

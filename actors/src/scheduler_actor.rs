@@ -21,8 +21,7 @@ use netcore_proto::StreamId;
 use std::collections::HashMap;
 use tokio::sync::{oneshot, watch};
 
-/// Progress of an outbound transfer: (body bytes handed to the wire, total if known).
-pub type Progress = (u64, Option<u64>);
+pub use netcore_proto::link::Progress;
 
 /// Owns the outbound half of one link.
 pub struct SchedulerActor {
@@ -132,7 +131,7 @@ impl SchedulerActor {
                 }
                 SchedulerEvent::Sent { stream } => {
                     if let Some(tx) = self.watched.remove(&stream) {
-                        tx.send_modify(|p| p.0 = p.1.unwrap_or(p.0));
+                        tx.send_modify(|p| p.sent = p.total.unwrap_or(p.sent));
                     }
                 }
             }
@@ -418,10 +417,10 @@ impl Handler<WatchProgress> for SchedulerActor {
     type Result = MessageResult<WatchProgress>;
 
     fn handle(&mut self, msg: WatchProgress, _: &mut Self::Context) -> Self::Result {
-        let start = self
-            .transmitter
-            .progress(msg.stream)
-            .unwrap_or((msg.total.unwrap_or(0), msg.total));
+        let start = self.transmitter.progress(msg.stream).unwrap_or(Progress {
+            sent: msg.total.unwrap_or(0),
+            total: msg.total,
+        });
         let (tx, rx) = watch::channel(start);
         if self.transmitter.progress(msg.stream).is_some() {
             self.watched.insert(msg.stream, tx);

@@ -174,7 +174,8 @@ fn urgent_call_overtakes_a_bulk_transfer_on_a_slow_serial_line() {
         });
     }
     let latency = answered.unwrap() - call_start;
-    let (sent, total) = p.a.link.progress(bulk_id).expect("transfer still running");
+    let netcore_proto::link::Progress { sent, total } =
+        p.a.link.progress(bulk_id).expect("transfer still running");
     assert!(
         sent < total.unwrap() / 10,
         "transfer must still be under 10%: {sent}"

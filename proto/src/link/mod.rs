@@ -32,7 +32,7 @@ mod transmitter;
 pub use crate::reliable::ReliableConfig;
 pub use command::{Command, TellPeer};
 pub use session::Session;
-pub use transmitter::Transmitter;
+pub use transmitter::{Progress, Transmitter};
 
 use crate::config::{Limits, DEFAULT_MAX_FRAME_LEN};
 use crate::error::{ErrorCode, ProtocolError};
@@ -343,8 +343,8 @@ impl Link {
         self.transmitter.set_chunk_len(chunk_len);
     }
 
-    /// Outbound progress of a message still sending: (body bytes sent, total if known).
-    pub fn progress(&self, stream: StreamId) -> Option<(u64, Option<u64>)> {
+    /// Outbound progress of a message still sending.
+    pub fn progress(&self, stream: StreamId) -> Option<Progress> {
         self.transmitter.progress(stream)
     }
 

@@ -21,11 +21,13 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use bytes::{Bytes, BytesMut};
 
-/// Outbound progress of one message.
-#[derive(Clone, Copy, Debug)]
-struct Progress {
-    sent: u64,
-    total: Option<u64>,
+/// Outbound progress of one message, fit for a progress bar.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Body bytes handed to the wire.
+    pub sent: u64,
+    /// The body's whole length, if known.
+    pub total: Option<u64>,
 }
 
 /// Scheduler, encoder and progress of one link's outbound direction.
@@ -191,9 +193,9 @@ impl Transmitter {
         self.scheduler.set_chunk_len(chunk_len);
     }
 
-    /// Outbound progress of a message still sending: (body bytes sent, total if known).
-    pub fn progress(&self, stream: StreamId) -> Option<(u64, Option<u64>)> {
-        self.progress.get(&stream).map(|p| (p.sent, p.total))
+    /// Outbound progress of a message still sending.
+    pub fn progress(&self, stream: StreamId) -> Option<Progress> {
+        self.progress.get(&stream).copied()
     }
 
     /// Streamed-body bytes queued but not yet sent, to bound read-ahead.
