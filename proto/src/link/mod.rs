@@ -255,6 +255,24 @@ pub enum LinkEvent {
     },
 }
 
+/// Frames and wire bytes through one direction of a link.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Frames.
+    pub frames: u64,
+    /// Wire bytes.
+    pub bytes: u64,
+}
+
+/// The reliable mode's state of a link's outbound direction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReliableStats {
+    /// Frames sent and not yet acknowledged.
+    pub in_flight: usize,
+    /// Frames sent again.
+    pub retransmissions: u64,
+}
+
 /// Counters of one link.
 #[derive(Clone, Debug, Default)]
 pub struct LinkStats {
@@ -322,13 +340,13 @@ impl Link {
 
     /// Counters.
     pub fn stats(&self) -> LinkStats {
-        let (frames_out, bytes_out) = self.transmitter.counters();
-        let (frames_in, bytes_in) = self.session.counters();
+        let out = self.transmitter.counters();
+        let into = self.session.counters();
         LinkStats {
-            frames_out,
-            bytes_out,
-            frames_in,
-            bytes_in,
+            frames_out: out.frames,
+            bytes_out: out.bytes,
+            frames_in: into.frames,
+            bytes_in: into.bytes,
             framing: self.session.framing_stats().clone(),
         }
     }
@@ -500,8 +518,8 @@ impl Link {
         self.pump();
     }
 
-    /// (frames in flight, retransmissions) of the reliable mode, if it is on.
-    pub fn reliable_stats(&self) -> Option<(usize, u64)> {
+    /// The reliable mode's frames in flight and retransmissions, if it is on.
+    pub fn reliable_stats(&self) -> Option<ReliableStats> {
         self.transmitter.reliable_stats()
     }
 }

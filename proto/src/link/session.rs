@@ -6,7 +6,7 @@
 //! [`Session::poll_command`] as a [`Command`] for a [`Transmitter`](super::Transmitter).
 
 use super::command::{Command, TellPeer};
-use super::{LinkConfig, LinkEvent, Message};
+use super::{Counters, LinkConfig, LinkEvent, Message};
 use crate::config::MIN_MAX_FRAME_LEN;
 use crate::error::{ErrorCode, ProtocolError};
 use crate::frame::{self, Cancel, Envelope, Frame, GoAway, Hello, Open, Ping, Pong, SessionResume};
@@ -168,9 +168,12 @@ impl Session {
         self.state == State::Failed
     }
 
-    /// (frames decoded, wire bytes consumed).
-    pub fn counters(&self) -> (u64, u64) {
-        (self.frames_in, self.bytes_in)
+    /// Frames decoded and wire bytes consumed.
+    pub fn counters(&self) -> Counters {
+        Counters {
+            frames: self.frames_in,
+            bytes: self.bytes_in,
+        }
     }
 
     /// The framing decoder's counters (drops by reason).

@@ -8,7 +8,7 @@
 //! commands travel between them as messages. Either way the same code runs.
 
 use super::command::{Command, TellPeer};
-use super::LinkConfig;
+use super::{Counters, LinkConfig, ReliableStats};
 use crate::config::MIN_MAX_FRAME_LEN;
 use crate::error::ProtocolError;
 use crate::frame::{Ack, Cancel, Credit, Envelope, Frame, Hello};
@@ -290,11 +290,12 @@ impl Transmitter {
         self.reliable.as_ref().is_some_and(Sender::is_failed)
     }
 
-    /// (frames in flight, retransmissions so far) of the reliable mode.
-    pub fn reliable_stats(&self) -> Option<(usize, u64)> {
-        self.reliable
-            .as_ref()
-            .map(|s| (s.in_flight(), s.retransmissions()))
+    /// The reliable mode's frames in flight and retransmissions, if it is on.
+    pub fn reliable_stats(&self) -> Option<ReliableStats> {
+        self.reliable.as_ref().map(|s| ReliableStats {
+            in_flight: s.in_flight(),
+            retransmissions: s.retransmissions(),
+        })
     }
 
     /// Appends frames to `dst` until about `budget` wire bytes were added or nothing is
@@ -324,8 +325,11 @@ impl Transmitter {
         self.hello.is_none() && (self.paused || (self.scheduler.is_idle() && self.ack.is_none()))
     }
 
-    /// (frames, wire bytes) produced so far.
-    pub fn counters(&self) -> (u64, u64) {
-        (self.frames_out, self.bytes_out)
+    /// Frames and wire bytes produced.
+    pub fn counters(&self) -> Counters {
+        Counters {
+            frames: self.frames_out,
+            bytes: self.bytes_out,
+        }
     }
 }
