@@ -40,20 +40,15 @@ fn status_kib(field: &str) -> u64 {
         .unwrap()
 }
 
-/// Writes `LEN` pseudo-random bytes (xorshift64) to `path` in 1 MiB pieces;
-/// returns their CRC-32C.
+/// Writes `LEN` pseudo-random bytes (the shared seeded generator) to `path` in
+/// 1 MiB pieces; returns their CRC-32C.
 fn write_random_file(path: &Path) -> u32 {
     let mut file = std::fs::File::create(path).unwrap();
-    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut rng = netcore::proto::rng::SplitMix64::new(0x9e37_79b9_7f4a_7c15);
     let mut crc = 0;
     let mut piece = vec![0u8; 1 << 20];
     for _ in 0..LEN / piece.len() as u64 {
-        for word in piece.chunks_exact_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            word.copy_from_slice(&x.to_le_bytes());
-        }
+        rng.fill(&mut piece);
         crc = crc32c::crc32c_append(crc, &piece);
         file.write_all(&piece).unwrap();
     }

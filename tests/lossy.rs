@@ -15,15 +15,9 @@ const MESSAGES: u32 = 500;
 
 /// Deterministic message `i`: its size (0..=64 KiB) and bytes come from `i`.
 fn message(i: u32) -> Vec<u8> {
-    let mut x = u64::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    let len = (next() % (64 * 1024 + 1)) as usize;
-    (0..len).map(|_| next() as u8).collect()
+    let mut rng = netcore::proto::rng::SplitMix64::new(u64::from(i));
+    let len = rng.below(64 * 1024 + 1) as usize;
+    rng.bytes(len)
 }
 
 #[actix_rt::test]

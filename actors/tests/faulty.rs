@@ -18,30 +18,14 @@ use netcore_actors::proto::framing::{Framer, Framing, FramingKind};
 use netcore_actors::transport::{
     faulty_pair, CutSchedule, FaultConfig, FaultStats, Faults, Faulty, FaultyLine,
 };
+use netcore_proto::rng::SplitMix64;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
-
-/// Deterministic test data (splitmix64), independent of the line's PRNG.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
-}
 
 /// `count` distinct 0x00-delimited frames of 4 to 67 bytes before the
 /// delimiter: 3 bytes of index (none zero), then random non-zero bytes.
 fn frames(count: usize, seed: u64) -> Vec<Vec<u8>> {
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix64::new(seed);
     (0..count)
         .map(|i| {
             let mut frame = vec![
@@ -539,12 +523,12 @@ async fn a_full_buffer_blocks_the_writer() {
 async fn the_serial_decoder_resynchronizes_over_drops_and_bit_errors() {
     const FRAMES: usize = 10_000;
     const MAX_FRAME_LEN: usize = 1024;
-    let mut rng = Rng(19);
+    let mut rng = SplitMix64::new(19);
     let sent: Vec<Vec<u8>> = (0..FRAMES as u32)
         .map(|i| {
             let mut frame = i.to_le_bytes().to_vec();
             let len = rng.below(200);
-            frame.extend((0..len).map(|_| rng.next() as u8)); // zeros too
+            frame.extend((0..len).map(|_| rng.next_u64() as u8)); // zeros too
             frame
         })
         .collect();

@@ -9,27 +9,8 @@
 use std::io;
 use std::time::Duration;
 
+use netcore_proto::rng::SplitMix64;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-
-/// Deterministic pseudo-random bytes (xorshift64*), so a failure replays.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, bound: usize) -> usize {
-        (self.next() % bound as u64) as usize
-    }
-
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| (self.next() >> 56) as u8).collect()
-    }
-}
 
 /// Every byte value, in order, `rounds` times.
 fn all_byte_values(rounds: usize) -> Vec<u8> {
@@ -43,10 +24,10 @@ async fn write_in_pieces<W: AsyncWrite + Unpin>(
     seed: u64,
     max_piece: usize,
 ) -> io::Result<W> {
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix64::new(seed);
     let mut rest = data;
     while !rest.is_empty() {
-        let len = (1 + rng.below(max_piece)).min(rest.len());
+        let len = (1 + (rng.below(max_piece as u64) as usize)).min(rest.len());
         writer.write_all(&rest[..len]).await?;
         rest = &rest[len..];
     }
@@ -61,11 +42,11 @@ async fn read_in_pieces<R: AsyncRead + Unpin>(
     seed: u64,
     max_piece: usize,
 ) -> io::Result<(R, Vec<u8>)> {
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix64::new(seed);
     let mut got = Vec::with_capacity(len);
     let mut buf = vec![0; max_piece];
     while got.len() < len {
-        let want = (1 + rng.below(max_piece)).min(len - got.len());
+        let want = (1 + (rng.below(max_piece as u64) as usize)).min(len - got.len());
         let n = reader.read(&mut buf[..want]).await?;
         if n == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
@@ -103,8 +84,8 @@ mod pipe {
         let b = Pipe::from_io(right.try_clone().unwrap(), right).unwrap();
         let (a_read, a_write) = tokio::io::split(a);
         let (b_read, b_write) = tokio::io::split(b);
-        let a_to_b = Rng(1).bytes(1 << 20);
-        let b_to_a = Rng(2).bytes(1 << 20);
+        let a_to_b = SplitMix64::new(1).bytes(1 << 20);
+        let b_to_a = SplitMix64::new(2).bytes(1 << 20);
 
         let (wa, wb, at_b, at_a) = tokio::join!(
             write_in_pieces(a_write, &a_to_b, 3, 10_000),
@@ -156,7 +137,7 @@ mod pipe {
         .unwrap();
 
         // Offer 10 KB; with send blocked, at most `bound` bytes may be accepted.
-        let data = Rng(7).bytes(10_000);
+        let data = SplitMix64::new(7).bytes(10_000);
         let mut accepted = 0;
         let mut cx = Context::from_waker(Waker::noop());
         let mut pending_polls = 0;
@@ -355,7 +336,7 @@ mod throttled {
     async fn measure_rate(rate: u32, len: usize) -> f64 {
         let fifo_len = (rate / 10) as usize;
         let (a, b) = throttled_pair(ThrottleConfig::rate(rate).with_tx_fifo_len(fifo_len));
-        let data = Rng(11).bytes(len);
+        let data = SplitMix64::new(11).bytes(len);
         let start = Instant::now();
         let (written, read) = tokio::join!(
             write_in_pieces(a, &data, 12, 4096),
@@ -411,7 +392,7 @@ mod throttled {
     async fn long_transfer_takes_exactly_its_serialization_time() {
         // Virtual time: no machine speed involved, so the bound is tight.
         let (a, b) = throttled_pair(ThrottleConfig::serial_8n1(115_200));
-        let data = Rng(14).bytes(115_200);
+        let data = SplitMix64::new(14).bytes(115_200);
         let start = Instant::now();
         let (written, read) = tokio::join!(
             write_in_pieces(a, &data, 15, 300),
@@ -492,7 +473,7 @@ mod throttled {
         assert_eq!(capacity, 64 + 256);
         let (mut a, mut b) = throttled_pair(config);
         let counters = a.counters();
-        let data = Rng(17).bytes(2_000);
+        let data = SplitMix64::new(17).bytes(2_000);
 
         // An idle line takes one FIFO's worth at once, then makes the writer wait.
         let mut cx = Context::from_waker(Waker::noop());
@@ -573,8 +554,8 @@ mod throttled {
         let (a, b) = throttled_pair(config);
         let (a_read, a_write) = tokio::io::split(a);
         let (b_read, b_write) = tokio::io::split(b);
-        let a_to_b = Rng(21).bytes(256 * 1024);
-        let b_to_a = Rng(22).bytes(256 * 1024);
+        let a_to_b = SplitMix64::new(21).bytes(256 * 1024);
+        let b_to_a = SplitMix64::new(22).bytes(256 * 1024);
         let (wa, wb, at_b, at_a) = tokio::join!(
             write_in_pieces(a_write, &a_to_b, 23, 3000),
             write_in_pieces(b_write, &b_to_a, 24, 700),
@@ -645,7 +626,11 @@ mod pty {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn pty_pair_carries_one_mebibyte_each_way() {
-        both_ways(Rng(35).bytes(1 << 20), Rng(36).bytes(1 << 20)).await;
+        both_ways(
+            SplitMix64::new(35).bytes(1 << 20),
+            SplitMix64::new(36).bytes(1 << 20),
+        )
+        .await;
     }
 
     #[tokio::test]

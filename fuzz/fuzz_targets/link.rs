@@ -182,14 +182,9 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    // Read sizes from a xorshift seeded by the control byte.
-    let mut state = u32::from(control) | 0x100;
-    let mut next_len = move || {
-        state ^= state << 13;
-        state ^= state >> 17;
-        state ^= state << 5;
-        1 + state as usize % max_read
-    };
+    // Read sizes from the shared seeded generator, seeded by the control byte.
+    let mut sizes = netcore_proto::rng::SplitMix64::new(u64::from(control));
+    let mut next_len = move || 1 + sizes.below(max_read as u64) as usize;
     for step in steps {
         let bytes = match &step {
             Step::Call(op, arg) => {

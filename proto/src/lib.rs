@@ -43,6 +43,8 @@ pub mod link;
 pub mod overhead;
 pub mod reassembly;
 pub mod reliable;
+#[cfg(any(test, feature = "test-util"))]
+pub mod rng;
 pub mod scheduler;
 #[cfg(any(test, feature = "test-util"))]
 pub mod sim;

@@ -5,6 +5,7 @@ use bytes::Bytes;
 use netcore_proto::framing::FramingKind;
 use netcore_proto::link::{LinkConfig, LinkEvent, Message, ReliableStats};
 use netcore_proto::reassembly::MessageHead;
+use netcore_proto::rng::SplitMix64;
 use netcore_proto::sim::{Direction, Pair, Wire};
 use netcore_proto::{ErrorCode, Instant, MessageKind, Priority, StreamId};
 use proptest::prelude::*;
@@ -454,10 +455,10 @@ struct FaultRates {
 }
 
 /// The tamper hook's state for [`faulty_traffic_arrives_exactly_once`]: faults
-/// drawn from a seeded xorshift, so one case is one outcome.
+/// drawn from the seeded generator, so one case is one outcome.
 struct FaultInjector {
     rates: FaultRates,
-    rng: u64,
+    rng: SplitMix64,
     /// Off while a reconnection's HELLOs are on their way (they are never
     /// retransmitted, and a frame overtaking a HELLO is a protocol error).
     active: bool,
@@ -471,7 +472,7 @@ impl FaultInjector {
     fn new(rates: FaultRates, seed: u64) -> FaultInjector {
         FaultInjector {
             rates,
-            rng: seed | 1,
+            rng: SplitMix64::new(seed),
             active: true,
             held: [None, None],
             counts: [0; 4],
@@ -479,10 +480,7 @@ impl FaultInjector {
     }
 
     fn next(&mut self) -> u64 {
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        self.rng
+        self.rng.next_u64()
     }
 
     fn roll(&mut self, per_mille: u32) -> bool {

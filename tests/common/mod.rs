@@ -24,18 +24,10 @@ pub async fn connect(server: EndpointBuilder) -> (Endpoint, Endpoint, Link) {
     (server, client, link)
 }
 
-/// `len` pseudo-random bytes from `seed` (xorshift64): test data that compresses
-/// badly and differs at every offset.
+/// `len` pseudo-random bytes from `seed` (the shared seeded generator): test data
+/// that compresses badly and differs at every offset.
 pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    netcore::proto::rng::SplitMix64::new(seed).bytes(len)
 }
 
 /// Generous upper bound on any wait in the tests: reached only when something hangs.

@@ -48,7 +48,8 @@
 //!   unfinished frame goes out as it is, as one frame); writing to a dropped
 //!   peer fails with `BrokenPipe`.
 //! * **Deterministic.** Drops, truncations, duplicates, jitter and bit errors
-//!   each come from their own stream of a small inline PRNG (splitmix64),
+//!   each come from their own stream of the shared seeded generator
+//!   (`netcore_proto::rng::SplitMix64`),
 //!   seeded from [`FaultConfig::seed`] and different for the two directions:
 //!   the same seed and the same bytes written give the same faults, whatever
 //!   the timing and however the bytes were split into writes (when frames are
@@ -95,6 +96,7 @@
 //! ```
 
 use super::pacing::{bytes_in, poll_sleep, time_for, wake};
+use netcore_proto::rng::SplitMix64;
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
@@ -390,7 +392,7 @@ fn open_pair(
 
 /// Both directions of a line, `a → b` first.
 fn open_shared(config: &FaultConfig, seed: u64, cut_at: Option<Instant>) -> Arc<Shared> {
-    let mut seeds = Rng(seed);
+    let mut seeds = Rng::new(seed);
     Arc::new(Shared {
         directions: [
             Direction::new(config, config.a_to_b, &mut seeds),
@@ -714,7 +716,7 @@ impl FaultyLine {
     /// Its first pair is the one [`faulty_pair`]`(config)` would give.
     pub fn new(config: FaultConfig) -> Self {
         // Salted, so the pairs' seeds are not the first pair's own streams.
-        let seeds = Rng(config.seed ^ LINE_SEED_SALT);
+        let seeds = Rng::new(config.seed ^ LINE_SEED_SALT);
         Self {
             inner: Arc::new(Mutex::new(LineState {
                 config,
@@ -735,7 +737,7 @@ impl FaultyLine {
         let seed = if line.pairs == 0 {
             line.config.seed
         } else {
-            line.seeds.next()
+            line.seeds.next_u64()
         };
         let now = Instant::now();
         let elapsed = now.saturating_duration_since(line.opened);
@@ -978,48 +980,21 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Faulty<T> {
     }
 }
 
-/// splitmix64: a tiny, fast PRNG whose every state is valid. Not
-/// cryptographic; only reproducible.
-#[derive(Debug, Clone)]
-struct Rng(u64);
+/// The fault draws: [`SplitMix64`] streams (see the module docs).
+type Rng = SplitMix64;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+/// Bits before the next flipped one at bit error rate `ber`: geometric,
+/// `P(gap = k) = (1 - ber)^k · ber`.
+fn bit_gap(rng: &mut Rng, ber: f64) -> u64 {
+    if ber.is_nan() || ber <= 0.0 {
+        return u64::MAX;
     }
-
-    /// Uniform in `[0, 1)`.
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    if ber >= 1.0 {
+        return 0;
     }
-
-    /// `true` with probability `p`.
-    fn chance(&mut self, p: f64) -> bool {
-        self.unit() < p
-    }
-
-    /// Uniform in `0..bound` (`bound` ≥ 1).
-    fn below(&mut self, bound: u64) -> u64 {
-        ((u128::from(self.next()) * u128::from(bound)) >> 64) as u64
-    }
-
-    /// Bits before the next flipped one at bit error rate `ber`: geometric,
-    /// `P(gap = k) = (1 - ber)^k · ber`.
-    fn bit_gap(&mut self, ber: f64) -> u64 {
-        if ber.is_nan() || ber <= 0.0 {
-            return u64::MAX;
-        }
-        if ber >= 1.0 {
-            return 0;
-        }
-        let u = 1.0 - self.unit(); // in (0, 1]
-                                   // Saturating float-to-int cast: a huge gap is "never".
-        (u.ln() / (-ber).ln_1p()).floor() as u64
-    }
+    let u = 1.0 - rng.unit(); // in (0, 1]
+                              // Saturating float-to-int cast: a huge gap is "never".
+    (u.ln() / (-ber).ln_1p()).floor() as u64
 }
 
 /// Both directions and the cut switch.
@@ -1058,8 +1033,8 @@ impl Direction {
         let fifo_len = faults
             .bytes_per_sec
             .map_or(0, |rate| (rate / 200).max(64) as usize);
-        let mut flips = Rng(seeds.next());
-        let gap = flips.bit_gap(faults.bit_error_rate);
+        let mut flips = Rng::new(seeds.next_u64());
+        let gap = bit_gap(&mut flips, faults.bit_error_rate);
         Self {
             config: DirectionConfig {
                 faults,
@@ -1077,10 +1052,10 @@ impl Direction {
                     epoch: Instant::now(),
                     sent: 0,
                 },
-                drops: Rng(seeds.next()),
-                truncations: Rng(seeds.next()),
-                duplicates: Rng(seeds.next()),
-                jitter: Rng(seeds.next()),
+                drops: Rng::new(seeds.next_u64()),
+                truncations: Rng::new(seeds.next_u64()),
+                duplicates: Rng::new(seeds.next_u64()),
+                jitter: Rng::new(seeds.next_u64()),
                 flips,
                 gap,
                 stats: FaultStats::default(),
@@ -1278,7 +1253,7 @@ impl State {
             bytes[(at / 8) as usize] ^= 1 << (at % 8);
             flipped += 1;
             at += 1;
-            self.gap = self.flips.bit_gap(ber);
+            self.gap = bit_gap(&mut self.flips, ber);
         }
         self.stats.bits_flipped += flipped;
         flipped
@@ -1339,16 +1314,16 @@ mod tests {
 
     #[test]
     fn bit_gaps_are_geometric() {
-        let mut rng = Rng(1);
-        assert_eq!(rng.bit_gap(0.0), u64::MAX);
-        assert_eq!(rng.bit_gap(f64::NAN), u64::MAX);
-        assert_eq!(rng.bit_gap(1.0), 0);
+        let mut rng = Rng::new(1);
+        assert_eq!(bit_gap(&mut rng, 0.0), u64::MAX);
+        assert_eq!(bit_gap(&mut rng, f64::NAN), u64::MAX);
+        assert_eq!(bit_gap(&mut rng, 1.0), 0);
         // Mean (1 - p) / p = 999 at p = 1e-3; over 100,000 draws σ ≈ 3.2.
         let draws = 100_000;
-        let mean = (0..draws).map(|_| rng.bit_gap(1e-3)).sum::<u64>() as f64 / draws as f64;
+        let mean = (0..draws).map(|_| bit_gap(&mut rng, 1e-3)).sum::<u64>() as f64 / draws as f64;
         assert!((mean - 999.0).abs() < 30.0, "{mean}");
         // P(gap = 0) = p.
-        let zeros = (0..draws).filter(|_| rng.bit_gap(0.1) == 0).count();
+        let zeros = (0..draws).filter(|_| bit_gap(&mut rng, 0.1) == 0).count();
         assert!((9_000..11_000).contains(&zeros), "{zeros}");
     }
 
@@ -1357,7 +1332,7 @@ mod tests {
         let config = FaultConfig::new(1)
             .with_frame_delimiter(None)
             .with_faults(Faults::none().with_bit_error_rate(1.0));
-        let direction = Direction::new(&config, config.a_to_b, &mut Rng(1));
+        let direction = Direction::new(&config, config.a_to_b, &mut Rng::new(1));
         let mut state = direction.lock();
         state.accept(&[0x00, 0x0f, 0xff], Instant::now(), &direction.config);
         assert_eq!(state.queue[0].data, [0xff, 0xf0, 0x00]);
