@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs what the tests need, then runs
-# formatting and lint checks, the no_std build of the protocol core, and every test.
+# formatting and lint checks, the no_std build of the protocol core, the examples
+# that end by themselves, and every test.
 # The README's second command; .ci/run calls it too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,13 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "netcore-proto builds without std (firmware profile)"
 cargo build -p netcore-proto --no-default-features --quiet
+
+step "examples run to completion (quickstart, comprehensive)"
+mkdir -p target
+for example in quickstart comprehensive; do
+  timeout 120 cargo run --quiet --example "$example" >"target/example-$example.txt" 2>&1 ||
+    { echo "example $example failed; its output:" >&2; cat "target/example-$example.txt" >&2; exit 1; }
+done
 
 step "cargo test --workspace"
 mkdir -p target
