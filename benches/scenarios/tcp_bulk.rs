@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 /// Runs the scenario.
 pub fn run(quick: bool) -> Result<Report, Error> {
     let len: usize = if quick { 64 << 20 } else { 256 << 20 };
-    let rounds: usize = if quick { 7 } else { 9 };
+    let rounds: usize = if quick { 11 } else { 9 };
     let data = random_bytes(0xb01c, len);
     let crc = crc32c::crc32c(&data);
     let mut report = Report::new("tcp_bulk");

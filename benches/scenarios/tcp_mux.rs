@@ -36,7 +36,7 @@ const MESSAGES: usize = 64;
 /// Runs the scenario.
 pub fn run(quick: bool) -> Result<Report, Error> {
     let each: usize = if quick { 1 << 20 } else { 4 << 20 };
-    let rounds: usize = if quick { 7 } else { 9 };
+    let rounds: usize = if quick { 11 } else { 9 };
     let total = each * MESSAGES;
     let data = random_bytes(0x6d75, total);
     let parts: Vec<Bytes> = (0..MESSAGES)
