@@ -5,10 +5,10 @@
 //! inbound requests and one-way messages to the router.
 //!
 //! I/O runs in two tasks spawned on the link's arbiter when the actor starts:
-//! - the reader reads up to 256 KiB at a time and sends it as [`Input`], awaiting
+//! - the reader reads up to 256 KiB at a time and sends it as `Input`, awaiting
 //!   each send, so a busy actor slows the reader instead of queueing bytes (the
 //!   buffer comes back with the start of the next frame: frames are never copied);
-//! - the writer sends [`Pull`] to the scheduler actor and writes what comes back,
+//! - the writer sends `Pull` to the scheduler actor and writes what comes back,
 //!   one batch at a time, so nothing is encoded before the transport can take it.
 //!
 //! When a connector reopens the transport, both tasks are spawned again on the
@@ -693,7 +693,7 @@ fn read_size(batch_budget: usize) -> usize {
 /// frame still arriving.
 #[derive(Message)]
 #[rtype(result = "BytesMut")]
-pub struct Input(pub BytesMut, pub u64);
+pub(crate) struct Input(pub BytesMut, pub u64);
 
 impl Handler<Input> for LinkActor {
     type Result = MessageResult<Input>;
@@ -716,7 +716,7 @@ impl Handler<Input> for LinkActor {
 /// The transport closed or failed.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct TransportClosed(pub String, pub u64);
+pub(crate) struct TransportClosed(pub String, pub u64);
 
 impl Handler<TransportClosed> for LinkActor {
     type Result = ();
@@ -790,7 +790,7 @@ impl Handler<SendOneWay> for LinkActor {
 /// Answers an inbound request.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Respond {
+pub(crate) struct Respond {
     /// The request's stream.
     pub stream: StreamId,
     /// `Ok` for a response, `Err(code)` for an error response.
@@ -863,7 +863,7 @@ impl Handler<BodyFailed> for LinkActor {
 /// A stream actor wrote `len` bytes: their credit goes back to the peer.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Release {
+pub(crate) struct Release {
     /// The stream.
     pub stream: StreamId,
     /// Bytes written.
@@ -882,7 +882,7 @@ impl Handler<Release> for LinkActor {
 /// A stream actor finished spooling a message.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Spooled {
+pub(crate) struct Spooled {
     /// The stream.
     pub stream: StreamId,
     /// The complete body.
@@ -893,7 +893,7 @@ pub struct Spooled {
 /// to the router now, its body arriving as the handler reads it.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct StreamOpened {
+pub(crate) struct StreamOpened {
     /// The stream.
     pub stream: StreamId,
     /// Its body.
@@ -924,7 +924,7 @@ impl Handler<Spooled> for LinkActor {
 /// The scheduler actor's reliable mode gave up on a frame: the peer is gone.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct PeerUnresponsive;
+pub(crate) struct PeerUnresponsive;
 
 impl Handler<PeerUnresponsive> for LinkActor {
     type Result = ();

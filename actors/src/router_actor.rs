@@ -409,7 +409,7 @@ impl Handler<Done> for RouterActor {
 /// Adds or replaces a route at run time.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct AddRoute {
+pub(crate) struct AddRoute {
     /// The route's path.
     pub path: String,
     /// What serves it.

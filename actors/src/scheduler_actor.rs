@@ -2,7 +2,7 @@
 //! [`Transmitter`] (priority scheduler, chunking, encoder) and hands encoded
 //! bytes to the link's writer exactly when the writer asks for them.
 //!
-//! Data path hops: the writer sends one [`Pull`] per write and gets up to
+//! Data path hops: the writer sends one `Pull` per write and gets up to
 //! `batch_budget` wire bytes back (one frame on a slow link, so an urgent message
 //! waits at most one chunk; a few hundred KiB on fast links, so a write carries
 //! many chunks). Nothing is encoded ahead of the writer, so memory stays at one
@@ -150,7 +150,7 @@ impl Actor for SchedulerActor {
 /// Commands from the link's session, applied in order.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Apply(pub Vec<Command>);
+pub(crate) struct Apply(pub Vec<Command>);
 
 impl Handler<Apply> for SchedulerActor {
     type Result = ();
@@ -176,7 +176,7 @@ impl Handler<Apply> for SchedulerActor {
 /// written out, so its buffer serves the next one (no allocation per write).
 #[derive(Message)]
 #[rtype(result = "Option<WireBatch>")]
-pub struct Pull(pub Option<WireBatch>);
+pub(crate) struct Pull(pub Option<WireBatch>);
 
 impl Handler<Pull> for SchedulerActor {
     type Result = ResponseFuture<Option<WireBatch>>;
@@ -231,7 +231,7 @@ impl Handler<Flush> for SchedulerActor {
 /// is still queued is dropped ([`Flush`] first to have it written).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Close;
+pub(crate) struct Close;
 
 impl Handler<Close> for SchedulerActor {
     type Result = ();
@@ -249,7 +249,7 @@ impl Handler<Close> for SchedulerActor {
 /// queue ran low), so a feeder reading a file stays a few chunks ahead of the wire.
 #[derive(Message)]
 #[rtype(result = "Result<(), CallError>")]
-pub struct PushBody {
+pub(crate) struct PushBody {
     /// The outbound stream.
     pub stream: StreamId,
     /// The next bytes of the body.
@@ -378,7 +378,7 @@ pub async fn feed_body(
 /// new writer pulls after the reconnection.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Unpark;
+pub(crate) struct Unpark;
 
 impl Handler<Unpark> for SchedulerActor {
     type Result = ();
@@ -393,7 +393,7 @@ impl Handler<Unpark> for SchedulerActor {
 /// Who to tell when the reliable mode gives up on the peer (the link actor).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Watchdog(pub Recipient<PeerUnresponsive>);
+pub(crate) struct Watchdog(pub Recipient<PeerUnresponsive>);
 
 impl Handler<Watchdog> for SchedulerActor {
     type Result = ();

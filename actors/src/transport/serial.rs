@@ -53,7 +53,7 @@ pub fn open_serial(path: &str, baud: u32) -> io::Result<tokio_serial::SerialStre
 /// `\r\n`, no `^C` or `^S` interpretation, and the master side has no line
 /// discipline of its own. A PTY has no baud rate: bytes move as fast as the
 /// kernel copies them, whatever rate is configured. Use
-/// [`throttled_pair`](super::throttled_pair) to test at a line rate.
+/// `throttled_pair` (feature `test-util`) to test at a line rate.
 ///
 /// Must be called inside a tokio runtime.
 ///
