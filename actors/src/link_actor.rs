@@ -443,6 +443,22 @@ impl LinkActor {
         self.calls.remove(&stream)
     }
 
+    /// Abandons our side of `stream` (a call's reply channel, a spooling body)
+    /// and cancels it on the wire with `code`; returns the call's reply channel,
+    /// if it was a call, for whoever has a better error than a dropped channel.
+    fn abandon(
+        &mut self,
+        stream: StreamId,
+        code: ErrorCode,
+        ctx: &mut Context<Self>,
+    ) -> Option<CallReply> {
+        let reply = self.forget_call(stream);
+        self.spooling.remove(&stream);
+        self.session.cancel(stream, code);
+        self.pump(ctx);
+        reply
+    }
+
     /// Every call in flight fails with [`CallError::LinkDown`].
     fn fail_calls(&mut self, reason: &str) {
         self.streamed_answers.clear();
@@ -829,10 +845,7 @@ impl Handler<CancelStream> for LinkActor {
     type Result = ();
 
     fn handle(&mut self, msg: CancelStream, ctx: &mut Self::Context) {
-        self.forget_call(msg.stream);
-        self.spooling.remove(&msg.stream);
-        self.session.cancel(msg.stream, msg.code);
-        self.pump(ctx);
+        self.abandon(msg.stream, msg.code, ctx);
     }
 }
 
@@ -851,12 +864,9 @@ impl Handler<BodyFailed> for LinkActor {
     type Result = ();
 
     fn handle(&mut self, msg: BodyFailed, ctx: &mut Self::Context) {
-        if let Some(reply) = self.forget_call(msg.stream) {
+        if let Some(reply) = self.abandon(msg.stream, ErrorCode::Internal, ctx) {
             let _ = reply.send(Err(msg.error));
         }
-        self.spooling.remove(&msg.stream);
-        self.session.cancel(msg.stream, ErrorCode::Internal);
-        self.pump(ctx);
     }
 }
 
