@@ -154,17 +154,34 @@ impl Link {
         body: impl Into<Payload>,
         priority: Priority,
     ) -> Result<StreamId, CallError> {
+        let (stream, _) = self
+            .send_one_way(route.into(), body.into(), priority)
+            .await?;
+        Ok(stream)
+    }
+
+    /// Queues a one-way message; returns its stream and the body length it
+    /// announced (measured once, as the message was built).
+    async fn send_one_way(
+        &self,
+        route: String,
+        body: Payload,
+        priority: Priority,
+    ) -> Result<(StreamId, Option<u64>), CallError> {
         let message = Message {
-            route: route.into(),
+            route,
             priority,
             ..Message::default()
         };
-        let (message, payload) = with_payload(message, body.into()).await?;
-        self.link
+        let (message, payload) = with_payload(message, body).await?;
+        let announced = message.streamed_len;
+        let stream = self
+            .link
             .addr
             .send(SendOneWay { message, payload })
             .await
-            .map_err(|_| down())?
+            .map_err(|_| down())??;
+        Ok((stream, announced))
     }
 
     /// Streams a file to `route` as a one-way bulk message, reading it from disk
@@ -174,11 +191,9 @@ impl Link {
         route: impl Into<String>,
         path: impl Into<PathBuf>,
     ) -> Result<Transfer, CallError> {
-        let path = path.into();
-        let stream = self
-            .send_with(route, Payload::File(path.clone()), Priority::Bulk)
+        let (stream, total) = self
+            .send_one_way(route.into(), Payload::File(path.into()), Priority::Bulk)
             .await?;
-        let total = tokio::fs::metadata(&path).await.ok().map(|m| m.len());
         self.transfer(stream, total).await
     }
 
