@@ -20,6 +20,16 @@ fn data() -> Vec<u8> {
     common::random_bytes(0x1234_5678_9abc_def1, LEN)
 }
 
+/// Calls `ping` on `link` (30 s at most) and checks the `pong`.
+async fn ping(link: &netcore::Link) {
+    let answer = link
+        .request("ping", "")
+        .timeout(Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(answer.body.as_bytes().unwrap().as_ref(), b"pong");
+}
+
 #[actix_rt::test]
 async fn sixteen_mib_survive_a_cut_every_two_seconds() {
     let line = FaultyLine::new(
@@ -82,12 +92,7 @@ async fn sixteen_mib_survive_a_cut_every_two_seconds() {
         .timeout(Duration::from_secs(60));
     let pings = async {
         for _ in 0..20 {
-            let answer = link
-                .request("ping", "")
-                .timeout(Duration::from_secs(30))
-                .await
-                .unwrap();
-            assert_eq!(answer.body.as_bytes().unwrap().as_ref(), b"pong");
+            ping(&link).await;
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     };
@@ -403,12 +408,7 @@ async fn a_client_back_after_the_resume_window_gets_a_fresh_session() {
         .expect("the client came back")
         .unwrap();
     assert_ne!(second_server_link.id(), first_server_link.id());
-    let answer = link
-        .request("ping", "")
-        .timeout(Duration::from_secs(30))
-        .await
-        .unwrap();
-    assert_eq!(answer.body.as_bytes().unwrap().as_ref(), b"pong");
+    ping(&link).await;
     let up: Vec<_> = server.links().iter().map(|l| l.id()).collect();
     assert_eq!(up, vec![second_server_link.id()]);
 }
