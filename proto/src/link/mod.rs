@@ -340,13 +340,13 @@ impl Link {
 
     /// Counters.
     pub fn stats(&self) -> LinkStats {
-        let out = self.transmitter.counters();
-        let into = self.session.counters();
+        let outbound = self.transmitter.counters();
+        let inbound = self.session.counters();
         LinkStats {
-            frames_out: out.frames,
-            bytes_out: out.bytes,
-            frames_in: into.frames,
-            bytes_in: into.bytes,
+            frames_out: outbound.frames,
+            bytes_out: outbound.bytes,
+            frames_in: inbound.frames,
+            bytes_in: inbound.bytes,
             framing: self.session.framing_stats().clone(),
         }
     }
