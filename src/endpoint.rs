@@ -34,10 +34,7 @@ use crate::link::Link;
 use actix::prelude::*;
 use netcore_actors::cache_actor::{Cache, CacheConfig};
 use netcore_actors::event_bus::{Event, EventBus, EventBusConfig};
-use netcore_actors::link_actor::{
-    Connector, GoAway, InFlight, PeerSession, Reconnected, Shutdown, WatchState,
-};
-use netcore_actors::scheduler_actor::Flush;
+use netcore_actors::link::Connector;
 use netcore_actors::supervision::RestartPolicy;
 use netcore_actors::timer_actor::Timers;
 use netcore_actors::transport::Prefixed;
@@ -404,11 +401,7 @@ impl Endpoint {
             self.inner.router.clone().recipient(),
             self.inner.router.clone().recipient(),
         );
-        let mut state = link_ref
-            .addr
-            .send(WatchState)
-            .await
-            .map_err(|_| CallError::LinkDown("link actor stopped".into()))?;
+        let mut state = link_ref.watch_state().await?;
         loop {
             match &*state.borrow_and_update() {
                 LinkState::Up => break,
@@ -505,10 +498,10 @@ impl Endpoint {
             for link in self.all_links() {
                 // Waiting for its peer, or not aware yet that the old connection
                 // broke (the client noticed first): either way the session is here.
-                if let Ok((Some(peer), _)) = link.actor().send(PeerSession).await {
+                if let Some((Some(peer), _)) = link.handle().peer_session().await {
                     if peer == session.id {
                         let transport = Prefixed::new(prefix, stream);
-                        link.actor().do_send(Reconnected(Box::new(transport)));
+                        link.handle().resume(Box::new(transport));
                         return Ok(link);
                     }
                 }
@@ -605,7 +598,7 @@ impl Endpoint {
         let Some(link) = self.link(id) else {
             return false;
         };
-        let _ = link.actor().send(Shutdown("detached".into())).await;
+        link.close("detached").await;
         if let Ok(mut links) = self.inner.links.lock() {
             links.retain(|l| l.id() != id);
         }
@@ -628,18 +621,13 @@ impl Endpoint {
     pub async fn stop(&self) -> usize {
         let links = self.links();
         for link in &links {
-            let _ = link
-                .actor()
-                .send(GoAway {
-                    code: ErrorCode::NoError,
-                })
-                .await;
+            link.handle().go_away(ErrorCode::NoError).await;
         }
         let deadline = tokio::time::Instant::now() + self.inner.drain_timeout;
         let mut cut_off = 0;
         for link in &links {
             loop {
-                let in_flight = link.actor().send(InFlight).await.unwrap_or(0);
+                let in_flight = link.in_flight().await;
                 if in_flight == 0 || tokio::time::Instant::now() >= deadline {
                     cut_off += in_flight;
                     break;
@@ -650,8 +638,8 @@ impl Endpoint {
             // drain's time (a peer that stops reading keeps a writer stuck), and
             // at least a moment past it for the GOAWAY of a link cut off.
             let flush_until = deadline.max(tokio::time::Instant::now() + FLUSH_GRACE);
-            let _ = tokio::time::timeout_at(flush_until, link.actor().send(Flush)).await;
-            let _ = link.actor().send(Shutdown("endpoint stopped".into())).await;
+            let _ = tokio::time::timeout_at(flush_until, link.handle().flush()).await;
+            link.close("endpoint stopped").await;
         }
         if let Ok(mut all) = self.inner.links.lock() {
             all.clear();

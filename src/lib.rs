@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod actors;
 pub mod app;
 mod endpoint;
 mod link;
@@ -19,7 +20,6 @@ pub use app::middleware::Next;
 pub use app::respond::{File, IntoReply};
 pub use endpoint::{Endpoint, EndpointBuilder};
 pub use link::{CallBuilder, Link, PendingCall, Transfer};
-pub use netcore_actors as actors;
 pub use netcore_actors::cache_actor::Cache;
 pub use netcore_actors::event_bus::{Event, EventBus, SubscriptionId};
 pub use netcore_actors::proto;

@@ -1,12 +1,9 @@
 //! [`Link`]: a handle on one running link of an [`Endpoint`](crate::Endpoint), to
 //! call the peer, send it one-way messages and files, and watch the link.
 
-use actix::prelude::*;
 use bytes::Bytes;
 use netcore_actors::event_bus::{Event, EventBus};
-use netcore_actors::link_actor::{Call, CancelStream, SendOneWay};
-use netcore_actors::scheduler_actor::{Progress, WatchProgress};
-use netcore_actors::{CallError, LinkActor, LinkId, LinkRef, LinkState, Payload, Response};
+use netcore_actors::{CallError, LinkId, LinkRef, LinkState, Payload, Progress, Response};
 use netcore_proto::link::Message;
 use netcore_proto::{ErrorCode, Priority, StreamId};
 use std::future::{Future, IntoFuture};
@@ -27,7 +24,7 @@ pub struct Link {
 
 impl std::fmt::Debug for Link {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Link").field("id", &self.link.id).finish()
+        f.debug_struct("Link").field("id", &self.link.id()).finish()
     }
 }
 
@@ -48,14 +45,9 @@ impl Link {
 
     /// A transfer of `stream`, publishing its progress on the event bus.
     async fn transfer(&self, stream: StreamId, total: Option<u64>) -> Result<Transfer, CallError> {
-        let progress = self
-            .link
-            .scheduler
-            .send(WatchProgress { stream, total })
-            .await
-            .map_err(|_| down())?;
+        let progress = self.link.watch_progress(stream, total).await?;
         if let Some(bus) = self.events.clone() {
-            let (mut watch, link) = (progress.clone(), self.link.id);
+            let (mut watch, link) = (progress.clone(), self.link.id());
             actix_rt::spawn(async move {
                 // The first value too: a small transfer may be over already.
                 loop {
@@ -81,12 +73,25 @@ impl Link {
 
     /// The link's id.
     pub fn id(&self) -> LinkId {
-        self.link.id
+        self.link.id()
     }
 
-    /// The link's actor.
-    pub fn actor(&self) -> &Addr<LinkActor> {
-        &self.link.addr
+    /// The link's runtime handle (for the endpoint).
+    pub(crate) fn handle(&self) -> &LinkRef {
+        &self.link
+    }
+
+    /// Calls made on this link awaiting their answer plus requests from the peer
+    /// being served (0 once the link is down).
+    pub async fn in_flight(&self) -> usize {
+        self.link.in_flight().await
+    }
+
+    /// Closes the link now: pending calls fail with [`CallError::LinkDown`]
+    /// carrying `reason`, and the link goes down with it. Resolves once the
+    /// link took it (see [`Link::closed`] to wait until it is down).
+    pub async fn close(&self, reason: impl Into<String>) {
+        self.link.close(reason).await
     }
 
     /// Up, connecting or down (with the reason).
@@ -175,12 +180,7 @@ impl Link {
         };
         let (message, payload) = with_payload(message, body).await?;
         let announced = message.streamed_len;
-        let stream = self
-            .link
-            .addr
-            .send(SendOneWay { message, payload })
-            .await
-            .map_err(|_| down())??;
+        let stream = self.link.one_way(message, payload).await?;
         Ok((stream, announced))
     }
 
@@ -198,7 +198,7 @@ impl Link {
     }
 
     fn cancel(&self, stream: StreamId, code: ErrorCode) {
-        self.link.addr.do_send(CancelStream { stream, code });
+        self.link.cancel(stream, code);
     }
 }
 
@@ -296,18 +296,7 @@ impl CallBuilder {
         let (message, payload) = with_payload(message, payload).await?;
         let total = message.streamed_len;
         let streams_file = payload.is_some();
-        let (reply, answer) = oneshot::channel();
-        let stream = link
-            .link
-            .addr
-            .send(Call {
-                message,
-                payload,
-                reply,
-                stream_answer,
-            })
-            .await
-            .map_err(|_| down())??;
+        let (stream, answer) = link.link.request(message, payload, stream_answer).await?;
         let transfer = if streams_file {
             Some(link.transfer(stream, total).await?)
         } else {

@@ -212,7 +212,7 @@ impl Cache {
             .build();
         let addr = CacheActor {
             cache,
-            supervision: Supervision::new(NAME, config.policy, bus),
+            supervision: Supervision::new(NAME, config.policy, bus.map(|bus| bus.reporter())),
         }
         .start();
         Cache { addr }

@@ -21,8 +21,10 @@
 //!   subscribers it had not reached yet. The bus reports its own restart on
 //!   itself, and its escalation too, delivered just before it stops.
 
-use crate::link_actor::LinkId;
-use crate::supervision::{guard, run_supervised, RestartPolicy, Restartable, Supervision};
+pub use crate::event::Event;
+use crate::supervision::{
+    guard, run_supervised, Reporter, RestartPolicy, Restartable, Supervision,
+};
 #[cfg(feature = "test-util")]
 use crate::supervision::{InjectPanic, ServiceError};
 use actix::prelude::*;
@@ -30,80 +32,6 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::broadcast;
-
-/// Something that happened in the runtime.
-///
-/// The service actors publish `ActorRestarted` / `ActorEscalated`; the other
-/// events are published by whoever owns the bus (the endpoint).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
-    /// The endpoint started.
-    Started,
-    /// The endpoint stopped.
-    Stopped,
-    /// A link came up.
-    LinkUp {
-        /// The link.
-        link: LinkId,
-    },
-    /// A link went down.
-    LinkDown {
-        /// The link.
-        link: LinkId,
-        /// Why.
-        reason: String,
-    },
-    /// A request arrived.
-    Request {
-        /// The link it arrived on.
-        link: LinkId,
-        /// Its route.
-        route: String,
-    },
-    /// A request was answered.
-    Response {
-        /// The link.
-        link: LinkId,
-        /// The request's route.
-        route: String,
-        /// True for a success answer.
-        ok: bool,
-    },
-    /// A stream was canceled.
-    Canceled {
-        /// The link.
-        link: LinkId,
-        /// The stream.
-        stream: u64,
-    },
-    /// A transfer progressed.
-    TransferProgress {
-        /// The link.
-        link: LinkId,
-        /// The stream.
-        stream: u64,
-        /// Bytes done.
-        done: u64,
-        /// Total bytes, if known.
-        total: Option<u64>,
-    },
-    /// A supervised actor panicked and restarted.
-    ActorRestarted {
-        /// The actor.
-        actor: String,
-        /// Its restarts since it started.
-        restarts: u32,
-        /// The panic's text.
-        reason: String,
-    },
-    /// A supervised actor failed too often and stopped.
-    ActorEscalated {
-        /// The actor.
-        actor: String,
-        /// The last panic's text.
-        reason: String,
-    },
-}
 
 /// Identifies a closure subscription (unique within the process).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -301,6 +229,12 @@ impl EventBus {
             tx: weak,
             listeners,
         }
+    }
+
+    /// A [`Reporter`] publishing on this bus (for a supervised actor's restarts).
+    pub fn reporter(&self) -> Reporter {
+        let bus = self.clone();
+        Reporter::new(move |event| bus.publish(event))
     }
 
     /// The bus actor's address (unchanged by restarts).

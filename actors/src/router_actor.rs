@@ -18,17 +18,17 @@
 use crate::body::{Body, Payload};
 use crate::error::HandlerError;
 use crate::event_bus::{Event, EventBus};
-use crate::link_actor::{LinkId, LinkRef, Respond};
+use crate::ids::LinkId;
+use crate::messages::{Canceled, Incoming, LinkRef, Respond};
+use crate::supervision::guard_future;
 use actix::prelude::*;
 use futures_util::future::LocalBoxFuture;
 use futures_util::future::{AbortHandle, Abortable, Aborted};
-use futures_util::FutureExt;
 use netcore_proto::frame::{header_value, Header};
 use netcore_proto::link::Message as ProtoMessage;
 use netcore_proto::reassembly::MessageHead;
 use netcore_proto::{ErrorCode, MessageKind, Priority, StreamId};
 use std::collections::{HashMap, VecDeque};
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 /// An inbound request or one-way message, as a handler sees it.
@@ -119,18 +119,26 @@ impl Route {
     fn call(&self, request: Request) -> LocalBoxFuture<'static, HandlerResult> {
         match self {
             Route::Fn(f) => f(request),
-            Route::Actor(recipient) => {
-                let send = recipient.send(HandleRequest(request));
-                Box::pin(async move {
-                    send.await.unwrap_or_else(|error| {
-                        Err(HandlerError::failed(format!(
-                            "handler actor unavailable: {error}"
-                        )))
-                    })
-                })
-            }
+            Route::Actor(recipient) => ask_actor(recipient, request),
         }
     }
+}
+
+/// Hands `request` to a handler actor and waits for its answer; a handler
+/// actor that is gone answers `HandlerFailed`. The one forwarder of actor
+/// routes ([`Route::Actor`], and the application's blueprints).
+pub fn ask_actor(
+    actor: &Recipient<HandleRequest>,
+    request: Request,
+) -> LocalBoxFuture<'static, HandlerResult> {
+    let send = actor.send(HandleRequest(request));
+    Box::pin(async move {
+        send.await.unwrap_or_else(|error| {
+            Err(HandlerError::failed(format!(
+                "handler actor unavailable: {error}"
+            )))
+        })
+    })
 }
 
 /// Limits of the router.
@@ -209,13 +217,13 @@ impl RouterActor {
                     .map(|(_, route)| route)
             })
             .cloned();
-        let key = (link.id, head.stream);
+        let key = (link.id(), head.stream);
         let one_way = head.kind == MessageKind::OneWay;
         let priority = head.priority;
         let stream = head.stream;
         let route_name = head.route.clone();
-        let answer_to = link.addr.clone();
-        let link_id = link.id;
+        let answer_to = link.clone();
+        let link_id = link.id();
         self.publish(|| Event::Request {
             link: link_id,
             route: route_name.clone(),
@@ -236,14 +244,13 @@ impl RouterActor {
         // One task per request: the handler's panics are caught around it, and the
         // peer's CANCEL aborts it through `running`.
         let (abort, registration) = AbortHandle::new_pair();
-        let task = Abortable::new(AssertUnwindSafe(task).catch_unwind(), registration);
+        let task = Abortable::new(guard_future(task), registration);
         self.running.insert(key, abort);
         let router = ctx.address();
         actix_rt::spawn(async move {
             let result = match task.await {
                 Ok(Ok(result)) => Some(result),
-                Ok(Err(panic)) => {
-                    let why = panic_message(panic);
+                Ok(Err(why)) => {
                     tracing::error!(route = %route_name, %why, "handler panicked");
                     Some(Err(HandlerError::failed(format!(
                         "handler panicked: {why}"
@@ -264,7 +271,7 @@ impl RouterActor {
                 }
                 return;
             }
-            answer_to.do_send(answer(stream, priority, result).await);
+            answer_to.respond(answer(stream, priority, result).await);
         });
     }
 }
@@ -310,31 +317,8 @@ fn error_answer(stream: StreamId, priority: Priority, error: HandlerError) -> Re
     }
 }
 
-/// The text of a panic payload.
-pub fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-text panic payload".to_string()
-    }
-}
-
 impl Actor for RouterActor {
     type Context = Context<Self>;
-}
-
-/// An inbound request or one-way message from a link actor.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub struct Incoming {
-    /// The link it arrived on.
-    pub link: LinkRef,
-    /// Its head.
-    pub head: MessageHead,
-    /// Its body.
-    pub body: Body,
 }
 
 impl Handler<Incoming> for RouterActor {
@@ -352,20 +336,9 @@ impl Handler<Incoming> for RouterActor {
         if msg.head.kind == MessageKind::Request {
             let error = HandlerError::new(ErrorCode::Refused, "busy: all workers in use");
             msg.link
-                .addr
-                .do_send(error_answer(msg.head.stream, msg.head.priority, error));
+                .respond(error_answer(msg.head.stream, msg.head.priority, error));
         }
     }
-}
-
-/// The peer canceled a request: abort its handler (or drop it from the queue).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Canceled {
-    /// The link.
-    pub link: LinkId,
-    /// The request's stream.
-    pub stream: StreamId,
 }
 
 impl Handler<Canceled> for RouterActor {
@@ -380,7 +353,7 @@ impl Handler<Canceled> for RouterActor {
             handle.abort();
         }
         self.queue
-            .retain(|q| !(q.link.id == msg.link && q.head.stream == msg.stream));
+            .retain(|q| !(q.link.id() == msg.link && q.head.stream == msg.stream));
     }
 }
 

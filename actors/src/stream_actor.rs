@@ -1,8 +1,8 @@
 //! [`StreamActor`]: one per inbound message above the spool threshold (or moved
 //! out of memory under pressure). It writes the body to a temporary file as the
 //! chunks arrive, returns their credit to the peer once they are on disk, and
-//! hands the complete message back to its [`LinkActor`], which routes it like any
-//! other.
+//! hands the complete message back to its link actor, which routes it like any
+//! other. It reaches the link only through the recipients of a `SpoolTarget`.
 //!
 //! Messages below the threshold are reassembled in the link actor's protocol
 //! core without an actor of their own: most messages are a single frame, and an
@@ -15,8 +15,8 @@
 //! `max_spooling × stream_window` bytes whatever the peer does (64 × 2 MiB on TCP
 //! links; in practice a few chunks, as the disk keeps up).
 
-use crate::body::SpooledFile;
-use crate::link_actor::{LinkActor, Release, Spooled};
+use crate::body::{Release, SpooledFile};
+use crate::messages::{CancelStream, SpoolTarget, Spooled, StreamOpened};
 use actix::prelude::*;
 use bytes::Bytes;
 use netcore_proto::reassembly::{Accepted, BodySink, MessageHead, SinkError, SinkFactory};
@@ -66,7 +66,7 @@ impl Default for SpoolLimits {
 
 /// Opens a [`StreamActor`] per spooled message; installed in the link's session.
 pub(crate) struct SpoolFactory {
-    pub(crate) link: Addr<LinkActor>,
+    pub(crate) link: SpoolTarget,
     pub(crate) limits: SpoolLimits,
     pub(crate) live: Arc<AtomicUsize>,
     /// Credit a streamed body returns at a time (a quarter of the stream window).
@@ -76,7 +76,7 @@ pub(crate) struct SpoolFactory {
 }
 
 /// Our calls whose answers go to the caller as a stream
-/// ([`Call::stream_answer`](crate::link_actor::Call::stream_answer)): the link
+/// (a call made with `stream_answer`): the link
 /// actor adds and removes them, the sink factory looks an answer up at its OPEN.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct StreamedAnswers(Arc<Mutex<HashSet<StreamId>>>);
@@ -124,13 +124,14 @@ impl SinkFactory for SpoolFactory {
             return None;
         }
         if self.prefers_sink(head) {
-            let (link, live) = (self.link.clone(), self.live.clone());
-            return Some(crate::body_stream::open(
-                head,
-                link,
-                live,
-                self.release_every,
-            ));
+            let release = self.link.release.clone();
+            let (body, sink) =
+                crate::body::stream::open(head, release, self.live.clone(), self.release_every);
+            self.link.opened.do_send(StreamOpened {
+                stream: head.stream,
+                body,
+            });
+            return Some(sink);
         }
         let file = match tempfile::Builder::new()
             .prefix("netcore-spool-")
@@ -198,7 +199,7 @@ impl BodySink for StreamSink {
 /// one, and their credit returns to the peer once they are on disk.
 pub struct StreamActor {
     stream: StreamId,
-    link: Addr<LinkActor>,
+    link: SpoolTarget,
     file: Option<std::fs::File>,
     path: Option<tempfile::TempPath>,
     written: u64,
@@ -236,7 +237,7 @@ impl StreamActor {
         self.file = None;
         self.path = None;
         self.queue.clear();
-        self.link.do_send(crate::link_actor::CancelStream {
+        self.link.cancel.do_send(CancelStream {
             stream: self.stream,
             code: ErrorCode::Internal,
         });
@@ -276,7 +277,7 @@ impl StreamActor {
                 Ok(Ok((file, len))) => {
                     act.file = Some(file);
                     act.written += len;
-                    act.link.do_send(Release {
+                    act.link.release.do_send(Release {
                         stream: act.stream,
                         len,
                     });
@@ -291,7 +292,7 @@ impl StreamActor {
     /// Every chunk is on disk: hands the file to the link actor.
     fn complete(&mut self, ctx: &mut Context<Self>) {
         if let Some(path) = self.path.take() {
-            self.link.do_send(Spooled {
+            self.link.spooled.do_send(Spooled {
                 stream: self.stream,
                 file: SpooledFile::new(path, self.written),
             });

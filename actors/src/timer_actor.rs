@@ -212,7 +212,7 @@ impl Timers {
     pub fn start(policy: RestartPolicy, bus: Option<EventBus>) -> Timers {
         let addr = TimerActor {
             tasks: HashMap::new(),
-            supervision: Supervision::new("timers", policy, bus),
+            supervision: Supervision::new("timers", policy, bus.map(|bus| bus.reporter())),
         }
         .start();
         Timers { addr }

@@ -1,0 +1,196 @@
+//! [`LinkRef`]: the handle of a running link, for the application and for
+//! handlers: call, send, answer, cancel, watch and close. It holds no actor
+//! address, only the recipients of the messages it sends.
+
+use crate::body::Payload;
+use crate::error::CallError;
+use crate::ids::LinkId;
+use crate::messages::link::{
+    Call, CancelStream, GoAway, InFlight, LinkState, PeerSession, Reconnected, Respond, Response,
+    SendOneWay, Shutdown, WatchState,
+};
+use crate::messages::scheduler::{Flush, Progress, WatchProgress};
+use crate::transport::BoxedTransport;
+use actix::prelude::*;
+use netcore_proto::link::Message;
+use netcore_proto::{ErrorCode, StreamId};
+use std::fmt;
+use std::sync::Arc;
+use tokio::sync::{oneshot, watch};
+
+/// What a [`LinkRef`] sends to its link's actors.
+pub(crate) struct LinkInbox {
+    pub call: Recipient<Call>,
+    pub one_way: Recipient<SendOneWay>,
+    pub respond: Recipient<Respond>,
+    pub cancel: Recipient<CancelStream>,
+    pub watch_state: Recipient<WatchState>,
+    pub go_away: Recipient<GoAway>,
+    pub in_flight: Recipient<InFlight>,
+    pub flush: Recipient<Flush>,
+    pub shutdown: Recipient<Shutdown>,
+    pub peer_session: Recipient<PeerSession>,
+    pub reconnected: Recipient<Reconnected>,
+    /// The link's scheduler.
+    pub progress: Recipient<WatchProgress>,
+}
+
+impl LinkInbox {
+    /// The inbox of the link actor at `addr` and its scheduler's `progress`.
+    pub(crate) fn of<A>(addr: &Addr<A>, progress: Recipient<WatchProgress>) -> LinkInbox
+    where
+        A: Actor<Context = Context<A>>
+            + Handler<Call>
+            + Handler<SendOneWay>
+            + Handler<Respond>
+            + Handler<CancelStream>
+            + Handler<WatchState>
+            + Handler<GoAway>
+            + Handler<InFlight>
+            + Handler<Flush>
+            + Handler<Shutdown>
+            + Handler<PeerSession>
+            + Handler<Reconnected>,
+    {
+        LinkInbox {
+            call: addr.clone().recipient(),
+            one_way: addr.clone().recipient(),
+            respond: addr.clone().recipient(),
+            cancel: addr.clone().recipient(),
+            watch_state: addr.clone().recipient(),
+            go_away: addr.clone().recipient(),
+            in_flight: addr.clone().recipient(),
+            flush: addr.clone().recipient(),
+            shutdown: addr.clone().recipient(),
+            peer_session: addr.clone().recipient(),
+            reconnected: addr.clone().recipient(),
+            progress,
+        }
+    }
+}
+
+/// A handle on a running link: its id, and what the application and handlers
+/// may ask of it. Cheap to clone; once the link is down, every request fails
+/// with [`CallError::LinkDown`] and the rest does nothing.
+#[derive(Clone)]
+pub struct LinkRef {
+    id: LinkId,
+    inbox: Arc<LinkInbox>,
+}
+
+impl fmt::Debug for LinkRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LinkRef").field("id", &self.id).finish()
+    }
+}
+
+/// The error of a message its link actor did not take (it stopped).
+fn gone(_: MailboxError) -> CallError {
+    CallError::LinkDown("link actor stopped".into())
+}
+
+impl LinkRef {
+    pub(crate) fn new(id: LinkId, inbox: LinkInbox) -> LinkRef {
+        LinkRef {
+            id,
+            inbox: Arc::new(inbox),
+        }
+    }
+
+    /// The link's id.
+    pub fn id(&self) -> LinkId {
+        self.id
+    }
+
+    /// Sends a request (`message`, its body streamed from `payload` if given);
+    /// returns its stream and where its answer arrives. With `stream_answer`, a
+    /// multi-frame answer arrives as a `Body::Stream` as soon as it opens.
+    pub async fn request(
+        &self,
+        message: Message,
+        payload: Option<Payload>,
+        stream_answer: bool,
+    ) -> Result<(StreamId, oneshot::Receiver<Result<Response, CallError>>), CallError> {
+        let (reply, answer) = oneshot::channel();
+        let call = Call {
+            message,
+            payload,
+            reply,
+            stream_answer,
+        };
+        let stream = self.inbox.call.send(call).await.map_err(gone)??;
+        Ok((stream, answer))
+    }
+
+    /// Sends a one-way message; returns its stream.
+    pub async fn one_way(
+        &self,
+        message: Message,
+        payload: Option<Payload>,
+    ) -> Result<StreamId, CallError> {
+        let one_way = SendOneWay { message, payload };
+        self.inbox.one_way.send(one_way).await.map_err(gone)?
+    }
+
+    /// Abandons `stream` either way and tells the peer with `code`.
+    pub fn cancel(&self, stream: StreamId, code: ErrorCode) {
+        self.inbox.cancel.do_send(CancelStream { stream, code });
+    }
+
+    /// Answers the inbound request on the stream of `respond`.
+    pub(crate) fn respond(&self, respond: Respond) {
+        self.inbox.respond.do_send(respond);
+    }
+
+    /// Subscribes to the link's state.
+    pub async fn watch_state(&self) -> Result<watch::Receiver<LinkState>, CallError> {
+        self.inbox.watch_state.send(WatchState).await.map_err(gone)
+    }
+
+    /// Subscribes to the progress of the outbound `stream` (whose whole length
+    /// is `total`, if known).
+    pub async fn watch_progress(
+        &self,
+        stream: StreamId,
+        total: Option<u64>,
+    ) -> Result<watch::Receiver<Progress>, CallError> {
+        let watch = WatchProgress { stream, total };
+        self.inbox.progress.send(watch).await.map_err(gone)
+    }
+
+    /// Starts an orderly shutdown: GOAWAY to the peer, in-flight messages go on.
+    /// Returns the calls and served requests still in flight (0 if it is down).
+    pub async fn go_away(&self, code: ErrorCode) -> usize {
+        self.inbox.go_away.send(GoAway { code }).await.unwrap_or(0)
+    }
+
+    /// Calls and served requests in flight (0 once the link is down).
+    pub async fn in_flight(&self) -> usize {
+        self.inbox.in_flight.send(InFlight).await.unwrap_or(0)
+    }
+
+    /// Resolves once what the link queued so far was written to its transport;
+    /// the caller bounds the wait (a peer that does not read keeps it pending).
+    pub async fn flush(&self) {
+        let _ = self.inbox.flush.send(Flush).await;
+    }
+
+    /// Closes the link now: pending calls fail with [`CallError::LinkDown`]
+    /// carrying `reason`. Resolves once the link took it.
+    pub async fn close(&self, reason: impl Into<String>) {
+        let _ = self.inbox.shutdown.send(Shutdown(reason.into())).await;
+    }
+
+    /// The peer's session id, once known, and whether the link waits for the
+    /// peer to come back (transport broken, within its resume window); `None`
+    /// once the link is down.
+    pub async fn peer_session(&self) -> Option<(Option<u64>, bool)> {
+        self.inbox.peer_session.send(PeerSession).await.ok()
+    }
+
+    /// Hands the link a new transport from the same peer session (an accepted
+    /// connection whose HELLO resumes this link's session).
+    pub fn resume(&self, transport: BoxedTransport) {
+        self.inbox.reconnected.do_send(Reconnected(transport));
+    }
+}

@@ -1,0 +1,26 @@
+//! The messages the actors of a link send each other, grouped by the actor that
+//! handles them, and [`LinkRef`], the handle through which the application and
+//! the handlers reach a link.
+//!
+//! Actors never hold each other's addresses: each holds the `Recipient`s of the
+//! messages it sends (bundled here: [`SchedulerInbox`], [`SpoolTarget`],
+//! [`LinkRef`]), so any actor can be started alone with stand-ins for its
+//! neighbours. Messages one actor sends only to itself stay in its module.
+
+mod handle;
+mod link;
+mod router;
+mod scheduler;
+
+pub(crate) use handle::LinkInbox;
+pub use handle::LinkRef;
+pub(crate) use link::{
+    Call, CancelStream, GoAway, InFlight, PeerSession, PeerUnresponsive, Reconnected, Respond,
+    SendOneWay, Shutdown, SpoolTarget, Spooled, StreamOpened, WatchState,
+};
+pub use link::{LinkState, Response};
+pub use router::{Canceled, Incoming};
+pub use scheduler::Progress;
+pub(crate) use scheduler::{
+    Apply, Close, Flush, Pull, PushBody, SchedulerInbox, Unpark, WatchProgress, Watchdog,
+};
