@@ -26,6 +26,8 @@ pub mod router_actor;
 pub mod scheduler_actor;
 pub mod stream_actor;
 pub mod supervision;
+#[cfg(test)]
+mod testing;
 pub mod timer_actor;
 pub mod transport;
 

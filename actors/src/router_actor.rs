@@ -403,3 +403,131 @@ fn publish_on(bus: &Option<EventBus>, make: impl FnOnce() -> Event) {
         bus.publish_with(make);
     }
 }
+
+/// The router alone: the links its requests arrive on are stand-in handles
+/// recording the answers and cancellations sent back.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::Seen;
+    use bytes::Bytes;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    fn incoming(link: &LinkRef, stream: u64, route: &str, kind: MessageKind) -> Incoming {
+        Incoming {
+            link: link.clone(),
+            head: MessageHead {
+                stream: StreamId(stream),
+                kind,
+                priority: Priority::Normal,
+                route: route.into(),
+                code: None,
+                total_len: None,
+                headers: Vec::new(),
+            },
+            body: Body::Bytes(Bytes::from_static(b"ping")),
+        }
+    }
+
+    fn echo() -> Route {
+        Route::handler(|request: Request| async move {
+            match request.body {
+                Body::Bytes(bytes) => Ok(Reply::new(bytes)),
+                _ => Err(HandlerError::failed("not in memory")),
+            }
+        })
+    }
+
+    fn router(routes: Vec<(&str, Route)>, config: RouterConfig) -> Addr<RouterActor> {
+        let routes = routes
+            .into_iter()
+            .map(|(path, route)| (path.to_string(), route))
+            .collect();
+        RouterActor::new(routes, Vec::new(), config).start()
+    }
+
+    async fn answer(answers: &Seen<Respond>) -> Respond {
+        answers.wait_for(1).await.remove(0)
+    }
+
+    #[actix_rt::test]
+    async fn answers_go_back_on_the_link_the_request_came_from() {
+        let router = router(vec![("echo", echo())], RouterConfig::default());
+        let (link, answers, _) = LinkRef::stub(LinkId(1));
+        router.do_send(incoming(&link, 1, "echo", MessageKind::Request));
+        let respond = answer(&answers).await;
+        assert_eq!(respond.stream, StreamId(1));
+        assert_eq!(respond.outcome, Ok(()));
+        assert_eq!(respond.message.body.as_deref(), Some(&b"ping"[..]));
+        // One-way messages get no answer.
+        router.do_send(incoming(&link, 3, "echo", MessageKind::OneWay));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(answers.len(), 0);
+    }
+
+    #[actix_rt::test]
+    async fn unknown_routes_and_panicking_handlers_get_error_answers() {
+        let boom = Route::handler(|_: Request| async move {
+            panic!("handler bug");
+            #[allow(unreachable_code)]
+            Ok(Reply::empty())
+        });
+        let router = router(vec![("boom", boom)], RouterConfig::default());
+        let (link, answers, _) = LinkRef::stub(LinkId(2));
+        router.do_send(incoming(&link, 1, "nowhere", MessageKind::Request));
+        assert_eq!(answer(&answers).await.outcome, Err(ErrorCode::NotFound));
+        router.do_send(incoming(&link, 3, "boom", MessageKind::Request));
+        let respond = answer(&answers).await;
+        assert_eq!(respond.outcome, Err(ErrorCode::HandlerFailed));
+        let text = respond.message.body.unwrap_or_default();
+        assert!(String::from_utf8_lossy(&text).contains("handler bug"));
+    }
+
+    #[actix_rt::test]
+    async fn a_full_queue_refuses_and_a_cancel_aborts_the_handler() {
+        let dropped = Arc::new(AtomicBool::new(false));
+        let flag = dropped.clone();
+        let hold = Route::handler(move |_: Request| {
+            let flag = flag.clone();
+            async move {
+                struct SetOnDrop(Arc<AtomicBool>);
+                impl Drop for SetOnDrop {
+                    fn drop(&mut self) {
+                        self.0.store(true, Ordering::SeqCst);
+                    }
+                }
+                let _guard = SetOnDrop(flag);
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                Ok(Reply::empty())
+            }
+        });
+        let config = RouterConfig {
+            max_workers: 1,
+            max_queued: 1,
+        };
+        let router = router(vec![("hold", hold)], config);
+        let (link, answers, _) = LinkRef::stub(LinkId(3));
+        router.do_send(incoming(&link, 1, "hold", MessageKind::Request)); // runs
+        router.do_send(incoming(&link, 3, "hold", MessageKind::Request)); // queued
+        router.do_send(incoming(&link, 5, "hold", MessageKind::Request)); // refused
+        let refused = answer(&answers).await;
+        assert_eq!(refused.stream, StreamId(5));
+        assert_eq!(refused.outcome, Err(ErrorCode::Refused));
+        // The peer cancels the running request: its handler is aborted, no answer.
+        router.do_send(Canceled {
+            link: LinkId(3),
+            stream: StreamId(1),
+        });
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !dropped.load(Ordering::SeqCst) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "handler not aborted"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(answers.len(), 0);
+    }
+}

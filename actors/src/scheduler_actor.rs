@@ -276,3 +276,78 @@ impl Handler<WatchProgress> for SchedulerActor {
         MessageResult(rx)
     }
 }
+
+/// The scheduler actor alone: its link actor is a test driving a protocol
+/// core's session, its watchdog a stand-in recording what it is told.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::stub;
+    use bytes::Buf;
+    use netcore_proto::link::Session;
+
+    /// A scheduler for a stream link, and the commands of a fresh session (its HELLO).
+    fn start() -> (Addr<SchedulerActor>, Vec<Command>) {
+        let config = LinkConfig::stream(1);
+        let mut session = Session::new(config.clone(), None);
+        let commands = std::iter::from_fn(|| session.poll_command()).collect();
+        (SchedulerActor::new(&config, 1 << 20).start(), commands)
+    }
+
+    #[actix_rt::test]
+    async fn a_pull_gets_what_the_session_queued_then_parks_until_more_is_applied() {
+        let (scheduler, hello) = start();
+        scheduler.send(Apply(hello)).await.unwrap();
+        let batch = scheduler.send(Pull(None)).await.unwrap().unwrap();
+        assert!(batch.remaining() > 0);
+        // Nothing more is ready: the next pull parks, and flushing resolves at once.
+        let parked = scheduler.send(Pull(Some(batch)));
+        let parked = actix_rt::spawn(parked);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(!parked.is_finished());
+        scheduler.send(Flush).await.unwrap();
+        // Closing ends the parked pull with `None`.
+        scheduler.send(Close).await.unwrap();
+        assert!(parked.await.unwrap().unwrap().is_none());
+    }
+
+    #[actix_rt::test]
+    async fn flush_waits_for_the_writer_to_take_what_was_queued() {
+        let (scheduler, hello) = start();
+        scheduler.send(Apply(hello)).await.unwrap();
+        let flushed = actix_rt::spawn(scheduler.send(Flush));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(!flushed.is_finished(), "flushed before the writer pulled");
+        let batch = scheduler.send(Pull(None)).await.unwrap();
+        assert!(batch.is_some());
+        // The writer comes back for more: everything was written.
+        let _parked = actix_rt::spawn(scheduler.send(Pull(batch)));
+        flushed.await.unwrap().unwrap();
+    }
+
+    #[actix_rt::test]
+    async fn unpark_releases_the_writer_and_a_closed_scheduler_refuses_pulls() {
+        let (scheduler, hello) = start();
+        let (watchdog, told) = stub(|_: &PeerUnresponsive| ());
+        scheduler.send(Watchdog(watchdog)).await.unwrap();
+        scheduler.send(Apply(hello)).await.unwrap();
+        let _ = scheduler.send(Pull(None)).await.unwrap();
+        let parked = actix_rt::spawn(scheduler.send(Pull(None)));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        scheduler.send(Unpark).await.unwrap();
+        assert!(parked.await.unwrap().unwrap().is_none());
+        assert_eq!(told.len(), 0, "a healthy link is not reported");
+        let progress = scheduler
+            .send(WatchProgress {
+                stream: StreamId(1),
+                total: Some(3),
+            })
+            .await
+            .unwrap();
+        assert_eq!(progress.borrow().total, Some(3));
+        scheduler.send(Close).await.unwrap();
+        // Closed (or stopped already): no more bytes for any writer.
+        let pull = scheduler.send(Pull(None)).await;
+        assert!(!matches!(pull, Ok(Some(_))));
+    }
+}

@@ -333,3 +333,121 @@ impl Handler<Abort> for StreamActor {
         ctx.stop();
     }
 }
+
+/// The stream actor and its sink factory alone: the link they report to is a
+/// set of stand-ins recording what arrives.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{stub, Seen};
+    use netcore_proto::Priority;
+
+    struct Link {
+        release: Seen<Release>,
+        spooled: Seen<Spooled>,
+        opened: Seen<StreamOpened>,
+        cancel: Seen<CancelStream>,
+    }
+
+    fn factory(dir: &std::path::Path, max_spooling: usize) -> (SpoolFactory, Link) {
+        let (release, released) = stub(|_: &Release| ());
+        let (spooled, spools) = stub(|_: &Spooled| ());
+        let (opened, opens) = stub(|_: &StreamOpened| ());
+        let (cancel, cancels) = stub(|_: &CancelStream| ());
+        let factory = SpoolFactory {
+            link: SpoolTarget {
+                release,
+                spooled,
+                opened,
+                cancel,
+            },
+            limits: SpoolLimits {
+                dir: dir.to_path_buf(),
+                max_spooling,
+                stream_routes: vec!["live/".into()],
+            },
+            live: Arc::new(AtomicUsize::new(0)),
+            release_every: 4,
+            streamed_answers: StreamedAnswers::default(),
+        };
+        let link = Link {
+            release: released,
+            spooled: spools,
+            opened: opens,
+            cancel: cancels,
+        };
+        (factory, link)
+    }
+
+    fn head(stream: u64, route: &str) -> MessageHead {
+        MessageHead {
+            stream: StreamId(stream),
+            kind: MessageKind::Request,
+            priority: Priority::Bulk,
+            route: route.into(),
+            code: None,
+            total_len: Some(10),
+            headers: Vec::new(),
+        }
+    }
+
+    #[actix_rt::test]
+    async fn chunks_are_written_released_and_the_file_handed_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut factory, link) = factory(dir.path(), 4);
+        let mut sink = factory.open(&head(3, "files/a")).unwrap();
+        for chunk in [&b"hello"[..], b" ", b"disk"] {
+            let accepted = sink.write(Bytes::copy_from_slice(chunk)).unwrap();
+            assert_eq!(accepted, Accepted::Pending);
+        }
+        sink.finish().unwrap();
+        let spooled = link.spooled.wait_for(1).await.remove(0);
+        assert_eq!(spooled.stream, StreamId(3));
+        assert_eq!(std::fs::read(spooled.file.path()).unwrap(), b"hello disk");
+        // Every written byte's credit went back, none twice.
+        let released: u64 = link.release.take().iter().map(|r| r.len).sum();
+        assert_eq!(released, 10);
+        assert_eq!(link.cancel.len(), 0);
+        assert_eq!(link.opened.len(), 0);
+    }
+
+    #[actix_rt::test]
+    async fn a_streamed_route_opens_a_body_stream_instead_of_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut factory, link) = factory(dir.path(), 4);
+        assert!(factory.prefers_sink(&head(5, "live/feed")));
+        let mut sink = factory.open(&head(5, "live/feed")).unwrap();
+        let opened = link.opened.wait_for(1).await.remove(0);
+        assert_eq!(opened.stream, StreamId(5));
+        let mut body = opened.body;
+        sink.write(Bytes::from_static(b"0123456789")).unwrap();
+        sink.finish().unwrap();
+        assert_eq!(body.next().await.unwrap().unwrap(), &b"0123456789"[..]);
+        assert!(body.next().await.unwrap().is_none());
+        let released: u64 = link.release.wait_for(1).await.iter().map(|r| r.len).sum();
+        assert_eq!(released, 10);
+        assert_eq!(link.spooled.len(), 0);
+    }
+
+    #[actix_rt::test]
+    async fn beyond_max_spooling_a_stream_is_refused_and_an_abort_deletes_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut factory, link) = factory(dir.path(), 1);
+        let mut first = factory.open(&head(7, "files/a")).unwrap();
+        assert!(factory.open(&head(9, "files/b")).is_none());
+        first.write(Bytes::from_static(b"abc")).unwrap();
+        let _ = link.release.wait_for(1).await;
+        first.abort(ErrorCode::Canceled);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::fs::read_dir(dir.path()).unwrap().count() > 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "spool file left behind"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        // The slot is free again.
+        assert!(factory.open(&head(11, "files/c")).is_some());
+        assert_eq!(link.spooled.len(), 0);
+    }
+}

@@ -551,3 +551,6 @@ impl Handler<Shutdown> for LinkActor {
         self.go_down(reason, ctx);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -194,3 +194,40 @@ impl LinkRef {
         self.inbox.reconnected.do_send(Reconnected(transport));
     }
 }
+
+#[cfg(test)]
+impl LinkRef {
+    /// A handle on a link of stand-ins: what the test looks at (answers,
+    /// cancellations) is recorded, the rest answered with defaults.
+    pub(crate) fn stub(
+        id: LinkId,
+    ) -> (
+        LinkRef,
+        crate::testing::Seen<Respond>,
+        crate::testing::Seen<CancelStream>,
+    ) {
+        use crate::testing::{ignore, stub};
+        let (respond, answers) = stub(|_: &Respond| ());
+        let (cancel, canceled) = stub(|_: &CancelStream| ());
+        let down = || Err(CallError::LinkDown("a stand-in link".into()));
+        let inbox = LinkInbox {
+            call: stub(move |_: &Call| down()).0,
+            one_way: stub(move |_: &SendOneWay| down()).0,
+            respond,
+            cancel,
+            watch_state: stub(|_: &WatchState| watch::channel(LinkState::Up).1).0,
+            go_away: ignore(),
+            in_flight: ignore(),
+            flush: ignore(),
+            shutdown: ignore(),
+            peer_session: ignore(),
+            reconnected: ignore(),
+            progress: stub(|msg: &WatchProgress| {
+                let total = msg.total;
+                watch::channel(Progress { sent: 0, total }).1
+            })
+            .0,
+        };
+        (LinkRef::new(id, inbox), answers, canceled)
+    }
+}

@@ -21,6 +21,8 @@ pub(crate) use link::{
 pub use link::{LinkState, Response};
 pub use router::{Canceled, Incoming};
 pub use scheduler::Progress;
+#[cfg(test)]
+pub(crate) use scheduler::SchedulerStub;
 pub(crate) use scheduler::{
     Apply, Close, Flush, Pull, PushBody, SchedulerInbox, Unpark, WatchProgress, Watchdog,
 };

@@ -113,3 +113,47 @@ impl SchedulerInbox {
         }
     }
 }
+
+/// What a stand-in scheduler received (unit tests).
+#[cfg(test)]
+pub(crate) struct SchedulerStub {
+    pub apply: crate::testing::Seen<Apply>,
+    pub pull: crate::testing::Seen<Pull>,
+    pub close: crate::testing::Seen<Close>,
+    pub watchdog: crate::testing::Seen<Watchdog>,
+}
+
+#[cfg(test)]
+impl SchedulerInbox {
+    /// The inbox of a stand-in scheduler: it records what a link sends it,
+    /// answers the writer's pulls with `None` (the writer exits) and every
+    /// push and flush at once.
+    pub(crate) fn stub() -> (SchedulerInbox, SchedulerStub) {
+        use crate::testing::{ignore, stub};
+        let (apply, applied) = stub(|_: &Apply| ());
+        let (pull, pulled) = stub(|_: &Pull| None);
+        let (close, closed) = stub(|_: &Close| ());
+        let (watchdog, watchdogs) = stub(|_: &Watchdog| ());
+        let inbox = SchedulerInbox {
+            apply,
+            pull,
+            push: stub(|_: &PushBody| Ok(())).0,
+            flush: ignore(),
+            close,
+            unpark: ignore(),
+            watchdog,
+            progress: stub(|msg: &WatchProgress| {
+                let total = msg.total;
+                watch::channel(Progress { sent: 0, total }).1
+            })
+            .0,
+        };
+        let seen = SchedulerStub {
+            apply: applied,
+            pull: pulled,
+            close: closed,
+            watchdog: watchdogs,
+        };
+        (inbox, seen)
+    }
+}

@@ -1,0 +1,143 @@
+//! The link actor alone: a stand-in scheduler records the commands it is
+//! given (a real protocol core's transmitter encodes them for the peer), a
+//! stand-in router records the requests it hands over, and the peer is a
+//! sans-IO protocol link on the other end of an in-memory pipe.
+
+use super::*;
+use crate::testing::{stub, Seen};
+use bytes::{Buf, BytesMut};
+use netcore_proto::link::{Link as PeerLink, LinkConfig, Transmitter};
+use netcore_proto::Instant;
+use tokio::io::{AsyncWriteExt, DuplexStream};
+
+struct Harness {
+    link: LinkRef,
+    scheduler: crate::messages::SchedulerStub,
+    incoming: Seen<Incoming>,
+    canceled: Seen<RouterCanceled>,
+    peer_end: DuplexStream,
+}
+
+fn start() -> Harness {
+    let (ours, peer_end) = tokio::io::duplex(1 << 20);
+    let (scheduler, seen) = SchedulerInbox::stub();
+    let (router, incoming) = stub(|_: &Incoming| ());
+    let (router_cancel, canceled) = stub(|_: &RouterCanceled| ());
+    let link = LinkActor::start_with(
+        Box::new(ours),
+        LinkOptions::stream(),
+        scheduler,
+        router,
+        router_cancel,
+    );
+    Harness {
+        link,
+        scheduler: seen,
+        incoming,
+        canceled,
+        peer_end,
+    }
+}
+
+/// The commands of every `Apply` the stand-in scheduler got, up to and
+/// including one that `wanted` matches (waiting up to 5 s for it).
+async fn applied_until(harness: &Harness, wanted: impl Fn(&Command) -> bool) -> Vec<Command> {
+    let mut commands: Vec<Command> = Vec::new();
+    while !commands.iter().any(&wanted) {
+        let applies = harness.scheduler.apply.wait_for(1).await;
+        commands.extend(applies.into_iter().flat_map(|apply| apply.0));
+    }
+    commands
+}
+
+fn is_hello(command: &Command) -> bool {
+    matches!(command, Command::Hello(_))
+}
+
+/// Completes the handshake with a sans-IO peer: our HELLO (encoded by a
+/// transmitter from what the stand-in scheduler was given) reaches it, its
+/// HELLO and then `send`'s frames reach us.
+async fn connect(harness: &mut Harness, send: impl FnOnce(&mut PeerLink)) -> PeerLink {
+    let mut transmitter = Transmitter::new(&LinkOptions::stream().config);
+    for command in applied_until(harness, is_hello).await {
+        transmitter.apply(command);
+    }
+    let mut ours = BytesMut::new();
+    while transmitter.poll_transmit(&mut ours) > 0 {}
+    let mut peer = PeerLink::new(LinkConfig::stream(7), None);
+    peer.handle_input(&ours, Instant::from_micros(0)).unwrap();
+    send(&mut peer);
+    let mut theirs = BytesMut::new();
+    while peer.poll_transmit(&mut theirs) > 0 {}
+    harness.peer_end.write_all(&theirs).await.unwrap();
+    let mut state = harness.link.watch_state().await.unwrap();
+    while *state.borrow_and_update() != LinkState::Up {
+        state.changed().await.unwrap();
+    }
+    peer
+}
+
+#[actix_rt::test]
+async fn a_started_link_queues_its_hello_registers_its_watchdog_and_pulls() {
+    let harness = start();
+    applied_until(&harness, is_hello).await;
+    assert_eq!(harness.scheduler.watchdog.wait_for(1).await.len(), 1);
+    // The writer task asks the scheduler for bytes.
+    assert!(!harness.scheduler.pull.wait_for(1).await.is_empty());
+    let state = harness.link.watch_state().await.unwrap();
+    assert_eq!(*state.borrow(), LinkState::Connecting);
+}
+
+#[actix_rt::test]
+async fn a_peer_request_goes_to_the_router_and_its_answer_to_the_scheduler() {
+    let mut harness = start();
+    let mut stream = None;
+    connect(&mut harness, |peer| {
+        let message = netcore_proto::link::Message::new("echo", "hi");
+        stream = Some(peer.request(message).unwrap());
+    })
+    .await;
+    let stream = stream.unwrap();
+    let incoming = harness.incoming.wait_for(1).await.remove(0);
+    assert_eq!(incoming.head.route, "echo");
+    assert_eq!(incoming.head.stream, stream);
+    assert_eq!(incoming.link.id(), harness.link.id());
+    match incoming.body {
+        Body::Bytes(bytes) => assert_eq!(bytes.chunk(), b"hi"),
+        other => panic!("unexpected body {other:?}"),
+    }
+    assert_eq!(harness.link.in_flight().await, 1);
+
+    // The router answers through the handle it got; the answer is queued.
+    incoming.link.respond(Respond {
+        stream,
+        outcome: Ok(()),
+        message: netcore_proto::link::Message::new("", "hi back"),
+        payload: None,
+    });
+    applied_until(
+        &harness,
+        |c| matches!(c, Command::Enqueue { open, .. } if open.stream == stream),
+    )
+    .await;
+    assert_eq!(harness.link.in_flight().await, 0);
+    assert_eq!(harness.canceled.len(), 0);
+}
+
+#[actix_rt::test]
+async fn closing_fails_the_calls_in_flight_and_closes_the_scheduler() {
+    let mut harness = start();
+    connect(&mut harness, |_| {}).await;
+    let message = netcore_proto::link::Message::new("slow", "x");
+    let (_, answer) = harness.link.request(message, None, false).await.unwrap();
+    assert_eq!(harness.link.in_flight().await, 1);
+    harness.link.close("closed by the test").await;
+    assert_eq!(
+        answer.await.unwrap().unwrap_err(),
+        CallError::LinkDown("closed by the test".into())
+    );
+    assert!(!harness.scheduler.close.wait_for(1).await.is_empty());
+    // The actor is gone: the handle reports it instead of hanging.
+    assert_eq!(harness.link.in_flight().await, 0);
+    assert!(harness.link.watch_state().await.is_err());
+}
