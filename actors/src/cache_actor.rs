@@ -218,7 +218,9 @@ impl Cache {
         Cache { addr }
     }
 
-    /// The cache actor's address (unchanged by restarts).
+    /// The cache actor's address (unchanged by restarts). Test tooling
+    /// (feature `test-util`): tests send it `InjectPanic`.
+    #[cfg(feature = "test-util")]
     pub fn addr(&self) -> &Addr<CacheActor> {
         &self.addr
     }

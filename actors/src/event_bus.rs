@@ -237,7 +237,9 @@ impl EventBus {
         Reporter::new(move |event| bus.publish(event))
     }
 
-    /// The bus actor's address (unchanged by restarts).
+    /// The bus actor's address (unchanged by restarts). Test tooling
+    /// (feature `test-util`): tests send it `InjectPanic`.
+    #[cfg(feature = "test-util")]
     pub fn addr(&self) -> &Addr<EventBusActor> {
         &self.addr
     }

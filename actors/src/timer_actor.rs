@@ -218,7 +218,9 @@ impl Timers {
         Timers { addr }
     }
 
-    /// The timer actor's address (unchanged by restarts).
+    /// The timer actor's address (unchanged by restarts). Test tooling
+    /// (feature `test-util`): tests send it `InjectPanic`.
+    #[cfg(feature = "test-util")]
     pub fn addr(&self) -> &Addr<TimerActor> {
         &self.addr
     }

@@ -3,7 +3,7 @@
 //! the handlers reach a link.
 //!
 //! Actors never hold each other's addresses: each holds the `Recipient`s of the
-//! messages it sends (bundled here: [`SchedulerInbox`], [`SpoolTarget`],
+//! messages it sends (bundled here: `SchedulerInbox`, `SpoolTarget`,
 //! [`LinkRef`]), so any actor can be started alone with stand-ins for its
 //! neighbours. Messages one actor sends only to itself stay in its module.
 
