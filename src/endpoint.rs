@@ -285,6 +285,8 @@ impl EndpointBuilder {
                 ))
             });
         }
+        // Compiled first: a route registered twice panics before anything starts.
+        let compiled = root.compile("");
         let events = EventBus::start(EventBusConfig {
             policy: self.policy,
             ..EventBusConfig::default()
@@ -294,7 +296,6 @@ impl EndpointBuilder {
         }
         let timers = Timers::start(self.policy, Some(events.clone()));
         let cache = Cache::start(self.cache, Some(events.clone()));
-        let compiled = root.compile("");
         // The services are state too: `State<Cache>`, `State<Timers>`, `State<EventBus>`.
         let mut state = self.state;
         state.insert(cache.clone());
