@@ -4,15 +4,12 @@
 //! [`SchedulerActor`], resolves the answers of calls made on this link, and hands
 //! inbound requests and one-way messages to the router.
 //!
-//! I/O runs in two tasks spawned on the link's arbiter when the actor starts:
-//! - the reader reads up to 256 KiB at a time and sends it as `Input`, awaiting
-//!   each send, so a busy actor slows the reader instead of queueing bytes (the
-//!   buffer comes back with the start of the next frame: frames are never copied);
-//! - the writer sends `Pull` to the scheduler actor and writes what comes back,
-//!   one batch at a time, so nothing is encoded before the transport can take it.
-//!
-//! When a connector reopens the transport, both tasks are spawned again on the
-//! new one (tagged with a generation, so what the old tasks still send is ignored).
+//! This file holds the actor, its start and its message handlers; the rest is
+//! split by job: `options.rs` ([`LinkOptions`], [`Connector`]), `io.rs` (the
+//! reader and writer tasks), `reconnect.rs` (reopening a broken transport, or
+//! waiting for the peer to come back), `feed.rs` (feeding streamed outbound
+//! bodies to the scheduler). The actor reaches its scheduler and the router
+//! through recipients only, so a test starts it alone (`tests.rs`).
 
 mod feed;
 mod io;
@@ -56,7 +53,7 @@ pub struct LinkActor {
     transport: Option<BoxedTransport>,
     flush: bool,
     chunk_len: usize,
-    /// Bytes the reader asks for at a time (see [`read_size`]).
+    /// Bytes the reader asks for at a time (see `io::read_size`).
     read_size: usize,
     /// Our calls whose answer streams (shared with the session's sink factory).
     streamed_answers: StreamedAnswers,
