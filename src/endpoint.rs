@@ -409,13 +409,13 @@ impl Endpoint {
         }
         let streamed = &self.inner.stream_routes;
         options.spool.stream_routes.extend(streamed.iter().cloned());
-        let link_ref = LinkActor::start(
+        let handle = LinkActor::start(
             Box::new(transport) as BoxedTransport,
             options,
             self.inner.router.clone().recipient(),
             self.inner.router.clone().recipient(),
         );
-        let mut state = link_ref.watch_state().await?;
+        let mut state = handle.watch_state().await?;
         loop {
             match &*state.borrow_and_update() {
                 LinkState::Up => break,
@@ -428,7 +428,7 @@ impl Endpoint {
         }
         let state_watch = state.clone();
         let link = Link::new(
-            link_ref,
+            handle,
             state,
             self.inner.call_timeout,
             Some(self.inner.events.clone()),

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use netcore_actors::event_bus::{Event, EventBus};
-use netcore_actors::{CallError, LinkId, LinkRef, LinkState, Payload, Progress, Response};
+use netcore_actors::{CallError, LinkHandle, LinkId, LinkState, Payload, Progress, Response};
 use netcore_proto::link::Message;
 use netcore_proto::{ErrorCode, Priority, StreamId};
 use std::future::{Future, IntoFuture};
@@ -16,7 +16,7 @@ use tokio::sync::{oneshot, watch};
 /// [`CallError::LinkDown`].
 #[derive(Clone)]
 pub struct Link {
-    link: LinkRef,
+    link: LinkHandle,
     state: watch::Receiver<LinkState>,
     call_timeout: Duration,
     events: Option<EventBus>,
@@ -30,7 +30,7 @@ impl std::fmt::Debug for Link {
 
 impl Link {
     pub(crate) fn new(
-        link: LinkRef,
+        link: LinkHandle,
         state: watch::Receiver<LinkState>,
         call_timeout: Duration,
         events: Option<EventBus>,
@@ -77,7 +77,7 @@ impl Link {
     }
 
     /// The link's runtime handle (for the endpoint).
-    pub(crate) fn handle(&self) -> &LinkRef {
+    pub(crate) fn handle(&self) -> &LinkHandle {
         &self.link
     }
 

@@ -38,7 +38,7 @@ pub use event::Event;
 pub use event_bus::{EventBus, EventBusActor, EventBusConfig, SubscriptionId};
 pub use ids::LinkId;
 pub use link::{Connector, LinkActor, LinkOptions};
-pub use messages::{LinkRef, LinkState, Progress, Response};
+pub use messages::{LinkHandle, LinkRef, LinkState, Progress, Response};
 pub use router_actor::{
     HandleRequest, HandlerResult, Reply, Request, Route, RouterActor, RouterConfig,
 };

@@ -25,8 +25,8 @@ use crate::error::CallError;
 use crate::ids::LinkId;
 use crate::messages::{
     Apply, Call, CancelStream, Canceled as RouterCanceled, Close, Flush, GoAway, InFlight,
-    Incoming, LinkInbox, LinkRef, LinkState, PeerUnresponsive, Respond, Response, SchedulerInbox,
-    SendOneWay, Shutdown, SpoolTarget, Spooled, StreamOpened, WatchState, Watchdog,
+    Incoming, LinkHandle, LinkInbox, LinkRef, LinkState, PeerUnresponsive, Respond, Response,
+    SchedulerInbox, SendOneWay, Shutdown, SpoolTarget, Spooled, StreamOpened, WatchState, Watchdog,
 };
 use crate::scheduler_actor::SchedulerActor;
 use crate::stream_actor::{SpoolFactory, StreamedAnswers};
@@ -84,7 +84,7 @@ impl LinkActor {
         mut options: LinkOptions,
         router: Recipient<Incoming>,
         router_cancel: Recipient<RouterCanceled>,
-    ) -> LinkRef {
+    ) -> LinkHandle {
         options.config.nonce = random_u64();
         options.config.session_id = random_u64();
         let scheduler_actor = SchedulerActor::new(&options.config, options.batch_budget);
@@ -104,7 +104,7 @@ impl LinkActor {
         scheduler: SchedulerInbox,
         router: Recipient<Incoming>,
         router_cancel: Recipient<RouterCanceled>,
-    ) -> LinkRef {
+    ) -> LinkHandle {
         let config = options.config;
         let id = LinkId::next();
         let chunk_len = config.chunk_len;
@@ -152,7 +152,7 @@ impl LinkActor {
             Some(arbiter) => LinkActor::start_in_arbiter(arbiter, build),
             None => LinkActor::create(build),
         };
-        LinkRef::new(id, LinkInbox::of(&addr, progress))
+        LinkHandle::new(LinkRef::new(id, LinkInbox::of(&addr, progress)))
     }
 
     /// Moves the session's commands to the scheduler and handles its events.

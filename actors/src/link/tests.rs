@@ -11,7 +11,7 @@ use netcore_proto::Instant;
 use tokio::io::{AsyncWriteExt, DuplexStream};
 
 struct Harness {
-    link: LinkRef,
+    link: LinkHandle,
     scheduler: crate::messages::SchedulerStub,
     incoming: Seen<Incoming>,
     canceled: Seen<RouterCanceled>,

@@ -1,6 +1,8 @@
-//! [`LinkRef`]: the handle of a running link, for the application and for
-//! handlers: call, send, answer, cancel, watch and close. It holds no actor
-//! address, only the recipients of the messages it sends.
+//! The handles of a running link: [`LinkRef`], what a handler sees of the link
+//! its request came from (its id; cancel a stream), and [`LinkHandle`], what
+//! the owner of the link gets when it starts (call, send, watch, drain, close,
+//! resume). Neither holds an actor address, only the recipients of the messages
+//! they send.
 
 use crate::body::Payload;
 use crate::error::CallError;
@@ -69,9 +71,8 @@ impl LinkInbox {
     }
 }
 
-/// A handle on a running link: its id, and what the application and handlers
-/// may ask of it. Cheap to clone; once the link is down, every request fails
-/// with [`CallError::LinkDown`] and the rest does nothing.
+/// The link a request arrived on, as its handler sees it: the link's id, and
+/// canceling a stream (answers go back through the router). Cheap to clone.
 #[derive(Clone)]
 pub struct LinkRef {
     id: LinkId,
@@ -102,6 +103,46 @@ impl LinkRef {
         self.id
     }
 
+    /// Abandons `stream` either way and tells the peer with `code`.
+    pub fn cancel(&self, stream: StreamId, code: ErrorCode) {
+        self.inbox.cancel.do_send(CancelStream { stream, code });
+    }
+
+    /// Answers the inbound request on the stream of `respond`.
+    pub(crate) fn respond(&self, respond: Respond) {
+        self.inbox.respond.do_send(respond);
+    }
+}
+
+/// A running link, for whoever started it (the endpoint): calls, one-way
+/// messages, its state and progress, draining, closing and resuming. Cheap to
+/// clone; once the link is down, requests fail with [`CallError::LinkDown`] and
+/// the rest does nothing.
+#[derive(Clone, Debug)]
+pub struct LinkHandle {
+    link: LinkRef,
+}
+
+impl LinkHandle {
+    pub(crate) fn new(link: LinkRef) -> LinkHandle {
+        LinkHandle { link }
+    }
+
+    /// The link's id.
+    pub fn id(&self) -> LinkId {
+        self.link.id
+    }
+
+    /// The link as its handlers see it.
+    pub fn link_ref(&self) -> &LinkRef {
+        &self.link
+    }
+
+    /// Abandons `stream` either way and tells the peer with `code`.
+    pub fn cancel(&self, stream: StreamId, code: ErrorCode) {
+        self.link.cancel(stream, code);
+    }
+
     /// Sends a request (`message`, its body streamed from `payload` if given);
     /// returns its stream and where its answer arrives. With `stream_answer`, a
     /// multi-frame answer arrives as a `Body::Stream` as soon as it opens.
@@ -118,7 +159,7 @@ impl LinkRef {
             reply,
             stream_answer,
         };
-        let stream = self.inbox.call.send(call).await.map_err(gone)??;
+        let stream = self.link.inbox.call.send(call).await.map_err(gone)??;
         Ok((stream, answer))
     }
 
@@ -129,22 +170,17 @@ impl LinkRef {
         payload: Option<Payload>,
     ) -> Result<StreamId, CallError> {
         let one_way = SendOneWay { message, payload };
-        self.inbox.one_way.send(one_way).await.map_err(gone)?
-    }
-
-    /// Abandons `stream` either way and tells the peer with `code`.
-    pub fn cancel(&self, stream: StreamId, code: ErrorCode) {
-        self.inbox.cancel.do_send(CancelStream { stream, code });
-    }
-
-    /// Answers the inbound request on the stream of `respond`.
-    pub(crate) fn respond(&self, respond: Respond) {
-        self.inbox.respond.do_send(respond);
+        self.link.inbox.one_way.send(one_way).await.map_err(gone)?
     }
 
     /// Subscribes to the link's state.
     pub async fn watch_state(&self) -> Result<watch::Receiver<LinkState>, CallError> {
-        self.inbox.watch_state.send(WatchState).await.map_err(gone)
+        self.link
+            .inbox
+            .watch_state
+            .send(WatchState)
+            .await
+            .map_err(gone)
     }
 
     /// Subscribes to the progress of the outbound `stream` (whose whole length
@@ -155,43 +191,48 @@ impl LinkRef {
         total: Option<u64>,
     ) -> Result<watch::Receiver<Progress>, CallError> {
         let watch = WatchProgress { stream, total };
-        self.inbox.progress.send(watch).await.map_err(gone)
+        self.link.inbox.progress.send(watch).await.map_err(gone)
     }
 
     /// Starts an orderly shutdown: GOAWAY to the peer, in-flight messages go on.
     /// Returns the calls and served requests still in flight (0 if it is down).
     pub async fn go_away(&self, code: ErrorCode) -> usize {
-        self.inbox.go_away.send(GoAway { code }).await.unwrap_or(0)
+        self.link
+            .inbox
+            .go_away
+            .send(GoAway { code })
+            .await
+            .unwrap_or(0)
     }
 
     /// Calls and served requests in flight (0 once the link is down).
     pub async fn in_flight(&self) -> usize {
-        self.inbox.in_flight.send(InFlight).await.unwrap_or(0)
+        self.link.inbox.in_flight.send(InFlight).await.unwrap_or(0)
     }
 
     /// Resolves once what the link queued so far was written to its transport;
     /// the caller bounds the wait (a peer that does not read keeps it pending).
     pub async fn flush(&self) {
-        let _ = self.inbox.flush.send(Flush).await;
+        let _ = self.link.inbox.flush.send(Flush).await;
     }
 
     /// Closes the link now: pending calls fail with [`CallError::LinkDown`]
     /// carrying `reason`. Resolves once the link took it.
     pub async fn close(&self, reason: impl Into<String>) {
-        let _ = self.inbox.shutdown.send(Shutdown(reason.into())).await;
+        let _ = self.link.inbox.shutdown.send(Shutdown(reason.into())).await;
     }
 
     /// The peer's session id, once known, and whether the link waits for the
     /// peer to come back (transport broken, within its resume window); `None`
     /// once the link is down.
     pub async fn peer_session(&self) -> Option<(Option<u64>, bool)> {
-        self.inbox.peer_session.send(PeerSession).await.ok()
+        self.link.inbox.peer_session.send(PeerSession).await.ok()
     }
 
     /// Hands the link a new transport from the same peer session (an accepted
     /// connection whose HELLO resumes this link's session).
     pub fn resume(&self, transport: BoxedTransport) {
-        self.inbox.reconnected.do_send(Reconnected(transport));
+        self.link.inbox.reconnected.do_send(Reconnected(transport));
     }
 }
 

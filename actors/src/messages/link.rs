@@ -1,8 +1,8 @@
-//! Messages a `LinkActor` handles: from the application (through [`LinkRef`]),
+//! Messages a `LinkActor` handles: from the application (through [`LinkHandle`]),
 //! the router (answers), its scheduler, and the stream actors and body streams of
 //! its inbound messages; and [`SpoolTarget`], the link as those see it.
 //!
-//! [`LinkRef`]: crate::messages::LinkRef
+//! [`LinkHandle`]: crate::messages::LinkHandle
 
 use crate::body::{Body, BodyStream, Payload, Release, SpooledFile};
 use crate::error::CallError;

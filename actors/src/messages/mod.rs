@@ -1,10 +1,10 @@
 //! The messages the actors of a link send each other, grouped by the actor that
-//! handles them, and [`LinkRef`], the handle through which the application and
-//! the handlers reach a link.
+//! handles them, and the handles through which the application ([`LinkHandle`])
+//! and the handlers ([`LinkRef`]) reach a link.
 //!
 //! Actors never hold each other's addresses: each holds the `Recipient`s of the
 //! messages it sends (bundled here: `SchedulerInbox`, `SpoolTarget`,
-//! [`LinkRef`]), so any actor can be started alone with stand-ins for its
+//! [`LinkRef`] and [`LinkHandle`]), so any actor can be started alone with stand-ins for its
 //! neighbours. Messages one actor sends only to itself stay in its module.
 
 mod handle;
@@ -13,7 +13,7 @@ mod router;
 mod scheduler;
 
 pub(crate) use handle::LinkInbox;
-pub use handle::LinkRef;
+pub use handle::{LinkHandle, LinkRef};
 pub(crate) use link::{
     Call, CancelStream, GoAway, InFlight, PeerSession, PeerUnresponsive, Reconnected, Respond,
     SendOneWay, Shutdown, SpoolTarget, Spooled, StreamOpened, WatchState,
