@@ -133,7 +133,7 @@ impl Restartable for EventBusActor {
 /// Publishes an event.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct Publish(pub Event);
+pub(crate) struct Publish(pub Event);
 
 impl Handler<Publish> for EventBusActor {
     type Result = ();
@@ -146,7 +146,7 @@ impl Handler<Publish> for EventBusActor {
 /// Adds a closure subscription.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Subscribe {
+pub(crate) struct Subscribe {
     id: SubscriptionId,
     filter: Filter,
     callback: Callback,
@@ -171,7 +171,7 @@ impl Handler<Subscribe> for EventBusActor {
 /// Removes a closure subscription (nothing if it is gone already).
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct Unsubscribe(pub SubscriptionId);
+pub(crate) struct Unsubscribe(pub SubscriptionId);
 
 impl Handler<Unsubscribe> for EventBusActor {
     type Result = ();
