@@ -44,10 +44,11 @@ const CRATES: &[Crate] = &[
     Crate {
         src: "actors/src",
         layers: &[
-            // Shared: link ids, clock and randomness, errors, byte transports,
-            // and the stand-ins of unit tests.
-            &["ids", "clock", "error", "transport", "testing"],
-            &["event"],
+            // Shared: link ids, clock and randomness, errors, and the stand-ins
+            // of unit tests.
+            &["ids", "clock", "error", "testing"],
+            // Runtime events; the byte transports a link runs over.
+            &["event", "transport"],
             &["body"],
             // The messages actors send each other and the link's handle.
             &["messages"],
