@@ -2,8 +2,9 @@
 //! modem, socket), with priorities, flow control and hard memory limits.
 //!
 //! - [`Endpoint`] serves routes and calls the peer over one or more [`Link`]s.
-//! - [`proto`] is the sans-IO protocol core; [`actors`] the actix runtime under
-//!   the endpoint. ARCHITECTURE.md explains the layers.
+//! - [`proto`] is the sans-IO protocol core; [`actors`] has what an application
+//!   configures of the actix runtime under the endpoint (transports, link options,
+//!   reconnection, spooling). ARCHITECTURE.md explains the layers.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
