@@ -57,7 +57,10 @@ fn is_hello(command: &Command) -> bool {
 /// Completes the handshake with a sans-IO peer: our HELLO (encoded by a
 /// transmitter from what the stand-in scheduler was given) reaches it, its
 /// HELLO and then `send`'s frames reach us.
-async fn connect(harness: &mut Harness, send: impl FnOnce(&mut PeerLink)) -> PeerLink {
+async fn connect(
+    harness: &mut Harness,
+    send: impl FnOnce(&mut PeerLink),
+) -> (PeerLink, Transmitter) {
     let mut transmitter = Transmitter::new(&LinkOptions::stream().config);
     for command in applied_until(harness, is_hello).await {
         transmitter.apply(command);
@@ -74,7 +77,23 @@ async fn connect(harness: &mut Harness, send: impl FnOnce(&mut PeerLink)) -> Pee
     while *state.borrow_and_update() != LinkState::Up {
         state.changed().await.unwrap();
     }
-    peer
+    (peer, transmitter)
+}
+
+/// Encodes what the link gave the stand-in scheduler, up to a command `wanted`
+/// matches, and hands it to the peer.
+async fn ship_until(
+    harness: &Harness,
+    transmitter: &mut Transmitter,
+    peer: &mut PeerLink,
+    wanted: impl Fn(&Command) -> bool,
+) {
+    for command in applied_until(harness, wanted).await {
+        transmitter.apply(command);
+    }
+    let mut ours = BytesMut::new();
+    while transmitter.poll_transmit(&mut ours) > 0 {}
+    peer.handle_input(&ours, Instant::from_micros(0)).unwrap();
 }
 
 #[actix_rt::test]
@@ -140,4 +159,59 @@ async fn closing_fails_the_calls_in_flight_and_closes_the_scheduler() {
     // The actor is gone: the handle reports it instead of hanging.
     assert_eq!(harness.link.in_flight().await, 0);
     assert!(harness.link.watch_state().await.is_err());
+}
+
+/// Sends the peer's pending frames to the link.
+async fn flush_peer(harness: &mut Harness, peer: &mut PeerLink) {
+    let mut theirs = BytesMut::new();
+    while peer.poll_transmit(&mut theirs) > 0 {}
+    harness.peer_end.write_all(&theirs).await.unwrap();
+}
+
+#[actix_rt::test]
+async fn the_peer_canceling_its_request_tells_the_router() {
+    let mut harness = start();
+    let mut stream = None;
+    let (mut peer, _) = connect(&mut harness, |peer| {
+        let message = netcore_proto::link::Message::new("slow", "x");
+        stream = Some(peer.request(message).unwrap());
+    })
+    .await;
+    let stream = stream.unwrap();
+    harness.incoming.wait_for(1).await;
+    peer.cancel(stream, ErrorCode::Canceled);
+    flush_peer(&mut harness, &mut peer).await;
+    let canceled = harness.canceled.wait_for(1).await.remove(0);
+    assert_eq!(canceled.link, harness.link.id());
+    assert_eq!(canceled.stream, stream);
+    assert_eq!(harness.link.in_flight().await, 0);
+}
+
+#[actix_rt::test]
+async fn an_answer_from_the_peer_resolves_the_call() {
+    let mut harness = start();
+    let (mut peer, mut transmitter) = connect(&mut harness, |_| {}).await;
+    let message = netcore_proto::link::Message::new("echo", "question");
+    let (stream, answer) = harness.link.request(message, None, false).await.unwrap();
+    // The request leaves through the (stand-in) scheduler; the peer answers it.
+    ship_until(
+        &harness,
+        &mut transmitter,
+        &mut peer,
+        |c| matches!(c, Command::Enqueue { open, .. } if open.stream == stream),
+    )
+    .await;
+    peer.respond(
+        stream,
+        Ok(()),
+        netcore_proto::link::Message::new("", "answer"),
+    )
+    .unwrap();
+    flush_peer(&mut harness, &mut peer).await;
+    let response = answer.await.unwrap().unwrap();
+    match response.body {
+        Body::Bytes(bytes) => assert_eq!(bytes.chunk(), b"answer"),
+        other => panic!("unexpected body {other:?}"),
+    }
+    assert_eq!(harness.link.in_flight().await, 0);
 }
