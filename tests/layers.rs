@@ -53,10 +53,11 @@ const CRATES: &[Crate] = &[
             // The messages actors send each other and the link's handle.
             &["messages"],
             &["deadline", "supervision"],
-            // The service every other actor may publish on.
+            // The handle of the event bus, which every actor may publish on.
             &["event_bus"],
             // The actors: each reaches its neighbours through recipients.
             &[
+                "event_bus_actor",
                 "link",
                 "scheduler_actor",
                 "stream_actor",
