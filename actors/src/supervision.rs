@@ -1,6 +1,6 @@
 //! Supervision of service actors: an OTP-like restart policy, the panic guard
 //! at a handler's boundary, and the in-place restart shared by the service
-//! actors ([`EventBusActor`](crate::event_bus::EventBusActor),
+//! actors ([`EventBusActor`](crate::event_bus_actor::EventBusActor),
 //! [`TimerActor`](crate::timer_actor::TimerActor),
 //! [`CacheActor`](crate::cache_actor::CacheActor)) and reusable by others.
 //!
