@@ -6,7 +6,9 @@ use bytes::Bytes;
 use netcore_actors::event_bus::{Event, EventBus};
 use netcore_actors::link_actor::{Call, CancelStream, SendOneWay};
 use netcore_actors::scheduler_actor::{Progress, WatchProgress};
-use netcore_actors::{CallError, LinkActor, LinkId, LinkRef, LinkState, Payload, Response};
+use netcore_actors::{
+    CallError, DownReason, LinkActor, LinkId, LinkRef, LinkState, Payload, Response,
+};
 use netcore_proto::link::Message;
 use netcore_proto::{ErrorCode, Priority, StreamId};
 use std::future::{Future, IntoFuture};
@@ -96,18 +98,18 @@ impl Link {
 
     /// True while messages flow.
     pub fn is_up(&self) -> bool {
-        *self.state.borrow() == LinkState::Up
+        matches!(*self.state.borrow(), LinkState::Up)
     }
 
     /// Waits until the link is down; returns why.
-    pub async fn closed(&self) -> String {
+    pub async fn closed(&self) -> DownReason {
         let mut state = self.state.clone();
         loop {
             if let LinkState::Down(why) = &*state.borrow_and_update() {
                 return why.clone();
             }
             if state.changed().await.is_err() {
-                return "link actor stopped".into();
+                return DownReason::ActorStopped;
             }
         }
     }
@@ -395,5 +397,5 @@ async fn with_payload(
 }
 
 fn down() -> CallError {
-    CallError::LinkDown("link actor stopped".into())
+    CallError::LinkDown(DownReason::ActorStopped)
 }

@@ -21,6 +21,7 @@
 //!   subscribers it had not reached yet. The bus reports its own restart on
 //!   itself, and its escalation too, delivered just before it stops.
 
+use crate::error::DownReason;
 use crate::link_actor::LinkId;
 use crate::supervision::{guard, run_supervised, RestartPolicy, Restartable, Supervision};
 #[cfg(feature = "test-util")]
@@ -51,7 +52,7 @@ pub enum Event {
         /// The link.
         link: LinkId,
         /// Why.
-        reason: String,
+        reason: DownReason,
     },
     /// A request arrived.
     Request {
