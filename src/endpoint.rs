@@ -35,7 +35,7 @@ use actix::prelude::*;
 use netcore_actors::cache_actor::{Cache, CacheConfig};
 use netcore_actors::event_bus::{Event, EventBus, EventBusConfig};
 use netcore_actors::link_actor::{
-    Connector, GoAway, InFlight, PeerSession, Reconnected, Shutdown, WatchState,
+    Connector, GoAway, InFlight, PeerSession, PeerSessionState, Reconnected, Shutdown, WatchState,
 };
 use netcore_actors::scheduler_actor::Flush;
 use netcore_actors::supervision::RestartPolicy;
@@ -501,7 +501,9 @@ impl Endpoint {
             for link in self.all_links() {
                 // Waiting for its peer, or not aware yet that the old connection
                 // broke (the client noticed first): either way the session is here.
-                if let Ok((Some(peer), _)) = link.actor().send(PeerSession).await {
+                if let Ok(PeerSessionState { id: Some(peer), .. }) =
+                    link.actor().send(PeerSession).await
+                {
                     if peer == session.id {
                         link.actor().do_send(Reconnected(Box::new(transport)));
                         return Ok(link);

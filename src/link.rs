@@ -55,7 +55,7 @@ impl Link {
             .scheduler
             .send(WatchProgress { stream, total })
             .await
-            .map_err(|_| down())?;
+            .map_err(|_| self.down())?;
         if let Some(bus) = self.events.clone() {
             let (mut watch, link) = (progress.clone(), self.link.id);
             actix_rt::spawn(async move {
@@ -64,7 +64,7 @@ impl Link {
                     let Progress { sent, total } = *watch.borrow_and_update();
                     bus.publish(Event::TransferProgress {
                         link,
-                        stream: stream.0,
+                        stream,
                         done: sent,
                         total,
                     });
@@ -99,6 +99,15 @@ impl Link {
     /// True while messages flow.
     pub fn is_up(&self) -> bool {
         matches!(*self.state.borrow(), LinkState::Up)
+    }
+
+    /// The error of a call the link's actor could not take: the link went down
+    /// (with its reason), or its actor stopped.
+    fn down(&self) -> CallError {
+        match &*self.state.borrow() {
+            LinkState::Down(why) => CallError::LinkDown(why.clone()),
+            _ => CallError::LinkDown(DownReason::ActorStopped),
+        }
     }
 
     /// Waits until the link is down; returns why.
@@ -182,7 +191,7 @@ impl Link {
             .addr
             .send(SendOneWay { message, payload })
             .await
-            .map_err(|_| down())??;
+            .map_err(|_| self.down())??;
         Ok((stream, announced))
     }
 
@@ -309,7 +318,7 @@ impl CallBuilder {
                 stream_answer,
             })
             .await
-            .map_err(|_| down())??;
+            .map_err(|_| link.down())??;
         let transfer = if streams_file {
             Some(link.transfer(stream, total).await?)
         } else {
@@ -360,7 +369,7 @@ impl PendingCall {
         self.answer = None;
         match outcome {
             Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(down()),
+            Ok(Err(_)) => Err(self.link.down()),
             Err(_) => {
                 self.link.cancel(self.stream, ErrorCode::Timeout);
                 Err(CallError::Timeout(self.timeout))
@@ -394,8 +403,4 @@ async fn with_payload(
 ) -> Result<(Message, Option<Payload>), CallError> {
     let payload = payload.into_message(&mut message).await?;
     Ok((message, payload))
-}
-
-fn down() -> CallError {
-    CallError::LinkDown(DownReason::ActorStopped)
 }

@@ -167,7 +167,7 @@ async fn assert_refused_both_ends(body: Payload) {
     let call = within("the call to start", link.request("count", body).start())
         .await
         .unwrap();
-    let stream = call.stream().0;
+    let stream = call.stream();
     match within("the call's outcome", call.response()).await {
         Err(CallError::Io(why)) => assert!(why.to_string().contains("announced"), "{why}"),
         other => panic!("expected Io, got {other:?}"),

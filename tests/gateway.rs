@@ -105,7 +105,10 @@ async fn three_links_one_killed() {
     );
     assert!(gateway.detach(l1.id()).await);
     assert!(!gateway.detach(l1.id()).await);
-    assert!(l1.call("name", "").await.is_err());
+    assert_eq!(
+        l1.call("name", "").await.map(drop),
+        Err(CallError::LinkDown(DownReason::Detached))
+    );
     assert_eq!(text(l3.call("name", "").await.unwrap()), "cloud");
     assert_eq!(text(l4.call("name", "").await.unwrap()), "sensor-4");
 }

@@ -27,6 +27,7 @@ use crate::supervision::{guard, run_supervised, RestartPolicy, Restartable, Supe
 #[cfg(feature = "test-util")]
 use crate::supervision::{InjectPanic, ServiceError};
 use actix::prelude::*;
+use netcore_proto::StreamId;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -75,14 +76,14 @@ pub enum Event {
         /// The link.
         link: LinkId,
         /// The stream.
-        stream: u64,
+        stream: StreamId,
     },
     /// A transfer progressed.
     TransferProgress {
         /// The link.
         link: LinkId,
         /// The stream.
-        stream: u64,
+        stream: StreamId,
         /// Bytes done.
         done: u64,
         /// Total bytes, if known.

@@ -650,17 +650,30 @@ impl LinkActor {
 #[rtype(result = "()")]
 pub struct Reconnected(pub BoxedTransport);
 
-/// The peer's session id, once known, and whether the link waits for it to come
-/// back (transport broken, within the resume window).
+/// Asks for the link's [`PeerSessionState`].
 #[derive(Message)]
-#[rtype(result = "(Option<u64>, bool)")]
+#[rtype(result = "PeerSessionState")]
 pub struct PeerSession;
+
+/// The answer to [`PeerSession`]: whose session the link carries, and whether it
+/// waits for that peer to come back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerSessionState {
+    /// The peer's session id, once its HELLO arrived (reliable mode only).
+    pub id: Option<u64>,
+    /// The transport broke and the link waits for a new one (reconnecting, or
+    /// within the resume window).
+    pub reconnecting: bool,
+}
 
 impl Handler<PeerSession> for LinkActor {
     type Result = MessageResult<PeerSession>;
 
     fn handle(&mut self, _: PeerSession, _: &mut Self::Context) -> Self::Result {
-        MessageResult((self.session.peer_session_id(), self.reconnecting))
+        MessageResult(PeerSessionState {
+            id: self.session.peer_session_id(),
+            reconnecting: self.reconnecting,
+        })
     }
 }
 
@@ -699,7 +712,12 @@ impl Actor for LinkActor {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        self.fail_calls(&DownReason::ActorStopped);
+        // Calls made while the actor was stopping fail for the reason it went down.
+        let reason = match &*self.state.borrow() {
+            LinkState::Down(why) => why.clone(),
+            _ => DownReason::ActorStopped,
+        };
+        self.fail_calls(&reason);
         self.scheduler.do_send(Close);
         tracing::debug!(link = %self.id, "link actor stopped");
     }
