@@ -596,8 +596,9 @@ impl Endpoint {
         link.call(route, body).await
     }
 
-    /// Closes the link `id` at once (its pending calls fail with `LinkDown`); the
-    /// endpoint's other links are not affected. Returns false if it was not attached.
+    /// Closes the link `id` at once (its pending calls fail with
+    /// `LinkDown(DownReason::Detached)`); the endpoint's other links are not
+    /// affected. Returns false if it was not attached.
     pub async fn detach(&self, id: LinkId) -> bool {
         let Some(link) = self.link(id) else {
             return false;

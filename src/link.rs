@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 
 /// A running link. Cheap to clone; calls on a link that went down fail with
-/// [`CallError::LinkDown`].
+/// [`CallError::LinkDown`], carrying why it went down (see [`Link::closed`]).
 #[derive(Clone)]
 pub struct Link {
     link: LinkRef,

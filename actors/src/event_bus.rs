@@ -52,7 +52,8 @@ pub enum Event {
     LinkDown {
         /// The link.
         link: LinkId,
-        /// Why.
+        /// Why; [`DownReason::Reconnecting`] when its transport broke and it
+        /// reconnects (a `LinkUp` follows once the session resumed).
         reason: DownReason,
     },
     /// A request arrived.
