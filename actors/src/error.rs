@@ -40,6 +40,10 @@ pub enum CallError {
     /// The protocol refused the message before it left (a route or headers too
     /// long, the link not connected).
     Rejected(ProtocolError),
+    /// The peer answered, and this side refused the answer on arrival (larger
+    /// than `max_message_bytes`, beyond the inbound limits, its spool failed);
+    /// the peer was told with a CANCEL carrying the error's code.
+    AnswerRefused(ProtocolError),
     /// A local I/O failure: reading the file to send (missing, unreadable, or
     /// shrinking while it is sent), a channel body yielding more or fewer bytes
     /// than it announced, connecting or accepting a transport.
@@ -56,6 +60,7 @@ impl CallError {
             CallError::LinkDown(_) => ErrorCode::GoingAway,
             CallError::PeerReset => ErrorCode::PeerReset,
             CallError::Rejected(_) => ErrorCode::Refused,
+            CallError::AnswerRefused(error) => error.code(),
             CallError::Io(_) => ErrorCode::Internal,
         }
     }
@@ -70,6 +75,7 @@ impl fmt::Display for CallError {
             CallError::LinkDown(why) => write!(f, "link down: {why}"),
             CallError::PeerReset => f.write_str("the peer restarted and lost the request"),
             CallError::Rejected(why) => write!(f, "message rejected: {why}"),
+            CallError::AnswerRefused(why) => write!(f, "answer refused here: {why}"),
             CallError::Io(error) => write!(f, "i/o error: {error}"),
         }
     }
@@ -79,7 +85,7 @@ impl Error for CallError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
             CallError::LinkDown(why) => Some(why),
-            CallError::Rejected(error) => Some(error),
+            CallError::Rejected(error) | CallError::AnswerRefused(error) => Some(error),
             CallError::Io(error) => Some(&**error),
             _ => None,
         }
@@ -102,6 +108,7 @@ impl PartialEq for CallError {
             (LinkDown(a), LinkDown(b)) => a == b,
             (PeerReset, PeerReset) => true,
             (Rejected(a), Rejected(b)) => a == b,
+            (AnswerRefused(a), AnswerRefused(b)) => a == b,
             (Io(a), Io(b)) => same_io(a, b),
             _ => false,
         }

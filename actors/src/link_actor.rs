@@ -369,10 +369,7 @@ impl LinkActor {
                 tracing::warn!(link = %self.id, stream = stream.0, %error, "refused inbound stream");
                 self.spooling.remove(&stream);
                 if let Some(reply) = self.forget_call(stream) {
-                    let _ = reply.send(Err(CallError::Remote {
-                        code: error.code(),
-                        message: format!("answer refused here: {error}"),
-                    }));
+                    let _ = reply.send(Err(CallError::AnswerRefused(error)));
                 }
             }
             LinkEvent::Pong { .. } | LinkEvent::Sent { .. } | LinkEvent::WantsBody { .. } => {}
