@@ -3,7 +3,9 @@
 
 use bytes::Bytes;
 use netcore_actors::event_bus::{Event, EventBus};
-use netcore_actors::{CallError, LinkHandle, LinkId, LinkState, Payload, Progress, Response};
+use netcore_actors::{
+    CallError, DownReason, LinkHandle, LinkId, LinkState, Payload, Progress, Response,
+};
 use netcore_proto::link::Message;
 use netcore_proto::{ErrorCode, Priority, StreamId};
 use std::future::{Future, IntoFuture};
@@ -13,7 +15,7 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 
 /// A running link. Cheap to clone; calls on a link that went down fail with
-/// [`CallError::LinkDown`].
+/// [`CallError::LinkDown`], carrying why it went down (see [`Link::closed`]).
 #[derive(Clone)]
 pub struct Link {
     link: LinkHandle,
@@ -45,7 +47,11 @@ impl Link {
 
     /// A transfer of `stream`, publishing its progress on the event bus.
     async fn transfer(&self, stream: StreamId, total: Option<u64>) -> Result<Transfer, CallError> {
-        let progress = self.link.watch_progress(stream, total).await?;
+        let progress = self
+            .link
+            .watch_progress(stream, total)
+            .await
+            .map_err(|e| self.or_down(e))?;
         if let Some(bus) = self.events.clone() {
             let (mut watch, link) = (progress.clone(), self.link.id());
             actix_rt::spawn(async move {
@@ -54,7 +60,7 @@ impl Link {
                     let Progress { sent, total } = *watch.borrow_and_update();
                     bus.publish(Event::TransferProgress {
                         link,
-                        stream: stream.0,
+                        stream,
                         done: sent,
                         total,
                     });
@@ -87,11 +93,11 @@ impl Link {
         self.link.in_flight().await
     }
 
-    /// Closes the link now: pending calls fail with [`CallError::LinkDown`]
-    /// carrying `reason`, and the link goes down with it. Resolves once the
-    /// link took it (see [`Link::closed`] to wait until it is down).
+    /// Closes the link now: it goes down with `DownReason::Closed(reason)`, and
+    /// pending calls fail with [`CallError::LinkDown`] carrying it. Resolves once
+    /// the link took it (see [`Link::closed`] to wait until it is down).
     pub async fn close(&self, reason: impl Into<String>) {
-        self.link.close(reason).await
+        self.link.close(DownReason::Closed(reason.into())).await
     }
 
     /// Up, connecting or down (with the reason).
@@ -101,18 +107,35 @@ impl Link {
 
     /// True while messages flow.
     pub fn is_up(&self) -> bool {
-        *self.state.borrow() == LinkState::Up
+        matches!(*self.state.borrow(), LinkState::Up)
+    }
+
+    /// The error of a call the link's actor could not take: the link went down
+    /// (with its reason), or its actor stopped.
+    fn down(&self) -> CallError {
+        match &*self.state.borrow() {
+            LinkState::Down(why) => CallError::LinkDown(why.clone()),
+            _ => CallError::LinkDown(DownReason::ActorStopped),
+        }
+    }
+
+    /// `error`, but a link actor that stopped says why the link went down.
+    fn or_down(&self, error: CallError) -> CallError {
+        match error {
+            CallError::LinkDown(DownReason::ActorStopped) => self.down(),
+            error => error,
+        }
     }
 
     /// Waits until the link is down; returns why.
-    pub async fn closed(&self) -> String {
+    pub async fn closed(&self) -> DownReason {
         let mut state = self.state.clone();
         loop {
             if let LinkState::Down(why) = &*state.borrow_and_update() {
                 return why.clone();
             }
             if state.changed().await.is_err() {
-                return "link actor stopped".into();
+                return DownReason::ActorStopped;
             }
         }
     }
@@ -180,7 +203,11 @@ impl Link {
         };
         let (message, payload) = with_payload(message, body).await?;
         let announced = message.streamed_len;
-        let stream = self.link.one_way(message, payload).await?;
+        let stream = self
+            .link
+            .one_way(message, payload)
+            .await
+            .map_err(|e| self.or_down(e))?;
         Ok((stream, announced))
     }
 
@@ -296,7 +323,11 @@ impl CallBuilder {
         let (message, payload) = with_payload(message, payload).await?;
         let total = message.streamed_len;
         let streams_file = payload.is_some();
-        let (stream, answer) = link.link.request(message, payload, stream_answer).await?;
+        let (stream, answer) = link
+            .link
+            .request(message, payload, stream_answer)
+            .await
+            .map_err(|e| link.or_down(e))?;
         let transfer = if streams_file {
             Some(link.transfer(stream, total).await?)
         } else {
@@ -347,7 +378,7 @@ impl PendingCall {
         self.answer = None;
         match outcome {
             Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(down()),
+            Ok(Err(_)) => Err(self.link.down()),
             Err(_) => {
                 self.link.cancel(self.stream, ErrorCode::Timeout);
                 Err(CallError::Timeout(self.timeout))
@@ -381,8 +412,4 @@ async fn with_payload(
 ) -> Result<(Message, Option<Payload>), CallError> {
     let payload = payload.into_message(&mut message).await?;
     Ok((message, payload))
-}
-
-fn down() -> CallError {
-    CallError::LinkDown("link actor stopped".into())
 }

@@ -44,11 +44,13 @@ const CRATES: &[Crate] = &[
     Crate {
         src: "actors/src",
         layers: &[
-            // Shared: link ids, clock and randomness, errors, and the stand-ins
-            // of unit tests.
-            &["ids", "clock", "error", "testing"],
-            // Runtime events; the byte transports a link runs over.
-            &["event", "transport"],
+            // Shared: link ids, clock and randomness, the byte transports a link
+            // runs over, and the stand-ins of unit tests.
+            &["ids", "clock", "transport", "testing"],
+            // Errors (a link's down reason names links and transport errors).
+            &["error"],
+            // Runtime events.
+            &["event"],
             &["body"],
             // The messages actors send each other and the link's handle.
             &["messages"],

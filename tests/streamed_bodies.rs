@@ -7,7 +7,9 @@
 //! `stream_answer` gets its answer the same way.
 #![allow(clippy::unwrap_used)]
 
-use netcore::{Body, CallError, Endpoint, Link, Payload, PendingCall, Progress, Reply, Request};
+use netcore::{
+    Body, CallError, DownReason, Endpoint, Link, Payload, PendingCall, Progress, Reply, Request,
+};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tempfile::TempDir;
@@ -234,7 +236,10 @@ async fn a_link_that_goes_down_mid_body_ends_the_stream_with_an_error() {
     started_rx.await.unwrap();
     // Closed at once, no GOAWAY, no draining: the server sees the TCP stream end.
     link.close("cut by the test").await;
-    assert!(matches!(call.response().await, Err(CallError::LinkDown(_))));
+    assert!(matches!(
+        call.response().await,
+        Err(CallError::LinkDown(DownReason::Closed(why))) if why == "cut by the test"
+    ));
     let (kind, _, result) = tokio::time::timeout(Duration::from_secs(20), seen.recv())
         .await
         .expect("the handler's stream never ended")

@@ -1,7 +1,9 @@
 //! [`Event`]: what the runtime reports (links up and down, requests, transfers,
 //! supervised restarts); the event bus fans them out.
 
+use crate::error::DownReason;
 use crate::ids::LinkId;
+use netcore_proto::StreamId;
 
 /// Something that happened in the runtime.
 ///
@@ -22,8 +24,9 @@ pub enum Event {
     LinkDown {
         /// The link.
         link: LinkId,
-        /// Why.
-        reason: String,
+        /// Why; [`DownReason::Reconnecting`] when its transport broke and it
+        /// reconnects (a `LinkUp` follows once the session resumed).
+        reason: DownReason,
     },
     /// A request arrived.
     Request {
@@ -46,14 +49,14 @@ pub enum Event {
         /// The link.
         link: LinkId,
         /// The stream.
-        stream: u64,
+        stream: StreamId,
     },
     /// A transfer progressed.
     TransferProgress {
         /// The link.
         link: LinkId,
         /// The stream.
-        stream: u64,
+        stream: StreamId,
         /// Bytes done.
         done: u64,
         /// Total bytes, if known.

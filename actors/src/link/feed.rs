@@ -2,11 +2,13 @@
 //! it into the link's scheduler a few chunks ahead of the wire.
 
 use crate::body::Payload;
-use crate::error::CallError;
+use crate::error::{CallError, DownReason};
 use crate::messages::PushBody;
+use crate::transport::with_context;
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
 use netcore_proto::StreamId;
+use std::io;
 
 /// Streams a file or channel `payload` into `stream`, a few chunks ahead of the
 /// wire (files are read through the blocking pool). Returns when the last byte
@@ -30,13 +32,15 @@ pub(crate) async fn feed_body(
             scheduler
                 .send(PushBody { stream, bytes, fin })
                 .await
-                .map_err(|_| CallError::LinkDown("scheduler stopped".into()))?
+                .map_err(|_| CallError::LinkDown(DownReason::ActorStopped))?
         }
     };
     match payload {
         Payload::Bytes(_) => Ok(()),
         Payload::File(path) => {
-            let io = |e: std::io::Error| CallError::Io(e.to_string());
+            let io = |e: std::io::Error| {
+                CallError::from(with_context(e, format_args!("{}", path.display())))
+            };
             let mut file = tokio::fs::File::open(&path).await.map_err(io)?;
             let len = match announced {
                 Some(len) => len,
@@ -55,9 +59,12 @@ pub(crate) async fn feed_body(
                         .map_err(io)?
                 };
                 if n == 0 && sent < len {
-                    return Err(CallError::Io(format!(
-                        "{} shrank while being sent ({sent} of {len} bytes)",
-                        path.display()
+                    return Err(CallError::from(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "{} shrank while being sent ({sent} of {len} bytes)",
+                            path.display()
+                        ),
                     )));
                 }
                 buf.truncate(n);
@@ -77,9 +84,12 @@ pub(crate) async fn feed_body(
                 }
                 sent += bytes.len() as u64;
                 if total.is_some_and(|t| sent > t) {
-                    return Err(CallError::Io(format!(
-                        "the stream produced more than its announced {} bytes",
-                        total.unwrap_or(0)
+                    return Err(CallError::from(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "the stream produced more than its announced {} bytes",
+                            total.unwrap_or(0)
+                        ),
                     )));
                 }
                 let fin = total == Some(sent);
@@ -89,9 +99,12 @@ pub(crate) async fn feed_body(
                 }
             }
             if total.is_some_and(|t| sent != t) {
-                return Err(CallError::Io(format!(
-                    "the stream ended after {sent} of its announced {} bytes",
-                    total.unwrap_or(0)
+                return Err(CallError::from(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "the stream ended after {sent} of its announced {} bytes",
+                        total.unwrap_or(0)
+                    ),
                 )));
             }
             push(Bytes::new(), true).await

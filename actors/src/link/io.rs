@@ -13,10 +13,12 @@
 
 use super::LinkActor;
 use crate::clock::now;
+use crate::error::DownReason;
 use crate::messages::Pull;
 use crate::transport::BoxedTransport;
 use actix::prelude::*;
 use bytes::BytesMut;
+use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 impl LinkActor {
@@ -38,12 +40,15 @@ impl LinkActor {
                     buf.reserve(read_size);
                 }
                 match reader.read_buf(&mut buf).await {
-                    Ok(0) => break "the peer closed the link".to_string(),
+                    Ok(0) => break DownReason::EndOfStream,
                     Ok(_) => match link.send(Input(buf, generation)).await {
                         Ok(rest) => buf = rest,
                         Err(_) => return,
                     },
-                    Err(error) => break format!("read failed: {error}"),
+                    Err(error) => {
+                        tracing::debug!(%error, "transport read failed");
+                        break DownReason::Transport(Arc::new(error));
+                    }
                 }
             };
             link.do_send(TransportClosed(reason, generation));
@@ -61,8 +66,9 @@ impl LinkActor {
                     result = writer.flush().await;
                 }
                 if let Err(error) = result {
+                    tracing::debug!(%error, "transport write failed");
                     link.do_send(TransportClosed(
-                        format!("write failed: {error}"),
+                        DownReason::Transport(Arc::new(error)),
                         generation,
                     ));
                     return;
@@ -108,10 +114,10 @@ impl Handler<Input> for LinkActor {
     }
 }
 
-/// The transport closed or failed.
+/// The transport ended (`EndOfStream`) or failed (`Transport`).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub(crate) struct TransportClosed(pub String, pub u64);
+pub(crate) struct TransportClosed(pub DownReason, pub u64);
 
 impl Handler<TransportClosed> for LinkActor {
     type Result = ();
@@ -124,6 +130,10 @@ impl Handler<TransportClosed> for LinkActor {
         if generation != self.generation {
             return;
         }
+        let reason = match (reason, self.peer_going_away) {
+            (DownReason::EndOfStream, Some(code)) => DownReason::PeerWentAway(code),
+            (reason, _) => reason,
+        };
         if self.connector.is_some() && !self.session.is_failed() {
             return self.reconnect(reason, ctx);
         }

@@ -21,7 +21,7 @@ pub use options::{Connector, LinkOptions};
 use crate::body::{Body, Payload, Release};
 use crate::clock::{now, random_u64};
 use crate::deadline::Deadline;
-use crate::error::CallError;
+use crate::error::{CallError, DownReason};
 use crate::ids::LinkId;
 use crate::messages::{
     Apply, Call, CancelStream, Canceled as RouterCanceled, Close, Flush, GoAway, InFlight,
@@ -71,6 +71,9 @@ pub struct LinkActor {
     /// Counts transports: messages from the tasks of an older one are ignored.
     generation: u64,
     reconnecting: bool,
+    /// The code of the peer's GOAWAY, once received: the end of its transport is
+    /// then the peer going away, not a mere end of stream.
+    peer_going_away: Option<ErrorCode>,
     /// The link's own handle, given to the router with every inbound request.
     handle: LinkRef,
 }
@@ -145,6 +148,7 @@ impl LinkActor {
                 resume_window,
                 generation: 0,
                 reconnecting: false,
+                peer_going_away: None,
                 handle: LinkRef::new(id, LinkInbox::of(&ctx.address(), inbox_progress)),
             }
         };
@@ -221,10 +225,7 @@ impl LinkActor {
                 tracing::warn!(link = %self.id, stream = stream.0, %error, "refused inbound stream");
                 self.spooling.remove(&stream);
                 if let Some(reply) = self.forget_call(stream) {
-                    let _ = reply.send(Err(CallError::Remote {
-                        code: error.code(),
-                        message: format!("answer refused here: {error}"),
-                    }));
+                    let _ = reply.send(Err(CallError::AnswerRefused(error)));
                 }
             }
             LinkEvent::Pong { .. } | LinkEvent::Sent { .. } | LinkEvent::WantsBody { .. } => {}
@@ -238,13 +239,14 @@ impl LinkActor {
             }
             LinkEvent::GoAway { code, reason, .. } => {
                 tracing::info!(link = %self.id, %code, %reason, "peer is going away");
+                self.peer_going_away = Some(code);
             }
             LinkEvent::FrameDropped { error } => {
                 tracing::debug!(link = %self.id, %error, "dropped a damaged frame");
             }
             LinkEvent::Failed { error } => {
                 tracing::warn!(link = %self.id, %error, "link failed");
-                self.go_down(format!("protocol error: {error}"), ctx);
+                self.go_down(DownReason::from_protocol(error), ctx);
             }
             _ => {}
         }
@@ -312,14 +314,14 @@ impl LinkActor {
     }
 
     /// Every call in flight fails with [`CallError::LinkDown`].
-    fn fail_calls(&mut self, reason: &str) {
+    fn fail_calls(&mut self, reason: &DownReason) {
         self.streamed_answers.clear();
         for (_, reply) in self.calls.drain() {
-            let _ = reply.send(Err(CallError::LinkDown(reason.to_string())));
+            let _ = reply.send(Err(CallError::LinkDown(reason.clone())));
         }
     }
 
-    fn go_down(&mut self, reason: String, ctx: &mut Context<Self>) {
+    fn go_down(&mut self, reason: DownReason, ctx: &mut Context<Self>) {
         if matches!(*self.state.borrow(), LinkState::Down(_)) {
             return;
         }
@@ -394,7 +396,12 @@ impl Actor for LinkActor {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        self.fail_calls("link stopped");
+        // Calls made while the actor was stopping fail for the reason it went down.
+        let reason = match &*self.state.borrow() {
+            LinkState::Down(why) => why.clone(),
+            _ => DownReason::ActorStopped,
+        };
+        self.fail_calls(&reason);
         self.scheduler.close.do_send(Close);
         tracing::debug!(link = %self.id, "link actor stopped");
     }

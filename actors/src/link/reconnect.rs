@@ -5,7 +5,8 @@
 
 use super::LinkActor;
 use crate::clock::random_u64;
-use crate::messages::{LinkState, PeerSession, Reconnected, Unpark};
+use crate::error::DownReason;
+use crate::messages::{LinkState, PeerSession, PeerSessionState, Reconnected, Unpark};
 use actix::prelude::*;
 
 impl LinkActor {
@@ -13,7 +14,7 @@ impl LinkActor {
     /// reconnect (the endpoint hands its new connection over with `Reconnected`).
     pub(super) fn await_peer(
         &mut self,
-        reason: String,
+        reason: DownReason,
         window: std::time::Duration,
         ctx: &mut Context<Self>,
     ) {
@@ -27,17 +28,14 @@ impl LinkActor {
         let generation = self.generation;
         ctx.run_later(window, move |act, ctx| {
             if act.reconnecting && act.generation == generation {
-                act.go_down(
-                    "the peer did not reconnect within the resume window".into(),
-                    ctx,
-                );
+                act.go_down(DownReason::ResumeWindowElapsed(window), ctx);
             }
         });
     }
 
     /// The transport broke and a connector is set: reopen it with exponential
     /// backoff (10 ms doubling to 5 s) and ±50% jitter, until it works.
-    pub(super) fn reconnect(&mut self, reason: String, ctx: &mut Context<Self>) {
+    pub(super) fn reconnect(&mut self, reason: DownReason, ctx: &mut Context<Self>) {
         let Some(connector) = self.connector.clone() else {
             return;
         };
@@ -76,7 +74,10 @@ impl Handler<PeerSession> for LinkActor {
     type Result = MessageResult<PeerSession>;
 
     fn handle(&mut self, _: PeerSession, _: &mut Self::Context) -> Self::Result {
-        MessageResult((self.session.peer_session_id(), self.reconnecting))
+        MessageResult(PeerSessionState {
+            id: self.session.peer_session_id(),
+            reconnecting: self.reconnecting,
+        })
     }
 }
 

@@ -150,10 +150,11 @@ async fn closing_fails_the_calls_in_flight_and_closes_the_scheduler() {
     let message = netcore_proto::link::Message::new("slow", "x");
     let (_, answer) = harness.link.request(message, None, false).await.unwrap();
     assert_eq!(harness.link.in_flight().await, 1);
-    harness.link.close("closed by the test").await;
+    let reason = DownReason::Closed("closed by the test".into());
+    harness.link.close(reason.clone()).await;
     assert_eq!(
         answer.await.unwrap().unwrap_err(),
-        CallError::LinkDown("closed by the test".into())
+        CallError::LinkDown(reason)
     );
     assert!(!harness.scheduler.close.wait_for(1).await.is_empty());
     // The actor is gone: the handle reports it instead of hanging.

@@ -5,11 +5,11 @@
 //! they send.
 
 use crate::body::Payload;
-use crate::error::CallError;
+use crate::error::{CallError, DownReason};
 use crate::ids::LinkId;
 use crate::messages::link::{
-    Call, CancelStream, GoAway, InFlight, LinkState, PeerSession, Reconnected, Respond, Response,
-    SendOneWay, Shutdown, WatchState,
+    Call, CancelStream, GoAway, InFlight, LinkState, PeerSession, PeerSessionState, Reconnected,
+    Respond, Response, SendOneWay, Shutdown, WatchState,
 };
 use crate::messages::scheduler::{Flush, Progress, WatchProgress};
 use crate::transport::BoxedTransport;
@@ -85,9 +85,10 @@ impl fmt::Debug for LinkRef {
     }
 }
 
-/// The error of a message its link actor did not take (it stopped).
+/// The error of a message its link actor did not take (it stopped); the
+/// caller may know better why (the link's last state).
 fn gone(_: MailboxError) -> CallError {
-    CallError::LinkDown("link actor stopped".into())
+    CallError::LinkDown(DownReason::ActorStopped)
 }
 
 impl LinkRef {
@@ -216,16 +217,16 @@ impl LinkHandle {
         let _ = self.link.inbox.flush.send(Flush).await;
     }
 
-    /// Closes the link now: pending calls fail with [`CallError::LinkDown`]
-    /// carrying `reason`. Resolves once the link took it.
-    pub async fn close(&self, reason: impl Into<String>) {
-        let _ = self.link.inbox.shutdown.send(Shutdown(reason.into())).await;
+    /// Closes the link now: it goes down, and pending calls fail, with
+    /// `reason`. Resolves once the link took it.
+    pub async fn close(&self, reason: DownReason) {
+        let _ = self.link.inbox.shutdown.send(Shutdown(reason)).await;
     }
 
-    /// The peer's session id, once known, and whether the link waits for the
-    /// peer to come back (transport broken, within its resume window); `None`
-    /// once the link is down.
-    pub async fn peer_session(&self) -> Option<(Option<u64>, bool)> {
+    /// Whose session the link carries and whether it waits for that peer to come
+    /// back (transport broken, within its resume window); `None` once the link
+    /// is down.
+    pub async fn peer_session(&self) -> Option<PeerSessionState> {
         self.link.inbox.peer_session.send(PeerSession).await.ok()
     }
 
@@ -250,7 +251,7 @@ impl LinkRef {
         use crate::testing::{ignore, stub};
         let (respond, answers) = stub(|_: &Respond| ());
         let (cancel, canceled) = stub(|_: &CancelStream| ());
-        let down = || Err(CallError::LinkDown("a stand-in link".into()));
+        let down = || Err(CallError::LinkDown(DownReason::ActorStopped));
         let inbox = LinkInbox {
             call: stub(move |_: &Call| down()).0,
             one_way: stub(move |_: &SendOneWay| down()).0,
@@ -261,7 +262,11 @@ impl LinkRef {
             in_flight: ignore(),
             flush: ignore(),
             shutdown: ignore(),
-            peer_session: ignore(),
+            peer_session: stub(|_: &PeerSession| PeerSessionState {
+                id: None,
+                reconnecting: false,
+            })
+            .0,
             reconnected: ignore(),
             progress: stub(|msg: &WatchProgress| {
                 let total = msg.total;

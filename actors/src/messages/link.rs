@@ -5,7 +5,7 @@
 //! [`LinkHandle`]: crate::messages::LinkHandle
 
 use crate::body::{Body, BodyStream, Payload, Release, SpooledFile};
-use crate::error::CallError;
+use crate::error::{CallError, DownReason};
 use crate::transport::BoxedTransport;
 use actix::prelude::*;
 use netcore_proto::link::Message;
@@ -25,12 +25,12 @@ pub struct Response {
 /// Whether a link is usable.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LinkState {
-    /// Handshake in progress.
+    /// Handshake in progress (also while reconnecting).
     Connecting,
     /// Messages flow.
     Up,
     /// Closed or failed, with the reason.
-    Down(String),
+    Down(DownReason),
 }
 
 /// Sends a request; the answer (or the failure) arrives on `reply`. Answered
@@ -129,10 +129,11 @@ pub(crate) struct GoAway {
 #[rtype(result = "usize")]
 pub(crate) struct InFlight;
 
-/// Closes the link now: pending calls fail with [`CallError::LinkDown`].
+/// Closes the link now, for this reason: pending calls fail with
+/// [`CallError::LinkDown`].
 #[derive(Message)]
 #[rtype(result = "()")]
-pub(crate) struct Shutdown(pub String);
+pub(crate) struct Shutdown(pub DownReason);
 
 /// A new transport for this link: opened by its connector, or a connection the
 /// endpoint accepted from the same peer session (its HELLO already in the stream).
@@ -140,11 +141,21 @@ pub(crate) struct Shutdown(pub String);
 #[rtype(result = "()")]
 pub(crate) struct Reconnected(pub BoxedTransport);
 
-/// The peer's session id, once known, and whether the link waits for it to come
-/// back (transport broken, within the resume window).
+/// Asks for the link's [`PeerSessionState`].
 #[derive(Message)]
-#[rtype(result = "(Option<u64>, bool)")]
+#[rtype(result = "PeerSessionState")]
 pub(crate) struct PeerSession;
+
+/// The answer to [`LinkHandle::peer_session`](crate::messages::LinkHandle::peer_session):
+/// whose session the link carries, and whether it waits for that peer to come back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerSessionState {
+    /// The peer's session id, once its HELLO arrived (reliable mode only).
+    pub id: Option<u64>,
+    /// The transport broke and the link waits for a new one (reconnecting, or
+    /// within the resume window).
+    pub reconnecting: bool,
+}
 
 /// The link as the stream actors and body streams of its inbound messages see it.
 #[derive(Clone)]

@@ -18,7 +18,7 @@ pub(crate) use link::{
     Call, CancelStream, GoAway, InFlight, PeerSession, PeerUnresponsive, Reconnected, Respond,
     SendOneWay, Shutdown, SpoolTarget, Spooled, StreamOpened, WatchState,
 };
-pub use link::{LinkState, Response};
+pub use link::{LinkState, PeerSessionState, Response};
 pub use router::{Canceled, Incoming};
 pub use scheduler::Progress;
 #[cfg(test)]
