@@ -3,7 +3,7 @@
 //! retransmission timeout). The core says when (`poll_timeout`); this re-arms the
 //! timer only when that changes.
 
-use crate::link_actor::now;
+use crate::clock::now;
 use actix::prelude::*;
 use netcore_proto::Instant;
 

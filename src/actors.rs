@@ -1,0 +1,14 @@
+//! The runtime pieces an application configures: the byte [`transport`]s a
+//! link runs over, [`LinkOptions`], reconnection ([`Connector`]) and spooling
+//! ([`SpoolLimits`]). The actors themselves and the messages between them stay
+//! inside `netcore-actors`; a link is used through [`Link`](crate::Link).
+
+pub use netcore_actors::transport;
+pub use netcore_actors::{Connector, LinkOptions, SpoolLimits};
+
+/// Supervision of the endpoint's service actors (event bus, timers, cache).
+pub mod supervision {
+    #[cfg(feature = "test-util")]
+    pub use netcore_actors::supervision::InjectPanic;
+    pub use netcore_actors::supervision::{Decision, RestartPolicy, ServiceError};
+}
