@@ -53,3 +53,10 @@ pub fn cpu_time_schedstat() -> Option<Duration> {
     }
     Some(Duration::from_nanos(total))
 }
+
+/// Resident set size of this process now, in KiB (`VmRSS` in /proc/self/status).
+pub fn rss_kib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
