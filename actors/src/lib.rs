@@ -15,6 +15,7 @@ mod deadline;
 pub mod error;
 pub mod event_bus;
 pub mod link_actor;
+pub mod one_way_queue;
 pub mod router_actor;
 pub mod scheduler_actor;
 pub mod stream_actor;

@@ -18,6 +18,7 @@ use crate::body::{Body, Payload, SpooledFile};
 use crate::body_stream::BodyStream;
 use crate::deadline::Deadline;
 use crate::error::CallError;
+use crate::one_way_queue::OneWayQueue;
 use crate::router_actor::{Canceled as RouterCanceled, Incoming};
 use crate::scheduler_actor::{feed_body, Apply, Close, Flush, Pull, SchedulerActor};
 use crate::stream_actor::{SpoolFactory, SpoolLimits, StreamedAnswers};
@@ -78,12 +79,19 @@ pub struct LinkOptions {
     /// The endpoint spreads its links over a small pool of arbiters so the two
     /// directions of a busy link, or several busy links, use several cores.
     pub arbiter: Option<actix::ArbiterHandle>,
+    /// Bytes of one-way messages with in-memory bodies the link queues ahead of
+    /// its wire (each counts its body and route plus 64 bytes); `Link::send` waits
+    /// while they are over it, so a fast producer is paced by the wire (see
+    /// [`crate::one_way_queue`]).
+    pub one_way_queue: usize,
 }
 
 impl LinkOptions {
     /// A serial or radio link at `baud`: COBS framing, ~10 ms chunks, one frame per
     /// write, the reliable mode, a keepalive PING after 5 s of silence (down after 3
-    /// unanswered).
+    /// unanswered), one-way messages queued up to about a second of the line (at
+    /// least 16 KiB: enough to keep the line busy, little enough for a gateway
+    /// with hundreds of links).
     pub fn serial(baud: u32) -> LinkOptions {
         let mut config = LinkConfig::serial(baud, 0);
         config.keepalive = Some(Keepalive {
@@ -98,6 +106,8 @@ impl LinkOptions {
             connector: None,
             resume_window: None,
             arbiter: None,
+            one_way_queue: (netcore_proto::config::serial_bytes_per_sec(baud) as usize)
+                .max(16 * 1024),
         }
     }
 
@@ -118,7 +128,9 @@ impl LinkOptions {
 
     /// A reliable stream (TCP, Unix socket): length framing, 64 KiB chunks,
     /// writes of up to 1 MiB, 64 MiB link window, 2 MiB stream windows, a keepalive PING
-    /// after 10 s of silence (down after 3 unanswered).
+    /// after 10 s of silence (down after 3 unanswered), one-way messages queued up
+    /// to the link window (a fast link's writer stays fed, and many large messages
+    /// sent at once still share the wire).
     pub fn stream() -> LinkOptions {
         let mut config = LinkConfig::stream(0);
         config.link_window = 64 * 1024 * 1024;
@@ -137,6 +149,7 @@ impl LinkOptions {
             connector: None,
             resume_window: None,
             arbiter: None,
+            one_way_queue: 64 * 1024 * 1024,
         }
     }
 }
@@ -229,6 +242,8 @@ pub struct LinkActor {
     /// Counts transports: messages from the tasks of an older one are ignored.
     generation: u64,
     reconnecting: bool,
+    /// The bound on queued one-way messages (shared with the scheduler actor).
+    one_way: OneWayQueue,
 }
 
 impl LinkActor {
@@ -244,7 +259,9 @@ impl LinkActor {
         config.nonce = random_nonce();
         config.session_id = random_nonce();
         let id = LinkId::next();
-        let scheduler_actor = SchedulerActor::new(&config, options.batch_budget);
+        let one_way = OneWayQueue::new(options.one_way_queue);
+        let scheduler_actor =
+            SchedulerActor::new(&config, options.batch_budget).with_one_way_queue(one_way.clone());
         let scheduler = match &options.arbiter {
             Some(arbiter) => SchedulerActor::start_in_arbiter(arbiter, move |_| scheduler_actor),
             None => scheduler_actor.start(),
@@ -286,6 +303,7 @@ impl LinkActor {
                 resume_window,
                 generation: 0,
                 reconnecting: false,
+                one_way,
             }
         };
         let addr = match &options.arbiter {
@@ -689,6 +707,7 @@ impl Actor for LinkActor {
 
     fn stopped(&mut self, _: &mut Self::Context) {
         self.fail_calls("link stopped");
+        self.one_way.close();
         self.scheduler.do_send(Close);
         tracing::debug!(link = %self.id, "link actor stopped");
     }
@@ -796,10 +815,41 @@ pub struct SendOneWay {
 }
 
 impl Handler<SendOneWay> for LinkActor {
-    type Result = Result<StreamId, CallError>;
+    type Result = ActorResponse<Self, Result<StreamId, CallError>>;
 
+    /// Queues the message at once if the link's one-way queue has room for it;
+    /// else waits for room (the mailbox goes on meanwhile).
     fn handle(&mut self, msg: SendOneWay, ctx: &mut Self::Context) -> Self::Result {
-        self.send_message(msg.message, msg.payload, Outbound::OneWay, ctx)
+        let charge = self.one_way.charge_of(&msg.message);
+        if self.one_way.try_take(charge) {
+            return ActorResponse::reply(self.send_one_way(msg, charge, ctx));
+        }
+        let room = self.one_way.clone().take(charge);
+        ActorResponse::r#async(actix::fut::wrap_future(room).map(
+            move |taken, act: &mut Self, ctx| {
+                if !taken {
+                    return Err(CallError::LinkDown("link closed".into()));
+                }
+                act.send_one_way(msg, charge, ctx)
+            },
+        ))
+    }
+}
+
+impl LinkActor {
+    /// Queues a one-way message whose `charge` was taken from the one-way queue
+    /// (given back if it cannot be queued).
+    fn send_one_way(
+        &mut self,
+        msg: SendOneWay,
+        charge: u32,
+        ctx: &mut Context<Self>,
+    ) -> Result<StreamId, CallError> {
+        let result = self.send_message(msg.message, msg.payload, Outbound::OneWay, ctx);
+        if result.is_err() {
+            self.one_way.refund(charge);
+        }
+        result
     }
 }
 

@@ -12,6 +12,7 @@ use crate::body::Payload;
 use crate::deadline::Deadline;
 use crate::error::CallError;
 use crate::link_actor::{now, PeerUnresponsive};
+use crate::one_way_queue::{Charges, OneWayQueue};
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
 use netcore_proto::framing::WireBatch;
@@ -43,6 +44,8 @@ pub struct SchedulerActor {
     timer: Deadline,
     /// Told when the reliable mode gives up on the peer.
     watchdog: Option<Recipient<PeerUnresponsive>>,
+    /// Charges of the queued one-way messages, given back as they leave.
+    one_way: Option<Charges>,
 }
 
 impl SchedulerActor {
@@ -60,7 +63,15 @@ impl SchedulerActor {
             flushed: Vec::new(),
             timer: Deadline::default(),
             watchdog: None,
+            one_way: None,
         }
+    }
+
+    /// Gives the charges of queued one-way messages back to `queue` as they
+    /// leave (see [`crate::one_way_queue`]).
+    pub fn with_one_way_queue(mut self, queue: OneWayQueue) -> SchedulerActor {
+        self.one_way = Some(Charges::new(queue));
+        self
     }
 
     /// Encodes the next batch, or `None` if nothing may be sent now.
@@ -130,6 +141,9 @@ impl SchedulerActor {
                     }
                 }
                 SchedulerEvent::Sent { stream } => {
+                    if let Some(charges) = &mut self.one_way {
+                        charges.release(stream);
+                    }
                     if let Some(tx) = self.watched.remove(&stream) {
                         tx.send_modify(|p| p.sent = p.total.unwrap_or(p.sent));
                     }
@@ -144,6 +158,9 @@ impl Actor for SchedulerActor {
 
     fn stopped(&mut self, _: &mut Self::Context) {
         self.release_puller();
+        if let Some(charges) = &mut self.one_way {
+            charges.release_all();
+        }
     }
 }
 
@@ -162,6 +179,9 @@ impl Handler<Apply> for SchedulerActor {
                 // Dropping the feeder's sender tells it the stream is gone.
                 self.feeders.remove(stream);
                 self.watched.remove(stream);
+            }
+            if let Some(charges) = &mut self.one_way {
+                charges.note(&command);
             }
             self.transmitter.apply(command);
         }
