@@ -1,7 +1,8 @@
 //! [`Deadline`]: the one actix timer an actor keeps at its protocol core's next
 //! deadline (the session's delayed ACK and keepalive, the transmitter's
 //! retransmission timeout). The core says when (`poll_timeout`); this re-arms the
-//! timer only when that changes.
+//! timer only when that moves earlier (a later deadline is met by firing early
+//! and arming again).
 
 use crate::link_actor::now;
 use actix::prelude::*;
@@ -24,8 +25,15 @@ impl Deadline {
     ) where
         A: Actor<Context = Context<A>>,
     {
-        if self.armed.as_ref().map(|(at, _)| *at) == next {
-            return;
+        // A timer armed at or before `next` stays: firing early is harmless (the
+        // core's `handle_timeout` acts only on what is due, and the callback arms
+        // the timer again at the real deadline). So a deadline that moves later,
+        // as the keepalive does with every frame heard and the retransmission
+        // timer with every acknowledgement, costs no timer per frame.
+        if let Some((at, _)) = &self.armed {
+            if next.is_none_or(|next| *at <= next) {
+                return;
+            }
         }
         if let Some((_, handle)) = self.armed.take() {
             ctx.cancel_future(handle);
