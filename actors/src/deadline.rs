@@ -25,13 +25,12 @@ impl Deadline {
     ) where
         A: Actor<Context = Context<A>>,
     {
-        // A timer armed at or before `next` stays: firing early is harmless (the
-        // core's `handle_timeout` acts only on what is due, and the callback arms
-        // the timer again at the real deadline). So a deadline that moves later,
-        // as the keepalive does with every frame heard and the retransmission
-        // timer with every acknowledgement, costs no timer per frame.
-        if let Some((at, _)) = &self.armed {
-            if next.is_none_or(|next| *at <= next) {
+        // A timer armed before `next` stays: firing early is harmless (the core's
+        // `handle_timeout` acts only on what is due, and the callback arms the
+        // timer again at the real deadline). So a deadline that moves later, as
+        // the keepalive does with every frame heard, costs no timer per frame.
+        if let (Some((at, _)), Some(next)) = (&self.armed, next) {
+            if *at <= next {
                 return;
             }
         }

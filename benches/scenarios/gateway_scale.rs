@@ -317,6 +317,7 @@ pub fn run(quick: bool) -> Result<Report, Error> {
         let began = Instant::now();
         let until = began + saturation;
         let before = tally.saturation.load(Ordering::Relaxed);
+        let saturation_cpu0 = cpu_time(ticks);
         let loops: Vec<_> = links
             .iter()
             .enumerate()
@@ -325,6 +326,10 @@ pub fn run(quick: bool) -> Result<Report, Error> {
         tokio::time::sleep_until(until.into()).await;
         let in_window = tally.saturation.load(Ordering::Relaxed) - before;
         let window = began.elapsed();
+        let saturation_cpu = cpu_time(ticks)
+            .zip(saturation_cpu0)
+            .map(|(a, b)| a.saturating_sub(b))
+            .ok_or("cannot read /proc/self/stat")?;
         let rss_saturated = rss_kib().ok_or("cannot read VmRSS")?;
         let (saturation_sent, saturation_failed) = sum_sent(join_all(loops).await);
         let saturation_delivered =
@@ -345,6 +350,7 @@ pub fn run(quick: bool) -> Result<Report, Error> {
             calls,
             in_window,
             window,
+            saturation_cpu,
             saturation_sent,
             saturation_delivered,
         })
@@ -370,12 +376,14 @@ pub fn run(quick: bool) -> Result<Report, Error> {
     report.field("rss_per_link_saturated_kib", per_link(o.rss_saturated));
     report.field("rss_before_links_kib", o.rss_before);
     report.field("saturation_msgs_per_s", rate);
+    let saturation_cores = o.saturation_cpu.as_secs_f64() / o.window.as_secs_f64();
+    report.field("saturation_cpu_cores", saturation_cores);
     report.field("saturation_sent", o.saturation_sent);
     report.field("saturation_delivered", o.saturation_delivered);
     report.field("damaged", damaged);
     report.field("steady_seconds", o.wall.as_secs_f64());
     report.row = format!(
-        "{n} links: telemetry {}/{} delivered, calls {}/{} answered (p50 {p50:.2} ms, p99 {p99:.2} ms), {cpu_cores:.3} cores steady, {rss_per_link:.1} KiB per link end ({:.1} after steady, {:.1} saturated), saturation {rate:.0} msgs/s ({}/{} delivered)",
+        "{n} links: telemetry {}/{} delivered, calls {}/{} answered (p50 {p50:.2} ms, p99 {p99:.2} ms), {cpu_cores:.3} cores steady, {rss_per_link:.1} KiB per link end ({:.1} after steady, {:.1} saturated), saturation {rate:.0} msgs/s on {saturation_cores:.2} cores ({}/{} delivered)",
         o.telemetry_delivered,
         o.telemetry_sent,
         o.calls.answered,
@@ -449,6 +457,7 @@ struct Outcome {
     calls: Calls,
     in_window: u64,
     window: Duration,
+    saturation_cpu: Duration,
     saturation_sent: u64,
     saturation_delivered: u64,
 }
