@@ -10,14 +10,11 @@
 //! | `data`, `stats`, `process` | test data and its checks; summaries; /proc figures |
 //! | `peers` | two netcore endpoints on two threads joined by one link |
 //! | `raw_tcp`, `yamux_base`, `threads` | the baselines, their connections kept on threads of their own |
-//! | `lossy_line` | a line that drops and corrupts frames |
 //! | one module per scenario | `tcp_bulk`, `tcp_mux`, `tcp_rpc`, `serial_hol`, `overhead`, `large_spool`, `lossy`, `idle_cpu`, `gateway_scale` |
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 #[path = "scenarios/data.rs"]
 mod data;
-#[path = "scenarios/lossy_line.rs"]
-mod lossy_line;
 #[path = "scenarios/peers.rs"]
 mod peers;
 #[path = "scenarios/process.rs"]
