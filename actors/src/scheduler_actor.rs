@@ -85,7 +85,12 @@ impl SchedulerActor {
         self.transmitter
             .poll_transmit_batch(&mut batch, self.batch_budget);
         self.after_transmit();
-        (!batch.is_empty()).then_some(batch)
+        if batch.is_empty() {
+            // Nothing to send: the buffer waits for the next batch.
+            self.spare = Some(batch);
+            return None;
+        }
+        Some(batch)
     }
 
     /// Serves a parked pull if a frame is ready.
