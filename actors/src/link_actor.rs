@@ -129,8 +129,10 @@ impl LinkOptions {
     /// A reliable stream (TCP, Unix socket): length framing, 64 KiB chunks,
     /// writes of up to 1 MiB, 64 MiB link window, 2 MiB stream windows, a keepalive PING
     /// after 10 s of silence (down after 3 unanswered), one-way messages queued up
-    /// to the link window (a fast link's writer stays fed, and many large messages
-    /// sent at once still share the wire).
+    /// to 512 MiB (eight link windows: a flood of small messages is still paced,
+    /// while many large messages sent at once all share the wire: a message
+    /// admitted only as an earlier one finishes would be sent alone at the end,
+    /// held to its stream window).
     pub fn stream() -> LinkOptions {
         let mut config = LinkConfig::stream(0);
         config.link_window = 64 * 1024 * 1024;
@@ -149,7 +151,7 @@ impl LinkOptions {
             connector: None,
             resume_window: None,
             arbiter: None,
-            one_way_queue: 64 * 1024 * 1024,
+            one_way_queue: 512 * 1024 * 1024,
         }
     }
 }
