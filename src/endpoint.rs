@@ -275,7 +275,20 @@ impl EndpointBuilder {
     }
 
     /// Starts the endpoint's router on the current arbiter.
+    ///
+    /// # Panics
+    ///
+    /// Outside an actix System (e.g. under a plain `#[tokio::main]`), with a
+    /// message saying what to do: netcore's actors run on one. Also when a route
+    /// or a prefix's default handler is registered twice.
     pub fn start(self) -> Endpoint {
+        if actix_rt::System::try_current().is_none() {
+            panic!(
+                "netcore's endpoint runs on an actix System, and this thread has none: \
+                 run the program under #[actix_rt::main] (or actix_rt::System::new().block_on(..)) \
+                 instead of #[tokio::main]"
+            );
+        }
         let mut root = self.root;
         if !root.has_default() {
             root = root.default_handler(|Head(head): Head| async move {
@@ -285,6 +298,8 @@ impl EndpointBuilder {
                 ))
             });
         }
+        // Compiled first: a route registered twice panics before anything starts.
+        let compiled = root.compile("");
         let events = EventBus::start(EventBusConfig {
             policy: self.policy,
             ..EventBusConfig::default()
@@ -294,7 +309,6 @@ impl EndpointBuilder {
         }
         let timers = Timers::start(self.policy, Some(events.clone()));
         let cache = Cache::start(self.cache, Some(events.clone()));
-        let compiled = root.compile("");
         // The services are state too: `State<Cache>`, `State<Timers>`, `State<EventBus>`.
         let mut state = self.state;
         state.insert(cache.clone());

@@ -464,3 +464,28 @@ async fn connecting_to_a_closed_port_is_an_io_error() {
     }
     assert_eq!(CallError::Io(String::new()).code(), ErrorCode::Internal);
 }
+
+/// Under a plain tokio runtime (no actix System) `start` fails at once, saying
+/// what to do, instead of panicking deep inside actix.
+#[test]
+fn starting_outside_an_actix_system_says_what_to_do() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(async { Endpoint::builder().start() })
+    }));
+    let panic = outcome
+        .err()
+        .expect("start must refuse to run without a System");
+    let message = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    assert!(
+        message.contains("#[actix_rt::main]"),
+        "the panic should say what to do, got {message:?}"
+    );
+}

@@ -412,3 +412,21 @@ async fn a_supervised_handler_actor_restarts_with_fresh_state_then_escalates() {
         "two restarts then an escalation, got {events:?}"
     );
 }
+
+#[actix_rt::test]
+#[should_panic(expected = "route \"/user/get\" is registered twice")]
+async fn a_route_registered_twice_panics_at_start_naming_it() {
+    let users = Blueprint::new("users", "/user").route("/get", || async { "first" });
+    let _ = Endpoint::builder()
+        .blueprint(users)
+        .route("/user/get", || async { "second" })
+        .start();
+}
+
+#[actix_rt::test]
+#[should_panic(expected = "default handler for prefix \"/dev\" is registered twice")]
+async fn two_default_handlers_for_one_prefix_panic_at_start() {
+    let a = Blueprint::new("a", "/dev").default_handler(|| async { "a" });
+    let b = Blueprint::new("b", "/dev").default_handler(|| async { "b" });
+    let _ = Endpoint::builder().blueprint(a).blueprint(b).start();
+}

@@ -191,6 +191,11 @@ impl Blueprint {
         if let Some(default) = self.default {
             compiled.defaults.push((prefix.clone(), default));
         }
+        refuse_duplicates("route", compiled.routes.iter().map(|(path, _)| path));
+        refuse_duplicates(
+            "default handler for prefix",
+            compiled.defaults.iter().map(|(prefix, _)| prefix),
+        );
         let layer = self.layer;
         for (_, handler) in compiled
             .routes
@@ -204,6 +209,18 @@ impl Blueprint {
 
     pub(crate) fn has_default(&self) -> bool {
         self.default.is_some()
+    }
+}
+
+/// Registering one route (or one prefix's default handler) twice is a mistake
+/// that would otherwise silently drop the first handler: panics at start, naming
+/// it, as axum does for overlapping routes.
+fn refuse_duplicates<'a>(what: &str, keys: impl Iterator<Item = &'a String>) {
+    let mut seen = std::collections::HashSet::new();
+    for key in keys {
+        if !seen.insert(key) {
+            panic!("{what} {key:?} is registered twice; each may have one handler");
+        }
     }
 }
 
