@@ -48,9 +48,17 @@ const PIPE_BUF: usize = 4096;
 const FILL: u8 = 0x5a;
 
 /// The options of every link, both ends: a serial-framed link (COBS, CRC, the
-/// reliable mode and its keepalive as `LinkOptions::serial` sets them).
+/// reliable mode and its keepalive as `LinkOptions::serial` sets them), whose
+/// writer takes up to [`PIPE_BUF`] bytes of frames per write. `LinkOptions::serial`
+/// writes one frame at a time so that on a slow UART an urgent message waits at
+/// most one chunk; an unthrottled pipe is no such line, and one frame per write
+/// made the saturation phase cost a pull, a write and a wake-up per 64-byte
+/// message (55-73k messages/s per core measured, against 100-140k with 4 KiB
+/// writes).
 pub fn options() -> LinkOptions {
-    LinkOptions::serial(115_200)
+    let mut options = LinkOptions::serial(115_200);
+    options.batch_budget = PIPE_BUF;
+    options
 }
 
 /// What the gateway's handlers counted.
