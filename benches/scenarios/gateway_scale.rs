@@ -25,7 +25,7 @@
 //! unanswered fails the scenario.
 
 use crate::peers::Error;
-use crate::process::{clock_ticks_per_sec, cpu_time, rss_kib};
+use crate::process::{clock_ticks_per_sec, cpu_time, rss_kib, thread_cpu_time, thread_id};
 use crate::report::Report;
 use crate::stats::{ms, percentile};
 use actix_rt::Arbiter;
@@ -113,11 +113,20 @@ struct Calls {
     failed: Vec<String>,
 }
 
-/// Starts the gateway endpoint on an arbiter of its own.
-fn start_gateway(tally: Arc<Tally>) -> (Arbiter, mpsc::UnboundedSender<Command>) {
+/// Starts the gateway endpoint on an arbiter of its own; returns it, its
+/// command channel and (once known) the id of its thread.
+fn start_gateway(
+    tally: Arc<Tally>,
+) -> (
+    Arbiter,
+    mpsc::UnboundedSender<Command>,
+    oneshot::Receiver<Option<u64>>,
+) {
     let arbiter = Arbiter::new();
     let (commands, mut inbox) = mpsc::unbounded_channel::<Command>();
+    let (tid_tx, tid) = oneshot::channel();
     arbiter.spawn_fn(move || {
+        let _ = tid_tx.send(thread_id());
         actix_rt::spawn(async move {
             let (t, s) = (tally.clone(), tally);
             let endpoint = Endpoint::builder()
@@ -162,7 +171,7 @@ fn start_gateway(tally: Arc<Tally>) -> (Arbiter, mpsc::UnboundedSender<Command>)
             drop(endpoint);
         });
     });
-    (arbiter, commands)
+    (arbiter, commands, tid)
 }
 
 /// Calls `link` every [`CALL_EVERY`] from `first` until `until`.
@@ -261,7 +270,9 @@ pub fn run(quick: bool) -> Result<Report, Error> {
     let tally = Arc::new(Tally::default());
     let mut report = Report::new("gateway_scale");
     let outcome = actix_rt::System::new().block_on(async {
-        let (gateway, commands) = start_gateway(tally.clone());
+        let (gateway, commands, gateway_tid) = start_gateway(tally.clone());
+        let gateway_tid = gateway_tid.await.ok().flatten();
+        let gateway_cpu = || gateway_tid.and_then(|tid| thread_cpu_time(tid, ticks));
         let echo = |req: Request| async move {
             Ok(Reply::new(req.body.into_bytes().await.unwrap_or_default()))
         };
@@ -308,9 +319,10 @@ pub fn run(quick: bool) -> Result<Report, Error> {
             })
             .collect();
         tokio::time::sleep_until(start.into()).await;
-        let (cpu0, wall0) = (cpu_time(ticks), Instant::now());
+        let (cpu0, gateway0, wall0) = (cpu_time(ticks), gateway_cpu(), Instant::now());
         tokio::time::sleep_until(until.into()).await;
-        let (cpu1, wall) = (cpu_time(ticks), wall0.elapsed());
+        let (cpu1, gateway1, wall) = (cpu_time(ticks), gateway_cpu(), wall0.elapsed());
+        let gateway_thread_cpu = gateway1.zip(gateway0).map(|(a, b)| a.saturating_sub(b));
         let cpu = cpu1
             .zip(cpu0)
             .map(|(a, b)| a.saturating_sub(b))
@@ -351,6 +363,7 @@ pub fn run(quick: bool) -> Result<Report, Error> {
             rss_steady,
             rss_saturated,
             cpu,
+            gateway_thread_cpu,
             wall,
             telemetry_sent,
             telemetry_delivered,
@@ -379,6 +392,10 @@ pub fn run(quick: bool) -> Result<Report, Error> {
     report.field("call_p50_ms", p50);
     report.field("call_p99_ms", p99);
     report.field("cpu_cores", cpu_cores);
+    let gateway_cores = o
+        .gateway_thread_cpu
+        .map_or(f64::NAN, |cpu| cpu.as_secs_f64() / o.wall.as_secs_f64());
+    report.field("gateway_thread_cpu_cores", gateway_cores);
     report.field("rss_per_link_kib", rss_per_link);
     report.field("rss_per_link_after_steady_kib", per_link(o.rss_steady));
     report.field("rss_per_link_saturated_kib", per_link(o.rss_saturated));
@@ -391,7 +408,7 @@ pub fn run(quick: bool) -> Result<Report, Error> {
     report.field("damaged", damaged);
     report.field("steady_seconds", o.wall.as_secs_f64());
     report.row = format!(
-        "{n} links: telemetry {}/{} delivered, calls {}/{} answered (p50 {p50:.2} ms, p99 {p99:.2} ms), {cpu_cores:.3} cores steady, {rss_per_link:.1} KiB per link end ({:.1} after steady, {:.1} saturated), saturation {rate:.0} msgs/s on {saturation_cores:.2} cores ({}/{} delivered)",
+        "{n} links: telemetry {}/{} delivered, calls {}/{} answered (p50 {p50:.2} ms, p99 {p99:.2} ms), {cpu_cores:.3} cores steady (gateway thread {gateway_cores:.3}), {rss_per_link:.1} KiB per link end ({:.1} after steady, {:.1} saturated), saturation {rate:.0} msgs/s on {saturation_cores:.2} cores ({}/{} delivered)",
         o.telemetry_delivered,
         o.telemetry_sent,
         o.calls.answered,
@@ -458,6 +475,7 @@ struct Outcome {
     rss_steady: f64,
     rss_saturated: f64,
     cpu: Duration,
+    gateway_thread_cpu: Option<Duration>,
     wall: Duration,
     telemetry_sent: u64,
     telemetry_delivered: u64,
