@@ -340,8 +340,8 @@ impl LinkActor {
     /// Keeps one timer armed at the session's next deadline.
     fn arm_timer(&mut self, ctx: &mut Context<Self>) {
         let next = self.session.poll_timeout();
-        self.timer.arm(next, ctx, |act, ctx| {
-            act.timer.fired();
+        self.timer.arm(next, ctx, |act, ctx, at| {
+            act.timer.fired(at);
             act.session.handle_timeout(now());
             act.pump(ctx);
         });

@@ -113,8 +113,8 @@ impl SchedulerActor {
             }
         }
         let next = self.transmitter.poll_timeout();
-        self.timer.arm(next, ctx, |act, ctx| {
-            act.timer.fired();
+        self.timer.arm(next, ctx, |act, ctx, at| {
+            act.timer.fired(at);
             act.transmitter.handle_timeout(now());
             act.serve_puller();
             act.arm_timer(ctx);
