@@ -12,12 +12,12 @@
 //! under `LinkOptions::one_way_queue` bytes (plus one message larger than it,
 //! which is admitted alone).
 //!
-//! The link actor takes the charge ([`OneWayQueue::try_take`], else it waits
-//! with [`OneWayQueue::take`], without blocking its mailbox); the scheduler actor
-//! sees the message's `Command::Enqueue` and notes the same charge for its
-//! stream ([`OneWayQueue::note`]), and gives it back on `Sent` or `Cancel`
-//! ([`OneWayQueue::release`]), or all at once when the peer lost the session or
-//! the link closes.
+//! The link actor takes the charge (`OneWayQueue::try_take`, else it waits with
+//! `OneWayQueue::take`, without blocking its mailbox); the scheduler actor sees
+//! the message's `Command::Enqueue` and notes the same charge for its stream
+//! (`Charges::note`), and gives it back on `Sent` or `Cancel`
+//! (`Charges::release`), or all at once when the peer lost the session or the
+//! link closes.
 
 use netcore_proto::link::{Command, Message};
 use netcore_proto::scheduler::Body;
