@@ -114,9 +114,10 @@ impl Charges {
         }
     }
 
-    /// Notes the charge of a one-way message `command` queues, and gives back the
-    /// charges of what it drops.
-    pub(crate) fn note(&mut self, command: &Command) {
+    /// Notes the charge of a one-way message `command` queues (returning its
+    /// stream, for the caller to check that the transmitter took it), and gives
+    /// back the charges of what it drops.
+    pub(crate) fn note(&mut self, command: &Command) -> Option<StreamId> {
         match command {
             Command::Enqueue {
                 open,
@@ -124,11 +125,13 @@ impl Charges {
             } if open.kind == MessageKind::OneWay => {
                 let charge = self.queue.charge(open.route.len(), body.len());
                 self.by_stream.insert(open.stream, charge);
+                return Some(open.stream);
             }
             Command::Cancel { stream, .. } => self.release(*stream),
             Command::Reset => self.release_all(),
             _ => {}
         }
+        None
     }
 
     /// The message on `stream` left (or was dropped): its charge goes back.

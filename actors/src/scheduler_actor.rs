@@ -185,10 +185,14 @@ impl Handler<Apply> for SchedulerActor {
                 self.feeders.remove(stream);
                 self.watched.remove(stream);
             }
-            if let Some(charges) = &mut self.one_way {
-                charges.note(&command);
-            }
+            let charged = self.one_way.as_mut().and_then(|c| c.note(&command));
             self.transmitter.apply(command);
+            if let (Some(stream), Some(charges)) = (charged, &mut self.one_way) {
+                // Refused by the transmitter (a bug; the peer is told): never sent.
+                if self.transmitter.progress(stream).is_none() {
+                    charges.release(stream);
+                }
+            }
         }
         self.after_transmit();
         self.serve_puller();
