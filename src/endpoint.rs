@@ -35,19 +35,19 @@ use actix::prelude::*;
 use netcore_actors::cache_actor::{Cache, CacheConfig};
 use netcore_actors::event_bus::{Event, EventBus, EventBusConfig};
 use netcore_actors::link_actor::{
-    Connector, GoAway, InFlight, PeerSession, Reconnected, Shutdown, WatchState,
+    Connector, GoAway, InFlight, PeerSession, PeerSessionState, Reconnected, Shutdown, WatchState,
 };
 use netcore_actors::scheduler_actor::Flush;
 use netcore_actors::supervision::RestartPolicy;
 use netcore_actors::timer_actor::Timers;
-use netcore_actors::transport::Prefixed;
-use netcore_actors::transport::{BoxedTransport, LinkSpec, PipeTransport, Transport};
+use netcore_actors::transport::{
+    accept_tcp, peek_hello, BoxedTransport, FirstFrame, LinkSpec, PipeTransport, TcpPeer, Transport,
+};
 use netcore_actors::{
-    CallError, HandlerResult, LinkActor, LinkId, LinkOptions, LinkState, Request, Route,
-    RouterActor, RouterConfig,
+    CallError, DownReason, HandlerResult, LinkActor, LinkId, LinkOptions, LinkState, Request,
+    Route, RouterActor, RouterConfig,
 };
 use netcore_actors::{HandleRequest, HandlerError};
-use netcore_proto::frame::Hello;
 use netcore_proto::link::ReliableConfig;
 use netcore_proto::reassembly::MessageHead;
 use netcore_proto::ErrorCode;
@@ -61,6 +61,10 @@ use std::time::Duration;
 /// How long `stop` waits for a link's last frames to be written once the drain
 /// timeout has passed (the GOAWAY and the cut-off notices).
 const FLUSH_GRACE: Duration = Duration::from_millis(100);
+
+/// How long `accept_tcp` waits for a new connection's first frame when TCP links
+/// resume (see [`EndpointBuilder::tcp_resume`]).
+const HELLO_WAIT: Duration = Duration::from_secs(10);
 
 /// Builds an [`Endpoint`]: routes, blueprints, middleware, hooks, state, limits.
 ///
@@ -422,7 +426,7 @@ impl Endpoint {
             .addr
             .send(WatchState)
             .await
-            .map_err(|_| CallError::LinkDown("link actor stopped".into()))?;
+            .map_err(|_| CallError::LinkDown(DownReason::ActorStopped))?;
         loop {
             match &*state.borrow_and_update() {
                 LinkState::Up => break,
@@ -430,7 +434,7 @@ impl Endpoint {
                 LinkState::Connecting => {}
             }
             if state.changed().await.is_err() {
-                return Err(CallError::LinkDown("link actor stopped".into()));
+                return Err(CallError::LinkDown(DownReason::ActorStopped));
             }
         }
         let state_watch = state.clone();
@@ -457,7 +461,7 @@ impl Endpoint {
                         up = false;
                         events.publish(Event::LinkDown {
                             link: id,
-                            reason: "transport broke; reconnecting".into(),
+                            reason: DownReason::Reconnecting,
                         });
                     }
                     LinkState::Down(reason) => {
@@ -469,7 +473,7 @@ impl Endpoint {
             }
             events.publish(Event::LinkDown {
                 link: id,
-                reason: "link actor stopped".into(),
+                reason: DownReason::ActorStopped,
             });
         });
         if let Ok(mut links) = self.inner.links.lock() {
@@ -484,21 +488,14 @@ impl Endpoint {
         &self,
         addr: impl tokio::net::ToSocketAddrs,
     ) -> Result<Link, CallError> {
-        let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host(addr)
-            .await
-            .map_err(io_error)?
-            .collect();
-        let stream = connect_any(&addrs).await.map_err(io_error)?;
+        let peer = TcpPeer::resolve(addr).await?;
+        let stream = peer.connect().await?;
         let mut options = LinkOptions::stream();
         if self.inner.tcp_resume.is_some() {
             options.config.reliable = Some(ReliableConfig::default());
             options.connector = Some(Connector::new(move || {
-                let addrs = addrs.clone();
-                async move {
-                    connect_any(&addrs)
-                        .await
-                        .map(|s| Box::new(s) as BoxedTransport)
-                }
+                let peer = peer.clone();
+                async move { peer.connect().await.map(|s| Box::new(s) as BoxedTransport) }
             }));
         }
         self.attach(stream, options).await
@@ -509,19 +506,19 @@ impl Endpoint {
     /// (its client reconnected after the network broke) is handed to that link,
     /// which is returned; any other becomes a new link.
     pub async fn accept_tcp(&self, listener: &tokio::net::TcpListener) -> Result<Link, CallError> {
-        let (stream, _) = listener.accept().await.map_err(io_error)?;
-        let stream = with_nodelay(stream);
+        let (stream, _) = accept_tcp(listener).await?;
         let Some(window) = self.inner.tcp_resume else {
             return self.attach(stream, LinkOptions::stream()).await;
         };
-        let (hello, prefix, stream) = read_hello(stream).await.map_err(io_error)?;
+        let FirstFrame { hello, transport } = peek_hello(stream, HELLO_WAIT).await?;
         if let Some(session) = hello.and_then(|h| h.session) {
             for link in self.all_links() {
                 // Waiting for its peer, or not aware yet that the old connection
                 // broke (the client noticed first): either way the session is here.
-                if let Ok((Some(peer), _)) = link.actor().send(PeerSession).await {
+                if let Ok(PeerSessionState { id: Some(peer), .. }) =
+                    link.actor().send(PeerSession).await
+                {
                     if peer == session.id {
-                        let transport = Prefixed::new(prefix, stream);
                         link.actor().do_send(Reconnected(Box::new(transport)));
                         return Ok(link);
                     }
@@ -531,7 +528,7 @@ impl Endpoint {
         let mut options = LinkOptions::stream();
         options.config.reliable = Some(ReliableConfig::default());
         options.resume_window = Some(window);
-        self.attach(Prefixed::new(prefix, stream), options).await
+        self.attach(transport, options).await
     }
 
     fn all_links(&self) -> Vec<Link> {
@@ -546,7 +543,7 @@ impl Endpoint {
     /// `unix:PATH`), with options fitting its kind (serial framing and chunks sized
     /// from the baud rate for serial ports).
     pub async fn open(&self, spec: &LinkSpec) -> Result<Link, CallError> {
-        let transport = spec.open().await.map_err(io_error)?;
+        let transport = spec.open().await?;
         let options = match spec {
             LinkSpec::Serial { baud, .. } => LinkOptions::serial(*baud),
             _ => LinkOptions::stream(),
@@ -562,7 +559,7 @@ impl Endpoint {
         R: FnMut(usize) -> io::Result<Vec<u8>> + Send + 'static,
         S: FnMut(&[u8]) -> io::Result<()> + Send + 'static,
     {
-        let pipe = PipeTransport::new(recv, send).map_err(io_error)?;
+        let pipe = PipeTransport::new(recv, send)?;
         let mut options = LinkOptions::serial(115_200);
         options.flush = true;
         self.attach(pipe, options).await
@@ -609,17 +606,18 @@ impl Endpoint {
     ) -> Result<netcore_actors::Response, CallError> {
         let link = self
             .link(id)
-            .ok_or_else(|| CallError::LinkDown(format!("{id} is not attached")))?;
+            .ok_or(CallError::LinkDown(DownReason::NotAttached(Some(id))))?;
         link.call(route, body).await
     }
 
-    /// Closes the link `id` at once (its pending calls fail with `LinkDown`); the
-    /// endpoint's other links are not affected. Returns false if it was not attached.
+    /// Closes the link `id` at once (its pending calls fail with
+    /// `LinkDown(DownReason::Detached)`); the endpoint's other links are not
+    /// affected. Returns false if it was not attached.
     pub async fn detach(&self, id: LinkId) -> bool {
         let Some(link) = self.link(id) else {
             return false;
         };
-        let _ = link.actor().send(Shutdown("detached".into())).await;
+        let _ = link.actor().send(Shutdown(DownReason::Detached)).await;
         if let Ok(mut links) = self.inner.links.lock() {
             links.retain(|l| l.id() != id);
         }
@@ -631,7 +629,7 @@ impl Endpoint {
         self.links()
             .into_iter()
             .next()
-            .ok_or_else(|| CallError::LinkDown("no link attached".into()))
+            .ok_or(CallError::LinkDown(DownReason::NotAttached(None)))
     }
 
     /// Stops the endpoint. Policy: every link sends GOAWAY (the peer opens no new
@@ -665,7 +663,10 @@ impl Endpoint {
             // at least a moment past it for the GOAWAY of a link cut off.
             let flush_until = deadline.max(tokio::time::Instant::now() + FLUSH_GRACE);
             let _ = tokio::time::timeout_at(flush_until, link.actor().send(Flush)).await;
-            let _ = link.actor().send(Shutdown("endpoint stopped".into())).await;
+            let _ = link
+                .actor()
+                .send(Shutdown(DownReason::EndpointStopped))
+                .await;
         }
         if let Ok(mut all) = self.inner.links.lock() {
             all.clear();
@@ -683,64 +684,4 @@ impl Drop for Inner {
             arbiter.stop();
         }
     }
-}
-
-/// Connects to the first of `addrs` that answers (tokio tries each in turn and
-/// returns the last error), with `TCP_NODELAY` set.
-async fn connect_any(addrs: &[std::net::SocketAddr]) -> io::Result<tokio::net::TcpStream> {
-    if addrs.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "no address to connect to",
-        ));
-    }
-    tokio::net::TcpStream::connect(addrs)
-        .await
-        .map(with_nodelay)
-}
-
-/// Sets `TCP_NODELAY` on a new connection, best effort: a socket that refuses it
-/// still carries the link, small frames may only leave a little later.
-fn with_nodelay(stream: tokio::net::TcpStream) -> tokio::net::TcpStream {
-    let _ = stream.set_nodelay(true);
-    stream
-}
-
-/// Reads a new connection's first frame (stream framing) within 10 s: the peer's
-/// HELLO, if that is what it is, and every byte read so far (to be served again).
-async fn read_hello(
-    mut stream: tokio::net::TcpStream,
-) -> io::Result<(Option<Hello>, bytes::Bytes, tokio::net::TcpStream)> {
-    use netcore_proto::framing::{Framer, Framing, FramingKind};
-    use tokio::io::AsyncReadExt;
-    let mut framer = Framer::new(FramingKind::Stream, 64 * 1024);
-    let mut read = bytes::BytesMut::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let mut probe = read.clone();
-        match framer.decode(&mut probe) {
-            Ok(Some(frame)) => {
-                let hello = match netcore_proto::Envelope::decode(frame) {
-                    Ok(netcore_proto::Envelope {
-                        frame: netcore_proto::Frame::Hello(hello),
-                        ..
-                    }) => Some(hello),
-                    _ => None,
-                };
-                return Ok((hello, read.freeze(), stream));
-            }
-            Ok(None) => {}
-            Err(_) => return Ok((None, read.freeze(), stream)),
-        }
-        let n = tokio::time::timeout_at(deadline, stream.read_buf(&mut read))
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no HELLO within 10 s"))??;
-        if n == 0 {
-            return Ok((None, read.freeze(), stream));
-        }
-    }
-}
-
-fn io_error(error: io::Error) -> CallError {
-    CallError::Io(error.to_string())
 }

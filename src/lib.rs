@@ -26,7 +26,7 @@ pub use netcore_actors::proto;
 pub use netcore_actors::supervision::{RestartPolicy, ServiceError};
 pub use netcore_actors::timer_actor::{TaskHandle, Timers};
 pub use netcore_actors::{
-    Body, BodyStream, CallError, HandleRequest, HandlerError, HandlerResult, LinkId, LinkOptions,
-    LinkState, Payload, Progress, Reply, Request, Response,
+    Body, BodyStream, CallError, DownReason, HandleRequest, HandlerError, HandlerResult, LinkId,
+    LinkOptions, LinkState, Payload, Progress, Reply, Request, Response,
 };
 pub use netcore_proto::{ErrorCode, Priority};

@@ -6,7 +6,9 @@ use bytes::Bytes;
 use netcore_actors::event_bus::{Event, EventBus};
 use netcore_actors::link_actor::{Call, CancelStream, SendOneWay};
 use netcore_actors::scheduler_actor::{Progress, WatchProgress};
-use netcore_actors::{CallError, LinkActor, LinkId, LinkRef, LinkState, Payload, Response};
+use netcore_actors::{
+    CallError, DownReason, LinkActor, LinkId, LinkRef, LinkState, Payload, Response,
+};
 use netcore_proto::link::Message;
 use netcore_proto::{ErrorCode, Priority, StreamId};
 use std::future::{Future, IntoFuture};
@@ -16,7 +18,7 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 
 /// A running link. Cheap to clone; calls on a link that went down fail with
-/// [`CallError::LinkDown`].
+/// [`CallError::LinkDown`], carrying why it went down (see [`Link::closed`]).
 #[derive(Clone)]
 pub struct Link {
     link: LinkRef,
@@ -53,7 +55,7 @@ impl Link {
             .scheduler
             .send(WatchProgress { stream, total })
             .await
-            .map_err(|_| down())?;
+            .map_err(|_| self.down())?;
         if let Some(bus) = self.events.clone() {
             let (mut watch, link) = (progress.clone(), self.link.id);
             actix_rt::spawn(async move {
@@ -62,7 +64,7 @@ impl Link {
                     let Progress { sent, total } = *watch.borrow_and_update();
                     bus.publish(Event::TransferProgress {
                         link,
-                        stream: stream.0,
+                        stream,
                         done: sent,
                         total,
                     });
@@ -96,18 +98,27 @@ impl Link {
 
     /// True while messages flow.
     pub fn is_up(&self) -> bool {
-        *self.state.borrow() == LinkState::Up
+        matches!(*self.state.borrow(), LinkState::Up)
+    }
+
+    /// The error of a call the link's actor could not take: the link went down
+    /// (with its reason), or its actor stopped.
+    fn down(&self) -> CallError {
+        match &*self.state.borrow() {
+            LinkState::Down(why) => CallError::LinkDown(why.clone()),
+            _ => CallError::LinkDown(DownReason::ActorStopped),
+        }
     }
 
     /// Waits until the link is down; returns why.
-    pub async fn closed(&self) -> String {
+    pub async fn closed(&self) -> DownReason {
         let mut state = self.state.clone();
         loop {
             if let LinkState::Down(why) = &*state.borrow_and_update() {
                 return why.clone();
             }
             if state.changed().await.is_err() {
-                return "link actor stopped".into();
+                return DownReason::ActorStopped;
             }
         }
     }
@@ -184,7 +195,7 @@ impl Link {
             .addr
             .send(SendOneWay { message, payload })
             .await
-            .map_err(|_| down())??;
+            .map_err(|_| self.down())??;
         Ok((stream, announced))
     }
 
@@ -311,7 +322,7 @@ impl CallBuilder {
                 stream_answer,
             })
             .await
-            .map_err(|_| down())??;
+            .map_err(|_| link.down())??;
         let transfer = if streams_file {
             Some(link.transfer(stream, total).await?)
         } else {
@@ -362,7 +373,7 @@ impl PendingCall {
         self.answer = None;
         match outcome {
             Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(down()),
+            Ok(Err(_)) => Err(self.link.down()),
             Err(_) => {
                 self.link.cancel(self.stream, ErrorCode::Timeout);
                 Err(CallError::Timeout(self.timeout))
@@ -396,8 +407,4 @@ async fn with_payload(
 ) -> Result<(Message, Option<Payload>), CallError> {
     let payload = payload.into_message(&mut message).await?;
     Ok((message, payload))
-}
-
-fn down() -> CallError {
-    CallError::LinkDown("link actor stopped".into())
 }

@@ -11,7 +11,7 @@
 use bytes::Bytes;
 use netcore::actors::supervision::InjectPanic;
 use netcore::actors::transport::accept_tcp;
-use netcore::proto::{MessageKind, StreamId};
+use netcore::proto::{MessageKind, ProtocolError, StreamId};
 use netcore::{
     Blueprint, Body, CallError, Endpoint, ErrorCode, LinkOptions, Next, Priority, Progress, Reply,
     Request, RequestContext, RestartPolicy, ServiceError,
@@ -427,7 +427,9 @@ async fn messages_the_protocol_cannot_carry_are_rejected_before_they_leave() {
     let (_s, _sl, _c, link) = tcp_pair(server, Endpoint::builder()).await;
     let long_route = "r".repeat(2000);
     let rejected = |result: Result<(), CallError>, what: &str| match result {
-        Err(CallError::Rejected(why)) => assert!(why.contains("route"), "{what}: {why}"),
+        Err(CallError::Rejected(why)) => {
+            assert!(why.to_string().contains("route"), "{what}: {why}")
+        }
         other => panic!("{what}: expected Rejected, got {other:?}"),
     };
     rejected(link.call(long_route.clone(), "x").await.map(drop), "a call");
@@ -440,11 +442,11 @@ async fn messages_the_protocol_cannot_carry_are_rejected_before_they_leave() {
         call = call.header(format!("h{i}"), "v");
     }
     match call.await {
-        Err(CallError::Rejected(why)) => assert!(why.contains("header"), "{why}"),
+        Err(CallError::Rejected(why)) => assert!(why.to_string().contains("header"), "{why}"),
         other => panic!("40 headers: expected Rejected, got {other:?}"),
     }
     assert_eq!(
-        CallError::Rejected(String::new()).code(),
+        CallError::Rejected(ProtocolError::NoHandshake).code(),
         ErrorCode::Refused
     );
     // Nothing left, and the link still carries what it can.
@@ -459,10 +461,18 @@ async fn connecting_to_a_closed_port_is_an_io_error() {
     drop(listener);
     let client = Endpoint::builder().start();
     match within("the connection attempt", client.connect_tcp(addr)).await {
-        Err(CallError::Io(why)) => assert!(!why.is_empty()),
+        Err(error @ CallError::Io(_)) => {
+            let source = std::error::Error::source(&error).expect("the io::Error");
+            let io = source
+                .downcast_ref::<std::io::Error>()
+                .expect("an io::Error");
+            assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused, "{error}");
+            assert!(error.to_string().contains(&addr.to_string()), "{error}");
+        }
         other => panic!("expected Io, got {other:?}"),
     }
-    assert_eq!(CallError::Io(String::new()).code(), ErrorCode::Internal);
+    let io = CallError::from(std::io::Error::other("x"));
+    assert_eq!(io.code(), ErrorCode::Internal);
 }
 
 /// Under a plain tokio runtime (no actix System) `start` fails at once, saying

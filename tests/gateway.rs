@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use netcore::actors::transport::{throttled_pair, ThrottleConfig};
-use netcore::{CallError, Endpoint, LinkId, LinkOptions};
+use netcore::{CallError, DownReason, Endpoint, LinkId, LinkOptions};
 use std::time::Duration;
 
 fn device(name: &'static str) -> Endpoint {
@@ -86,7 +86,7 @@ async fn three_links_one_killed() {
         .unwrap();
     assert!(matches!(
         gateway.call_on(l2.id(), "name", "").await,
-        Err(CallError::LinkDown(_))
+        Err(CallError::LinkDown(DownReason::NotAttached(Some(id)))) if id == l2.id()
     ));
     assert_eq!(gateway.links().len(), 2);
     assert_eq!(
@@ -105,7 +105,10 @@ async fn three_links_one_killed() {
     );
     assert!(gateway.detach(l1.id()).await);
     assert!(!gateway.detach(l1.id()).await);
-    assert!(l1.call("name", "").await.is_err());
+    assert_eq!(
+        l1.call("name", "").await.map(drop),
+        Err(CallError::LinkDown(DownReason::Detached))
+    );
     assert_eq!(text(l3.call("name", "").await.unwrap()), "cloud");
     assert_eq!(text(l4.call("name", "").await.unwrap()), "sensor-4");
 }

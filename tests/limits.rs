@@ -1,6 +1,7 @@
 //! The runtime's limits, pushed past over real TCP loopback links: the router's
 //! `max_workers` + `max_queued`, the per-link spool limit
-//! (`SpoolLimits::max_spooling`), `max_inbound_streams`, and a call's timeout.
+//! (`SpoolLimits::max_spooling`), `max_inbound_streams`, a caller's
+//! `max_message_bytes` for answers, and a call's timeout.
 //! Each time the one message beyond the limit fails with its typed error, exactly
 //! at the limit and not before; the calls already admitted, on the same link and on
 //! a second link to the same endpoint, still get their own answers; the limit holds
@@ -13,6 +14,7 @@ use common::{attach_client, within, Gate, HANG};
 use futures_util::FutureExt;
 use netcore::actors::link_actor::InFlight;
 use netcore::actors::stream_actor::SpoolLimits;
+use netcore::proto::ProtocolError;
 use netcore::{
     CallError, Endpoint, ErrorCode, Link, LinkOptions, Payload, PendingCall, Reply, Request,
 };
@@ -305,4 +307,25 @@ async fn a_call_past_its_timeout_fails_with_timeout_and_frees_its_handler_and_sl
     round_trip(&link_a).await;
     assert_eq!(in_flight(&server_a).await, 0);
     assert_eq!(in_flight(&server_b).await, 0);
+}
+
+#[actix_rt::test]
+async fn an_answer_beyond_the_callers_max_message_bytes_fails_the_call_as_refused_here() {
+    let server = Endpoint::builder().route("echo", echo).start();
+    let mut options = LinkOptions::stream();
+    options.config.limits.max_message_bytes = 64 * 1024;
+    let client = Endpoint::builder()
+        .route("big", || async { Bytes::from(vec![7u8; 300_000]) })
+        .route("echo", echo);
+    let (server_link, _client, client_link) = attach_client(&server, client, Some(options)).await;
+    match within("the refused answer", server_link.call("big", "")).await {
+        Err(error @ CallError::AnswerRefused(ProtocolError::MessageTooLarge { .. })) => {
+            assert_eq!(error.code(), ErrorCode::TooLarge);
+            assert!(error.to_string().contains("300000"), "{error}");
+        }
+        other => panic!("expected AnswerRefused(MessageTooLarge), got {other:?}"),
+    }
+    // Only that answer: the link carries what fits, both ways.
+    round_trip(&server_link).await;
+    round_trip(&client_link).await;
 }

@@ -1,6 +1,7 @@
 //! Every kind of link carries calls both ways: Unix sockets, any AsyncRead +
 //! AsyncWrite (an in-memory duplex), and a pair of plain blocking functions
-//! (Python Netcore's `Pipe(recv, send)`).
+//! (Python Netcore's `Pipe(recv, send)`). A link whose transport fails goes down
+//! with the `io::Error` as its reason, and its peer sees the end of stream.
 #![allow(clippy::unwrap_used)]
 
 use netcore::actors::transport::LinkSpec;
@@ -82,4 +83,87 @@ async fn blocking_send_and_recv_functions() {
     let (rb, sb) = pipe(y);
     let (la, lb) = tokio::join!(a.attach_pipe(ra, sa), b.attach_pipe(rb, sb));
     check(&la.unwrap(), &lb.unwrap()).await;
+}
+
+/// A transport whose reads fail with `ConnectionReset` once `broken` is set (from
+/// the next read on: the peer's next bytes wake the reader).
+struct Breakable<T> {
+    inner: T,
+    broken: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Breakable<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.broken.load(std::sync::atomic::Ordering::SeqCst) {
+            let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "cut by the test");
+            return std::task::Poll::Ready(Err(reset));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Breakable<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[actix_rt::test]
+async fn a_failed_read_takes_the_link_down_with_the_io_error() {
+    use netcore::{CallError, DownReason};
+    use std::error::Error;
+    let (a, b) = (endpoint("a"), endpoint("b"));
+    let (sa, sb) = tokio::io::duplex(64 * 1024);
+    let broken = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sa = Breakable {
+        inner: sa,
+        broken: broken.clone(),
+    };
+    let (la, lb) = tokio::join!(
+        a.attach(sa, LinkOptions::stream()),
+        b.attach(sb, LinkOptions::stream())
+    );
+    let (la, lb) = (la.unwrap(), lb.unwrap());
+    check(&la, &lb).await;
+
+    broken.store(true, std::sync::atomic::Ordering::SeqCst);
+    lb.send("echo", "wakes a's reader").await.unwrap();
+    let limit = std::time::Duration::from_secs(20);
+    let reason = tokio::time::timeout(limit, la.closed()).await.unwrap();
+    let DownReason::Transport(error) = &reason else {
+        panic!("went down for another reason: {reason}");
+    };
+    assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset);
+    assert!(reason.to_string().contains("cut by the test"), "{reason}");
+    let source = reason.source().expect("the io::Error");
+    assert!(source.downcast_ref::<std::io::Error>().is_some());
+    // Calls fail with that reason, and the peer saw its transport end.
+    assert_eq!(
+        la.call("name", "").await.map(drop),
+        Err(CallError::LinkDown(reason.clone()))
+    );
+    let peer = tokio::time::timeout(limit, lb.closed()).await.unwrap();
+    assert_eq!(peer, DownReason::EndOfStream);
 }

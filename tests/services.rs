@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 use netcore::actors::supervision::InjectPanic;
+use netcore::proto::StreamId;
 use netcore::{Endpoint, Event};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -123,26 +124,34 @@ async fn off_stops_delivery() {
     let link_id = netcore::LinkId(999);
     server.events().publish(Event::Canceled {
         link: link_id,
-        stream: 1,
+        stream: StreamId(1),
     });
     eventually("the first event", || count.load(Ordering::SeqCst) == 1).await;
     server.events().off(id);
     server.events().publish(Event::Canceled {
         link: link_id,
-        stream: 2,
+        stream: StreamId(2),
     });
     // The bus handles its messages in order, one event at a time: once a later
     // event reached another subscriber, the second one has been dealt with.
     let (barrier, passed) = tokio::sync::oneshot::channel();
     server.events().once(
-        |e| matches!(e, Event::Canceled { stream: 3, .. }),
+        |e| {
+            matches!(
+                e,
+                Event::Canceled {
+                    stream: StreamId(3),
+                    ..
+                }
+            )
+        },
         move |_| {
             let _ = barrier.send(());
         },
     );
     server.events().publish(Event::Canceled {
         link: link_id,
-        stream: 3,
+        stream: StreamId(3),
     });
     tokio::time::timeout(Duration::from_secs(10), passed)
         .await

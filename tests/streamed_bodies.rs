@@ -8,7 +8,9 @@
 #![allow(clippy::unwrap_used)]
 
 use netcore::actors::link_actor::Shutdown;
-use netcore::{Body, CallError, Endpoint, Link, Payload, PendingCall, Progress, Reply, Request};
+use netcore::{
+    Body, CallError, DownReason, Endpoint, Link, Payload, PendingCall, Progress, Reply, Request,
+};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tempfile::TempDir;
@@ -234,8 +236,12 @@ async fn a_link_that_goes_down_mid_body_ends_the_stream_with_an_error() {
     let (_dir, call) = upload(&link, "cut", Duration::from_secs(30)).await;
     started_rx.await.unwrap();
     // Closed at once, no GOAWAY, no draining: the server sees the TCP stream end.
-    link.actor().do_send(Shutdown("cut by the test".into()));
-    assert!(matches!(call.response().await, Err(CallError::LinkDown(_))));
+    link.actor()
+        .do_send(Shutdown(DownReason::Closed("cut by the test".into())));
+    assert!(matches!(
+        call.response().await,
+        Err(CallError::LinkDown(DownReason::Closed(why))) if why == "cut by the test"
+    ));
     let (kind, _, result) = tokio::time::timeout(Duration::from_secs(20), seen.recv())
         .await
         .expect("the handler's stream never ended")

@@ -1,7 +1,7 @@
 //! Two endpoints over TCP loopback.
 #![allow(clippy::unwrap_used)]
 
-use netcore::{Body, CallError, Endpoint, ErrorCode, Link, Priority, Reply, Request};
+use netcore::{Body, CallError, DownReason, Endpoint, ErrorCode, Link, Priority, Reply, Request};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -200,13 +200,24 @@ async fn the_server_canceling_a_request_fails_the_call() {
 
 #[actix_rt::test]
 async fn stop_sends_goaway_and_fails_later_calls() {
-    let (server, _sl, _c, link) = pair(Endpoint::builder().route("echo", echo)).await;
+    let (server, server_link, _c, link) = pair(Endpoint::builder().route("echo", echo)).await;
     link.call("echo", "x").await.unwrap();
     let cut = server.stop().await;
     assert_eq!(cut, 0);
+    assert_eq!(server_link.closed().await, DownReason::EndpointStopped);
     let down = tokio::time::timeout(Duration::from_secs(5), link.closed()).await;
-    assert!(down.is_ok(), "the client saw the link close");
-    assert!(link.call("echo", "x").await.is_err());
+    // The client heard the server's GOAWAY before its connection ended.
+    assert_eq!(
+        down.expect("the client saw the link close"),
+        DownReason::PeerWentAway(ErrorCode::NoError)
+    );
+    // Later calls fail for that reason too.
+    assert_eq!(
+        link.call("echo", "x").await.map(drop),
+        Err(CallError::LinkDown(DownReason::PeerWentAway(
+            ErrorCode::NoError
+        )))
+    );
 }
 
 #[actix_rt::test]

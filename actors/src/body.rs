@@ -4,6 +4,7 @@
 
 use crate::body_stream::BodyStream;
 use crate::error::CallError;
+use crate::transport::with_context;
 use bytes::Bytes;
 use netcore_proto::link::Message;
 use std::io;
@@ -213,7 +214,7 @@ impl Payload {
             Payload::File(path) => {
                 let len = tokio::fs::metadata(&path)
                     .await
-                    .map_err(|e| CallError::Io(format!("{}: {e}", path.display())))?
+                    .map_err(|e| CallError::from(with_context(e, path.display())))?
                     .len();
                 message.body = None;
                 message.streamed_len = Some(len);

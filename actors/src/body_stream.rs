@@ -14,7 +14,7 @@
 //! gets a CANCEL and stops sending (its call fails with `Canceled`, unless the
 //! handler's answer reached it first).
 
-use crate::error::CallError;
+use crate::error::{CallError, DownReason};
 use crate::link_actor::{LinkActor, Release, StreamOpened};
 use actix::prelude::*;
 use bytes::Bytes;
@@ -125,7 +125,7 @@ impl BodyStream {
         let Some(item) = item else {
             // The protocol core dropped its side without an end: the link is gone.
             self.finished = true;
-            let error = CallError::LinkDown("the link closed during a streamed body".into());
+            let error = CallError::LinkDown(DownReason::ActorStopped);
             return Err(io::Error::new(io::ErrorKind::ConnectionAborted, error));
         };
         match item {

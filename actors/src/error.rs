@@ -1,12 +1,25 @@
-//! Errors that reach application code: on the calling side ([`CallError`]) and
-//! from handlers ([`HandlerError`]), both carrying a wire [`ErrorCode`].
+//! Errors that reach application code: on the calling side ([`CallError`]), why
+//! a link went down ([`DownReason`]), and from handlers ([`HandlerError`]).
+//!
+//! [`CallError`] and [`DownReason`] keep what caused them (the [`io::Error`], the
+//! [`ProtocolError`], the down reason) and hand it out through
+//! [`std::error::Error::source`]; their `Display` names the cause too, so a plain
+//! `{error}` is enough to log.
 
+use crate::LinkId;
 use netcore_proto::{ErrorCode, ProtocolError};
+use std::error::Error;
 use std::fmt;
+use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Why a call, a one-way message or a transfer failed, as the caller sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Two errors are equal when their variants and contents are; [`io::Error`]s,
+/// which are not `PartialEq`, compare by kind and message.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum CallError {
     /// The peer answered with an error response (`code`, and its explanation).
     Remote {
@@ -19,18 +32,22 @@ pub enum CallError {
     Timeout(Duration),
     /// The call was canceled (by this side, or by the peer with this code).
     Canceled(ErrorCode),
-    /// The link failed or closed before the answer arrived.
-    LinkDown(String),
+    /// The link failed or closed before the answer arrived (or there is no link).
+    LinkDown(DownReason),
     /// The link reconnected to a peer that had lost its session (it restarted):
     /// the request was lost with it and may be sent again.
     PeerReset,
-    /// The protocol rejected the message before it left (bad route, link not
-    /// connected).
-    Rejected(String),
+    /// The protocol refused the message before it left (a route or headers too
+    /// long, the link not connected).
+    Rejected(ProtocolError),
+    /// The peer answered, and this side refused the answer on arrival (larger
+    /// than `max_message_bytes`, beyond the inbound limits, its spool failed);
+    /// the peer was told with a CANCEL carrying the error's code.
+    AnswerRefused(ProtocolError),
     /// A local I/O failure: reading the file to send (missing, unreadable, or
     /// shrinking while it is sent), a channel body yielding more or fewer bytes
-    /// than it announced, connecting a transport.
-    Io(String),
+    /// than it announced, connecting or accepting a transport.
+    Io(Arc<io::Error>),
 }
 
 impl CallError {
@@ -43,6 +60,7 @@ impl CallError {
             CallError::LinkDown(_) => ErrorCode::GoingAway,
             CallError::PeerReset => ErrorCode::PeerReset,
             CallError::Rejected(_) => ErrorCode::Refused,
+            CallError::AnswerRefused(error) => error.code(),
             CallError::Io(_) => ErrorCode::Internal,
         }
     }
@@ -57,12 +75,53 @@ impl fmt::Display for CallError {
             CallError::LinkDown(why) => write!(f, "link down: {why}"),
             CallError::PeerReset => f.write_str("the peer restarted and lost the request"),
             CallError::Rejected(why) => write!(f, "message rejected: {why}"),
-            CallError::Io(why) => write!(f, "i/o error: {why}"),
+            CallError::AnswerRefused(why) => write!(f, "answer refused here: {why}"),
+            CallError::Io(error) => write!(f, "i/o error: {error}"),
         }
     }
 }
 
-impl std::error::Error for CallError {}
+impl Error for CallError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            CallError::LinkDown(why) => Some(why),
+            CallError::Rejected(error) | CallError::AnswerRefused(error) => Some(error),
+            CallError::Io(error) => Some(&**error),
+            _ => None,
+        }
+    }
+}
+
+impl PartialEq for CallError {
+    fn eq(&self, other: &Self) -> bool {
+        use CallError::*;
+        match (self, other) {
+            (
+                Remote { code, message },
+                Remote {
+                    code: other_code,
+                    message: other_message,
+                },
+            ) => code == other_code && message == other_message,
+            (Timeout(a), Timeout(b)) => a == b,
+            (Canceled(a), Canceled(b)) => a == b,
+            (LinkDown(a), LinkDown(b)) => a == b,
+            (PeerReset, PeerReset) => true,
+            (Rejected(a), Rejected(b)) => a == b,
+            (AnswerRefused(a), AnswerRefused(b)) => a == b,
+            (Io(a), Io(b)) => same_io(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for CallError {}
+
+/// Whether two shared I/O errors are the same one, or of the same kind with the
+/// same message.
+fn same_io(a: &Arc<io::Error>, b: &Arc<io::Error>) -> bool {
+    Arc::ptr_eq(a, b) || (a.kind() == b.kind() && a.to_string() == b.to_string())
+}
 
 /// A message the link closing (GOAWAY sent or received) kept from leaving fails
 /// as one the peer refused while going away: `Canceled(GoingAway)`, whichever side
@@ -71,7 +130,129 @@ impl From<ProtocolError> for CallError {
     fn from(error: ProtocolError) -> Self {
         match error {
             ProtocolError::GoingAway => CallError::Canceled(ErrorCode::GoingAway),
-            error => CallError::Rejected(error.to_string()),
+            error => CallError::Rejected(error),
+        }
+    }
+}
+
+/// A local I/O failure: [`CallError::Io`].
+impl From<io::Error> for CallError {
+    fn from(error: io::Error) -> Self {
+        CallError::Io(Arc::new(error))
+    }
+}
+
+/// Why a link went down (`LinkState::Down`, `Link::closed`, `Event::LinkDown`,
+/// [`CallError::LinkDown`]).
+///
+/// Two reasons are equal when their variants and contents are; [`io::Error`]s,
+/// which are not `PartialEq`, compare by kind and message.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum DownReason {
+    /// Closed on this side, for the reason given (a `Shutdown` sent to the link's
+    /// actor).
+    Closed(String),
+    /// Detached from its endpoint (`Endpoint::detach`).
+    Detached,
+    /// Its endpoint stopped (`Endpoint::stop`).
+    EndpointStopped,
+    /// The peer closed the transport (end of stream) after telling us it was going
+    /// away (GOAWAY, with this code: `NoError` when it stopped, the cause when its
+    /// side of the link failed).
+    PeerWentAway(ErrorCode),
+    /// The transport ended (end of stream) without a word from the peer.
+    EndOfStream,
+    /// Reading from or writing to the transport failed.
+    Transport(Arc<io::Error>),
+    /// The peer stopped answering: unanswered keepalive PINGs, or a reliable-mode
+    /// frame sent the maximum number of times without an acknowledgement.
+    Unresponsive {
+        /// Which mechanism gave up.
+        what: &'static str,
+    },
+    /// The peer broke the protocol, or a limit fatal to the link was hit.
+    Protocol(ProtocolError),
+    /// The transport broke on the accepting side and the peer did not reconnect
+    /// within the resume window (`EndpointBuilder::tcp_resume`).
+    ResumeWindowElapsed(Duration),
+    /// The transport broke and the link is reconnecting (or waiting for its peer
+    /// to): only in `Event::LinkDown`, followed by `Event::LinkUp` once the
+    /// session resumed.
+    Reconnecting,
+    /// The link's actor stopped without going down first (its arbiter or the
+    /// actix system stopped).
+    ActorStopped,
+    /// The endpoint has no such link up (`Endpoint::call_on` with this id), or no
+    /// link at all (`Endpoint::default_link`, `None`).
+    NotAttached(Option<LinkId>),
+}
+
+impl DownReason {
+    /// The reason a session failure is: [`DownReason::Unresponsive`] for a peer
+    /// that stopped answering, [`DownReason::Protocol`] for any other.
+    pub fn from_protocol(error: ProtocolError) -> DownReason {
+        match error {
+            ProtocolError::Unresponsive { what } => DownReason::Unresponsive { what },
+            error => DownReason::Protocol(error),
+        }
+    }
+}
+
+impl fmt::Display for DownReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DownReason::Closed(why) => write!(f, "closed: {why}"),
+            DownReason::Detached => f.write_str("detached"),
+            DownReason::EndpointStopped => f.write_str("endpoint stopped"),
+            DownReason::PeerWentAway(code) => write!(f, "the peer went away ({code})"),
+            DownReason::EndOfStream => f.write_str("the peer closed the link"),
+            DownReason::Transport(error) => write!(f, "transport failed: {error}"),
+            DownReason::Unresponsive { what } => {
+                write!(f, "the peer stopped answering ({what})")
+            }
+            DownReason::Protocol(error) => write!(f, "protocol error: {error}"),
+            DownReason::ResumeWindowElapsed(window) => write!(
+                f,
+                "the peer did not reconnect within the resume window ({window:?})"
+            ),
+            DownReason::Reconnecting => f.write_str("transport broke; reconnecting"),
+            DownReason::ActorStopped => f.write_str("link actor stopped"),
+            DownReason::NotAttached(Some(id)) => write!(f, "{id} is not attached"),
+            DownReason::NotAttached(None) => f.write_str("no link attached"),
+        }
+    }
+}
+
+impl PartialEq for DownReason {
+    fn eq(&self, other: &Self) -> bool {
+        use DownReason::*;
+        match (self, other) {
+            (Closed(a), Closed(b)) => a == b,
+            (Detached, Detached)
+            | (EndpointStopped, EndpointStopped)
+            | (EndOfStream, EndOfStream)
+            | (Reconnecting, Reconnecting)
+            | (ActorStopped, ActorStopped) => true,
+            (PeerWentAway(a), PeerWentAway(b)) => a == b,
+            (Transport(a), Transport(b)) => same_io(a, b),
+            (Unresponsive { what: a }, Unresponsive { what: b }) => a == b,
+            (Protocol(a), Protocol(b)) => a == b,
+            (ResumeWindowElapsed(a), ResumeWindowElapsed(b)) => a == b,
+            (NotAttached(a), NotAttached(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for DownReason {}
+
+impl Error for DownReason {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            DownReason::Transport(error) => Some(&**error),
+            DownReason::Protocol(error) => Some(error),
+            _ => None,
         }
     }
 }
@@ -111,13 +292,68 @@ impl fmt::Display for HandlerError {
     }
 }
 
-impl std::error::Error for HandlerError {}
+impl Error for HandlerError {}
 
 /// An I/O failure inside a handler (reading a body stream or a spooled file,
 /// writing somewhere) is the handler failing: `HandlerFailed`, with the error's
 /// text, so `?` works on `io::Result` in handlers.
-impl From<std::io::Error> for HandlerError {
-    fn from(error: std::io::Error) -> Self {
+impl From<io::Error> for HandlerError {
+    fn from(error: io::Error) -> Self {
         HandlerError::failed(error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_hand_out_their_cause_as_source_and_name_it() {
+        let refused = io::Error::new(io::ErrorKind::ConnectionRefused, "refused by 10.0.0.1");
+        let down = DownReason::Transport(Arc::new(refused));
+        let error = CallError::LinkDown(down.clone());
+        assert!(error.to_string().contains("refused by 10.0.0.1"), "{error}");
+        let source = error.source().expect("the down reason");
+        assert_eq!(source.downcast_ref::<DownReason>(), Some(&down));
+        let io = source.source().expect("the io::Error");
+        let io = io.downcast_ref::<io::Error>().expect("an io::Error");
+        assert_eq!(io.kind(), io::ErrorKind::ConnectionRefused);
+
+        let rejected = CallError::from(ProtocolError::NoHandshake);
+        assert_eq!(rejected, CallError::Rejected(ProtocolError::NoHandshake));
+        let source = rejected.source().expect("the protocol error");
+        assert_eq!(
+            source.downcast_ref::<ProtocolError>(),
+            Some(&ProtocolError::NoHandshake)
+        );
+        assert!(CallError::PeerReset.source().is_none());
+        assert!(DownReason::EndOfStream.source().is_none());
+    }
+
+    #[test]
+    fn going_away_refusals_are_cancels_and_unresponsive_peers_are_named() {
+        assert_eq!(
+            CallError::from(ProtocolError::GoingAway),
+            CallError::Canceled(ErrorCode::GoingAway)
+        );
+        let what = "keepalive PINGs unanswered";
+        assert_eq!(
+            DownReason::from_protocol(ProtocolError::Unresponsive { what }),
+            DownReason::Unresponsive { what }
+        );
+        assert_eq!(
+            DownReason::from_protocol(ProtocolError::NoHandshake),
+            DownReason::Protocol(ProtocolError::NoHandshake)
+        );
+    }
+
+    #[test]
+    fn io_errors_compare_by_kind_and_message() {
+        let error = |kind, text: &str| CallError::from(io::Error::new(kind, text.to_owned()));
+        let eof = io::ErrorKind::UnexpectedEof;
+        assert_eq!(error(eof, "short"), error(eof, "short"));
+        assert_ne!(error(eof, "short"), error(eof, "long"));
+        assert_ne!(error(eof, "short"), error(io::ErrorKind::Other, "short"));
+        assert_eq!(error(eof, "short").code(), ErrorCode::Internal);
     }
 }

@@ -21,11 +21,13 @@
 //!   subscribers it had not reached yet. The bus reports its own restart on
 //!   itself, and its escalation too, delivered just before it stops.
 
+use crate::error::DownReason;
 use crate::link_actor::LinkId;
 use crate::supervision::{guard, run_supervised, RestartPolicy, Restartable, Supervision};
 #[cfg(feature = "test-util")]
 use crate::supervision::{InjectPanic, ServiceError};
 use actix::prelude::*;
+use netcore_proto::StreamId;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -50,8 +52,9 @@ pub enum Event {
     LinkDown {
         /// The link.
         link: LinkId,
-        /// Why.
-        reason: String,
+        /// Why; [`DownReason::Reconnecting`] when its transport broke and it
+        /// reconnects (a `LinkUp` follows once the session resumed).
+        reason: DownReason,
     },
     /// A request arrived.
     Request {
@@ -74,14 +77,14 @@ pub enum Event {
         /// The link.
         link: LinkId,
         /// The stream.
-        stream: u64,
+        stream: StreamId,
     },
     /// A transfer progressed.
     TransferProgress {
         /// The link.
         link: LinkId,
         /// The stream.
-        stream: u64,
+        stream: StreamId,
         /// Bytes done.
         done: u64,
         /// Total bytes, if known.

@@ -26,7 +26,7 @@ pub mod transport;
 pub use body::{Body, Payload, SpooledFile};
 pub use body_stream::BodyStream;
 pub use cache_actor::{Cache, CacheActor, CacheConfig};
-pub use error::{CallError, HandlerError};
+pub use error::{CallError, DownReason, HandlerError};
 pub use event_bus::{Event, EventBus, EventBusActor, EventBusConfig, SubscriptionId};
 pub use link_actor::{LinkActor, LinkId, LinkOptions, LinkRef, LinkState, Response};
 pub use router_actor::{

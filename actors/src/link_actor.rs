@@ -17,7 +17,7 @@
 use crate::body::{Body, Payload, SpooledFile};
 use crate::body_stream::BodyStream;
 use crate::deadline::Deadline;
-use crate::error::CallError;
+use crate::error::{CallError, DownReason};
 use crate::one_way_queue::OneWayQueue;
 use crate::router_actor::{Canceled as RouterCanceled, Incoming};
 use crate::scheduler_actor::{feed_body, Apply, Close, Flush, Pull, SchedulerActor};
@@ -206,12 +206,12 @@ pub struct Response {
 /// Whether a link is usable.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LinkState {
-    /// Handshake in progress.
+    /// Handshake in progress (also while reconnecting).
     Connecting,
     /// Messages flow.
     Up,
     /// Closed or failed, with the reason.
-    Down(String),
+    Down(DownReason),
 }
 
 type CallReply = oneshot::Sender<Result<Response, CallError>>;
@@ -244,6 +244,9 @@ pub struct LinkActor {
     /// Counts transports: messages from the tasks of an older one are ignored.
     generation: u64,
     reconnecting: bool,
+    /// The code of the peer's GOAWAY, once received: the end of its transport is
+    /// then the peer going away, not a mere end of stream.
+    peer_going_away: Option<ErrorCode>,
     /// The bound on queued one-way messages (shared with the scheduler actor).
     one_way: OneWayQueue,
 }
@@ -305,6 +308,7 @@ impl LinkActor {
                 resume_window,
                 generation: 0,
                 reconnecting: false,
+                peer_going_away: None,
                 one_way,
             }
         };
@@ -385,10 +389,7 @@ impl LinkActor {
                 tracing::warn!(link = %self.id, stream = stream.0, %error, "refused inbound stream");
                 self.spooling.remove(&stream);
                 if let Some(reply) = self.forget_call(stream) {
-                    let _ = reply.send(Err(CallError::Remote {
-                        code: error.code(),
-                        message: format!("answer refused here: {error}"),
-                    }));
+                    let _ = reply.send(Err(CallError::AnswerRefused(error)));
                 }
             }
             LinkEvent::Pong { .. } | LinkEvent::Sent { .. } | LinkEvent::WantsBody { .. } => {}
@@ -402,13 +403,14 @@ impl LinkActor {
             }
             LinkEvent::GoAway { code, reason, .. } => {
                 tracing::info!(link = %self.id, %code, %reason, "peer is going away");
+                self.peer_going_away = Some(code);
             }
             LinkEvent::FrameDropped { error } => {
                 tracing::debug!(link = %self.id, %error, "dropped a damaged frame");
             }
             LinkEvent::Failed { error } => {
                 tracing::warn!(link = %self.id, %error, "link failed");
-                self.go_down(format!("protocol error: {error}"), ctx);
+                self.go_down(DownReason::from_protocol(error), ctx);
             }
             _ => {}
         }
@@ -480,14 +482,14 @@ impl LinkActor {
     }
 
     /// Every call in flight fails with [`CallError::LinkDown`].
-    fn fail_calls(&mut self, reason: &str) {
+    fn fail_calls(&mut self, reason: &DownReason) {
         self.streamed_answers.clear();
         for (_, reply) in self.calls.drain() {
-            let _ = reply.send(Err(CallError::LinkDown(reason.to_string())));
+            let _ = reply.send(Err(CallError::LinkDown(reason.clone())));
         }
     }
 
-    fn go_down(&mut self, reason: String, ctx: &mut Context<Self>) {
+    fn go_down(&mut self, reason: DownReason, ctx: &mut Context<Self>) {
         if matches!(*self.state.borrow(), LinkState::Down(_)) {
             return;
         }
@@ -561,12 +563,15 @@ impl LinkActor {
                     buf.reserve(read_size);
                 }
                 match reader.read_buf(&mut buf).await {
-                    Ok(0) => break "the peer closed the link".to_string(),
+                    Ok(0) => break DownReason::EndOfStream,
                     Ok(_) => match link.send(Input(buf, generation)).await {
                         Ok(rest) => buf = rest,
                         Err(_) => return,
                     },
-                    Err(error) => break format!("read failed: {error}"),
+                    Err(error) => {
+                        tracing::debug!(%error, "transport read failed");
+                        break DownReason::Transport(Arc::new(error));
+                    }
                 }
             };
             link.do_send(TransportClosed(reason, generation));
@@ -584,8 +589,9 @@ impl LinkActor {
                     result = writer.flush().await;
                 }
                 if let Err(error) = result {
+                    tracing::debug!(%error, "transport write failed");
                     link.do_send(TransportClosed(
-                        format!("write failed: {error}"),
+                        DownReason::Transport(Arc::new(error)),
                         generation,
                     ));
                     return;
@@ -597,7 +603,12 @@ impl LinkActor {
 
     /// The transport broke on the accepting side: wait `window` for the peer to
     /// reconnect (the endpoint hands its new connection over with `Reconnected`).
-    fn await_peer(&mut self, reason: String, window: std::time::Duration, ctx: &mut Context<Self>) {
+    fn await_peer(
+        &mut self,
+        reason: DownReason,
+        window: std::time::Duration,
+        ctx: &mut Context<Self>,
+    ) {
         if self.reconnecting {
             return;
         }
@@ -608,17 +619,14 @@ impl LinkActor {
         let generation = self.generation;
         ctx.run_later(window, move |act, ctx| {
             if act.reconnecting && act.generation == generation {
-                act.go_down(
-                    "the peer did not reconnect within the resume window".into(),
-                    ctx,
-                );
+                act.go_down(DownReason::ResumeWindowElapsed(window), ctx);
             }
         });
     }
 
     /// The transport broke and a connector is set: reopen it with exponential
     /// backoff (10 ms doubling to 5 s) and ±50% jitter, until it works.
-    fn reconnect(&mut self, reason: String, ctx: &mut Context<Self>) {
+    fn reconnect(&mut self, reason: DownReason, ctx: &mut Context<Self>) {
         let Some(connector) = self.connector.clone() else {
             return;
         };
@@ -659,17 +667,30 @@ impl LinkActor {
 #[rtype(result = "()")]
 pub struct Reconnected(pub BoxedTransport);
 
-/// The peer's session id, once known, and whether the link waits for it to come
-/// back (transport broken, within the resume window).
+/// Asks for the link's [`PeerSessionState`].
 #[derive(Message)]
-#[rtype(result = "(Option<u64>, bool)")]
+#[rtype(result = "PeerSessionState")]
 pub struct PeerSession;
+
+/// The answer to [`PeerSession`]: whose session the link carries, and whether it
+/// waits for that peer to come back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerSessionState {
+    /// The peer's session id, once its HELLO arrived (reliable mode only).
+    pub id: Option<u64>,
+    /// The transport broke and the link waits for a new one (reconnecting, or
+    /// within the resume window).
+    pub reconnecting: bool,
+}
 
 impl Handler<PeerSession> for LinkActor {
     type Result = MessageResult<PeerSession>;
 
     fn handle(&mut self, _: PeerSession, _: &mut Self::Context) -> Self::Result {
-        MessageResult((self.session.peer_session_id(), self.reconnecting))
+        MessageResult(PeerSessionState {
+            id: self.session.peer_session_id(),
+            reconnecting: self.reconnecting,
+        })
     }
 }
 
@@ -708,7 +729,12 @@ impl Actor for LinkActor {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        self.fail_calls("link stopped");
+        // Calls made while the actor was stopping fail for the reason it went down.
+        let reason = match &*self.state.borrow() {
+            LinkState::Down(why) => why.clone(),
+            _ => DownReason::ActorStopped,
+        };
+        self.fail_calls(&reason);
         self.one_way.close();
         self.scheduler.do_send(Close);
         tracing::debug!(link = %self.id, "link actor stopped");
@@ -750,10 +776,10 @@ impl Handler<Input> for LinkActor {
     }
 }
 
-/// The transport closed or failed.
+/// The transport ended (`EndOfStream`) or failed (`Transport`).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub(crate) struct TransportClosed(pub String, pub u64);
+pub(crate) struct TransportClosed(pub DownReason, pub u64);
 
 impl Handler<TransportClosed> for LinkActor {
     type Result = ();
@@ -766,6 +792,10 @@ impl Handler<TransportClosed> for LinkActor {
         if generation != self.generation {
             return;
         }
+        let reason = match (reason, self.peer_going_away) {
+            (DownReason::EndOfStream, Some(code)) => DownReason::PeerWentAway(code),
+            (reason, _) => reason,
+        };
         if self.connector.is_some() && !self.session.is_failed() {
             return self.reconnect(reason, ctx);
         }
@@ -830,7 +860,12 @@ impl Handler<SendOneWay> for LinkActor {
         ActorResponse::r#async(actix::fut::wrap_future(room).map(
             move |taken, act: &mut Self, ctx| {
                 if !taken {
-                    return Err(CallError::LinkDown("link closed".into()));
+                    // The queue closes when the link goes down.
+                    let reason = match &*act.state.borrow() {
+                        LinkState::Down(why) => why.clone(),
+                        _ => DownReason::ActorStopped,
+                    };
+                    return Err(CallError::LinkDown(reason));
                 }
                 act.send_one_way(msg, charge, ctx)
             },
@@ -1055,10 +1090,11 @@ impl Handler<Flush> for LinkActor {
     }
 }
 
-/// Closes the link now: pending calls fail with [`CallError::LinkDown`].
+/// Closes the link now, for this reason: pending calls fail with
+/// [`CallError::LinkDown`].
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Shutdown(pub String);
+pub struct Shutdown(pub DownReason);
 
 impl Handler<Shutdown> for LinkActor {
     type Result = ();

@@ -414,7 +414,7 @@ impl Handler<Canceled> for RouterActor {
     fn handle(&mut self, msg: Canceled, _: &mut Self::Context) {
         self.publish(|| Event::Canceled {
             link: msg.link,
-            stream: msg.stream.0,
+            stream: msg.stream,
         });
         if let Some(handle) = self.running.get(&(msg.link, msg.stream)) {
             handle.abort();

@@ -10,9 +10,10 @@
 
 use crate::body::Payload;
 use crate::deadline::Deadline;
-use crate::error::CallError;
+use crate::error::{CallError, DownReason};
 use crate::link_actor::{now, PeerUnresponsive};
 use crate::one_way_queue::{Charges, OneWayQueue};
+use crate::transport::with_context;
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
 use netcore_proto::framing::WireBatch;
@@ -20,6 +21,7 @@ use netcore_proto::link::{Command, LinkConfig, Transmitter};
 use netcore_proto::scheduler::SchedulerEvent;
 use netcore_proto::StreamId;
 use std::collections::HashMap;
+use std::io;
 use tokio::sync::{oneshot, watch};
 
 pub use netcore_proto::link::Progress;
@@ -334,13 +336,15 @@ pub async fn feed_body(
             scheduler
                 .send(PushBody { stream, bytes, fin })
                 .await
-                .map_err(|_| CallError::LinkDown("scheduler stopped".into()))?
+                .map_err(|_| CallError::LinkDown(DownReason::ActorStopped))?
         }
     };
     match payload {
         Payload::Bytes(_) => Ok(()),
         Payload::File(path) => {
-            let io = |e: std::io::Error| CallError::Io(e.to_string());
+            let io = |e: std::io::Error| {
+                CallError::from(with_context(e, format_args!("{}", path.display())))
+            };
             let mut file = tokio::fs::File::open(&path).await.map_err(io)?;
             let len = match announced {
                 Some(len) => len,
@@ -359,9 +363,12 @@ pub async fn feed_body(
                         .map_err(io)?
                 };
                 if n == 0 && sent < len {
-                    return Err(CallError::Io(format!(
-                        "{} shrank while being sent ({sent} of {len} bytes)",
-                        path.display()
+                    return Err(CallError::from(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "{} shrank while being sent ({sent} of {len} bytes)",
+                            path.display()
+                        ),
                     )));
                 }
                 buf.truncate(n);
@@ -381,9 +388,12 @@ pub async fn feed_body(
                 }
                 sent += bytes.len() as u64;
                 if total.is_some_and(|t| sent > t) {
-                    return Err(CallError::Io(format!(
-                        "the stream produced more than its announced {} bytes",
-                        total.unwrap_or(0)
+                    return Err(CallError::from(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "the stream produced more than its announced {} bytes",
+                            total.unwrap_or(0)
+                        ),
                     )));
                 }
                 let fin = total == Some(sent);
@@ -393,9 +403,12 @@ pub async fn feed_body(
                 }
             }
             if total.is_some_and(|t| sent != t) {
-                return Err(CallError::Io(format!(
-                    "the stream ended after {sent} of its announced {} bytes",
-                    total.unwrap_or(0)
+                return Err(CallError::from(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "the stream ended after {sent} of its announced {} bytes",
+                        total.unwrap_or(0)
+                    ),
                 )));
             }
             push(Bytes::new(), true).await

@@ -238,8 +238,8 @@ impl Supervision {
     }
 
     /// Records a failure at `now`, logs it and returns the decision with the
-    /// event to report ([`Event::ActorRestarted`] or [`Event::ActorEscalated`]).
-    pub fn failed(&mut self, reason: &str, now: Instant) -> (Decision, Event) {
+    /// event to report.
+    pub fn failed(&mut self, reason: &str, now: Instant) -> Failure {
         let decision = self.tracker.on_failure(now);
         let actor = self.actor.clone();
         let event = match decision {
@@ -266,8 +266,17 @@ impl Supervision {
                 }
             }
         };
-        (decision, event)
+        Failure { decision, event }
     }
+}
+
+/// What [`Supervision::failed`] decided about a failure, and how to report it.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    /// Restart (after a backoff) or escalate.
+    pub decision: Decision,
+    /// [`Event::ActorRestarted`] or [`Event::ActorEscalated`], to publish.
+    pub event: Event,
 }
 
 /// An actor that restarts in place after a panic caught by [`run_supervised`].
@@ -302,7 +311,7 @@ where
         Ok(result) => return Ok(result),
         Err(reason) => reason,
     };
-    let (decision, event) = act.supervision().failed(&reason, Instant::now());
+    let Failure { decision, event } = act.supervision().failed(&reason, Instant::now());
     let actor = act.supervision().actor().to_string();
     match decision {
         Decision::Restart { after } => {

@@ -6,6 +6,7 @@
 use futures_util::future::join;
 use netcore_actors::cache_actor::CacheConfig;
 use netcore_actors::event_bus::{Event, EventBus, EventBusConfig};
+use netcore_actors::proto::StreamId;
 use netcore_actors::supervision::{
     guard, Decision, InjectPanic, RestartPolicy, RestartTracker, ServiceError,
 };
@@ -281,7 +282,7 @@ async fn panicking_subscriber_does_not_stop_delivery_to_others() {
     for n in 0..3 {
         bus.publish(Event::Canceled {
             link: LinkId(1),
-            stream: n,
+            stream: StreamId(n),
         });
     }
     eventually("the good subscriber", || good.load(Ordering::SeqCst) == 3).await;

@@ -15,7 +15,7 @@ use super::context::RequestContext;
 use super::handler::BoxHandler;
 use actix::prelude::*;
 use netcore_actors::event_bus::EventBus;
-use netcore_actors::supervision::{Decision, RestartPolicy, Supervision};
+use netcore_actors::supervision::{Decision, Failure, RestartPolicy, Supervision};
 use netcore_actors::{HandleRequest, HandlerError, HandlerResult};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -106,7 +106,7 @@ fn restart_decision<A: Actor>(
         return None;
     }
     slot.addr = None;
-    let (decision, event) = slot.supervision.failed(reason, Instant::now());
+    let Failure { decision, event } = slot.supervision.failed(reason, Instant::now());
     if let Some(bus) = bus {
         bus.publish(event.clone());
     }

@@ -12,6 +12,8 @@
 //! | --- | --- |
 //! | `mod.rs` | the [`Transport`] trait, [`BoxedTransport`], [`LinkSpec`] and opening a link |
 //! | `serial.rs` | serial ports and pseudo-terminal pairs ([`open_serial`], [`pty_pair`]) |
+//! | `tcp.rs` | TCP: [`TcpPeer`] and [`connect_tcp`], [`accept_tcp`] (both set `TCP_NODELAY`), and [`peek_hello`], which reads a new connection's HELLO to route a resuming session |
+//! | `prefixed.rs` | [`Prefixed`]: a transport whose first bytes were read already and are served again |
 //! | `pipe.rs` | [`Pipe`]: a transport over two *blocking* user functions `recv` and `send` |
 //! | `throttled.rs` | `throttled_pair`: an in-process duplex line with a baud rate, for tests and demos (feature `test-util`) |
 //! | `faulty.rs` | `faulty_pair`, `FaultyLine`, `Faulty`: an in-process line (or a wrapper around any transport) that drops, corrupts, duplicates, truncates, delays and cuts, from a seed, for tests (feature `test-util`) |
@@ -20,7 +22,8 @@
 //! Accepting side: listen with plain tokio ([`tokio::net::TcpListener::bind`],
 //! [`tokio::net::UnixListener::bind`]) and accept with [`accept_tcp`] (which
 //! sets `TCP_NODELAY`) or `UnixListener::accept`; every accepted stream is a
-//! [`Transport`] as it is.
+//! [`Transport`] as it is, and so is the [`FirstFrame::transport`] of one whose
+//! HELLO was peeked at.
 
 use std::fmt;
 use std::io;
@@ -29,7 +32,6 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
 
 #[cfg(feature = "test-util")]
 pub mod faulty;
@@ -51,6 +53,8 @@ pub use serial::pty_pair;
 pub use serial::{bytes_per_sec_8n1, open_serial};
 mod prefixed;
 pub use prefixed::Prefixed;
+mod tcp;
+pub use tcp::{accept_tcp, connect_tcp, peek_hello, FirstFrame, TcpPeer};
 #[cfg(feature = "test-util")]
 pub use throttled::{throttled_pair, LineCounters, ThrottleConfig, ThrottledStream};
 
@@ -188,45 +192,6 @@ impl FromStr for LinkSpec {
             _ => Err(invalid("unknown scheme")),
         }
     }
-}
-
-/// Connects to `addr` (`host:port`) over TCP with `TCP_NODELAY` set, so small
-/// frames leave at once instead of waiting for Nagle's algorithm.
-///
-/// # Errors
-/// The connect or `setsockopt` error, prefixed with the address.
-pub async fn connect_tcp(addr: &str) -> io::Result<TcpStream> {
-    let stream = TcpStream::connect(addr)
-        .await
-        .map_err(|err| with_context(err, format_args!("tcp connect to {addr}")))?;
-    stream
-        .set_nodelay(true)
-        .map_err(|err| with_context(err, format_args!("tcp {addr}: set TCP_NODELAY")))?;
-    Ok(stream)
-}
-
-/// Accepts one connection from `listener` and sets `TCP_NODELAY` on it.
-///
-/// ```no_run
-/// # async fn run() -> std::io::Result<()> {
-/// let listener = tokio::net::TcpListener::bind("127.0.0.1:4000").await?;
-/// let (stream, peer) = netcore_actors::transport::accept_tcp(&listener).await?;
-/// # Ok(()) }
-/// ```
-///
-/// # Errors
-/// The accept or `setsockopt` error, prefixed with the listening address.
-pub async fn accept_tcp(listener: &TcpListener) -> io::Result<(TcpStream, std::net::SocketAddr)> {
-    let local = listener.local_addr()?;
-    let (stream, peer) = listener
-        .accept()
-        .await
-        .map_err(|err| with_context(err, format_args!("tcp accept on {local}")))?;
-    stream
-        .set_nodelay(true)
-        .map_err(|err| with_context(err, format_args!("tcp {peer}: set TCP_NODELAY")))?;
-    tracing::debug!(%local, %peer, "accepted tcp link");
-    Ok((stream, peer))
 }
 
 /// The same error kind, its message prefixed with what was being done.
