@@ -165,7 +165,10 @@ impl Link {
         }
     }
 
-    /// Sends a one-way message; returns once it is queued.
+    /// Sends a one-way message; returns once it is queued. While the link's
+    /// one-way queue is full ([`LinkOptions::one_way_queue`](crate::LinkOptions)
+    /// bytes ahead of the wire) it waits for room, so a producer faster than the
+    /// link is paced by it.
     pub async fn send(
         &self,
         route: impl Into<String>,
@@ -176,7 +179,8 @@ impl Link {
             .map(drop)
     }
 
-    /// Sends a one-way message with a priority; returns its stream once queued.
+    /// Sends a one-way message with a priority; returns its stream once queued
+    /// (waiting for room in the link's one-way queue, as [`Link::send`]).
     pub async fn send_with(
         &self,
         route: impl Into<String>,

@@ -53,7 +53,7 @@ const CRATES: &[Crate] = &[
             &["body"],
             // The messages actors send each other and the link's handle.
             &["messages"],
-            &["deadline", "supervision"],
+            &["deadline", "supervision", "one_way_queue"],
             // The handle of the event bus, which every actor may publish on.
             &["event_bus"],
             // The actors: each reaches its neighbours through recipients.

@@ -23,9 +23,12 @@ fn start() -> Harness {
     let (scheduler, seen) = SchedulerInbox::stub();
     let (router, incoming) = stub(|_: &Incoming| ());
     let (router_cancel, canceled) = stub(|_: &RouterCanceled| ());
+    let options = LinkOptions::stream();
+    let one_way = OneWayQueue::new(options.one_way_queue);
     let link = LinkActor::start_with(
         Box::new(ours),
-        LinkOptions::stream(),
+        options,
+        one_way,
         scheduler,
         router,
         router_cancel,
