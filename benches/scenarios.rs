@@ -10,14 +10,11 @@
 //! | `data`, `stats`, `process` | test data and its checks; summaries; /proc figures |
 //! | `peers` | two netcore endpoints on two threads joined by one link |
 //! | `raw_tcp`, `yamux_base`, `threads` | the baselines, their connections kept on threads of their own |
-//! | `lossy_line` | a line that drops and corrupts frames |
-//! | one module per scenario | `tcp_bulk`, `tcp_mux`, `tcp_rpc`, `serial_hol`, `overhead`, `large_spool`, `lossy`, `idle_cpu` |
+//! | one module per scenario | `tcp_bulk`, `tcp_mux`, `tcp_rpc`, `serial_hol`, `overhead`, `large_spool`, `lossy`, `idle_cpu`, `gateway_scale` |
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 #[path = "scenarios/data.rs"]
 mod data;
-#[path = "scenarios/lossy_line.rs"]
-mod lossy_line;
 #[path = "scenarios/peers.rs"]
 mod peers;
 #[path = "scenarios/process.rs"]
@@ -33,6 +30,8 @@ mod threads;
 #[path = "scenarios/yamux_base.rs"]
 mod yamux_base;
 
+#[path = "scenarios/gateway_scale.rs"]
+mod gateway_scale;
 #[path = "scenarios/idle_cpu.rs"]
 mod idle_cpu;
 #[path = "scenarios/large_spool.rs"]
@@ -66,6 +65,7 @@ const SCENARIOS: &[Scenario] = &[
     ("large_spool", large_spool::run),
     ("lossy", lossy::run),
     ("idle_cpu", idle_cpu::run),
+    ("gateway_scale", gateway_scale::run),
 ];
 
 fn usage() -> String {

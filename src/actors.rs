@@ -12,3 +12,8 @@ pub mod supervision {
     pub use netcore_actors::supervision::InjectPanic;
     pub use netcore_actors::supervision::{Decision, RestartPolicy, ServiceError};
 }
+
+/// What a queued one-way message counts against `LinkOptions::one_way_queue`.
+pub mod one_way_queue {
+    pub use netcore_actors::one_way_queue::PER_MESSAGE;
+}

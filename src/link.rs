@@ -51,7 +51,7 @@ impl Link {
             .link
             .watch_progress(stream, total)
             .await
-            .map_err(|e| self.or_down(e))?;
+            .map_err(|e| self.reason(e))?;
         if let Some(bus) = self.events.clone() {
             let (mut watch, link) = (progress.clone(), self.link.id());
             actix_rt::spawn(async move {
@@ -93,9 +93,9 @@ impl Link {
         self.link.in_flight().await
     }
 
-    /// Closes the link now: it goes down with `DownReason::Closed(reason)`, and
-    /// pending calls fail with [`CallError::LinkDown`] carrying it. Resolves once
-    /// the link took it (see [`Link::closed`] to wait until it is down).
+    /// Closes the link now: pending calls fail with [`CallError::LinkDown`]
+    /// carrying `reason`, and the link goes down with it. Resolves once the
+    /// link took it (see [`Link::closed`] to wait until it is down).
     pub async fn close(&self, reason: impl Into<String>) {
         self.link.close(DownReason::Closed(reason.into())).await
     }
@@ -119,8 +119,9 @@ impl Link {
         }
     }
 
-    /// `error`, but a link actor that stopped says why the link went down.
-    fn or_down(&self, error: CallError) -> CallError {
+    /// A failure of the link's handle, with the reason the link went down in
+    /// place of "its actor stopped".
+    fn reason(&self, error: CallError) -> CallError {
         match error {
             CallError::LinkDown(DownReason::ActorStopped) => self.down(),
             error => error,
@@ -164,7 +165,10 @@ impl Link {
         }
     }
 
-    /// Sends a one-way message; returns once it is queued.
+    /// Sends a one-way message; returns once it is queued. While the link's
+    /// one-way queue is full ([`LinkOptions::one_way_queue`](crate::LinkOptions)
+    /// bytes ahead of the wire) it waits for room, so a producer faster than the
+    /// link is paced by it.
     pub async fn send(
         &self,
         route: impl Into<String>,
@@ -175,7 +179,8 @@ impl Link {
             .map(drop)
     }
 
-    /// Sends a one-way message with a priority; returns its stream once queued.
+    /// Sends a one-way message with a priority; returns its stream once queued
+    /// (waiting for room in the link's one-way queue, as [`Link::send`]).
     pub async fn send_with(
         &self,
         route: impl Into<String>,
@@ -207,7 +212,7 @@ impl Link {
             .link
             .one_way(message, payload)
             .await
-            .map_err(|e| self.or_down(e))?;
+            .map_err(|e| self.reason(e))?;
         Ok((stream, announced))
     }
 
@@ -327,7 +332,7 @@ impl CallBuilder {
             .link
             .request(message, payload, stream_answer)
             .await
-            .map_err(|e| link.or_down(e))?;
+            .map_err(|e| link.reason(e))?;
         let transfer = if streams_file {
             Some(link.transfer(stream, total).await?)
         } else {

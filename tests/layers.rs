@@ -44,17 +44,16 @@ const CRATES: &[Crate] = &[
     Crate {
         src: "actors/src",
         layers: &[
-            // Shared: link ids, clock and randomness, the byte transports a link
-            // runs over, and the stand-ins of unit tests.
-            &["ids", "clock", "transport", "testing"],
-            // Errors (a link's down reason names links and transport errors).
+            // Shared: link ids, clock and randomness, and the stand-ins of unit
+            // tests; then the errors (a link's down reason may name a link id).
+            &["ids", "clock", "testing"],
             &["error"],
-            // Runtime events.
-            &["event"],
+            // Runtime events; the byte transports a link runs over.
+            &["event", "transport"],
             &["body"],
             // The messages actors send each other and the link's handle.
             &["messages"],
-            &["deadline", "supervision"],
+            &["deadline", "supervision", "one_way_queue"],
             // The handle of the event bus, which every actor may publish on.
             &["event_bus"],
             // The actors: each reaches its neighbours through recipients.

@@ -23,6 +23,7 @@ pub mod event_bus_actor;
 pub mod ids;
 pub mod link;
 pub mod messages;
+pub mod one_way_queue;
 pub mod router_actor;
 pub mod scheduler_actor;
 pub mod stream_actor;

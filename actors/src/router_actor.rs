@@ -24,6 +24,7 @@ use crate::supervision::guard_future;
 use actix::prelude::*;
 use futures_util::future::LocalBoxFuture;
 use futures_util::future::{AbortHandle, Abortable, Aborted};
+use futures_util::FutureExt;
 use netcore_proto::frame::{header_value, Header};
 use netcore_proto::link::Message as ProtoMessage;
 use netcore_proto::reassembly::MessageHead;
@@ -240,39 +241,79 @@ impl RouterActor {
                 Box::pin(async move { Err(error) })
             }
         };
+        // Most handlers (count, store, echo) finish at their first poll: those run
+        // here, needing no task, no worker and no `Done` message back through the
+        // mailbox (behind a flood of inbound messages, those kept the workers
+        // counted busy and the queue overflowing).
+        let after = AfterHandler {
+            route_name,
+            one_way,
+            answer_to,
+            stream,
+            priority,
+            events,
+            link_id,
+        };
+        let mut task = guard_future(task);
+        if let Some(outcome) = (&mut task).now_or_never() {
+            let mut finish = Box::pin(after.run(Ok(outcome)));
+            if (&mut finish).now_or_never().is_none() {
+                actix_rt::spawn(finish);
+            }
+            return;
+        }
         self.active += 1;
         // One task per request: the handler's panics are caught around it, and the
         // peer's CANCEL aborts it through `running`.
         let (abort, registration) = AbortHandle::new_pair();
-        let task = Abortable::new(guard_future(task), registration);
+        let task = Abortable::new(task, registration);
         self.running.insert(key, abort);
         let router = ctx.address();
         actix_rt::spawn(async move {
-            let result = match task.await {
-                Ok(Ok(result)) => Some(result),
-                Ok(Err(why)) => {
-                    tracing::error!(route = %route_name, %why, "handler panicked");
-                    Some(Err(HandlerError::failed(format!(
-                        "handler panicked: {why}"
-                    ))))
-                }
-                Err(Aborted) => None, // the peer canceled the request
-            };
+            let outcome = task.await;
             router.do_send(Done { key });
-            let Some(result) = result else { return };
-            publish_on(&events, || Event::Response {
-                link: link_id,
-                route: route_name.clone(),
-                ok: result.is_ok(),
-            });
-            if one_way {
-                if let Err(error) = result {
-                    tracing::warn!(route = %route_name, %error, "one-way handler failed");
-                }
-                return;
-            }
-            answer_to.respond(answer(stream, priority, result).await);
+            after.run(outcome).await;
         });
+    }
+}
+
+/// What follows a handler: log a panic, publish `Response`, send the answer of a
+/// request.
+struct AfterHandler {
+    route_name: String,
+    one_way: bool,
+    answer_to: LinkRef,
+    stream: StreamId,
+    priority: Priority,
+    events: Option<EventBus>,
+    link_id: LinkId,
+}
+
+impl AfterHandler {
+    /// Follows up on the handler's `outcome` (`Err(Aborted)`: the peer canceled
+    /// the request; nothing follows).
+    async fn run(self, outcome: Result<Result<HandlerResult, String>, Aborted>) {
+        let result = match outcome {
+            Ok(Ok(result)) => result,
+            Ok(Err(why)) => {
+                tracing::error!(route = %self.route_name, %why, "handler panicked");
+                Err(HandlerError::failed(format!("handler panicked: {why}")))
+            }
+            Err(Aborted) => return,
+        };
+        publish_on(&self.events, || Event::Response {
+            link: self.link_id,
+            route: self.route_name.clone(),
+            ok: result.is_ok(),
+        });
+        if self.one_way {
+            if let Err(error) = result {
+                tracing::warn!(route = %self.route_name, %error, "one-way handler failed");
+            }
+            return;
+        }
+        let answer = answer(self.stream, self.priority, result).await;
+        self.answer_to.respond(answer);
     }
 }
 

@@ -15,6 +15,7 @@ use crate::messages::{
     Apply, Close, Flush, PeerUnresponsive, Progress, Pull, PushBody, Unpark, WatchProgress,
     Watchdog,
 };
+use crate::one_way_queue::{Charges, OneWayQueue};
 use actix::prelude::*;
 use netcore_proto::framing::WireBatch;
 use netcore_proto::link::{Command, LinkConfig, Transmitter};
@@ -43,6 +44,8 @@ pub struct SchedulerActor {
     timer: Deadline,
     /// Told when the reliable mode gives up on the peer.
     watchdog: Option<Recipient<PeerUnresponsive>>,
+    /// Charges of the queued one-way messages, given back as they leave.
+    one_way: Option<Charges>,
 }
 
 impl SchedulerActor {
@@ -60,7 +63,15 @@ impl SchedulerActor {
             flushed: Vec::new(),
             timer: Deadline::default(),
             watchdog: None,
+            one_way: None,
         }
+    }
+
+    /// Gives the charges of queued one-way messages back to `queue` as they
+    /// leave (see [`crate::one_way_queue`]).
+    pub fn with_one_way_queue(mut self, queue: OneWayQueue) -> SchedulerActor {
+        self.one_way = Some(Charges::new(queue));
+        self
     }
 
     /// Encodes the next batch, or `None` if nothing may be sent now.
@@ -74,7 +85,12 @@ impl SchedulerActor {
         self.transmitter
             .poll_transmit_batch(&mut batch, self.batch_budget);
         self.after_transmit();
-        (!batch.is_empty()).then_some(batch)
+        if batch.is_empty() {
+            // Nothing to send: the buffer waits for the next batch.
+            self.spare = Some(batch);
+            return None;
+        }
+        Some(batch)
     }
 
     /// Serves a parked pull if a frame is ready.
@@ -97,8 +113,8 @@ impl SchedulerActor {
             }
         }
         let next = self.transmitter.poll_timeout();
-        self.timer.arm(next, ctx, |act, ctx| {
-            act.timer.fired();
+        self.timer.arm(next, ctx, |act, ctx, at| {
+            act.timer.fired(at);
             act.transmitter.handle_timeout(now());
             act.serve_puller();
             act.arm_timer(ctx);
@@ -130,6 +146,9 @@ impl SchedulerActor {
                     }
                 }
                 SchedulerEvent::Sent { stream } => {
+                    if let Some(charges) = &mut self.one_way {
+                        charges.release(stream);
+                    }
                     if let Some(tx) = self.watched.remove(&stream) {
                         tx.send_modify(|p| p.sent = p.total.unwrap_or(p.sent));
                     }
@@ -144,6 +163,9 @@ impl Actor for SchedulerActor {
 
     fn stopped(&mut self, _: &mut Self::Context) {
         self.release_puller();
+        if let Some(charges) = &mut self.one_way {
+            charges.release_all();
+        }
     }
 }
 
@@ -158,7 +180,14 @@ impl Handler<Apply> for SchedulerActor {
                 self.feeders.remove(stream);
                 self.watched.remove(stream);
             }
+            let charged = self.one_way.as_mut().and_then(|c| c.note(&command));
             self.transmitter.apply(command);
+            if let (Some(stream), Some(charges)) = (charged, &mut self.one_way) {
+                // Refused by the transmitter (a bug; the peer is told): never sent.
+                if self.transmitter.progress(stream).is_none() {
+                    charges.release(stream);
+                }
+            }
         }
         self.after_transmit();
         self.serve_puller();

@@ -156,11 +156,24 @@ pub fn guard<R>(f: impl FnOnce() -> R) -> Result<R, String> {
 /// Runs the future `work`, catching a panic; returns the panic's text on
 /// failure. The one place handler panics are caught: the router runs every
 /// handler task under it, and the application layer every boxed handler.
-pub async fn guard_future<F: Future>(work: F) -> Result<F::Output, String> {
+///
+/// The returned future is `Unpin` when `work` is, so the router can poll it once
+/// in place and, if it is still pending, move it into a task.
+pub fn guard_future<F: Future>(work: F) -> Guarded<F> {
     AssertUnwindSafe(work)
         .catch_unwind()
-        .await
-        .map_err(panic_message)
+        .map(panic_to_text as fn(_) -> _)
+}
+
+/// The future [`guard_future`] returns.
+pub type Guarded<F> = futures_util::future::Map<
+    futures_util::future::CatchUnwind<AssertUnwindSafe<F>>,
+    fn(std::thread::Result<<F as Future>::Output>) -> Result<<F as Future>::Output, String>,
+>;
+
+/// A caught panic as its text.
+fn panic_to_text<T>(outcome: std::thread::Result<T>) -> Result<T, String> {
+    outcome.map_err(panic_message)
 }
 
 /// The text of a panic payload.

@@ -134,6 +134,24 @@ async fn frame_drops_drop_whole_delimited_frames_at_the_configured_rate() {
 }
 
 #[tokio::test]
+async fn clean_frames_pass_untouched_before_the_faults_start() {
+    let sent = frames(10, 3);
+    let faults = Faults::none()
+        .with_drop(1.0)
+        .with_bit_error_rate(1.0)
+        .with_clean_frames(3);
+    let config = FaultConfig::new(3).with_a_to_b(faults);
+    // A lone delimiter first, as a link sends before its first frame.
+    let data = [vec![0x00], sent.concat()].concat();
+    let (got, stats) = transfer(config, &data, 5).await;
+    // The delimiter and the first three frames arrive as sent; the rest is lost.
+    assert_eq!(got, [vec![0x00], sent[..3].concat()].concat());
+    assert_eq!(stats.frames, 10);
+    assert_eq!((stats.passed, stats.dropped), (3, 7));
+    assert_eq!(stats.bits_flipped, 0);
+}
+
+#[tokio::test]
 async fn without_a_delimiter_drops_take_write_chunks() {
     // 5000 writes of 10 bytes, no delimiter: each write is a frame.
     let data: Vec<u8> = (0..50_000u32).map(|i| (i / 10) as u8).collect();

@@ -1,7 +1,9 @@
 //! `lossy`: one-way messages of random size (0..16 KiB, fixed seed) A→B over a
 //! 115200-baud line that loses 1% of frames and flips bits at 1e-5, both ways
-//! ([`lossy_line`](crate::lossy_line)). All messages are queued at once; each goes
-//! to route `m/<i>` and is checked against what was sent.
+//! (the public fault injector, `netcore::actors::transport::faulty_pair`, from a
+//! fixed seed; its faults start after each direction's first frame, the HELLO,
+//! so the handshake gets through). Messages are sent as fast as the link takes
+//! them; each goes to route `m/<i>` and is checked against what was sent.
 //!
 //! The links run the serial defaults, reliable mode included: a frame lost on the
 //! line, or dropped by the framing because its CRC failed, is retransmitted, so
@@ -10,14 +12,12 @@
 //! line rate, plus a quarter, plus 5 s) and nothing arrived for 5 s.
 
 use crate::data::Rng;
-use crate::lossy_line::{proxy, Faults};
 use crate::peers::{Error, Peers};
 use crate::report::Report;
 use crate::serial_hol::{options, LINE_RATE};
 use bytes::Bytes;
-use netcore::actors::transport::{throttled_pair, ThrottleConfig};
+use netcore::actors::transport::{faulty_pair, FaultConfig, Faults};
 use netcore::{Body, Endpoint, Reply, Request};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -38,7 +38,13 @@ pub fn run(quick: bool) -> Result<Report, Error> {
         })
         .collect();
     let total: usize = messages.iter().map(Bytes::len).sum();
-    let faults = Faults::new(FRAME_LOSS, BIT_ERROR_RATE);
+    let faults = Faults::none()
+        .with_drop(FRAME_LOSS)
+        .with_bit_error_rate(BIT_ERROR_RATE)
+        .with_bytes_per_sec(LINE_RATE as u32)
+        .with_clean_frames(1);
+    let (a, b) = faulty_pair(FaultConfig::new(SEED).with_faults(faults));
+    let line = a.handle();
     let mut report = Report::new("lossy");
     let mut seen = vec![0u32; count];
     let (mut delivered, mut intact, mut intact_bytes) = (0usize, 0usize, 0usize);
@@ -49,9 +55,6 @@ pub fn run(quick: bool) -> Result<Report, Error> {
             let _ = tx.send((Instant::now(), req.head.route.clone(), req.body));
             async { Ok(Reply::empty()) }
         });
-        let (a, line_end) = throttled_pair(ThrottleConfig::serial_8n1(115_200));
-        let (proxy_end, b) = tokio::io::duplex(64 * 1024);
-        actix_rt::spawn(proxy(line_end, proxy_end, faults.clone(), SEED));
         let peers = Peers::start(
             server,
             move || async move { Ok(b) },
@@ -59,7 +62,6 @@ pub fn run(quick: bool) -> Result<Report, Error> {
             options(),
         )
         .await?;
-        faults.arm();
         let began = Instant::now();
         for (i, body) in messages.iter().enumerate() {
             peers.link.send(format!("m/{i}"), body.clone()).await?;
@@ -105,9 +107,10 @@ pub fn run(quick: bool) -> Result<Report, Error> {
     })?;
     let duplicates: u32 = seen.iter().map(|&n| n.saturating_sub(1)).sum();
     let goodput = intact_bytes as f64 / elapsed.as_secs_f64().max(1e-9) / LINE_RATE;
-    let frames = faults.frames.load(Ordering::Relaxed);
-    let dropped = faults.dropped.load(Ordering::Relaxed);
-    let flipped = faults.flipped.load(Ordering::Relaxed);
+    let (there, back) = (line.sent(), line.received());
+    let frames = there.frames + back.frames;
+    let dropped = there.dropped + back.dropped;
+    let flipped = there.bits_flipped + back.bits_flipped;
     report.field("sent", count);
     report.field("delivered", delivered);
     report.field("intact", intact);

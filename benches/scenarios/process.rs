@@ -26,7 +26,22 @@ pub fn clock_ticks_per_sec() -> u64 {
 /// User + system CPU time of the whole process so far, from /proc/self/stat
 /// (fields 14 and 15, in clock ticks).
 pub fn cpu_time(ticks_per_sec: u64) -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    stat_cpu_time("/proc/self/stat", ticks_per_sec)
+}
+
+/// The calling thread's id, to read its CPU time later with [`thread_cpu_time`].
+pub fn thread_id() -> Option<u64> {
+    let link = std::fs::read_link("/proc/thread-self").ok()?;
+    link.file_name()?.to_str()?.parse().ok()
+}
+
+/// User + system CPU time of one thread of this process so far.
+pub fn thread_cpu_time(tid: u64, ticks_per_sec: u64) -> Option<Duration> {
+    stat_cpu_time(&format!("/proc/self/task/{tid}/stat"), ticks_per_sec)
+}
+
+fn stat_cpu_time(path: &str, ticks_per_sec: u64) -> Option<Duration> {
+    let stat = std::fs::read_to_string(path).ok()?;
     // The command name (field 2) may hold spaces; fields after it follow its ')'.
     let after = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = after.split_whitespace().collect();
@@ -52,4 +67,11 @@ pub fn cpu_time_schedstat() -> Option<Duration> {
         total += text.split_whitespace().next()?.parse::<u64>().ok()?;
     }
     Some(Duration::from_nanos(total))
+}
+
+/// Resident set size of this process now, in KiB (`VmRSS` in /proc/self/status).
+pub fn rss_kib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }

@@ -28,6 +28,7 @@ use crate::messages::{
     Incoming, LinkHandle, LinkInbox, LinkRef, LinkState, PeerUnresponsive, Respond, Response,
     SchedulerInbox, SendOneWay, Shutdown, SpoolTarget, Spooled, StreamOpened, WatchState, Watchdog,
 };
+use crate::one_way_queue::OneWayQueue;
 use crate::scheduler_actor::SchedulerActor;
 use crate::stream_actor::{SpoolFactory, StreamedAnswers};
 use crate::transport::BoxedTransport;
@@ -74,6 +75,8 @@ pub struct LinkActor {
     /// The code of the peer's GOAWAY, once received: the end of its transport is
     /// then the peer going away, not a mere end of stream.
     peer_going_away: Option<ErrorCode>,
+    /// The bound on queued one-way messages (shared with the scheduler actor).
+    one_way: OneWayQueue,
     /// The link's own handle, given to the router with every inbound request.
     handle: LinkRef,
 }
@@ -90,20 +93,31 @@ impl LinkActor {
     ) -> LinkHandle {
         options.config.nonce = random_u64();
         options.config.session_id = random_u64();
-        let scheduler_actor = SchedulerActor::new(&options.config, options.batch_budget);
+        let one_way = OneWayQueue::new(options.one_way_queue);
+        let scheduler_actor = SchedulerActor::new(&options.config, options.batch_budget)
+            .with_one_way_queue(one_way.clone());
         let scheduler = match &options.arbiter {
             Some(arbiter) => SchedulerActor::start_in_arbiter(arbiter, move |_| scheduler_actor),
             None => scheduler_actor.start(),
         };
         let scheduler = SchedulerInbox::of(&scheduler);
-        LinkActor::start_with(transport, options, scheduler, router, router_cancel)
+        LinkActor::start_with(
+            transport,
+            options,
+            one_way,
+            scheduler,
+            router,
+            router_cancel,
+        )
     }
 
     /// Starts a link actor over `transport` whose scheduler is reached through
-    /// `scheduler` (a stand-in, in tests).
+    /// `scheduler` (a stand-in, in tests), sharing the bound on queued one-way
+    /// messages `one_way` with it.
     pub(crate) fn start_with(
         transport: BoxedTransport,
         options: LinkOptions,
+        one_way: OneWayQueue,
         scheduler: SchedulerInbox,
         router: Recipient<Incoming>,
         router_cancel: Recipient<RouterCanceled>,
@@ -149,6 +163,7 @@ impl LinkActor {
                 generation: 0,
                 reconnecting: false,
                 peer_going_away: None,
+                one_way,
                 handle: LinkRef::new(id, LinkInbox::of(&ctx.address(), inbox_progress)),
             }
         };
@@ -180,8 +195,8 @@ impl LinkActor {
     /// Keeps one timer armed at the session's next deadline.
     fn arm_timer(&mut self, ctx: &mut Context<Self>) {
         let next = self.session.poll_timeout();
-        self.timer.arm(next, ctx, |act, ctx| {
-            act.timer.fired();
+        self.timer.arm(next, ctx, |act, ctx, at| {
+            act.timer.fired(at);
             act.session.handle_timeout(now());
             act.pump(ctx);
         });
@@ -402,6 +417,7 @@ impl Actor for LinkActor {
             _ => DownReason::ActorStopped,
         };
         self.fail_calls(&reason);
+        self.one_way.close();
         self.scheduler.close.do_send(Close);
         tracing::debug!(link = %self.id, "link actor stopped");
     }
@@ -421,10 +437,46 @@ impl Handler<Call> for LinkActor {
 }
 
 impl Handler<SendOneWay> for LinkActor {
-    type Result = Result<StreamId, CallError>;
+    type Result = ActorResponse<Self, Result<StreamId, CallError>>;
 
+    /// Queues the message at once if the link's one-way queue has room for it;
+    /// else waits for room (the mailbox goes on meanwhile).
     fn handle(&mut self, msg: SendOneWay, ctx: &mut Self::Context) -> Self::Result {
-        self.send_message(msg.message, msg.payload, Outbound::OneWay, ctx)
+        let charge = self.one_way.charge_of(&msg.message);
+        if self.one_way.try_take(charge) {
+            return ActorResponse::reply(self.send_one_way(msg, charge, ctx));
+        }
+        let room = self.one_way.clone().take(charge);
+        ActorResponse::r#async(actix::fut::wrap_future(room).map(
+            move |taken, act: &mut Self, ctx| {
+                if !taken {
+                    // The queue closes when the link goes down.
+                    let reason = match &*act.state.borrow() {
+                        LinkState::Down(why) => why.clone(),
+                        _ => DownReason::ActorStopped,
+                    };
+                    return Err(CallError::LinkDown(reason));
+                }
+                act.send_one_way(msg, charge, ctx)
+            },
+        ))
+    }
+}
+
+impl LinkActor {
+    /// Queues a one-way message whose `charge` was taken from the one-way queue
+    /// (given back if it cannot be queued).
+    fn send_one_way(
+        &mut self,
+        msg: SendOneWay,
+        charge: u32,
+        ctx: &mut Context<Self>,
+    ) -> Result<StreamId, CallError> {
+        let result = self.send_message(msg.message, msg.payload, Outbound::OneWay, ctx);
+        if result.is_err() {
+            self.one_way.refund(charge);
+        }
+        result
     }
 }
 

@@ -33,12 +33,19 @@ pub struct LinkOptions {
     /// The endpoint spreads its links over a small pool of arbiters so the two
     /// directions of a busy link, or several busy links, use several cores.
     pub arbiter: Option<actix::ArbiterHandle>,
+    /// Bytes of one-way messages with in-memory bodies the link queues ahead of
+    /// its wire (each counts its body and route plus 64 bytes); `Link::send` waits
+    /// while they are over it, so a fast producer is paced by the wire (see
+    /// [`crate::one_way_queue`]).
+    pub one_way_queue: usize,
 }
 
 impl LinkOptions {
     /// A serial or radio link at `baud`: COBS framing, ~10 ms chunks, one frame per
     /// write, the reliable mode, a keepalive PING after 5 s of silence (down after 3
-    /// unanswered).
+    /// unanswered), one-way messages queued up to about a second of the line (at
+    /// least 16 KiB: enough to keep the line busy, little enough for a gateway
+    /// with hundreds of links).
     pub fn serial(baud: u32) -> LinkOptions {
         let mut config = LinkConfig::serial(baud, 0);
         config.keepalive = Some(Keepalive {
@@ -53,6 +60,8 @@ impl LinkOptions {
             connector: None,
             resume_window: None,
             arbiter: None,
+            one_way_queue: (netcore_proto::config::serial_bytes_per_sec(baud) as usize)
+                .max(16 * 1024),
         }
     }
 
@@ -73,7 +82,11 @@ impl LinkOptions {
 
     /// A reliable stream (TCP, Unix socket): length framing, 64 KiB chunks,
     /// writes of up to 1 MiB, 64 MiB link window, 2 MiB stream windows, a keepalive PING
-    /// after 10 s of silence (down after 3 unanswered).
+    /// after 10 s of silence (down after 3 unanswered), one-way messages queued up
+    /// to 512 MiB (eight link windows: a flood of small messages is still paced,
+    /// while many large messages sent at once all share the wire: a message
+    /// admitted only as an earlier one finishes would be sent alone at the end,
+    /// held to its stream window).
     pub fn stream() -> LinkOptions {
         let mut config = LinkConfig::stream(0);
         config.link_window = 64 * 1024 * 1024;
@@ -92,6 +105,7 @@ impl LinkOptions {
             connector: None,
             resume_window: None,
             arbiter: None,
+            one_way_queue: 512 * 1024 * 1024,
         }
     }
 }

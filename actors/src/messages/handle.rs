@@ -85,8 +85,7 @@ impl fmt::Debug for LinkRef {
     }
 }
 
-/// The error of a message its link actor did not take (it stopped); the
-/// caller may know better why (the link's last state).
+/// The error of a message its link actor did not take (it stopped).
 fn gone(_: MailboxError) -> CallError {
     CallError::LinkDown(DownReason::ActorStopped)
 }
@@ -217,15 +216,15 @@ impl LinkHandle {
         let _ = self.link.inbox.flush.send(Flush).await;
     }
 
-    /// Closes the link now: it goes down, and pending calls fail, with
-    /// `reason`. Resolves once the link took it.
+    /// Closes the link now: pending calls fail with [`CallError::LinkDown`]
+    /// carrying `reason`. Resolves once the link took it.
     pub async fn close(&self, reason: DownReason) {
         let _ = self.link.inbox.shutdown.send(Shutdown(reason)).await;
     }
 
-    /// Whose session the link carries and whether it waits for that peer to come
-    /// back (transport broken, within its resume window); `None` once the link
-    /// is down.
+    /// The peer's session id, once known, and whether the link waits for the
+    /// peer to come back (transport broken, within its resume window); `None`
+    /// once the link is down.
     pub async fn peer_session(&self) -> Option<PeerSessionState> {
         self.link.inbox.peer_session.send(PeerSession).await.ok()
     }
@@ -251,7 +250,11 @@ impl LinkRef {
         use crate::testing::{ignore, stub};
         let (respond, answers) = stub(|_: &Respond| ());
         let (cancel, canceled) = stub(|_: &CancelStream| ());
-        let down = || Err(CallError::LinkDown(DownReason::ActorStopped));
+        let down = || {
+            Err(CallError::LinkDown(DownReason::Closed(
+                "a stand-in link".into(),
+            )))
+        };
         let inbox = LinkInbox {
             call: stub(move |_: &Call| down()).0,
             one_way: stub(move |_: &SendOneWay| down()).0,
@@ -262,11 +265,7 @@ impl LinkRef {
             in_flight: ignore(),
             flush: ignore(),
             shutdown: ignore(),
-            peer_session: stub(|_: &PeerSession| PeerSessionState {
-                id: None,
-                reconnecting: false,
-            })
-            .0,
+            peer_session: ignore(),
             reconnected: ignore(),
             progress: stub(|msg: &WatchProgress| {
                 let total = msg.total;

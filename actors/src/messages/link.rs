@@ -146,9 +146,9 @@ pub(crate) struct Reconnected(pub BoxedTransport);
 #[rtype(result = "PeerSessionState")]
 pub(crate) struct PeerSession;
 
-/// The answer to [`LinkHandle::peer_session`](crate::messages::LinkHandle::peer_session):
-/// whose session the link carries, and whether it waits for that peer to come back.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The answer to [`PeerSession`]: whose session the link carries, and whether it
+/// waits for that peer to come back.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PeerSessionState {
     /// The peer's session id, once its HELLO arrived (reliable mode only).
     pub id: Option<u64>,

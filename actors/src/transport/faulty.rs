@@ -27,6 +27,8 @@
 //!     duplicate included) flips with probability `bit_error_rate`,
 //!     independently. The gap to the next flipped bit is drawn from a
 //!     geometric distribution, so clean bytes cost no random draws.
+//!   - *a clean start*: the first [`Faults::clean_frames`] frames suffer none
+//!     of these (1 lets a link's handshake through).
 //! * **Timing.** The wire carries the frames as written (dropped ones too) at
 //!   `bytes_per_sec` using the [throttled line](super::throttled)'s clock: a
 //!   busy period's `k`-th byte is done at `epoch + k / rate`, exactly, so
@@ -134,6 +136,12 @@ pub struct Faults {
     /// Bytes per second the wire carries, `None` for no limit. `Some(0)`
     /// counts as 1.
     pub bytes_per_sec: Option<u32>,
+    /// Frames that pass untouched before the faults start (delayed and rate
+    /// limited like the rest, but never lost, cut, doubled or flipped, and
+    /// drawing nothing from the fault streams): 1 lets a link's handshake
+    /// (one HELLO each way) through, so a test of what the link does once up
+    /// does not depend on how the handshake copes with loss.
+    pub clean_frames: u64,
 }
 
 impl Faults {
@@ -188,6 +196,14 @@ impl Faults {
     #[must_use]
     pub fn with_bytes_per_sec(mut self, bytes_per_sec: u32) -> Self {
         self.bytes_per_sec = Some(bytes_per_sec);
+        self
+    }
+
+    /// The same faults, starting after the first `frames` frames (see
+    /// [`Faults::clean_frames`]).
+    #[must_use]
+    pub fn with_clean_frames(mut self, frames: u64) -> Self {
+        self.clean_frames = frames;
         self
     }
 }
@@ -1200,13 +1216,21 @@ impl State {
             .delimiter
             .is_some_and(|delimiter| frame.last() == Some(&delimiter));
         let body = frame.len() - usize::from(delimited);
+        let clean = self.stats.frames < faults.clean_frames;
         if body == 0 {
             // A lone delimiter: not a frame, only bits on the wire.
-            self.flip_bits(&mut frame, faults.bit_error_rate);
+            if !clean {
+                self.flip_bits(&mut frame, faults.bit_error_rate);
+            }
             self.deliver(frame, later(on_wire, faults.latency));
             return;
         }
         self.stats.frames += 1;
+        if clean {
+            self.stats.passed += 1;
+            self.deliver(frame, later(on_wire, faults.latency));
+            return;
+        }
         // One draw from each stream per frame, whatever happens to it, so one
         // kind of fault's pattern does not depend on the others.
         let dropped = self.drops.chance(faults.drop);
