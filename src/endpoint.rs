@@ -423,8 +423,10 @@ impl Endpoint {
         loop {
             match &*state.borrow_and_update() {
                 LinkState::Up => break,
-                LinkState::Down(why) => return Err(CallError::LinkDown(why.clone())),
-                LinkState::Connecting => {}
+                LinkState::Down(why) | LinkState::Closing(why) => {
+                    return Err(CallError::LinkDown(why.clone()))
+                }
+                _ => {}
             }
             if state.changed().await.is_err() {
                 return Err(CallError::LinkDown(DownReason::ActorStopped));
@@ -535,10 +537,13 @@ impl Endpoint {
     /// Opens a link described by `spec` (`serial:PATH@BAUD`, `tcp:HOST:PORT`,
     /// `unix:PATH`), with options fitting its kind (serial framing and chunks sized
     /// from the baud rate for serial ports).
-    pub async fn open(&self, spec: &LinkSpec) -> Result<Link, CallError> {
+    ///
+    /// Takes the spec by value, so `endpoint.open("tcp:…".parse()?)` works
+    /// anywhere, inside `join!` too.
+    pub async fn open(&self, spec: LinkSpec) -> Result<Link, CallError> {
         let transport = spec.open().await?;
         let options = match spec {
-            LinkSpec::Serial { baud, .. } => LinkOptions::serial(*baud),
+            LinkSpec::Serial { baud, .. } => LinkOptions::serial(baud),
             _ => LinkOptions::stream(),
         };
         self.attach(transport, options).await

@@ -34,7 +34,7 @@ async fn a_fast_producer_is_paced_by_the_wire() {
         .start();
     let sender = Endpoint::builder().start();
     let (a, b) = throttled_pair(ThrottleConfig::serial_8n1(RATE * 10));
-    let mut options = LinkOptions::serial_framed_rate(RATE);
+    let mut options = LinkOptions::serial_flushed(RATE * 10);
     options.one_way_queue = QUEUE;
     let (link, other) = tokio::join!(
         sender.attach(a, options.clone()),

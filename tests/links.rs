@@ -4,7 +4,6 @@
 //! with the `io::Error` as its reason, and its peer sees the end of stream.
 #![allow(clippy::unwrap_used)]
 
-use netcore::actors::transport::LinkSpec;
 use netcore::{Endpoint, Link, LinkOptions, Reply, Request};
 use std::io::{Read, Write};
 
@@ -36,11 +35,14 @@ async fn unix_socket() {
     let path = dir.path().join("netcore.sock");
     let listener = tokio::net::UnixListener::bind(&path).unwrap();
     let (a, b) = (endpoint("a"), endpoint("b"));
-    let spec: LinkSpec = format!("unix:{}", path.display()).parse().unwrap();
-    let (la, lb) = tokio::join!(a.open(&spec), async {
-        let (stream, _) = listener.accept().await.unwrap();
-        b.attach(stream, LinkOptions::stream()).await
-    });
+    // The spec parsed in place, inside `join!`.
+    let (la, lb) = tokio::join!(
+        a.open(format!("unix:{}", path.display()).parse().unwrap()),
+        async {
+            let (stream, _) = listener.accept().await.unwrap();
+            b.attach(stream, LinkOptions::stream()).await
+        }
+    );
     check(&la.unwrap(), &lb.unwrap()).await;
 }
 

@@ -50,7 +50,7 @@ async fn five_hundred_messages_over_a_lossy_line_arrive_once_and_intact() {
     let (a, b) = faulty_pair(FaultConfig::new(2026).with_faults(faults));
     let stats = (a.handle(), b.handle());
     let options = || {
-        let mut options = LinkOptions::serial_framed_rate(4_000_000);
+        let mut options = LinkOptions::serial_flushed(40_000_000);
         // Short frames: at a 1e-5 bit error rate a 512-byte chunk survives 96% of
         // the time, a 40 KB one almost never.
         options.config.chunk_len = 512;

@@ -64,7 +64,7 @@ async fn sixteen_mib_survive_a_cut_every_two_seconds() {
         }
     });
     let options = |connector: Connector| {
-        let mut options = LinkOptions::serial_framed_rate(4_000_000);
+        let mut options = LinkOptions::serial_flushed(40_000_000);
         options.config.chunk_len = 4096;
         options.connector = Some(connector);
         options
@@ -134,7 +134,7 @@ async fn a_restarted_peer_fails_calls_in_flight_with_peer_reset() {
             }
         })
     };
-    let mut options = LinkOptions::serial_framed_rate(4_000_000);
+    let mut options = LinkOptions::serial_flushed(40_000_000);
     options.connector = Some(connector);
     let started = Arc::new(tokio::sync::Notify::new());
     let running = started.clone();
@@ -149,7 +149,7 @@ async fn a_restarted_peer_fails_calls_in_flight_with_peer_reset() {
     let client = Endpoint::builder().start();
     let (l, _s) = tokio::join!(
         client.attach(a, options),
-        server.attach(b, LinkOptions::serial_framed_rate(4_000_000))
+        server.attach(b, LinkOptions::serial_flushed(40_000_000))
     );
     let link = l.unwrap();
     let call = link.request("slow", "x").timeout(Duration::from_secs(20));
@@ -167,7 +167,7 @@ async fn a_restarted_peer_fails_calls_in_flight_with_peer_reset() {
             .route("slow", || async { "fresh" })
             .start();
         reborn
-            .attach(b, LinkOptions::serial_framed_rate(4_000_000))
+            .attach(b, LinkOptions::serial_flushed(40_000_000))
             .await
             .unwrap();
         reborn

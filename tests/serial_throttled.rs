@@ -108,7 +108,7 @@ async fn priority_classes_share_the_line_by_weight_and_cancel_stops_a_transfer()
     let line = a.counters();
     // 115-byte chunks, one frame per write, flushed: the throttled line's flush
     // waits until the bytes are serialized, so nothing is encoded ahead of the wire.
-    let options = LinkOptions::serial_framed_rate(BAUD / 10);
+    let options = LinkOptions::serial_flushed(BAUD);
     let spool = tempfile::tempdir().unwrap();
     let mut device_options = options.clone();
     device_options.config.limits.spool_threshold = 16 * 1024;

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use common::{attach_client, within, Gate, HANG};
-use netcore::{CallError, Endpoint, ErrorCode, Link, Reply, Request};
+use netcore::{CallError, DownReason, Endpoint, ErrorCode, Link, LinkState, Reply, Request};
 use std::time::Duration;
 
 mod common;
@@ -64,6 +64,18 @@ async fn stop_lets_calls_in_flight_finish_and_refuses_new_requests_with_going_aw
     let going_away = CallError::Canceled(ErrorCode::GoingAway);
     assert_eq!(first_refusal(&link_a).await, going_away);
     assert_eq!(first_refusal(&link_b).await, going_away);
+    // The clients' links say so at once, with the reason they will go down with.
+    for link in [&link_a, &link_b] {
+        assert!(!link.is_up());
+        assert!(
+            matches!(
+                link.state(),
+                LinkState::Closing(DownReason::PeerWentAway(_))
+            ),
+            "{:?}",
+            link.state()
+        );
+    }
     assert_eq!(
         link_a.send("echo", "one-way").await,
         Err(going_away.clone())
@@ -84,8 +96,16 @@ async fn stop_lets_calls_in_flight_finish_and_refuses_new_requests_with_going_aw
         assert_eq!(answer.unwrap().body.as_bytes().unwrap(), body);
     }
     assert_eq!(within("the drain", stopping).await.unwrap(), 0);
-    within("link A to close", link_a.closed()).await;
-    within("link B to close", link_b.closed()).await;
+    for link in [&link_a, &link_b] {
+        let reason = within("the link to close", link.closed()).await;
+        assert!(matches!(reason, DownReason::PeerWentAway(_)), "{reason:?}");
+        // A call after the link died reports why it died.
+        let late = link.call("echo", "late").await.unwrap_err();
+        assert!(
+            matches!(late, CallError::LinkDown(DownReason::PeerWentAway(_))),
+            "{late:?}"
+        );
+    }
 }
 
 #[actix_rt::test]
@@ -162,7 +182,7 @@ async fn an_answer_given_during_the_drain_reaches_the_caller_whole_on_a_slow_lin
         .start();
     let gateway = Endpoint::builder().start();
     let (a, b) = throttled_pair(ThrottleConfig::serial_8n1(115_200));
-    let options = LinkOptions::serial_framed_rate(11_520);
+    let options = LinkOptions::serial_flushed(115_200);
     let (link, _device_link) = tokio::join!(
         gateway.attach(a, options.clone()),
         device.attach(b, options)

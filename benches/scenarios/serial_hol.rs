@@ -32,10 +32,10 @@ const ECHO_LEN: usize = 32;
 
 /// The link options of the scenario (and of `lossy`): serial framing over a
 /// byte channel flushed after each frame, so the next frame is picked only when
-/// the line has taken the last one (`LinkOptions::serial_framed_rate`: ~15 ms
+/// the line has taken the last one (`LinkOptions::serial_flushed`: ~15 ms
 /// chunks, see its docs).
 pub fn options() -> LinkOptions {
-    LinkOptions::serial_framed_rate(LINE_RATE as u32)
+    LinkOptions::serial_flushed(LINE_RATE as u32 * 10)
 }
 
 /// Wire bytes of one full bulk chunk: a DATA frame of `chunk_len` random bytes

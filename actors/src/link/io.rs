@@ -131,7 +131,11 @@ impl Handler<TransportClosed> for LinkActor {
             return;
         }
         let reason = match (reason, self.peer_going_away) {
-            (DownReason::EndOfStream, Some(code)) => DownReason::PeerWentAway(code),
+            // After its GOAWAY, the peer closing its end (a serial port or PTY
+            // may report that as a read error) is the peer going away.
+            (DownReason::EndOfStream | DownReason::Transport(_), Some(code)) => {
+                DownReason::PeerWentAway(code)
+            }
             (reason, _) => reason,
         };
         if self.connector.is_some() && !self.session.is_failed() {

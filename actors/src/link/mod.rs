@@ -255,6 +255,8 @@ impl LinkActor {
             LinkEvent::GoAway { code, reason, .. } => {
                 tracing::info!(link = %self.id, %code, %reason, "peer is going away");
                 self.peer_going_away = Some(code);
+                let closing = LinkState::Closing(DownReason::PeerWentAway(code));
+                self.state.send_replace(closing);
             }
             LinkEvent::FrameDropped { error } => {
                 tracing::debug!(link = %self.id, %error, "dropped a damaged frame");

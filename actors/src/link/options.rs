@@ -65,16 +65,18 @@ impl LinkOptions {
         }
     }
 
-    /// A link over a byte channel of `bytes_per_sec` with the serial framing,
-    /// flushed after each write (an in-process throttled link or a pipe).
+    /// A serial-framed link at `baud` (like [`LinkOptions::serial`]; 10 bits per
+    /// byte on the wire) over an in-process line or a pipe, flushed after each
+    /// write.
     ///
     /// Chunks take ~15 ms rather than 10: the writer pulls the next frame only once
     /// the last one drained, and that wake-up (tokio's 1 ms timer) leaves the line
     /// idle up to ~1 ms per frame. Longer chunks keep it busy (the `serial_hol`
     /// benchmark at 115200 baud: bulk utilization 0.74–0.84 with 10 ms chunks,
     /// ~0.89 with 15 ms) while an urgent message still waits at most one chunk.
-    pub fn serial_framed_rate(bytes_per_sec: u32) -> LinkOptions {
-        let mut options = LinkOptions::serial(bytes_per_sec.saturating_mul(10));
+    pub fn serial_flushed(baud: u32) -> LinkOptions {
+        let mut options = LinkOptions::serial(baud);
+        let bytes_per_sec = netcore_proto::config::serial_bytes_per_sec(baud);
         options.config.chunk_len = netcore_proto::config::chunk_len_for_rate(bytes_per_sec, 15);
         options.flush = true;
         options

@@ -24,11 +24,16 @@ pub struct Response {
 
 /// Whether a link is usable.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LinkState {
     /// Handshake in progress (also while reconnecting).
     Connecting,
     /// Messages flow.
     Up,
+    /// Going away (the peer sent GOAWAY, with the reason it will go down
+    /// with): answers to calls already made still arrive; new calls fail with
+    /// `CallError::Canceled(GoingAway)`.
+    Closing(DownReason),
     /// Closed or failed, with the reason.
     Down(DownReason),
 }
