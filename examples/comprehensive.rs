@@ -45,17 +45,25 @@ async fn user_list(
     State(cache): State<netcore::Cache>,
 ) -> Result<Reply, HandlerError> {
     let key = format!("user_list_page_{}", query.page);
-    let failed = |e: netcore::ServiceError| HandlerError::failed(e.to_string());
-    if let Some(cached) = cache.get(&key).await.map_err(failed)? {
+    if let Some(cached) = cache.get(&key).await? {
         return Ok(Reply::new(cached));
     }
-    let data = serde_json::to_vec(&fetch_users(query.page))
-        .map_err(|e| HandlerError::failed(e.to_string()))?;
+    let data = serde_json::to_vec(&fetch_users(query.page))?;
     cache
         .set(&key, data.clone(), Some(Duration::from_secs(300)))
-        .await
-        .map_err(failed)?;
+        .await?;
     Ok(Reply::new(data))
+}
+
+/// Prints an answer's text, or the error.
+async fn show(what: &str, answer: Result<netcore::Response, CallError>) {
+    match answer {
+        Ok(answer) => match answer.text().await {
+            Ok(text) => println!("[client] {what}: {text}"),
+            Err(e) => println!("[client] {what}: unreadable answer: {e}"),
+        },
+        Err(e) => println!("[client] {what}: error {e}"),
+    }
 }
 
 /// The blueprint's middleware: refuses requests without the right token.
@@ -134,21 +142,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let link = link?;
 
     let query = r#"{"page": 2}"#;
-    let show = |what: &str, answer: Result<netcore::Response, CallError>| match answer {
-        Ok(r) => println!(
-            "[client] {what}: {}",
-            String::from_utf8_lossy(r.body.as_bytes().map(|b| &b[..]).unwrap_or(b""))
-        ),
-        Err(e) => println!("[client] {what}: error {e}"),
-    };
-    show("without a token", link.call("/user/list", query).await);
+    show("without a token", link.call("/user/list", query).await).await;
     let authorized = || {
         link.request("/user/list", query)
             .header("authorization", "Bearer s3cret")
     };
-    show("with a token", authorized().await);
-    show("again (from the cache)", authorized().await);
-    show("unknown route", link.call("/user/missing", "").await);
+    show("with a token", authorized().await).await;
+    show("again (from the cache)", authorized().await).await;
+    show("unknown route", link.call("/user/missing", "").await).await;
     endpoint.stop().await;
     client.stop().await;
     Ok(())

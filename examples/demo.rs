@@ -84,9 +84,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("file/upload", move |req: Request| {
             let ok = ok.clone();
             async move {
-                let body = req.body.into_bytes().await.unwrap_or_default();
+                let body = req.body.into_bytes().await?;
                 ok.store(body[..] == file_contents()[..], Ordering::SeqCst);
-                Ok(Reply::empty())
+                Ok::<_, netcore::HandlerError>(Reply::empty())
             }
         })
         .start();

@@ -16,12 +16,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| "127.0.0.1:7878".into());
     let endpoint = Endpoint::builder()
         .route("echo", |req: Request| async move {
-            let body = req
-                .body
-                .into_bytes()
-                .await
-                .map_err(|e| HandlerError::failed(e.to_string()))?;
-            Ok(Reply::new(body))
+            Ok::<_, HandlerError>(Reply::new(req.body.into_bytes().await?))
         })
         .route("time", |_req: Request| async {
             let now = std::time::SystemTime::now()

@@ -1,6 +1,7 @@
 //! [`Link`]: a handle on one running link of an [`Endpoint`](crate::Endpoint), to
 //! call the peer, send it one-way messages and files, and watch the link.
 
+use crate::app::request_body::IntoPayload;
 use bytes::Bytes;
 use netcore_actors::event_bus::{Event, EventBus};
 use netcore_actors::{
@@ -145,21 +146,24 @@ impl Link {
     pub async fn call(
         &self,
         route: impl Into<String>,
-        body: impl Into<Payload>,
+        body: impl IntoPayload,
     ) -> Result<Response, CallError> {
         self.request(route, body).await
     }
 
     /// A call to configure (timeout, priority, headers) before awaiting it.
     /// Dropping the future before it completes cancels the call on the wire.
-    pub fn request(&self, route: impl Into<String>, body: impl Into<Payload>) -> CallBuilder {
+    ///
+    /// The body is anything that converts into a [`Payload`] (bytes, text, a
+    /// file), or a [`Json`](crate::Json) or [`MsgPack`](crate::MsgPack) value.
+    pub fn request(&self, route: impl Into<String>, body: impl IntoPayload) -> CallBuilder {
         CallBuilder {
             link: self.clone(),
             message: Message {
                 route: route.into(),
                 ..Message::default()
             },
-            payload: body.into(),
+            payload: body.into_payload(),
             timeout: self.call_timeout,
             stream_answer: false,
         }
@@ -172,7 +176,7 @@ impl Link {
     pub async fn send(
         &self,
         route: impl Into<String>,
-        body: impl Into<Payload>,
+        body: impl IntoPayload,
     ) -> Result<(), CallError> {
         self.send_with(route, body, Priority::Normal)
             .await
@@ -184,11 +188,11 @@ impl Link {
     pub async fn send_with(
         &self,
         route: impl Into<String>,
-        body: impl Into<Payload>,
+        body: impl IntoPayload,
         priority: Priority,
     ) -> Result<StreamId, CallError> {
         let (stream, _) = self
-            .send_one_way(route.into(), body.into(), priority)
+            .send_one_way(route.into(), body.into_payload()?, priority)
             .await?;
         Ok(stream)
     }
@@ -276,7 +280,8 @@ impl Transfer {
 pub struct CallBuilder {
     link: Link,
     message: Message,
-    payload: Payload,
+    /// The body, or why it could not be encoded (reported by `start`).
+    payload: Result<Payload, CallError>,
     timeout: Duration,
     stream_answer: bool,
 }
@@ -325,7 +330,7 @@ impl CallBuilder {
             timeout,
             stream_answer,
         } = self;
-        let (message, payload) = with_payload(message, payload).await?;
+        let (message, payload) = with_payload(message, payload?).await?;
         let total = message.streamed_len;
         let streams_file = payload.is_some();
         let (stream, answer) = link

@@ -33,6 +33,12 @@ struct Point {
     y: i32,
 }
 
+#[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+struct Item {
+    id: u32,
+    name: String,
+}
+
 struct Counter(Mutex<u32>);
 
 #[actix_rt::test]
@@ -429,4 +435,75 @@ async fn two_default_handlers_for_one_prefix_panic_at_start() {
     let a = Blueprint::new("a", "/dev").default_handler(|| async { "a" });
     let b = Blueprint::new("b", "/dev").default_handler(|| async { "b" });
     let _ = Endpoint::builder().blueprint(a).blueprint(b).start();
+}
+
+/// Typed bodies on the calling side, as an application writes them: `Json` and
+/// `MsgPack` values as request bodies, answers decoded with `json`, `msgpack`
+/// and `text`, and `?` on serde errors inside handlers.
+#[actix_rt::test]
+async fn typed_bodies_on_the_calling_side() {
+    let server = Endpoint::builder()
+        .route("json", |Json(item): Json<Item>| async move {
+            Json(Item {
+                id: item.id + 1,
+                ..item
+            })
+        })
+        .route("msgpack", |MsgPack(item): MsgPack<Item>| async move {
+            MsgPack(Item {
+                id: item.id * 2,
+                ..item
+            })
+        })
+        .route("parse", |body: Bytes| async move {
+            let item: Item = serde_json::from_slice(&body)?;
+            Ok::<_, HandlerError>(item.name)
+        });
+    let (_server, _client, link) = connect(server).await;
+    let item = Item {
+        id: 41,
+        name: "probe".into(),
+    };
+
+    let answer = link.call("json", Json(item.clone())).await.unwrap();
+    let back: Item = answer.json().await.unwrap();
+    assert_eq!(back.id, 42);
+    let answer = link.call("msgpack", MsgPack(item.clone())).await.unwrap();
+    assert_eq!(answer.msgpack::<Item>().await.unwrap().id, 82);
+    let answer = link.call("parse", Json(item.clone())).await.unwrap();
+    assert_eq!(answer.text().await.unwrap(), "probe");
+
+    // A body that is not JSON: the handler's `?` answers BadRequest.
+    let (code, message) = code(link.call("parse", "not json").await);
+    assert_eq!(code, ErrorCode::BadRequest);
+    assert!(message.contains("invalid JSON"), "{message}");
+    // An answer that is not what the caller expected: a decoding error.
+    let answer = link.call("parse", Json(item.clone())).await.unwrap();
+    let error = answer.json::<Item>().await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            CallError::Codec {
+                format: "JSON",
+                encoding: false,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    // A value JSON cannot encode (a map with non-string keys): nothing is sent.
+    let bad: std::collections::HashMap<Vec<u8>, u8> = [(vec![1], 1)].into();
+    let error = link.call("json", Json(bad)).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            CallError::Codec {
+                format: "JSON",
+                encoding: true,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(std::error::Error::source(&error).is_some());
 }

@@ -48,9 +48,39 @@ pub enum CallError {
     /// shrinking while it is sent), a channel body yielding more or fewer bytes
     /// than it announced, connecting or accepting a transport.
     Io(Arc<io::Error>),
+    /// A body could not be encoded (a request's `Json` or `MsgPack` body) or
+    /// decoded ([`Response::json`](crate::messages::Response::json) and its
+    /// siblings) in `format`; nothing was sent (encoding), or the answer arrived
+    /// but is not what the caller expected (decoding).
+    Codec {
+        /// The format: `"JSON"`, `"MessagePack"`, `"UTF-8 text"`.
+        format: &'static str,
+        /// Encoding (true) or decoding (false).
+        encoding: bool,
+        /// The codec's error.
+        source: Arc<dyn Error + Send + Sync>,
+    },
 }
 
 impl CallError {
+    /// A body that could not be encoded in `format`.
+    pub fn encoding(format: &'static str, source: impl Error + Send + Sync + 'static) -> Self {
+        CallError::Codec {
+            format,
+            encoding: true,
+            source: Arc::new(source),
+        }
+    }
+
+    /// A body that could not be decoded as `format`.
+    pub fn decoding(format: &'static str, source: impl Error + Send + Sync + 'static) -> Self {
+        CallError::Codec {
+            format,
+            encoding: false,
+            source: Arc::new(source),
+        }
+    }
+
     /// The wire code that best describes the failure.
     pub fn code(&self) -> ErrorCode {
         match self {
@@ -62,6 +92,7 @@ impl CallError {
             CallError::Rejected(_) => ErrorCode::Refused,
             CallError::AnswerRefused(error) => error.code(),
             CallError::Io(_) => ErrorCode::Internal,
+            CallError::Codec { .. } => ErrorCode::Internal,
         }
     }
 }
@@ -77,6 +108,14 @@ impl fmt::Display for CallError {
             CallError::Rejected(why) => write!(f, "message rejected: {why}"),
             CallError::AnswerRefused(why) => write!(f, "answer refused here: {why}"),
             CallError::Io(error) => write!(f, "i/o error: {error}"),
+            CallError::Codec {
+                format,
+                encoding,
+                source,
+            } => {
+                let what = if *encoding { "encoding" } else { "decoding" };
+                write!(f, "{what} the body as {format}: {source}")
+            }
         }
     }
 }
@@ -87,6 +126,7 @@ impl Error for CallError {
             CallError::LinkDown(why) => Some(why),
             CallError::Rejected(error) | CallError::AnswerRefused(error) => Some(error),
             CallError::Io(error) => Some(&**error),
+            CallError::Codec { source, .. } => Some(&**source),
             _ => None,
         }
     }
@@ -110,6 +150,22 @@ impl PartialEq for CallError {
             (Rejected(a), Rejected(b)) => a == b,
             (AnswerRefused(a), AnswerRefused(b)) => a == b,
             (Io(a), Io(b)) => same_io(a, b),
+            (
+                Codec {
+                    format,
+                    encoding,
+                    source,
+                },
+                Codec {
+                    format: other_format,
+                    encoding: other_encoding,
+                    source: other_source,
+                },
+            ) => {
+                format == other_format
+                    && encoding == other_encoding
+                    && source.to_string() == other_source.to_string()
+            }
             _ => false,
         }
     }
@@ -299,6 +355,32 @@ impl Error for HandlerError {}
 impl From<io::Error> for HandlerError {
     fn from(error: io::Error) -> Self {
         HandlerError::failed(error.to_string())
+    }
+}
+
+/// A JSON body that does not parse (`serde_json::from_slice(&body)?` in a
+/// handler) is the request's fault: `BadRequest`; a JSON I/O failure is the
+/// handler failing.
+impl From<serde_json::Error> for HandlerError {
+    fn from(error: serde_json::Error) -> Self {
+        match error.classify() {
+            serde_json::error::Category::Io => HandlerError::failed(error.to_string()),
+            _ => HandlerError::bad_request(format!("invalid JSON: {error}")),
+        }
+    }
+}
+
+/// A MessagePack body that does not decode is the request's fault: `BadRequest`.
+impl From<rmp_serde::decode::Error> for HandlerError {
+    fn from(error: rmp_serde::decode::Error) -> Self {
+        HandlerError::bad_request(format!("invalid MessagePack: {error}"))
+    }
+}
+
+/// A value that does not encode as MessagePack is the handler failing.
+impl From<rmp_serde::encode::Error> for HandlerError {
+    fn from(error: rmp_serde::encode::Error) -> Self {
+        HandlerError::failed(format!("encoding MessagePack: {error}"))
     }
 }
 

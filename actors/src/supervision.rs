@@ -25,6 +25,7 @@
 //! failing message gets [`ServiceError::Escalated`], later senders
 //! [`ServiceError::Stopped`].
 
+use crate::error::HandlerError;
 use crate::event::Event;
 use actix::prelude::*;
 use futures_util::FutureExt;
@@ -260,6 +261,15 @@ impl fmt::Display for ServiceError {
 }
 
 impl std::error::Error for ServiceError {}
+
+/// A service (cache, timers, event bus) that failed a handler's message makes
+/// the handler fail: `HandlerFailed`, with the service's explanation, so `?`
+/// works on service calls in handlers.
+impl From<ServiceError> for HandlerError {
+    fn from(error: ServiceError) -> Self {
+        HandlerError::failed(error.to_string())
+    }
+}
 
 /// An actor's supervision state: name, restart tracker, restart count and
 /// where its restarts are reported. Lives in the actor and survives restarts.

@@ -8,5 +8,6 @@ pub mod extract;
 pub mod handler;
 pub mod handler_actor;
 pub mod middleware;
+pub mod request_body;
 pub mod respond;
 pub mod state;

@@ -8,9 +8,11 @@ use crate::body::{Body, BodyStream, Payload, Release, SpooledFile};
 use crate::error::{CallError, DownReason};
 use crate::transport::BoxedTransport;
 use actix::prelude::*;
+use bytes::Bytes;
 use netcore_proto::link::Message;
 use netcore_proto::reassembly::MessageHead;
 use netcore_proto::{ErrorCode, StreamId};
+use serde::de::DeserializeOwned;
 use tokio::sync::{oneshot, watch};
 
 /// An answer to a call.
@@ -20,6 +22,32 @@ pub struct Response {
     pub head: MessageHead,
     /// The answer's body.
     pub body: Body,
+}
+
+impl Response {
+    /// The answer's body as bytes, wherever it arrived (in memory, spooled to a
+    /// file, or streamed).
+    pub async fn bytes(self) -> Result<Bytes, CallError> {
+        Ok(self.body.into_bytes().await?)
+    }
+
+    /// The answer's body as UTF-8 text.
+    pub async fn text(self) -> Result<String, CallError> {
+        let bytes = self.bytes().await?;
+        String::from_utf8(bytes.to_vec()).map_err(|e| CallError::decoding("UTF-8 text", e))
+    }
+
+    /// The answer's body decoded from JSON.
+    pub async fn json<T: DeserializeOwned>(self) -> Result<T, CallError> {
+        let bytes = self.bytes().await?;
+        serde_json::from_slice(&bytes).map_err(|e| CallError::decoding("JSON", e))
+    }
+
+    /// The answer's body decoded from MessagePack.
+    pub async fn msgpack<T: DeserializeOwned>(self) -> Result<T, CallError> {
+        let bytes = self.bytes().await?;
+        rmp_serde::from_slice(&bytes).map_err(|e| CallError::decoding("MessagePack", e))
+    }
 }
 
 /// Whether a link is usable.
