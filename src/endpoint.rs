@@ -34,18 +34,15 @@ use crate::link::Link;
 use actix::prelude::*;
 use netcore_actors::cache_actor::{Cache, CacheConfig};
 use netcore_actors::event_bus::{Event, EventBus, EventBusConfig};
-use netcore_actors::link_actor::{
-    Connector, GoAway, InFlight, PeerSession, PeerSessionState, Reconnected, Shutdown, WatchState,
-};
-use netcore_actors::scheduler_actor::Flush;
+use netcore_actors::link::Connector;
 use netcore_actors::supervision::RestartPolicy;
 use netcore_actors::timer_actor::Timers;
 use netcore_actors::transport::{
     accept_tcp, peek_hello, BoxedTransport, FirstFrame, LinkSpec, PipeTransport, TcpPeer, Transport,
 };
 use netcore_actors::{
-    CallError, DownReason, HandlerResult, LinkActor, LinkId, LinkOptions, LinkState, Request,
-    Route, RouterActor, RouterConfig,
+    CallError, DownReason, HandlerResult, LinkActor, LinkId, LinkOptions, LinkState,
+    PeerSessionState, Request, Route, RouterActor, RouterConfig,
 };
 use netcore_actors::{HandleRequest, HandlerError};
 use netcore_proto::link::ReliableConfig;
@@ -416,17 +413,13 @@ impl Endpoint {
         }
         let streamed = &self.inner.stream_routes;
         options.spool.stream_routes.extend(streamed.iter().cloned());
-        let link_ref = LinkActor::start(
+        let handle = LinkActor::start(
             Box::new(transport) as BoxedTransport,
             options,
             self.inner.router.clone().recipient(),
             self.inner.router.clone().recipient(),
         );
-        let mut state = link_ref
-            .addr
-            .send(WatchState)
-            .await
-            .map_err(|_| CallError::LinkDown(DownReason::ActorStopped))?;
+        let mut state = handle.watch_state().await?;
         loop {
             match &*state.borrow_and_update() {
                 LinkState::Up => break,
@@ -439,7 +432,7 @@ impl Endpoint {
         }
         let state_watch = state.clone();
         let link = Link::new(
-            link_ref,
+            handle,
             state,
             self.inner.call_timeout,
             Some(self.inner.events.clone()),
@@ -515,11 +508,11 @@ impl Endpoint {
             for link in self.all_links() {
                 // Waiting for its peer, or not aware yet that the old connection
                 // broke (the client noticed first): either way the session is here.
-                if let Ok(PeerSessionState { id: Some(peer), .. }) =
-                    link.actor().send(PeerSession).await
+                if let Some(PeerSessionState { id: Some(peer), .. }) =
+                    link.handle().peer_session().await
                 {
                     if peer == session.id {
-                        link.actor().do_send(Reconnected(Box::new(transport)));
+                        link.handle().resume(Box::new(transport));
                         return Ok(link);
                     }
                 }
@@ -617,7 +610,7 @@ impl Endpoint {
         let Some(link) = self.link(id) else {
             return false;
         };
-        let _ = link.actor().send(Shutdown(DownReason::Detached)).await;
+        link.handle().close(DownReason::Detached).await;
         if let Ok(mut links) = self.inner.links.lock() {
             links.retain(|l| l.id() != id);
         }
@@ -640,18 +633,13 @@ impl Endpoint {
     pub async fn stop(&self) -> usize {
         let links = self.links();
         for link in &links {
-            let _ = link
-                .actor()
-                .send(GoAway {
-                    code: ErrorCode::NoError,
-                })
-                .await;
+            link.handle().go_away(ErrorCode::NoError).await;
         }
         let deadline = tokio::time::Instant::now() + self.inner.drain_timeout;
         let mut cut_off = 0;
         for link in &links {
             loop {
-                let in_flight = link.actor().send(InFlight).await.unwrap_or(0);
+                let in_flight = link.in_flight().await;
                 if in_flight == 0 || tokio::time::Instant::now() >= deadline {
                     cut_off += in_flight;
                     break;
@@ -662,11 +650,8 @@ impl Endpoint {
             // drain's time (a peer that stops reading keeps a writer stuck), and
             // at least a moment past it for the GOAWAY of a link cut off.
             let flush_until = deadline.max(tokio::time::Instant::now() + FLUSH_GRACE);
-            let _ = tokio::time::timeout_at(flush_until, link.actor().send(Flush)).await;
-            let _ = link
-                .actor()
-                .send(Shutdown(DownReason::EndpointStopped))
-                .await;
+            let _ = tokio::time::timeout_at(flush_until, link.handle().flush()).await;
+            link.handle().close(DownReason::EndpointStopped).await;
         }
         if let Ok(mut all) = self.inner.links.lock() {
             all.clear();

@@ -2,11 +2,13 @@
 //! modem, socket), with priorities, flow control and hard memory limits.
 //!
 //! - [`Endpoint`] serves routes and calls the peer over one or more [`Link`]s.
-//! - [`proto`] is the sans-IO protocol core; [`actors`] the actix runtime under
-//!   the endpoint. ARCHITECTURE.md explains the layers.
+//! - [`proto`] is the sans-IO protocol core; [`actors`] has what an application
+//!   configures of the actix runtime under the endpoint (transports, link options,
+//!   reconnection, spooling). ARCHITECTURE.md explains the layers.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod actors;
 pub mod app;
 mod endpoint;
 mod link;
@@ -19,7 +21,6 @@ pub use app::middleware::Next;
 pub use app::respond::{File, IntoReply};
 pub use endpoint::{Endpoint, EndpointBuilder};
 pub use link::{CallBuilder, Link, PendingCall, Transfer};
-pub use netcore_actors as actors;
 pub use netcore_actors::cache_actor::Cache;
 pub use netcore_actors::event_bus::{Event, EventBus, SubscriptionId};
 pub use netcore_actors::proto;

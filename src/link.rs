@@ -1,13 +1,10 @@
 //! [`Link`]: a handle on one running link of an [`Endpoint`](crate::Endpoint), to
 //! call the peer, send it one-way messages and files, and watch the link.
 
-use actix::prelude::*;
 use bytes::Bytes;
 use netcore_actors::event_bus::{Event, EventBus};
-use netcore_actors::link_actor::{Call, CancelStream, SendOneWay};
-use netcore_actors::scheduler_actor::{Progress, WatchProgress};
 use netcore_actors::{
-    CallError, DownReason, LinkActor, LinkId, LinkRef, LinkState, Payload, Response,
+    CallError, DownReason, LinkHandle, LinkId, LinkState, Payload, Progress, Response,
 };
 use netcore_proto::link::Message;
 use netcore_proto::{ErrorCode, Priority, StreamId};
@@ -21,7 +18,7 @@ use tokio::sync::{oneshot, watch};
 /// [`CallError::LinkDown`], carrying why it went down (see [`Link::closed`]).
 #[derive(Clone)]
 pub struct Link {
-    link: LinkRef,
+    link: LinkHandle,
     state: watch::Receiver<LinkState>,
     call_timeout: Duration,
     events: Option<EventBus>,
@@ -29,13 +26,13 @@ pub struct Link {
 
 impl std::fmt::Debug for Link {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Link").field("id", &self.link.id).finish()
+        f.debug_struct("Link").field("id", &self.link.id()).finish()
     }
 }
 
 impl Link {
     pub(crate) fn new(
-        link: LinkRef,
+        link: LinkHandle,
         state: watch::Receiver<LinkState>,
         call_timeout: Duration,
         events: Option<EventBus>,
@@ -52,12 +49,11 @@ impl Link {
     async fn transfer(&self, stream: StreamId, total: Option<u64>) -> Result<Transfer, CallError> {
         let progress = self
             .link
-            .scheduler
-            .send(WatchProgress { stream, total })
+            .watch_progress(stream, total)
             .await
-            .map_err(|_| self.down())?;
+            .map_err(|e| self.reason(e))?;
         if let Some(bus) = self.events.clone() {
-            let (mut watch, link) = (progress.clone(), self.link.id);
+            let (mut watch, link) = (progress.clone(), self.link.id());
             actix_rt::spawn(async move {
                 // The first value too: a small transfer may be over already.
                 loop {
@@ -83,12 +79,25 @@ impl Link {
 
     /// The link's id.
     pub fn id(&self) -> LinkId {
-        self.link.id
+        self.link.id()
     }
 
-    /// The link's actor.
-    pub fn actor(&self) -> &Addr<LinkActor> {
-        &self.link.addr
+    /// The link's runtime handle (for the endpoint).
+    pub(crate) fn handle(&self) -> &LinkHandle {
+        &self.link
+    }
+
+    /// Calls made on this link awaiting their answer plus requests from the peer
+    /// being served (0 once the link is down).
+    pub async fn in_flight(&self) -> usize {
+        self.link.in_flight().await
+    }
+
+    /// Closes the link now: pending calls fail with [`CallError::LinkDown`]
+    /// carrying `reason`, and the link goes down with it. Resolves once the
+    /// link took it (see [`Link::closed`] to wait until it is down).
+    pub async fn close(&self, reason: impl Into<String>) {
+        self.link.close(DownReason::Closed(reason.into())).await
     }
 
     /// Up, connecting or down (with the reason).
@@ -107,6 +116,15 @@ impl Link {
         match &*self.state.borrow() {
             LinkState::Down(why) => CallError::LinkDown(why.clone()),
             _ => CallError::LinkDown(DownReason::ActorStopped),
+        }
+    }
+
+    /// A failure of the link's handle, with the reason the link went down in
+    /// place of "its actor stopped".
+    fn reason(&self, error: CallError) -> CallError {
+        match error {
+            CallError::LinkDown(DownReason::ActorStopped) => self.down(),
+            error => error,
         }
     }
 
@@ -192,10 +210,9 @@ impl Link {
         let announced = message.streamed_len;
         let stream = self
             .link
-            .addr
-            .send(SendOneWay { message, payload })
+            .one_way(message, payload)
             .await
-            .map_err(|_| self.down())??;
+            .map_err(|e| self.reason(e))?;
         Ok((stream, announced))
     }
 
@@ -213,7 +230,7 @@ impl Link {
     }
 
     fn cancel(&self, stream: StreamId, code: ErrorCode) {
-        self.link.addr.do_send(CancelStream { stream, code });
+        self.link.cancel(stream, code);
     }
 }
 
@@ -311,18 +328,11 @@ impl CallBuilder {
         let (message, payload) = with_payload(message, payload).await?;
         let total = message.streamed_len;
         let streams_file = payload.is_some();
-        let (reply, answer) = oneshot::channel();
-        let stream = link
+        let (stream, answer) = link
             .link
-            .addr
-            .send(Call {
-                message,
-                payload,
-                reply,
-                stream_answer,
-            })
+            .request(message, payload, stream_answer)
             .await
-            .map_err(|_| link.down())??;
+            .map_err(|e| link.reason(e))?;
         let transfer = if streams_file {
             Some(link.transfer(stream, total).await?)
         } else {

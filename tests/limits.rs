@@ -12,8 +12,7 @@
 use bytes::Bytes;
 use common::{attach_client, within, Gate, HANG};
 use futures_util::FutureExt;
-use netcore::actors::link_actor::InFlight;
-use netcore::actors::stream_actor::SpoolLimits;
+use netcore::actors::SpoolLimits;
 use netcore::proto::ProtocolError;
 use netcore::{
     CallError, Endpoint, ErrorCode, Link, LinkOptions, Payload, PendingCall, Reply, Request,
@@ -268,8 +267,8 @@ async fn a_call_past_its_timeout_fails_with_timeout_and_frees_its_handler_and_sl
     let (server_a, _a, link_a) = attach_client(&server, Endpoint::builder(), None).await;
     let (server_b, _b, link_b) = attach_client(&server, Endpoint::builder(), None).await;
     let in_flight = |link: &Link| {
-        let actor = link.actor().clone();
-        async move { actor.send(InFlight).await.unwrap() }
+        let link = link.clone();
+        async move { link.in_flight().await }
     };
 
     let long_a = link_a

@@ -6,8 +6,8 @@
 #![allow(clippy::unwrap_used)]
 
 use bytes::Bytes;
-use netcore::actors::link_actor::Connector;
 use netcore::actors::transport::{BoxedTransport, CutSchedule, FaultConfig, Faults, FaultyLine};
+use netcore::actors::Connector;
 use netcore::{DownReason, Endpoint, LinkOptions};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

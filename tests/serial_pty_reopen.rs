@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used)]
 
 use bytes::Bytes;
-use netcore::actors::link_actor::Connector;
 use netcore::actors::transport::{pty_pair, BoxedTransport, FaultConfig, Faulty};
+use netcore::actors::Connector;
 use netcore::{Endpoint, LinkOptions};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

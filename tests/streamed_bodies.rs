@@ -7,7 +7,6 @@
 //! `stream_answer` gets its answer the same way.
 #![allow(clippy::unwrap_used)]
 
-use netcore::actors::link_actor::Shutdown;
 use netcore::{
     Body, CallError, DownReason, Endpoint, Link, Payload, PendingCall, Progress, Reply, Request,
 };
@@ -236,8 +235,7 @@ async fn a_link_that_goes_down_mid_body_ends_the_stream_with_an_error() {
     let (_dir, call) = upload(&link, "cut", Duration::from_secs(30)).await;
     started_rx.await.unwrap();
     // Closed at once, no GOAWAY, no draining: the server sees the TCP stream end.
-    link.actor()
-        .do_send(Shutdown(DownReason::Closed("cut by the test".into())));
+    link.close("cut by the test").await;
     assert!(matches!(
         call.response().await,
         Err(CallError::LinkDown(DownReason::Closed(why))) if why == "cut by the test"

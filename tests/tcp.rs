@@ -180,12 +180,7 @@ async fn the_server_canceling_a_request_fails_the_call() {
     let (_s, _sl, _c, link) = pair(Endpoint::builder().route(
         "refuse",
         |req: Request| async move {
-            req.link
-                .addr
-                .do_send(netcore::actors::link_actor::CancelStream {
-                    stream: req.head.stream,
-                    code: ErrorCode::Refused,
-                });
+            req.link.cancel(req.head.stream, ErrorCode::Refused);
             tokio::time::sleep(Duration::from_secs(30)).await;
             Ok(Reply::empty())
         },

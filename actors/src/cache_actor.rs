@@ -96,7 +96,7 @@ impl Restartable for CacheActor {
 /// Reads an entry.
 #[derive(Message, Debug)]
 #[rtype(result = "Result<Option<Bytes>, ServiceError>")]
-pub struct Get(pub String);
+pub(crate) struct Get(pub String);
 
 impl Handler<Get> for CacheActor {
     type Result = Result<Option<Bytes>, ServiceError>;
@@ -111,7 +111,7 @@ impl Handler<Get> for CacheActor {
 /// Writes an entry, with an optional time to live.
 #[derive(Message, Debug)]
 #[rtype(result = "Result<(), ServiceError>")]
-pub struct Set {
+pub(crate) struct Set {
     /// The key.
     pub key: String,
     /// The value.
@@ -134,7 +134,7 @@ impl Handler<Set> for CacheActor {
 /// Removes an entry; answers its value, if it had one.
 #[derive(Message, Debug)]
 #[rtype(result = "Result<Option<Bytes>, ServiceError>")]
-pub struct Delete(pub String);
+pub(crate) struct Delete(pub String);
 
 impl Handler<Delete> for CacheActor {
     type Result = Result<Option<Bytes>, ServiceError>;
@@ -149,7 +149,7 @@ impl Handler<Delete> for CacheActor {
 /// Removes every entry.
 #[derive(Message, Debug)]
 #[rtype(result = "Result<(), ServiceError>")]
-pub struct Clear;
+pub(crate) struct Clear;
 
 impl Handler<Clear> for CacheActor {
     type Result = Result<(), ServiceError>;
@@ -165,7 +165,7 @@ impl Handler<Clear> for CacheActor {
 /// Counts the entries (after moka's housekeeping, so the count is exact).
 #[derive(Message, Debug)]
 #[rtype(result = "Result<u64, ServiceError>")]
-pub struct EntryCount;
+pub(crate) struct EntryCount;
 
 impl Handler<EntryCount> for CacheActor {
     type Result = Result<u64, ServiceError>;
@@ -212,13 +212,15 @@ impl Cache {
             .build();
         let addr = CacheActor {
             cache,
-            supervision: Supervision::new(NAME, config.policy, bus),
+            supervision: Supervision::new(NAME, config.policy, bus.map(|bus| bus.reporter())),
         }
         .start();
         Cache { addr }
     }
 
-    /// The cache actor's address (unchanged by restarts).
+    /// The cache actor's address (unchanged by restarts). Test tooling
+    /// (feature `test-util`): tests send it `InjectPanic`.
+    #[cfg(feature = "test-util")]
     pub fn addr(&self) -> &Addr<CacheActor> {
         &self.addr
     }

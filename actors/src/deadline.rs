@@ -5,7 +5,7 @@
 //! and arming again), and keeps the later timer it displaced for when the earlier
 //! one has fired.
 
-use crate::link_actor::now;
+use crate::clock::now;
 use actix::prelude::*;
 use netcore_proto::Instant;
 

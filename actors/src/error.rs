@@ -6,7 +6,7 @@
 //! [`std::error::Error::source`]; their `Display` names the cause too, so a plain
 //! `{error}` is enough to log.
 
-use crate::LinkId;
+use crate::ids::LinkId;
 use netcore_proto::{ErrorCode, ProtocolError};
 use std::error::Error;
 use std::fmt;

@@ -1,5 +1,6 @@
-//! [`EventBusActor`]: fans runtime [`Event`]s out to closures and broadcast
-//! receivers; [`EventBus`] is its cloneable handle.
+//! [`EventBus`]: the cloneable handle of the event bus actor (in
+//! `event_bus_actor.rs`), which fans runtime [`Event`]s out to closures and
+//! broadcast receivers. Actors publish through the handle, never the actor.
 //!
 //! - Publishing never blocks the publisher ([`EventBus::publish`] is a
 //!   `do_send`: the event is queued even when the mailbox is "full"). The price
@@ -21,92 +22,15 @@
 //!   subscribers it had not reached yet. The bus reports its own restart on
 //!   itself, and its escalation too, delivered just before it stops.
 
-use crate::error::DownReason;
-use crate::link_actor::LinkId;
-use crate::supervision::{guard, run_supervised, RestartPolicy, Restartable, Supervision};
+pub use crate::event::Event;
 #[cfg(feature = "test-util")]
-use crate::supervision::{InjectPanic, ServiceError};
+use crate::supervision::InjectPanic;
+use crate::supervision::{Reporter, RestartPolicy};
 use actix::prelude::*;
-use netcore_proto::StreamId;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::broadcast;
-
-/// Something that happened in the runtime.
-///
-/// The service actors publish `ActorRestarted` / `ActorEscalated`; the other
-/// events are published by whoever owns the bus (the endpoint).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
-    /// The endpoint started.
-    Started,
-    /// The endpoint stopped.
-    Stopped,
-    /// A link came up.
-    LinkUp {
-        /// The link.
-        link: LinkId,
-    },
-    /// A link went down.
-    LinkDown {
-        /// The link.
-        link: LinkId,
-        /// Why; [`DownReason::Reconnecting`] when its transport broke and it
-        /// reconnects (a `LinkUp` follows once the session resumed).
-        reason: DownReason,
-    },
-    /// A request arrived.
-    Request {
-        /// The link it arrived on.
-        link: LinkId,
-        /// Its route.
-        route: String,
-    },
-    /// A request was answered.
-    Response {
-        /// The link.
-        link: LinkId,
-        /// The request's route.
-        route: String,
-        /// True for a success answer.
-        ok: bool,
-    },
-    /// A stream was canceled.
-    Canceled {
-        /// The link.
-        link: LinkId,
-        /// The stream.
-        stream: StreamId,
-    },
-    /// A transfer progressed.
-    TransferProgress {
-        /// The link.
-        link: LinkId,
-        /// The stream.
-        stream: StreamId,
-        /// Bytes done.
-        done: u64,
-        /// Total bytes, if known.
-        total: Option<u64>,
-    },
-    /// A supervised actor panicked and restarted.
-    ActorRestarted {
-        /// The actor.
-        actor: String,
-        /// Its restarts since it started.
-        restarts: u32,
-        /// The panic's text.
-        reason: String,
-    },
-    /// A supervised actor failed too often and stopped.
-    ActorEscalated {
-        /// The actor.
-        actor: String,
-        /// The last panic's text.
-        reason: String,
-    },
-}
 
 /// Identifies a closure subscription (unique within the process).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -137,178 +61,82 @@ impl Default for EventBusConfig {
     }
 }
 
-type Filter = Box<dyn Fn(&Event) -> bool + Send>;
-type Callback = Box<dyn FnMut(&Event) + Send>;
-
-struct Subscriber {
-    id: SubscriptionId,
-    filter: Filter,
-    callback: Callback,
-    once: bool,
-}
-
-/// The event bus actor (use it through [`EventBus`]).
-pub struct EventBusActor {
-    subscribers: Vec<Subscriber>,
-    /// How many closures are subscribed, shared with every [`EventBus`] handle.
-    listeners: Arc<AtomicUsize>,
-    tx: broadcast::Sender<Event>,
-    supervision: Supervision,
-}
-
-impl EventBusActor {
-    /// Delivers an event to the broadcast receivers and the matching closures.
-    fn deliver(&mut self, event: &Event) {
-        // An error only means there is no receiver right now.
-        let _ = self.tx.send(event.clone());
-        let before = self.subscribers.len();
-        self.subscribers.retain_mut(|sub| {
-            let delivered = guard(|| {
-                let matched = (sub.filter)(event);
-                if matched {
-                    (sub.callback)(event);
-                }
-                matched
-            });
-            match delivered {
-                Ok(matched) => !(matched && sub.once),
-                Err(why) => {
-                    tracing::error!(
-                        subscription = sub.id.0, %why, ?event,
-                        "event subscriber panicked; unsubscribing it"
-                    );
-                    false
-                }
-            }
-        });
-        self.listeners
-            .fetch_sub(before - self.subscribers.len(), Ordering::Relaxed);
-    }
-}
-
-impl Actor for EventBusActor {
-    type Context = Context<Self>;
-}
-
-impl Restartable for EventBusActor {
-    fn supervision(&mut self) -> &mut Supervision {
-        &mut self.supervision
-    }
-
-    fn rebuild(&mut self, _: &mut Context<Self>) {
-        // Subscriptions and the channel are the bus's contract with the rest of
-        // the runtime and outlive restarts; there is no other state to reset.
-    }
-
-    fn announce(&mut self, event: Event) {
-        self.deliver(&event);
-    }
-}
+/// A closure subscription's filter.
+pub(crate) type Filter = Box<dyn Fn(&Event) -> bool + Send>;
+/// A closure subscription's callback.
+pub(crate) type Callback = Box<dyn FnMut(&Event) + Send>;
 
 /// Publishes an event.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct Publish(pub Event);
-
-impl Handler<Publish> for EventBusActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: Publish, ctx: &mut Self::Context) {
-        let _ = run_supervised(self, ctx, |act, _| act.deliver(&msg.0));
-    }
-}
+pub(crate) struct Publish(pub Event);
 
 /// Adds a closure subscription.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Subscribe {
-    id: SubscriptionId,
-    filter: Filter,
-    callback: Callback,
-    once: bool,
-}
-
-impl Handler<Subscribe> for EventBusActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: Subscribe, ctx: &mut Self::Context) {
-        let _ = run_supervised(self, ctx, |act, _| {
-            act.subscribers.push(Subscriber {
-                id: msg.id,
-                filter: msg.filter,
-                callback: msg.callback,
-                once: msg.once,
-            })
-        });
-    }
+pub(crate) struct Subscribe {
+    pub id: SubscriptionId,
+    pub filter: Filter,
+    pub callback: Callback,
+    pub once: bool,
 }
 
 /// Removes a closure subscription (nothing if it is gone already).
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct Unsubscribe(pub SubscriptionId);
-
-impl Handler<Unsubscribe> for EventBusActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: Unsubscribe, ctx: &mut Self::Context) {
-        let _ = run_supervised(self, ctx, |act, _| {
-            let before = act.subscribers.len();
-            act.subscribers.retain(|sub| sub.id != msg.0);
-            act.listeners
-                .fetch_sub(before - act.subscribers.len(), Ordering::Relaxed);
-        });
-    }
-}
-
-#[cfg(feature = "test-util")]
-impl Handler<InjectPanic> for EventBusActor {
-    type Result = Result<(), ServiceError>;
-
-    fn handle(&mut self, msg: InjectPanic, ctx: &mut Self::Context) -> Self::Result {
-        run_supervised(self, ctx, |_, _| panic!("{}", msg.0))
-    }
-}
+pub(crate) struct Unsubscribe(pub SubscriptionId);
 
 /// Handle of the event bus: cheap to clone, usable from any thread.
 #[derive(Clone)]
 pub struct EventBus {
-    addr: Addr<EventBusActor>,
+    inbox: Arc<BusInbox>,
     tx: broadcast::WeakSender<Event>,
     listeners: Arc<AtomicUsize>,
+}
+
+/// What an [`EventBus`] handle sends to its actor.
+pub(crate) struct BusInbox {
+    pub publish: Recipient<Publish>,
+    pub subscribe: Recipient<Subscribe>,
+    pub unsubscribe: Recipient<Unsubscribe>,
+    #[cfg(feature = "test-util")]
+    pub panic: Recipient<InjectPanic>,
 }
 
 impl fmt::Debug for EventBus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EventBus")
-            .field("connected", &self.addr.connected())
+            .field("connected", &self.inbox.publish.connected())
             .finish()
     }
 }
 
 impl EventBus {
-    /// Starts the bus actor on the current arbiter.
-    pub fn start(config: EventBusConfig) -> EventBus {
-        let (tx, _) = broadcast::channel(config.capacity.max(1));
-        let weak = tx.downgrade();
-        let listeners = Arc::new(AtomicUsize::new(0));
-        let addr = EventBusActor {
-            subscribers: Vec::new(),
-            listeners: listeners.clone(),
-            tx,
-            supervision: Supervision::new("event-bus", config.policy, None),
-        }
-        .start();
+    /// A handle on the bus actor reached through `inbox`, whose broadcast
+    /// channel is `tx` and closure count `listeners`.
+    pub(crate) fn new(
+        inbox: BusInbox,
+        tx: broadcast::WeakSender<Event>,
+        listeners: Arc<AtomicUsize>,
+    ) -> EventBus {
         EventBus {
-            addr,
-            tx: weak,
+            inbox: Arc::new(inbox),
+            tx,
             listeners,
         }
     }
 
-    /// The bus actor's address (unchanged by restarts).
-    pub fn addr(&self) -> &Addr<EventBusActor> {
-        &self.addr
+    /// A [`Reporter`] publishing on this bus (for a supervised actor's restarts).
+    pub fn reporter(&self) -> Reporter {
+        let bus = self.clone();
+        Reporter::new(move |event| bus.publish(event))
+    }
+
+    /// Where to send the bus actor `InjectPanic` (unchanged by restarts). Test
+    /// tooling (feature `test-util`).
+    #[cfg(feature = "test-util")]
+    pub fn addr(&self) -> &Recipient<InjectPanic> {
+        &self.inbox.panic
     }
 
     /// Publishes an event; never blocks (dropped if the bus is stopped, or if
@@ -321,7 +149,7 @@ impl EventBus {
     /// for frequent events (the router publishes two per request).
     pub fn publish_with(&self, make: impl FnOnce() -> Event) {
         if self.is_heard() {
-            self.addr.do_send(Publish(make()));
+            self.inbox.publish.do_send(Publish(make()));
         }
     }
 
@@ -363,7 +191,7 @@ impl EventBus {
     fn add(&self, filter: Filter, callback: Callback, once: bool) -> SubscriptionId {
         let id = SubscriptionId::next();
         self.listeners.fetch_add(1, Ordering::Relaxed);
-        self.addr.do_send(Subscribe {
+        self.inbox.subscribe.do_send(Subscribe {
             id,
             filter,
             callback,
@@ -374,7 +202,7 @@ impl EventBus {
 
     /// Removes a subscription made with [`EventBus::on`] or [`EventBus::once`].
     pub fn off(&self, id: SubscriptionId) {
-        self.addr.do_send(Unsubscribe(id));
+        self.inbox.unsubscribe.do_send(Unsubscribe(id));
     }
 
     /// A receiver of every event published from now on. Bounded: a receiver

@@ -2,9 +2,9 @@
 //!
 //! A call is paced by its answer and a streamed body by its feeder (`PushBody`
 //! resolves when the scheduler's queue for the stream runs low), but a one-way
-//! message with an in-memory body used to be queued at once, so a producer
-//! faster than the wire grew the scheduler's queue without limit. Now each such
-//! message takes a charge (its body and route bytes plus [`PER_MESSAGE`] for its
+//! message with an in-memory body has nothing to wait for: queued at once, a
+//! producer faster than the wire would grow the scheduler's queue without limit.
+//! So each such message takes a charge (its body and route bytes plus [`PER_MESSAGE`] for its
 //! bookkeeping, at most the whole bound) from the link's queue when it is
 //! queued, and gives it back when its last frame was handed to the writer or it
 //! was canceled: `SendOneWay` waits while the charges of the messages queued

@@ -18,7 +18,9 @@
 use crate::body::{Body, Payload};
 use crate::error::HandlerError;
 use crate::event_bus::{Event, EventBus};
-use crate::link_actor::{LinkId, LinkRef, Respond};
+use crate::ids::LinkId;
+use crate::messages::{Canceled, Incoming, LinkRef, Respond};
+use crate::supervision::guard_future;
 use actix::prelude::*;
 use futures_util::future::LocalBoxFuture;
 use futures_util::future::{AbortHandle, Abortable, Aborted};
@@ -28,7 +30,6 @@ use netcore_proto::link::Message as ProtoMessage;
 use netcore_proto::reassembly::MessageHead;
 use netcore_proto::{ErrorCode, MessageKind, Priority, StreamId};
 use std::collections::{HashMap, VecDeque};
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 /// An inbound request or one-way message, as a handler sees it.
@@ -119,18 +120,26 @@ impl Route {
     fn call(&self, request: Request) -> LocalBoxFuture<'static, HandlerResult> {
         match self {
             Route::Fn(f) => f(request),
-            Route::Actor(recipient) => {
-                let send = recipient.send(HandleRequest(request));
-                Box::pin(async move {
-                    send.await.unwrap_or_else(|error| {
-                        Err(HandlerError::failed(format!(
-                            "handler actor unavailable: {error}"
-                        )))
-                    })
-                })
-            }
+            Route::Actor(recipient) => ask_actor(recipient, request),
         }
     }
+}
+
+/// Hands `request` to a handler actor and waits for its answer; a handler
+/// actor that is gone answers `HandlerFailed`. The one forwarder of actor
+/// routes ([`Route::Actor`], and the application's blueprints).
+pub fn ask_actor(
+    actor: &Recipient<HandleRequest>,
+    request: Request,
+) -> LocalBoxFuture<'static, HandlerResult> {
+    let send = actor.send(HandleRequest(request));
+    Box::pin(async move {
+        send.await.unwrap_or_else(|error| {
+            Err(HandlerError::failed(format!(
+                "handler actor unavailable: {error}"
+            )))
+        })
+    })
 }
 
 /// Limits of the router.
@@ -209,13 +218,13 @@ impl RouterActor {
                     .map(|(_, route)| route)
             })
             .cloned();
-        let key = (link.id, head.stream);
+        let key = (link.id(), head.stream);
         let one_way = head.kind == MessageKind::OneWay;
         let priority = head.priority;
         let stream = head.stream;
         let route_name = head.route.clone();
-        let answer_to = link.addr.clone();
-        let link_id = link.id;
+        let answer_to = link.clone();
+        let link_id = link.id();
         self.publish(|| Event::Request {
             link: link_id,
             route: route_name.clone(),
@@ -245,7 +254,7 @@ impl RouterActor {
             events,
             link_id,
         };
-        let mut task = AssertUnwindSafe(task).catch_unwind();
+        let mut task = guard_future(task);
         if let Some(outcome) = (&mut task).now_or_never() {
             let mut finish = Box::pin(after.run(Ok(outcome)));
             if (&mut finish).now_or_never().is_none() {
@@ -273,7 +282,7 @@ impl RouterActor {
 struct AfterHandler {
     route_name: String,
     one_way: bool,
-    answer_to: Addr<crate::link_actor::LinkActor>,
+    answer_to: LinkRef,
     stream: StreamId,
     priority: Priority,
     events: Option<EventBus>,
@@ -283,11 +292,10 @@ struct AfterHandler {
 impl AfterHandler {
     /// Follows up on the handler's `outcome` (`Err(Aborted)`: the peer canceled
     /// the request; nothing follows).
-    async fn run(self, outcome: Result<std::thread::Result<HandlerResult>, Aborted>) {
+    async fn run(self, outcome: Result<Result<HandlerResult, String>, Aborted>) {
         let result = match outcome {
             Ok(Ok(result)) => result,
-            Ok(Err(panic)) => {
-                let why = panic_message(panic);
+            Ok(Err(why)) => {
                 tracing::error!(route = %self.route_name, %why, "handler panicked");
                 Err(HandlerError::failed(format!("handler panicked: {why}")))
             }
@@ -305,7 +313,7 @@ impl AfterHandler {
             return;
         }
         let answer = answer(self.stream, self.priority, result).await;
-        self.answer_to.do_send(answer);
+        self.answer_to.respond(answer);
     }
 }
 
@@ -350,31 +358,8 @@ fn error_answer(stream: StreamId, priority: Priority, error: HandlerError) -> Re
     }
 }
 
-/// The text of a panic payload.
-pub fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-text panic payload".to_string()
-    }
-}
-
 impl Actor for RouterActor {
     type Context = Context<Self>;
-}
-
-/// An inbound request or one-way message from a link actor.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub struct Incoming {
-    /// The link it arrived on.
-    pub link: LinkRef,
-    /// Its head.
-    pub head: MessageHead,
-    /// Its body.
-    pub body: Body,
 }
 
 impl Handler<Incoming> for RouterActor {
@@ -392,20 +377,9 @@ impl Handler<Incoming> for RouterActor {
         if msg.head.kind == MessageKind::Request {
             let error = HandlerError::new(ErrorCode::Refused, "busy: all workers in use");
             msg.link
-                .addr
-                .do_send(error_answer(msg.head.stream, msg.head.priority, error));
+                .respond(error_answer(msg.head.stream, msg.head.priority, error));
         }
     }
-}
-
-/// The peer canceled a request: abort its handler (or drop it from the queue).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Canceled {
-    /// The link.
-    pub link: LinkId,
-    /// The request's stream.
-    pub stream: StreamId,
 }
 
 impl Handler<Canceled> for RouterActor {
@@ -420,7 +394,7 @@ impl Handler<Canceled> for RouterActor {
             handle.abort();
         }
         self.queue
-            .retain(|q| !(q.link.id == msg.link && q.head.stream == msg.stream));
+            .retain(|q| !(q.link.id() == msg.link && q.head.stream == msg.stream));
     }
 }
 
@@ -468,5 +442,133 @@ impl Handler<AddRoute> for RouterActor {
 fn publish_on(bus: &Option<EventBus>, make: impl FnOnce() -> Event) {
     if let Some(bus) = bus {
         bus.publish_with(make);
+    }
+}
+
+/// The router alone: the links its requests arrive on are stand-in handles
+/// recording the answers and cancellations sent back.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::Seen;
+    use bytes::Bytes;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    fn incoming(link: &LinkRef, stream: u64, route: &str, kind: MessageKind) -> Incoming {
+        Incoming {
+            link: link.clone(),
+            head: MessageHead {
+                stream: StreamId(stream),
+                kind,
+                priority: Priority::Normal,
+                route: route.into(),
+                code: None,
+                total_len: None,
+                headers: Vec::new(),
+            },
+            body: Body::Bytes(Bytes::from_static(b"ping")),
+        }
+    }
+
+    fn echo() -> Route {
+        Route::handler(|request: Request| async move {
+            match request.body {
+                Body::Bytes(bytes) => Ok(Reply::new(bytes)),
+                _ => Err(HandlerError::failed("not in memory")),
+            }
+        })
+    }
+
+    fn router(routes: Vec<(&str, Route)>, config: RouterConfig) -> Addr<RouterActor> {
+        let routes = routes
+            .into_iter()
+            .map(|(path, route)| (path.to_string(), route))
+            .collect();
+        RouterActor::new(routes, Vec::new(), config).start()
+    }
+
+    async fn answer(answers: &Seen<Respond>) -> Respond {
+        answers.wait_for(1).await.remove(0)
+    }
+
+    #[actix_rt::test]
+    async fn answers_go_back_on_the_link_the_request_came_from() {
+        let router = router(vec![("echo", echo())], RouterConfig::default());
+        let (link, answers, _) = LinkRef::stub(LinkId(1));
+        router.do_send(incoming(&link, 1, "echo", MessageKind::Request));
+        let respond = answer(&answers).await;
+        assert_eq!(respond.stream, StreamId(1));
+        assert_eq!(respond.outcome, Ok(()));
+        assert_eq!(respond.message.body.as_deref(), Some(&b"ping"[..]));
+        // One-way messages get no answer.
+        router.do_send(incoming(&link, 3, "echo", MessageKind::OneWay));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(answers.len(), 0);
+    }
+
+    #[actix_rt::test]
+    async fn unknown_routes_and_panicking_handlers_get_error_answers() {
+        let boom = Route::handler(|_: Request| async move {
+            panic!("handler bug");
+            #[allow(unreachable_code)]
+            Ok(Reply::empty())
+        });
+        let router = router(vec![("boom", boom)], RouterConfig::default());
+        let (link, answers, _) = LinkRef::stub(LinkId(2));
+        router.do_send(incoming(&link, 1, "nowhere", MessageKind::Request));
+        assert_eq!(answer(&answers).await.outcome, Err(ErrorCode::NotFound));
+        router.do_send(incoming(&link, 3, "boom", MessageKind::Request));
+        let respond = answer(&answers).await;
+        assert_eq!(respond.outcome, Err(ErrorCode::HandlerFailed));
+        let text = respond.message.body.unwrap_or_default();
+        assert!(String::from_utf8_lossy(&text).contains("handler bug"));
+    }
+
+    #[actix_rt::test]
+    async fn a_full_queue_refuses_and_a_cancel_aborts_the_handler() {
+        let dropped = Arc::new(AtomicBool::new(false));
+        let flag = dropped.clone();
+        let hold = Route::handler(move |_: Request| {
+            let flag = flag.clone();
+            async move {
+                struct SetOnDrop(Arc<AtomicBool>);
+                impl Drop for SetOnDrop {
+                    fn drop(&mut self) {
+                        self.0.store(true, Ordering::SeqCst);
+                    }
+                }
+                let _guard = SetOnDrop(flag);
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                Ok(Reply::empty())
+            }
+        });
+        let config = RouterConfig {
+            max_workers: 1,
+            max_queued: 1,
+        };
+        let router = router(vec![("hold", hold)], config);
+        let (link, answers, _) = LinkRef::stub(LinkId(3));
+        router.do_send(incoming(&link, 1, "hold", MessageKind::Request)); // runs
+        router.do_send(incoming(&link, 3, "hold", MessageKind::Request)); // queued
+        router.do_send(incoming(&link, 5, "hold", MessageKind::Request)); // refused
+        let refused = answer(&answers).await;
+        assert_eq!(refused.stream, StreamId(5));
+        assert_eq!(refused.outcome, Err(ErrorCode::Refused));
+        // The peer cancels the running request: its handler is aborted, no answer.
+        router.do_send(Canceled {
+            link: LinkId(3),
+            stream: StreamId(1),
+        });
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !dropped.load(Ordering::SeqCst) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "handler not aborted"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(answers.len(), 0);
     }
 }

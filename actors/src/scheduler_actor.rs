@@ -8,23 +8,21 @@
 //! many chunks). Nothing is encoded ahead of the writer, so memory stays at one
 //! batch and priorities stay honest.
 
-use crate::body::Payload;
+use crate::clock::now;
 use crate::deadline::Deadline;
-use crate::error::{CallError, DownReason};
-use crate::link_actor::{now, PeerUnresponsive};
+use crate::error::CallError;
+use crate::messages::{
+    Apply, Close, Flush, PeerUnresponsive, Progress, Pull, PushBody, Unpark, WatchProgress,
+    Watchdog,
+};
 use crate::one_way_queue::{Charges, OneWayQueue};
-use crate::transport::with_context;
 use actix::prelude::*;
-use bytes::{Bytes, BytesMut};
 use netcore_proto::framing::WireBatch;
 use netcore_proto::link::{Command, LinkConfig, Transmitter};
 use netcore_proto::scheduler::SchedulerEvent;
 use netcore_proto::StreamId;
 use std::collections::HashMap;
-use std::io;
 use tokio::sync::{oneshot, watch};
-
-pub use netcore_proto::link::Progress;
 
 /// Owns the outbound half of one link.
 pub struct SchedulerActor {
@@ -171,11 +169,6 @@ impl Actor for SchedulerActor {
     }
 }
 
-/// Commands from the link's session, applied in order.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct Apply(pub Vec<Command>);
-
 impl Handler<Apply> for SchedulerActor {
     type Result = ();
 
@@ -202,13 +195,6 @@ impl Handler<Apply> for SchedulerActor {
     }
 }
 
-/// The writer can take more bytes: answered with the next batch once one is
-/// ready, or `None` when the link is closing. Carries the writer's previous batch,
-/// written out, so its buffer serves the next one (no allocation per write).
-#[derive(Message)]
-#[rtype(result = "Option<WireBatch>")]
-pub(crate) struct Pull(pub Option<WireBatch>);
-
 impl Handler<Pull> for SchedulerActor {
     type Result = ResponseFuture<Option<WireBatch>>;
 
@@ -234,15 +220,6 @@ impl Handler<Pull> for SchedulerActor {
     }
 }
 
-/// Resolves once every frame queued so far was written to the transport: the
-/// writer is waiting for more and nothing more is ready. A link flushes before it
-/// closes, so answers given at the last moment are not lost. Resolves at once on
-/// a closed scheduler; a writer stuck on a peer that does not read never flushes,
-/// so whoever waits bounds the wait.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Flush;
-
 impl Handler<Flush> for SchedulerActor {
     type Result = ResponseFuture<()>;
 
@@ -258,12 +235,6 @@ impl Handler<Flush> for SchedulerActor {
     }
 }
 
-/// The link is going down: the writer's pull returns `None` from now on and what
-/// is still queued is dropped ([`Flush`] first to have it written).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct Close;
-
 impl Handler<Close> for SchedulerActor {
     type Result = ();
 
@@ -274,19 +245,6 @@ impl Handler<Close> for SchedulerActor {
         self.release_puller();
         ctx.stop();
     }
-}
-
-/// Appends bytes to a streamed body; resolves when the stream wants more (its
-/// queue ran low), so a feeder reading a file stays a few chunks ahead of the wire.
-#[derive(Message)]
-#[rtype(result = "Result<(), CallError>")]
-pub(crate) struct PushBody {
-    /// The outbound stream.
-    pub stream: StreamId,
-    /// The next bytes of the body.
-    pub bytes: Bytes,
-    /// Whether they are the last.
-    pub fin: bool,
 }
 
 impl Handler<PushBody> for SchedulerActor {
@@ -314,114 +272,6 @@ impl Handler<PushBody> for SchedulerActor {
     }
 }
 
-/// Streams a file or channel `payload` into `stream`, a few chunks ahead of the
-/// wire (files are read through the blocking pool). Returns when the last byte
-/// was queued.
-///
-/// `announced` is the body length the message's OPEN announced (for a file, its
-/// length when the message was queued): the peer expects exactly that many
-/// bytes, so a file is sent up to that length, and one that has fewer bytes by
-/// the time they are read fails with [`CallError::Io`], as does a channel body
-/// longer or shorter than its `total`.
-pub async fn feed_body(
-    scheduler: Addr<SchedulerActor>,
-    stream: StreamId,
-    payload: Payload,
-    announced: Option<u64>,
-    chunk_len: usize,
-) -> Result<(), CallError> {
-    let push = |bytes: Bytes, fin: bool| {
-        let scheduler = scheduler.clone();
-        async move {
-            scheduler
-                .send(PushBody { stream, bytes, fin })
-                .await
-                .map_err(|_| CallError::LinkDown(DownReason::ActorStopped))?
-        }
-    };
-    match payload {
-        Payload::Bytes(_) => Ok(()),
-        Payload::File(path) => {
-            let io = |e: std::io::Error| {
-                CallError::from(with_context(e, format_args!("{}", path.display())))
-            };
-            let mut file = tokio::fs::File::open(&path).await.map_err(io)?;
-            let len = match announced {
-                Some(len) => len,
-                None => file.metadata().await.map_err(io)?.len(),
-            };
-            let read_len = chunk_len.clamp(4096, 1 << 20);
-            let mut sent = 0u64;
-            loop {
-                let want = read_len.min((len - sent) as usize);
-                let mut buf = BytesMut::zeroed(want);
-                let n = if want == 0 {
-                    0
-                } else {
-                    tokio::io::AsyncReadExt::read(&mut file, &mut buf)
-                        .await
-                        .map_err(io)?
-                };
-                if n == 0 && sent < len {
-                    return Err(CallError::from(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!(
-                            "{} shrank while being sent ({sent} of {len} bytes)",
-                            path.display()
-                        ),
-                    )));
-                }
-                buf.truncate(n);
-                sent += n as u64;
-                let fin = sent == len;
-                push(buf.freeze(), fin).await?;
-                if fin {
-                    return Ok(());
-                }
-            }
-        }
-        Payload::Stream { mut chunks, total } => {
-            let mut sent = 0u64;
-            while let Some(bytes) = chunks.recv().await {
-                if bytes.is_empty() {
-                    continue;
-                }
-                sent += bytes.len() as u64;
-                if total.is_some_and(|t| sent > t) {
-                    return Err(CallError::from(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!(
-                            "the stream produced more than its announced {} bytes",
-                            total.unwrap_or(0)
-                        ),
-                    )));
-                }
-                let fin = total == Some(sent);
-                push(bytes, fin).await?;
-                if fin {
-                    return Ok(());
-                }
-            }
-            if total.is_some_and(|t| sent != t) {
-                return Err(CallError::from(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!(
-                        "the stream ended after {sent} of its announced {} bytes",
-                        total.unwrap_or(0)
-                    ),
-                )));
-            }
-            push(Bytes::new(), true).await
-        }
-    }
-}
-
-/// The transport broke: the old writer's parked pull gets `None` (it exits); a
-/// new writer pulls after the reconnection.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct Unpark;
-
 impl Handler<Unpark> for SchedulerActor {
     type Result = ();
 
@@ -432,27 +282,12 @@ impl Handler<Unpark> for SchedulerActor {
     }
 }
 
-/// Who to tell when the reliable mode gives up on the peer (the link actor).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct Watchdog(pub Recipient<PeerUnresponsive>);
-
 impl Handler<Watchdog> for SchedulerActor {
     type Result = ();
 
     fn handle(&mut self, msg: Watchdog, _: &mut Self::Context) {
         self.watchdog = Some(msg.0);
     }
-}
-
-/// Subscribes to the progress of an outbound stream.
-#[derive(Message)]
-#[rtype(result = "watch::Receiver<Progress>")]
-pub struct WatchProgress {
-    /// The outbound stream.
-    pub stream: StreamId,
-    /// Its total length, if known.
-    pub total: Option<u64>,
 }
 
 impl Handler<WatchProgress> for SchedulerActor {
@@ -468,5 +303,80 @@ impl Handler<WatchProgress> for SchedulerActor {
             self.watched.insert(msg.stream, tx);
         }
         MessageResult(rx)
+    }
+}
+
+/// The scheduler actor alone: its link actor is a test driving a protocol
+/// core's session, its watchdog a stand-in recording what it is told.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::stub;
+    use bytes::Buf;
+    use netcore_proto::link::Session;
+
+    /// A scheduler for a stream link, and the commands of a fresh session (its HELLO).
+    fn start() -> (Addr<SchedulerActor>, Vec<Command>) {
+        let config = LinkConfig::stream(1);
+        let mut session = Session::new(config.clone(), None);
+        let commands = std::iter::from_fn(|| session.poll_command()).collect();
+        (SchedulerActor::new(&config, 1 << 20).start(), commands)
+    }
+
+    #[actix_rt::test]
+    async fn a_pull_gets_what_the_session_queued_then_parks_until_more_is_applied() {
+        let (scheduler, hello) = start();
+        scheduler.send(Apply(hello)).await.unwrap();
+        let batch = scheduler.send(Pull(None)).await.unwrap().unwrap();
+        assert!(batch.remaining() > 0);
+        // Nothing more is ready: the next pull parks, and flushing resolves at once.
+        let parked = scheduler.send(Pull(Some(batch)));
+        let parked = actix_rt::spawn(parked);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(!parked.is_finished());
+        scheduler.send(Flush).await.unwrap();
+        // Closing ends the parked pull with `None`.
+        scheduler.send(Close).await.unwrap();
+        assert!(parked.await.unwrap().unwrap().is_none());
+    }
+
+    #[actix_rt::test]
+    async fn flush_waits_for_the_writer_to_take_what_was_queued() {
+        let (scheduler, hello) = start();
+        scheduler.send(Apply(hello)).await.unwrap();
+        let flushed = actix_rt::spawn(scheduler.send(Flush));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(!flushed.is_finished(), "flushed before the writer pulled");
+        let batch = scheduler.send(Pull(None)).await.unwrap();
+        assert!(batch.is_some());
+        // The writer comes back for more: everything was written.
+        let _parked = actix_rt::spawn(scheduler.send(Pull(batch)));
+        flushed.await.unwrap().unwrap();
+    }
+
+    #[actix_rt::test]
+    async fn unpark_releases_the_writer_and_a_closed_scheduler_refuses_pulls() {
+        let (scheduler, hello) = start();
+        let (watchdog, told) = stub(|_: &PeerUnresponsive| ());
+        scheduler.send(Watchdog(watchdog)).await.unwrap();
+        scheduler.send(Apply(hello)).await.unwrap();
+        let _ = scheduler.send(Pull(None)).await.unwrap();
+        let parked = actix_rt::spawn(scheduler.send(Pull(None)));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        scheduler.send(Unpark).await.unwrap();
+        assert!(parked.await.unwrap().unwrap().is_none());
+        assert_eq!(told.len(), 0, "a healthy link is not reported");
+        let progress = scheduler
+            .send(WatchProgress {
+                stream: StreamId(1),
+                total: Some(3),
+            })
+            .await
+            .unwrap();
+        assert_eq!(progress.borrow().total, Some(3));
+        scheduler.send(Close).await.unwrap();
+        // Closed (or stopped already): no more bytes for any writer.
+        let pull = scheduler.send(Pull(None)).await;
+        assert!(!matches!(pull, Ok(Some(_))));
     }
 }

@@ -1,8 +1,8 @@
 //! [`StreamActor`]: one per inbound message above the spool threshold (or moved
 //! out of memory under pressure). It writes the body to a temporary file as the
 //! chunks arrive, returns their credit to the peer once they are on disk, and
-//! hands the complete message back to its [`LinkActor`], which routes it like any
-//! other.
+//! hands the complete message back to its link actor, which routes it like any
+//! other. It reaches the link only through the recipients of a `SpoolTarget`.
 //!
 //! Messages below the threshold are reassembled in the link actor's protocol
 //! core without an actor of their own: most messages are a single frame, and an
@@ -15,8 +15,8 @@
 //! `max_spooling × stream_window` bytes whatever the peer does (64 × 2 MiB on TCP
 //! links; in practice a few chunks, as the disk keeps up).
 
-use crate::body::SpooledFile;
-use crate::link_actor::{LinkActor, Release, Spooled};
+use crate::body::{Release, SpooledFile};
+use crate::messages::{CancelStream, SpoolTarget, Spooled, StreamOpened};
 use actix::prelude::*;
 use bytes::Bytes;
 use netcore_proto::reassembly::{Accepted, BodySink, MessageHead, SinkError, SinkFactory};
@@ -66,7 +66,7 @@ impl Default for SpoolLimits {
 
 /// Opens a [`StreamActor`] per spooled message; installed in the link's session.
 pub(crate) struct SpoolFactory {
-    pub(crate) link: Addr<LinkActor>,
+    pub(crate) link: SpoolTarget,
     pub(crate) limits: SpoolLimits,
     pub(crate) live: Arc<AtomicUsize>,
     /// Credit a streamed body returns at a time (a quarter of the stream window).
@@ -76,7 +76,7 @@ pub(crate) struct SpoolFactory {
 }
 
 /// Our calls whose answers go to the caller as a stream
-/// ([`Call::stream_answer`](crate::link_actor::Call::stream_answer)): the link
+/// (a call made with `stream_answer`): the link
 /// actor adds and removes them, the sink factory looks an answer up at its OPEN.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct StreamedAnswers(Arc<Mutex<HashSet<StreamId>>>);
@@ -124,13 +124,14 @@ impl SinkFactory for SpoolFactory {
             return None;
         }
         if self.prefers_sink(head) {
-            let (link, live) = (self.link.clone(), self.live.clone());
-            return Some(crate::body_stream::open(
-                head,
-                link,
-                live,
-                self.release_every,
-            ));
+            let release = self.link.release.clone();
+            let (body, sink) =
+                crate::body::stream::open(head, release, self.live.clone(), self.release_every);
+            self.link.opened.do_send(StreamOpened {
+                stream: head.stream,
+                body,
+            });
+            return Some(sink);
         }
         let file = match tempfile::Builder::new()
             .prefix("netcore-spool-")
@@ -198,7 +199,7 @@ impl BodySink for StreamSink {
 /// one, and their credit returns to the peer once they are on disk.
 pub struct StreamActor {
     stream: StreamId,
-    link: Addr<LinkActor>,
+    link: SpoolTarget,
     file: Option<std::fs::File>,
     path: Option<tempfile::TempPath>,
     written: u64,
@@ -236,7 +237,7 @@ impl StreamActor {
         self.file = None;
         self.path = None;
         self.queue.clear();
-        self.link.do_send(crate::link_actor::CancelStream {
+        self.link.cancel.do_send(CancelStream {
             stream: self.stream,
             code: ErrorCode::Internal,
         });
@@ -276,7 +277,7 @@ impl StreamActor {
                 Ok(Ok((file, len))) => {
                     act.file = Some(file);
                     act.written += len;
-                    act.link.do_send(Release {
+                    act.link.release.do_send(Release {
                         stream: act.stream,
                         len,
                     });
@@ -291,7 +292,7 @@ impl StreamActor {
     /// Every chunk is on disk: hands the file to the link actor.
     fn complete(&mut self, ctx: &mut Context<Self>) {
         if let Some(path) = self.path.take() {
-            self.link.do_send(Spooled {
+            self.link.spooled.do_send(Spooled {
                 stream: self.stream,
                 file: SpooledFile::new(path, self.written),
             });
@@ -330,5 +331,123 @@ impl Handler<Abort> for StreamActor {
         self.file = None;
         self.path = None; // deletes the file
         ctx.stop();
+    }
+}
+
+/// The stream actor and its sink factory alone: the link they report to is a
+/// set of stand-ins recording what arrives.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{stub, Seen};
+    use netcore_proto::Priority;
+
+    struct Link {
+        release: Seen<Release>,
+        spooled: Seen<Spooled>,
+        opened: Seen<StreamOpened>,
+        cancel: Seen<CancelStream>,
+    }
+
+    fn factory(dir: &std::path::Path, max_spooling: usize) -> (SpoolFactory, Link) {
+        let (release, released) = stub(|_: &Release| ());
+        let (spooled, spools) = stub(|_: &Spooled| ());
+        let (opened, opens) = stub(|_: &StreamOpened| ());
+        let (cancel, cancels) = stub(|_: &CancelStream| ());
+        let factory = SpoolFactory {
+            link: SpoolTarget {
+                release,
+                spooled,
+                opened,
+                cancel,
+            },
+            limits: SpoolLimits {
+                dir: dir.to_path_buf(),
+                max_spooling,
+                stream_routes: vec!["live/".into()],
+            },
+            live: Arc::new(AtomicUsize::new(0)),
+            release_every: 4,
+            streamed_answers: StreamedAnswers::default(),
+        };
+        let link = Link {
+            release: released,
+            spooled: spools,
+            opened: opens,
+            cancel: cancels,
+        };
+        (factory, link)
+    }
+
+    fn head(stream: u64, route: &str) -> MessageHead {
+        MessageHead {
+            stream: StreamId(stream),
+            kind: MessageKind::Request,
+            priority: Priority::Bulk,
+            route: route.into(),
+            code: None,
+            total_len: Some(10),
+            headers: Vec::new(),
+        }
+    }
+
+    #[actix_rt::test]
+    async fn chunks_are_written_released_and_the_file_handed_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut factory, link) = factory(dir.path(), 4);
+        let mut sink = factory.open(&head(3, "files/a")).unwrap();
+        for chunk in [&b"hello"[..], b" ", b"disk"] {
+            let accepted = sink.write(Bytes::copy_from_slice(chunk)).unwrap();
+            assert_eq!(accepted, Accepted::Pending);
+        }
+        sink.finish().unwrap();
+        let spooled = link.spooled.wait_for(1).await.remove(0);
+        assert_eq!(spooled.stream, StreamId(3));
+        assert_eq!(std::fs::read(spooled.file.path()).unwrap(), b"hello disk");
+        // Every written byte's credit went back, none twice.
+        let released: u64 = link.release.take().iter().map(|r| r.len).sum();
+        assert_eq!(released, 10);
+        assert_eq!(link.cancel.len(), 0);
+        assert_eq!(link.opened.len(), 0);
+    }
+
+    #[actix_rt::test]
+    async fn a_streamed_route_opens_a_body_stream_instead_of_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut factory, link) = factory(dir.path(), 4);
+        assert!(factory.prefers_sink(&head(5, "live/feed")));
+        let mut sink = factory.open(&head(5, "live/feed")).unwrap();
+        let opened = link.opened.wait_for(1).await.remove(0);
+        assert_eq!(opened.stream, StreamId(5));
+        let mut body = opened.body;
+        sink.write(Bytes::from_static(b"0123456789")).unwrap();
+        sink.finish().unwrap();
+        assert_eq!(body.next().await.unwrap().unwrap(), &b"0123456789"[..]);
+        assert!(body.next().await.unwrap().is_none());
+        let released: u64 = link.release.wait_for(1).await.iter().map(|r| r.len).sum();
+        assert_eq!(released, 10);
+        assert_eq!(link.spooled.len(), 0);
+    }
+
+    #[actix_rt::test]
+    async fn beyond_max_spooling_a_stream_is_refused_and_an_abort_deletes_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut factory, link) = factory(dir.path(), 1);
+        let mut first = factory.open(&head(7, "files/a")).unwrap();
+        assert!(factory.open(&head(9, "files/b")).is_none());
+        first.write(Bytes::from_static(b"abc")).unwrap();
+        let _ = link.release.wait_for(1).await;
+        first.abort(ErrorCode::Canceled);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::fs::read_dir(dir.path()).unwrap().count() > 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "spool file left behind"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        // The slot is free again.
+        assert!(factory.open(&head(11, "files/c")).is_some());
+        assert_eq!(link.spooled.len(), 0);
     }
 }

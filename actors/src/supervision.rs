@@ -1,6 +1,6 @@
 //! Supervision of service actors: an OTP-like restart policy, the panic guard
 //! at a handler's boundary, and the in-place restart shared by the service
-//! actors ([`EventBusActor`](crate::event_bus::EventBusActor),
+//! actors ([`EventBusActor`](crate::event_bus_actor::EventBusActor),
 //! [`TimerActor`](crate::timer_actor::TimerActor),
 //! [`CacheActor`](crate::cache_actor::CacheActor)) and reusable by others.
 //!
@@ -8,7 +8,8 @@
 //!   exponential backoff between them; one more failure escalates.
 //! - [`RestartTracker`]: the policy's bookkeeping, clock-free (the time of each
 //!   failure is passed in), so it is tested with simulated time.
-//! - [`guard`]: runs a closure under `catch_unwind`, returning the panic text.
+//! - [`guard`]: runs a closure under `catch_unwind`, returning the panic text;
+//!   [`guard_future`] does the same for a future (every handler task).
 //! - [`Supervision`] + [`Restartable`] + [`run_supervised`]: what an actor
 //!   needs to restart itself after a panic in one of its handlers.
 //!
@@ -24,12 +25,14 @@
 //! failing message gets [`ServiceError::Escalated`], later senders
 //! [`ServiceError::Stopped`].
 
-use crate::event_bus::{Event, EventBus};
-use crate::router_actor::panic_message;
+use crate::event::Event;
 use actix::prelude::*;
+use futures_util::FutureExt;
 use std::collections::VecDeque;
 use std::fmt;
+use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How often an actor may restart before its failure escalates.
@@ -150,6 +153,63 @@ pub fn guard<R>(f: impl FnOnce() -> R) -> Result<R, String> {
     catch_unwind(AssertUnwindSafe(f)).map_err(panic_message)
 }
 
+/// Runs the future `work`, catching a panic; returns the panic's text on
+/// failure. The one place handler panics are caught: the router runs every
+/// handler task under it, and the application layer every boxed handler.
+///
+/// The returned future is `Unpin` when `work` is, so the router can poll it once
+/// in place and, if it is still pending, move it into a task.
+pub fn guard_future<F: Future>(work: F) -> Guarded<F> {
+    AssertUnwindSafe(work)
+        .catch_unwind()
+        .map(panic_to_text as fn(_) -> _)
+}
+
+/// The future [`guard_future`] returns.
+pub type Guarded<F> = futures_util::future::Map<
+    futures_util::future::CatchUnwind<AssertUnwindSafe<F>>,
+    fn(std::thread::Result<<F as Future>::Output>) -> Result<<F as Future>::Output, String>,
+>;
+
+/// A caught panic as its text.
+fn panic_to_text<T>(outcome: std::thread::Result<T>) -> Result<T, String> {
+    outcome.map_err(panic_message)
+}
+
+/// The text of a panic payload.
+pub fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-text panic payload".to_string()
+    }
+}
+
+/// Where a supervised actor reports its restarts and escalation: a function
+/// that publishes the event (the event bus makes one: `Reporter::from(bus)`).
+#[derive(Clone)]
+pub struct Reporter(Arc<dyn Fn(Event) + Send + Sync>);
+
+impl Reporter {
+    /// A reporter calling `report` with each event.
+    pub fn new(report: impl Fn(Event) + Send + Sync + 'static) -> Reporter {
+        Reporter(Arc::new(report))
+    }
+
+    /// Reports `event`.
+    pub fn report(&self, event: Event) {
+        (self.0)(event)
+    }
+}
+
+impl fmt::Debug for Reporter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Reporter")
+    }
+}
+
 /// Why a service did not handle a message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ServiceError {
@@ -201,24 +261,28 @@ impl fmt::Display for ServiceError {
 
 impl std::error::Error for ServiceError {}
 
-/// An actor's supervision state: name, restart tracker, restart count and the
-/// bus its restarts are reported on. Lives in the actor and survives restarts.
+/// An actor's supervision state: name, restart tracker, restart count and
+/// where its restarts are reported. Lives in the actor and survives restarts.
 #[derive(Debug)]
 pub struct Supervision {
     actor: String,
     tracker: RestartTracker,
     restarts: u32,
-    bus: Option<EventBus>,
+    reporter: Option<Reporter>,
 }
 
 impl Supervision {
-    /// Supervision for the actor named `actor`, reporting on `bus` if given.
-    pub fn new(actor: impl Into<String>, policy: RestartPolicy, bus: Option<EventBus>) -> Self {
+    /// Supervision for the actor named `actor`, reporting to `reporter` if given.
+    pub fn new(
+        actor: impl Into<String>,
+        policy: RestartPolicy,
+        reporter: Option<Reporter>,
+    ) -> Self {
         Supervision {
             actor: actor.into(),
             tracker: RestartTracker::new(policy),
             restarts: 0,
-            bus,
+            reporter,
         }
     }
 
@@ -232,9 +296,9 @@ impl Supervision {
         self.restarts
     }
 
-    /// The bus restarts are reported on.
-    pub fn bus(&self) -> Option<&EventBus> {
-        self.bus.as_ref()
+    /// Where restarts are reported.
+    pub fn reporter(&self) -> Option<&Reporter> {
+        self.reporter.as_ref()
     }
 
     /// Records a failure at `now`, logs it and returns the decision with the
@@ -288,10 +352,10 @@ pub trait Restartable: Actor<Context = Context<Self>> {
     /// restarts is kept). Runs before the backoff.
     fn rebuild(&mut self, ctx: &mut Context<Self>);
 
-    /// Reports a restart or escalation (default: publish on the supervision's bus).
+    /// Reports a restart or escalation (default: to the supervision's reporter).
     fn announce(&mut self, event: Event) {
-        if let Some(bus) = self.supervision().bus() {
-            bus.publish(event);
+        if let Some(reporter) = self.supervision().reporter() {
+            reporter.report(event);
         }
     }
 }

@@ -128,7 +128,7 @@ impl Restartable for TimerActor {
 /// Schedules a task (see [`Timers::schedule`]).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Schedule {
+pub(crate) struct Schedule {
     id: TaskId,
     delay: Duration,
     interval: Option<Duration>,
@@ -157,7 +157,7 @@ impl Handler<Schedule> for TimerActor {
 /// Cancels a task (nothing if it is gone already).
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct Cancel(pub TaskId);
+pub(crate) struct Cancel(pub TaskId);
 
 impl Handler<Cancel> for TimerActor {
     type Result = ();
@@ -174,7 +174,7 @@ impl Handler<Cancel> for TimerActor {
 /// How many tasks are scheduled.
 #[derive(Message, Debug)]
 #[rtype(result = "Result<usize, ServiceError>")]
-pub struct Scheduled;
+pub(crate) struct Scheduled;
 
 impl Handler<Scheduled> for TimerActor {
     type Result = Result<usize, ServiceError>;
@@ -212,13 +212,15 @@ impl Timers {
     pub fn start(policy: RestartPolicy, bus: Option<EventBus>) -> Timers {
         let addr = TimerActor {
             tasks: HashMap::new(),
-            supervision: Supervision::new("timers", policy, bus),
+            supervision: Supervision::new("timers", policy, bus.map(|bus| bus.reporter())),
         }
         .start();
         Timers { addr }
     }
 
-    /// The timer actor's address (unchanged by restarts).
+    /// The timer actor's address (unchanged by restarts). Test tooling
+    /// (feature `test-util`): tests send it `InjectPanic`.
+    #[cfg(feature = "test-util")]
     pub fn addr(&self) -> &Addr<TimerActor> {
         &self.addr
     }

@@ -2,11 +2,8 @@
 //! is here, with the reason for its default.
 
 /// Default largest frame a side accepts (before framing): room for a 64 KiB chunk
-/// plus the largest OPEN head ([`crate::frame::MAX_HEAD_LEN`]).
+/// plus the largest OPEN head (`frame::MAX_HEAD_LEN`, checked there).
 pub const DEFAULT_MAX_FRAME_LEN: usize = 128 * 1024;
-
-/// Smallest `max_frame_len` a side may announce: a maximal OPEN head must fit.
-pub const MIN_MAX_FRAME_LEN: usize = crate::frame::MAX_HEAD_LEN + 64;
 
 /// Default per-stream receive window: enough to keep a fast link busy for one
 /// round trip of the credit loop, small enough that a stalled consumer pins little.
@@ -70,6 +67,5 @@ mod tests {
             DEFAULT_STREAM_CHUNK_LEN
         );
         assert_eq!(chunk_len_for_rate(300, 10), 32);
-        const { assert!(MIN_MAX_FRAME_LEN <= DEFAULT_MAX_FRAME_LEN) };
     }
 }

@@ -5,10 +5,10 @@
 //! come from encoding real frames, not from a formula, so they stay true when the
 //! wire format moves.
 
+use crate::error::ErrorCode;
 use crate::framing::FramingKind;
 use crate::link::{LinkConfig, LinkEvent, Message};
 use crate::sim::{Pair, Wire};
-use crate::ErrorCode;
 use bytes::Bytes;
 use core::time::Duration;
 

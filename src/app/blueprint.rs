@@ -30,6 +30,7 @@ use super::context::RequestContext;
 use super::handler::{boxed, BoxHandler, Handler};
 use super::middleware::{middleware, AfterHook, BeforeHook, ErrorHook, Layer, Next};
 use actix::Recipient;
+use netcore_actors::router_actor::ask_actor;
 use netcore_actors::supervision::RestartPolicy;
 use netcore_actors::{HandleRequest, HandlerError, HandlerResult};
 use netcore_proto::reassembly::MessageHead;
@@ -226,14 +227,5 @@ fn refuse_duplicates<'a>(what: &str, keys: impl Iterator<Item = &'a String>) {
 
 /// A handler forwarding the request to a handler actor.
 fn actor_handler(actor: Recipient<HandleRequest>) -> BoxHandler {
-    Arc::new(move |ctx: RequestContext| {
-        let send = actor.send(HandleRequest(ctx.into_request()));
-        Box::pin(async move {
-            send.await.unwrap_or_else(|error| {
-                Err(HandlerError::failed(format!(
-                    "handler actor unavailable: {error}"
-                )))
-            })
-        })
-    })
+    Arc::new(move |ctx: RequestContext| ask_actor(&actor, ctx.into_request()))
 }

@@ -54,7 +54,7 @@ impl RequestContext {
 
     /// The link's id.
     pub fn link_id(&self) -> LinkId {
-        self.link.id
+        self.link.id()
     }
 
     /// Shared application state registered with `EndpointBuilder::state`.

@@ -9,11 +9,9 @@ use super::context::RequestContext;
 use super::extract::FromRequest;
 use super::respond::IntoReply;
 use futures_util::future::LocalBoxFuture;
-use futures_util::FutureExt;
-use netcore_actors::router_actor::panic_message;
+use netcore_actors::supervision::guard_future;
 use netcore_actors::{HandlerError, HandlerResult};
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 /// A type-erased handler: what routes, middleware and hooks compose.
@@ -33,14 +31,10 @@ pub fn boxed<H: Handler<Args>, Args>(handler: H) -> BoxHandler {
     Arc::new(move |ctx| {
         let call = handler.call(ctx);
         Box::pin(async move {
-            AssertUnwindSafe(call)
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|panic| {
-                    let why = panic_message(panic);
-                    tracing::error!(%why, "handler panicked");
-                    Err(HandlerError::failed(format!("handler panicked: {why}")))
-                })
+            guard_future(call).await.unwrap_or_else(|why| {
+                tracing::error!(%why, "handler panicked");
+                Err(HandlerError::failed(format!("handler panicked: {why}")))
+            })
         })
     })
 }

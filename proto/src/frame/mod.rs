@@ -61,6 +61,12 @@ pub const MAX_HEAD_LEN: usize = 1
     + 1
     + MAX_HEADERS * (2 + MAX_HEADER_NAME_LEN + 2 + MAX_HEADER_VALUE_LEN);
 
+/// Smallest `max_frame_len` a side may announce: a maximal OPEN head must fit.
+pub const MIN_MAX_FRAME_LEN: usize = MAX_HEAD_LEN + 64;
+
+// The default frame-length limit leaves room for the largest head.
+const _: () = assert!(MIN_MAX_FRAME_LEN <= crate::config::DEFAULT_MAX_FRAME_LEN);
+
 /// The wire value of each frame kind (the type byte's high nibble).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[allow(missing_docs)] // the names are the documentation; see each frame type

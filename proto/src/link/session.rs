@@ -7,8 +7,8 @@
 
 use super::command::{Command, TellPeer};
 use super::{Counters, LinkConfig, LinkEvent, Message};
-use crate::config::MIN_MAX_FRAME_LEN;
 use crate::error::{ErrorCode, ProtocolError};
+use crate::frame::MIN_MAX_FRAME_LEN;
 use crate::frame::{self, Cancel, Envelope, Frame, GoAway, Hello, Open, Ping, Pong, SessionResume};
 use crate::framing::{Framer, Framing, FramingKind, FramingStats};
 use crate::ids::{MessageKind, Parity, StreamId};
@@ -626,10 +626,12 @@ impl Session {
             });
         }
         if hello.max_frame_len < MIN_MAX_FRAME_LEN as u64 {
-            return Err(ProtocolError::Decode(crate::DecodeError::InvalidValue {
-                field: "hello.max_frame_len",
-                value: hello.max_frame_len,
-            }));
+            return Err(ProtocolError::Decode(
+                crate::error::DecodeError::InvalidValue {
+                    field: "hello.max_frame_len",
+                    value: hello.max_frame_len,
+                },
+            ));
         }
         if let Some(known) = self.peer_session {
             let theirs = hello.session.map(|s| s.id);

@@ -9,8 +9,8 @@
 
 use super::command::{Command, TellPeer};
 use super::{Counters, LinkConfig, ReliableStats};
-use crate::config::MIN_MAX_FRAME_LEN;
 use crate::error::ProtocolError;
+use crate::frame::MIN_MAX_FRAME_LEN;
 use crate::frame::{Ack, Cancel, Credit, Envelope, Frame, Hello};
 use crate::framing::{Framer, FramingKind, WireOut};
 use crate::ids::StreamId;

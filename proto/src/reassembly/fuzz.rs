@@ -5,9 +5,9 @@
 use super::{MemorySinkFactory, Reassembly, ReassemblyConfig, SinkFactory};
 use crate::config::Limits;
 use crate::error::ErrorCode;
+use crate::error::ProtocolError;
 use crate::frame::{Data, End, Envelope, Frame, Open};
 use crate::ids::{MessageKind, StreamId};
-use crate::ProtocolError;
 use alloc::boxed::Box;
 use alloc::vec;
 use bytes::Bytes;

@@ -2,13 +2,15 @@
 //! or streamed to the handler as it arrives) and what leaves ([`Payload`]: in
 //! memory, or streamed from a file or a channel).
 
-use crate::body_stream::BodyStream;
+pub mod stream;
+
 use crate::error::CallError;
 use crate::transport::with_context;
 use bytes::Bytes;
 use netcore_proto::link::Message;
 use std::io;
 use std::path::{Path, PathBuf};
+pub use stream::{BodyStream, Release};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The body of an inbound message.
@@ -19,7 +21,7 @@ pub enum Body {
     /// A body above the spool threshold, written to a temporary file as it arrived.
     File(SpooledFile),
     /// A multi-frame body on a route listed in
-    /// [`SpoolLimits::stream_routes`](crate::stream_actor::SpoolLimits::stream_routes):
+    /// `SpoolLimits::stream_routes`:
     /// its chunks, as they arrive.
     Stream(BodyStream),
 }

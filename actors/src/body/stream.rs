@@ -1,7 +1,7 @@
 //! [`BodyStream`]: an inbound body handed to its handler as it arrives, chunk by
 //! chunk, instead of being reassembled in memory or spooled to a file first
 //! (routes listed in
-//! [`SpoolLimits::stream_routes`](crate::stream_actor::SpoolLimits::stream_routes)).
+//! `SpoolLimits::stream_routes`).
 //!
 //! The handler runs as soon as the message opens. Every chunk holds its stream's
 //! credit until the handler took it, so a slow handler pushes back on the sender
@@ -15,7 +15,6 @@
 //! handler's answer reached it first).
 
 use crate::error::{CallError, DownReason};
-use crate::link_actor::{LinkActor, Release, StreamOpened};
 use actix::prelude::*;
 use bytes::Bytes;
 use netcore_proto::reassembly::{Accepted, BodySink, MessageHead, SinkError};
@@ -33,21 +32,33 @@ enum Item {
     Aborted(ErrorCode),
 }
 
+/// Bytes of a stream's body that were consumed (written to disk, taken by the
+/// handler): their credit goes back to the peer. Sent to the stream's link actor.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Release {
+    /// The stream.
+    pub stream: StreamId,
+    /// Bytes consumed.
+    pub len: u64,
+}
+
 /// Opens the channel of one streamed body: the sink goes into the protocol core,
-/// the stream to the link actor, which hands it to the router with the head.
+/// the stream to whoever hands it to the router with the head (the link actor).
+/// Credit of consumed chunks goes to `release`.
 pub(crate) fn open(
     head: &MessageHead,
-    link: Addr<LinkActor>,
+    release: Recipient<Release>,
     live: Arc<AtomicUsize>,
     release_every: u64,
-) -> Box<dyn BodySink> {
+) -> (BodyStream, Box<dyn BodySink>) {
     // Unbounded, but what it holds is bounded by the stream's credit (chunks are
     // `Pending` until taken).
     let (tx, rx) = mpsc::unbounded_channel();
     live.fetch_add(1, Ordering::Relaxed);
     let stream = BodyStream {
         rx,
-        link: link.clone(),
+        release,
         stream: head.stream,
         total: head.total_len,
         received: 0,
@@ -56,11 +67,7 @@ pub(crate) fn open(
         live,
         finished: false,
     };
-    link.do_send(StreamOpened {
-        stream: head.stream,
-        body: stream,
-    });
-    Box::new(ChannelSink { tx })
+    (stream, Box::new(ChannelSink { tx }))
 }
 
 /// The protocol core's side: forwards chunks, the end or the abort.
@@ -94,7 +101,7 @@ impl BodySink for ChannelSink {
 /// A large inbound body, delivered as it arrives (see the [module docs](self)).
 pub struct BodyStream {
     rx: mpsc::UnboundedReceiver<Item>,
-    link: Addr<LinkActor>,
+    release: Recipient<Release>,
     stream: StreamId,
     total: Option<u64>,
     received: u64,
@@ -162,7 +169,7 @@ impl BodyStream {
 
     fn release(&mut self) {
         if self.unreleased > 0 {
-            self.link.do_send(Release {
+            self.release.do_send(Release {
                 stream: self.stream,
                 len: self.unreleased,
             });
