@@ -150,8 +150,7 @@ impl From<io::Error> for CallError {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum DownReason {
-    /// Closed on this side, for the reason given (a `Shutdown` sent to the link's
-    /// actor).
+    /// Closed on this side, for the reason given (`Link::close`).
     Closed(String),
     /// Detached from its endpoint (`Endpoint::detach`).
     Detached,
