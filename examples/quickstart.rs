@@ -6,8 +6,7 @@
 //! `#[actix_rt::main]` (or `actix_rt::System::new().block_on(..)`).
 #![allow(clippy::print_stdout)]
 
-use bytes::Bytes;
-use netcore::{Endpoint, Payload, Priority, Progress};
+use netcore::{Bytes, Endpoint, Priority, Progress};
 use std::time::Duration;
 
 #[actix_rt::main]
@@ -33,25 +32,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .priority(Priority::Urgent)
         .timeout(Duration::from_secs(2))
         .await?;
-    println!("echo answered {:?}", answer.body.into_bytes().await?);
+    println!("echo answered {:?}", answer.text().await?);
 
     // A file streamed from disk as the link takes it, with its progress, and the
     // device's answer once it has it all.
     let dir = tempfile::tempdir()?;
     let firmware = dir.path().join("firmware.bin");
     std::fs::write(&firmware, vec![0x5a; 1 << 20])?;
-    let mut upload = link
-        .request("upload", Payload::File(firmware))
-        .timeout(Duration::from_secs(30))
-        .start()
-        .await?;
+    let mut upload = link.upload("upload", firmware).start().await?;
     if let Some(transfer) = upload.transfer() {
         while let Some(Progress { sent, total }) = transfer.changed().await {
             println!("sent {sent} of {} bytes", total.unwrap_or(0));
         }
     }
-    let stored = upload.response().await?.body.into_bytes().await?;
-    println!("the device says: {}", String::from_utf8_lossy(&stored));
+    let stored = upload.response().await?.text().await?;
+    println!("the device says: {stored}");
 
     client.stop().await;
     device.stop().await;

@@ -3,6 +3,7 @@
 
 use crate::app::request_body::IntoPayload;
 use bytes::Bytes;
+use futures_util::future::Either;
 use netcore_actors::event_bus::{Event, EventBus};
 use netcore_actors::{
     CallError, DownReason, LinkHandle, LinkId, LinkState, Payload, Progress, Response,
@@ -169,6 +170,18 @@ impl Link {
         }
     }
 
+    /// Uploads the file at `path` to `route` as a call: streamed from disk as
+    /// the link takes it, at [`Priority::Bulk`], with its progress
+    /// ([`PendingCall::transfer`]) and the peer's answer
+    /// ([`PendingCall::response`]), so an upload the peer refuses, or sent to a
+    /// route it does not serve, fails with the peer's error. The call's timeout
+    /// starts once the file has left. ([`Link::send_file`] is the one-way
+    /// sibling: done once handed to the wire, no answer.)
+    pub fn upload(&self, route: impl Into<String>, path: impl Into<PathBuf>) -> CallBuilder {
+        self.request(route, Payload::File(path.into()))
+            .priority(Priority::Bulk)
+    }
+
     /// Sends a one-way message; returns once it is queued. While the link's
     /// one-way queue is full ([`LinkOptions::one_way_queue`](crate::LinkOptions)
     /// bytes ahead of the wire) it waits for room, so a producer faster than the
@@ -221,7 +234,9 @@ impl Link {
     }
 
     /// Streams a file to `route` as a one-way bulk message, reading it from disk
-    /// as the link takes it. The [`Transfer`] reports progress and can cancel it.
+    /// as the link takes it. The [`Transfer`] reports progress and can cancel it;
+    /// its end means handed to the wire, not delivered: nothing says whether the
+    /// peer took it. For an upload that confirms, use [`Link::upload`].
     pub async fn send_file(
         &self,
         route: impl Into<String>,
@@ -377,11 +392,26 @@ impl PendingCall {
         self.transfer.as_mut()
     }
 
-    /// Waits for the answer (or the timeout, counted from now).
+    /// Waits for the answer (or the timeout). The timeout counts from now, or,
+    /// for a file body still being sent, from when its last byte was handed to
+    /// the wire: an upload takes as long as the link needs, and then the peer has
+    /// the timeout to answer. An answer that comes before the body was all sent
+    /// (the peer refused it, or has no such route) ends the wait at once.
     pub async fn response(mut self) -> Result<Response, CallError> {
         let Some(answer) = self.answer.as_mut() else {
             return Err(CallError::Canceled(ErrorCode::Canceled));
         };
+        if let Some(transfer) = self.transfer.as_mut() {
+            let sent = std::pin::pin!(transfer.finished());
+            if let Either::Left((early, _)) = futures_util::future::select(&mut *answer, sent).await
+            {
+                self.answer = None;
+                return match early {
+                    Ok(result) => result,
+                    Err(_) => Err(self.link.down()),
+                };
+            }
+        }
         // The receiver stays in `self` while waiting, so dropping this future
         // before the answer cancels the call (see `Drop`).
         let outcome = tokio::time::timeout(self.timeout, answer).await;
