@@ -6,7 +6,7 @@
 //! `#[actix_rt::main]` (or `actix_rt::System::new().block_on(..)`).
 #![allow(clippy::print_stdout)]
 
-use netcore::{Bytes, Endpoint, Priority, Progress};
+use netcore::prelude::*;
 use std::time::Duration;
 
 #[actix_rt::main]

@@ -2,6 +2,7 @@
 //! modem, socket), with priorities, flow control and hard memory limits.
 //!
 //! - [`Endpoint`] serves routes and calls the peer over one or more [`Link`]s.
+//! - [`prelude`] imports what most programs use: `use netcore::prelude::*;`.
 //! - [`proto`] is the sans-IO protocol core; [`actors`] has what an application
 //!   configures of the actix runtime under the endpoint (transports, link options,
 //!   reconnection, spooling). ARCHITECTURE.md explains the layers.
@@ -12,6 +13,7 @@ pub mod actors;
 pub mod app;
 mod endpoint;
 mod link;
+pub mod prelude;
 
 pub use app::blueprint::Blueprint;
 pub use app::context::RequestContext;

@@ -74,7 +74,13 @@ const CRATES: &[Crate] = &[
     // netcore: the application API.
     Crate {
         src: "src",
-        layers: &[&["actors"], &["app"], &["link"], &["endpoint"]],
+        layers: &[
+            &["actors"],
+            &["app"],
+            &["link"],
+            &["endpoint"],
+            &["prelude"],
+        ],
         same_layer: &[],
     },
 ];
