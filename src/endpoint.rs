@@ -79,9 +79,17 @@ pub struct EndpointBuilder {
     router: RouterConfig,
     call_timeout: Duration,
     drain_timeout: Duration,
+    name: String,
 }
 
 impl EndpointBuilder {
+    /// Names the endpoint in the spans of the requests it serves (`request`
+    /// spans at debug level: endpoint, link, route, stream); default `endpoint`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
     /// Serves `path` with a handler (an async function of extractors).
     pub fn route<H: Handler<Args>, Args>(mut self, path: impl Into<String>, handler: H) -> Self {
         self.root = self.root.route(path, handler);
@@ -333,6 +341,7 @@ impl EndpointBuilder {
             .map(|(prefix, handler)| (prefix, to_route(handler)))
             .collect();
         let router = RouterActor::new(routes, defaults, self.router)
+            .with_name(self.name)
             .with_events(events.clone())
             .start();
         events.publish(Event::Started);
@@ -397,6 +406,7 @@ impl Endpoint {
             router: RouterConfig::default(),
             call_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(5),
+            name: String::from("endpoint"),
         }
     }
 

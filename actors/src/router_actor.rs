@@ -31,6 +31,7 @@ use netcore_proto::reassembly::MessageHead;
 use netcore_proto::{ErrorCode, MessageKind, Priority, StreamId};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// An inbound request or one-way message, as a handler sees it.
 #[derive(Debug)]
@@ -170,6 +171,8 @@ pub struct RouterActor {
     running: HashMap<(LinkId, StreamId), AbortHandle>,
     active: usize,
     events: Option<EventBus>,
+    /// The endpoint's name, in request spans.
+    name: String,
 }
 
 impl RouterActor {
@@ -192,7 +195,14 @@ impl RouterActor {
             running: HashMap::new(),
             active: 0,
             events: None,
+            name: String::from("endpoint"),
         }
+    }
+
+    /// Names the router (its endpoint) in the spans of the requests it runs.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
     }
 
     /// Publishes `Request`, `Response` and `Canceled` events on `bus`.
@@ -254,7 +264,16 @@ impl RouterActor {
             events,
             link_id,
         };
-        let mut task = guard_future(task);
+        // Everything the handler logs runs in a span naming the request (enabled
+        // with `debug` level for this crate, e.g. `RUST_LOG=netcore_actors=debug`).
+        let span = tracing::debug_span!(
+            "request",
+            endpoint = %self.name,
+            link = %link_id,
+            route = %after.route_name,
+            stream = stream.0,
+        );
+        let mut task = guard_future(task.instrument(span));
         if let Some(outcome) = (&mut task).now_or_never() {
             let mut finish = Box::pin(after.run(Ok(outcome)));
             if (&mut finish).now_or_never().is_none() {
