@@ -2,6 +2,8 @@
 //! modem, socket), with priorities, flow control and hard memory limits.
 //!
 //! - [`Endpoint`] serves routes and calls the peer over one or more [`Link`]s.
+//! - [`guide`] is the user guide: the runtime, a first device and gateway,
+//!   priorities, big transfers, reconnecting links, logging, testing.
 //! - [`prelude`] imports what most programs use: `use netcore::prelude::*;`.
 //! - [`proto`] is the sans-IO protocol core; [`actors`] has what an application
 //!   configures of the actix runtime under the endpoint (transports, link options,
@@ -12,6 +14,7 @@
 pub mod actors;
 pub mod app;
 mod endpoint;
+pub mod guide;
 mod link;
 pub mod prelude;
 

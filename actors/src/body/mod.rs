@@ -246,6 +246,13 @@ impl Payload {
     }
 }
 
+/// No body: `link.call("status", ())`.
+impl From<()> for Payload {
+    fn from(_: ()) -> Self {
+        Payload::Bytes(Bytes::new())
+    }
+}
+
 impl From<Bytes> for Payload {
     fn from(bytes: Bytes) -> Self {
         Payload::Bytes(bytes)

@@ -1,0 +1,183 @@
+//! The user guide: from a first device to a supervised gateway, one topic per
+//! section. Every example is a doc test, so it compiles (and most run) with the
+//! test suite.
+//!
+//! # The runtime
+//!
+//! netcore's links, router and services are actix actors: an endpoint starts on
+//! an actix System. Run the program under `#[actix_rt::main]` (or
+//! `actix_rt::System::new().block_on(..)`); `tokio` works inside it as usual.
+//! [`EndpointBuilder::start`](crate::EndpointBuilder::start) outside a System
+//! fails at once, saying so. A busy gateway can spread its links over a few
+//! threads ([`EndpointBuilder::link_threads`](crate::EndpointBuilder::link_threads)).
+//!
+//! # A first device and gateway
+//!
+//! An endpoint serves routes and calls its peers. Handlers are async functions of
+//! extractors ([`Bytes`](crate::Bytes), [`Json`](crate::Json),
+//! [`State`](crate::State), [`Head`](crate::Head), [`Request`](crate::Request),
+//! ...) returning anything that becomes an answer ([`IntoReply`](crate::IntoReply)).
+//! Here the device and the gateway share an in-memory pipe; on hardware, the
+//! device side is `device.open("serial:/dev/ttyUSB0@115200".parse()?)` and the
+//! gateway the same on its port (serial framing and chunk sizes follow from the
+//! baud rate).
+//!
+//! ```
+//! use netcore::prelude::*;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Reading {
+//!     celsius: f32,
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! actix_rt::System::new().block_on(async {
+//!     let device = Endpoint::builder()
+//!         .name("thermometer")
+//!         .route("temperature", || async { Json(Reading { celsius: 21.5 }) })
+//!         .start();
+//!     let gateway = Endpoint::builder().name("gateway").start();
+//!
+//!     let (a, b) = tokio::io::duplex(64 * 1024);
+//!     let (link, _) = tokio::join!(
+//!         gateway.attach(a, LinkOptions::serial(115_200)),
+//!         device.attach(b, LinkOptions::serial(115_200)),
+//!     );
+//!     let reading: Reading = link?.call("temperature", ()).await?.json().await?;
+//!     assert_eq!(reading.celsius, 21.5);
+//!     Ok(())
+//! })
+//! # }
+//! ```
+//!
+//! # Priorities
+//!
+//! Every message has a [`Priority`](crate::Priority): `Urgent`, `High`, `Normal`
+//! (the default) or `Bulk`. Big messages travel in chunks, and at every chunk
+//! boundary the scheduler picks by priority, so a small urgent command overtakes
+//! a file transfer within one chunk (about 10 ms of a serial line), while lower
+//! classes still get a share and never starve.
+//!
+//! ```no_run
+//! # use netcore::prelude::*;
+//! # use std::time::Duration;
+//! # async fn run(link: Link) -> Result<(), CallError> {
+//! // An emergency stop overtakes whatever else is on the line.
+//! link.request("motor/stop", ())
+//!     .priority(Priority::Urgent)
+//!     .timeout(Duration::from_millis(500))
+//!     .await?;
+//! // Telemetry goes one way: no answer, paced by the link when it is busy.
+//! link.send_with("telemetry", Json(vec![1.0, 2.5]), Priority::Bulk).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Big transfers
+//!
+//! [`Link::upload`](crate::Link::upload) streams a file from disk as the link
+//! takes it, reports its progress, and ends with the device's answer (an upload
+//! to a route the device does not serve fails with its `NotFound`). The call's
+//! timeout starts once the file has left. On the receiving side a large body is
+//! spooled to a temporary file (`Body::File`) within hard limits, or, for routes
+//! listed with
+//! [`EndpointBuilder::stream_bodies`](crate::EndpointBuilder::stream_bodies),
+//! handed to the handler chunk by chunk as it arrives (`Body::Stream`, flow
+//! controlled: a slow handler slows the sender).
+//!
+//! ```no_run
+//! # use netcore::prelude::*;
+//! # async fn run(link: Link) -> Result<(), CallError> {
+//! let mut upload = link.upload("firmware", "/var/lib/images/fw-2.1.bin").start().await?;
+//! if let Some(transfer) = upload.transfer() {
+//!     while let Some(Progress { sent, total }) = transfer.changed().await {
+//!         println!("{sent} of {} bytes", total.unwrap_or(0));
+//!     }
+//! }
+//! println!("device: {}", upload.response().await?.text().await?);
+//! # Ok(()) }
+//! ```
+//!
+//! # Reconnecting links
+//!
+//! A link with a [`Connector`](crate::actors::Connector) reopens its transport
+//! when it breaks (exponential backoff with jitter) and resumes its session in
+//! reliable mode: nothing lost, nothing twice; a call whose peer restarted fails
+//! with [`CallError::PeerReset`](crate::CallError::PeerReset).
+//! [`Endpoint::connect_tcp`](crate::Endpoint::connect_tcp) installs one; on the
+//! accepting side, [`EndpointBuilder::tcp_resume`](crate::EndpointBuilder::tcp_resume)
+//! hands a returning client's connection back to its link. The event bus reports
+//! every transition (`Event::LinkDown` with
+//! [`DownReason::Reconnecting`](crate::DownReason::Reconnecting), then
+//! `Event::LinkUp`), and [`Link::closed`](crate::Link::closed) says why a link
+//! finally went down.
+//!
+//! ```no_run
+//! # use netcore::prelude::*;
+//! use netcore::actors::transport::{BoxedTransport, LinkSpec};
+//! use netcore::actors::Connector;
+//!
+//! # async fn run(gateway: Endpoint) -> Result<(), Box<dyn std::error::Error>> {
+//! let spec: LinkSpec = "serial:/dev/ttyUSB0@115200".parse()?;
+//! let mut options = LinkOptions::serial(115_200);
+//! let reopen = spec.clone();
+//! options.connector = Some(Connector::new(move || {
+//!     let spec = reopen.clone();
+//!     async move { spec.open().await }
+//! }));
+//! let transport: BoxedTransport = spec.open().await?;
+//! let link = gateway.attach(transport, options).await?;
+//! println!("link down for good: {}", link.closed().await);
+//! # Ok(()) }
+//! ```
+//!
+//! # Logging
+//!
+//! netcore logs through `tracing`. What a handler logs runs inside a debug-level
+//! `request` span naming the endpoint
+//! ([`EndpointBuilder::name`](crate::EndpointBuilder::name)), the link, the route
+//! and the stream; link events (up, down, reconnecting, refused streams) are
+//! logged at info and warn. A `tracing-subscriber` set-up for a gateway:
+//!
+//! ```no_run
+//! tracing_subscriber::fmt()
+//!     .with_max_level(tracing::Level::DEBUG) // or an EnvFilter from RUST_LOG
+//!     .init();
+//! ```
+//!
+//! # Testing with the fault injector
+//!
+//! With the `test-util` feature (in your dev-dependencies:
+//! `netcore = { version = "…", features = ["test-util"] }`), tests get lines
+//! that misbehave on purpose: [`throttled_pair`](crate::actors::transport::throttled_pair)
+//! (a serial line at a baud rate) and
+//! [`faulty_pair`](crate::actors::transport::faulty_pair) (seeded frame loss,
+//! bit errors, duplicates, truncation, latency, cuts). Reliable mode (the serial
+//! default) delivers every message exactly once through them:
+//!
+//! ```
+//! use netcore::actors::transport::{faulty_pair, FaultConfig, Faults};
+//! use netcore::prelude::*;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! actix_rt::System::new().block_on(async {
+//!     let device = Endpoint::builder()
+//!         .route("echo", |body: Bytes| async move { body })
+//!         .start();
+//!     let gateway = Endpoint::builder().start();
+//!     // One frame in ten lost each way, after each side's handshake frame.
+//!     let lossy = Faults::none().with_drop(0.1).with_clean_frames(1);
+//!     let (a, b) = faulty_pair(FaultConfig::new(7).with_faults(lossy));
+//!     let (link, _) = tokio::join!(
+//!         gateway.attach(a, LinkOptions::serial(1_000_000)),
+//!         device.attach(b, LinkOptions::serial(1_000_000)),
+//!     );
+//!     let link = link?;
+//!     for i in 0..20 {
+//!         let answer = link.call("echo", format!("ping {i}")).await?;
+//!         assert_eq!(answer.text().await?, format!("ping {i}"));
+//!     }
+//!     Ok(())
+//! })
+//! # }
+//! ```
