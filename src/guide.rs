@@ -149,9 +149,8 @@
 //!
 //! With the `test-util` feature (in your dev-dependencies:
 //! `netcore = { version = "…", features = ["test-util"] }`), tests get lines
-//! that misbehave on purpose: [`throttled_pair`](crate::actors::transport::throttled_pair)
-//! (a serial line at a baud rate) and
-//! [`faulty_pair`](crate::actors::transport::faulty_pair) (seeded frame loss,
+//! that misbehave on purpose: `netcore::actors::transport::throttled_pair`
+//! (a serial line at a baud rate) and `faulty_pair` (seeded frame loss,
 //! bit errors, duplicates, truncation, latency, cuts). Reliable mode (the serial
 //! default) delivers every message exactly once through them:
 //!

@@ -79,7 +79,8 @@ const CRATES: &[Crate] = &[
             &["app"],
             &["link"],
             &["endpoint"],
-            &["prelude"],
+            // What users import and read: the prelude, and the guide (docs only).
+            &["prelude", "guide"],
         ],
         same_layer: &[],
     },
