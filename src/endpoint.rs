@@ -29,6 +29,7 @@ use crate::app::context::RequestContext;
 use crate::app::extract::Head;
 use crate::app::handler::{BoxHandler, Handler};
 use crate::app::middleware::Next;
+use crate::app::services::{ActorFactory, Services};
 use crate::app::state::AppState;
 use crate::link::Link;
 use actix::prelude::*;
@@ -52,7 +53,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 /// How long `stop` waits for a link's last frames to be written once the drain
@@ -96,7 +97,7 @@ impl EndpointBuilder {
 
     /// Serves `path` with a supervised handler actor rebuilt by `factory` after it
     /// dies (see [`Blueprint::route_supervised`]).
-    pub fn route_supervised<A, F>(
+    pub fn route_supervised<A, F, M>(
         mut self,
         path: impl Into<String>,
         policy: RestartPolicy,
@@ -104,7 +105,7 @@ impl EndpointBuilder {
     ) -> Self
     where
         A: actix::Actor<Context = actix::Context<A>> + actix::Handler<HandleRequest>,
-        F: Fn() -> A + Send + Sync + 'static,
+        F: ActorFactory<A, M>,
     {
         self.root = self.root.route_supervised(path, policy, factory);
         self
@@ -316,42 +317,58 @@ impl EndpointBuilder {
         state.insert(timers.clone());
         state.insert(events.clone());
         let state = Arc::new(state);
-        let to_route = |handler: BoxHandler| {
-            let state = state.clone();
-            Route::Fn(Arc::new(move |request: Request| {
-                handler(RequestContext::new(request, state.clone()))
-            }))
-        };
-        let routes: HashMap<String, Route> = compiled
-            .routes
-            .into_iter()
-            .map(|(path, handler)| (path, to_route(handler)))
-            .collect();
-        let defaults = compiled
-            .defaults
-            .into_iter()
-            .map(|(prefix, handler)| (prefix, to_route(handler)))
-            .collect();
-        let router = RouterActor::new(routes, defaults, self.router)
-            .with_events(events.clone())
-            .start();
-        events.publish(Event::Started);
-        let link_arbiters = (0..self.link_threads).map(|_| Arbiter::new()).collect();
-        Endpoint {
-            inner: Arc::new(Inner {
+        // Handlers hold the endpoint weakly: it owns the router, which owns them.
+        let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
+            let services = Services::new(
+                state,
+                cache.clone(),
+                timers.clone(),
+                events.clone(),
+                WeakEndpoint(weak.clone()),
+            );
+            let to_route = |handler: BoxHandler, prefix: Option<Arc<str>>| {
+                let services = services.clone();
+                Route::Fn(Arc::new(move |request: Request| {
+                    handler(RequestContext::new(
+                        request,
+                        services.clone(),
+                        prefix.clone(),
+                    ))
+                }))
+            };
+            let routes: HashMap<String, Route> = compiled
+                .routes
+                .into_iter()
+                .map(|(path, handler)| (path, to_route(handler, None)))
+                .collect();
+            let defaults = compiled
+                .defaults
+                .into_iter()
+                .map(|(prefix, handler)| {
+                    let route = to_route(handler, Some(Arc::from(prefix.as_str())));
+                    (prefix, route)
+                })
+                .collect();
+            let router = RouterActor::new(routes, defaults, self.router)
+                .with_events(events.clone())
+                .start();
+            let link_arbiters = (0..self.link_threads).map(|_| Arbiter::new()).collect();
+            Inner {
                 router,
                 link_arbiters,
                 next_arbiter: AtomicUsize::new(0),
                 tcp_resume: self.tcp_resume,
                 stream_routes: self.stream_routes,
-                events,
+                events: events.clone(),
                 timers,
                 cache,
                 links: Mutex::new(Vec::new()),
                 call_timeout: self.call_timeout,
                 drain_timeout: self.drain_timeout,
-            }),
-        }
+            }
+        });
+        events.publish(Event::Started);
+        Endpoint { inner }
     }
 }
 
@@ -372,6 +389,31 @@ struct Inner {
     links: Mutex<Vec<Link>>,
     call_timeout: Duration,
     drain_timeout: Duration,
+}
+
+/// The endpoint as its handlers hold it: weakly, since it owns them.
+#[derive(Clone)]
+pub(crate) struct WeakEndpoint(Weak<Inner>);
+
+impl WeakEndpoint {
+    /// The endpoint, unless it was dropped.
+    pub(crate) fn upgrade(&self) -> Option<Endpoint> {
+        self.0.upgrade().map(|inner| Endpoint { inner })
+    }
+}
+
+impl std::fmt::Debug for WeakEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WeakEndpoint")
+    }
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("links", &self.all_links().len())
+            .finish()
+    }
 }
 
 /// One side of a conversation: serves routes, calls the peer(s). Cheap to clone.
@@ -589,18 +631,27 @@ impl Endpoint {
         &self.inner.cache
     }
 
-    /// Calls `route` on the link `id` (a gateway answering a device on the link
-    /// its request came from, or addressing one device among many).
+    /// The link with this id, or [`CallError::LinkDown`] with
+    /// [`DownReason::NotAttached`] if it is not up: the start of a call to one
+    /// peer among many, `endpoint.try_link(id)?.request(route, body)` (priority,
+    /// timeout, headers) or `.forward(request)`; `?` in a handler turns the error
+    /// into a `GoingAway` answer.
+    pub fn try_link(&self, id: LinkId) -> Result<Link, CallError> {
+        self.link(id)
+            .ok_or(CallError::LinkDown(DownReason::NotAttached(Some(id))))
+    }
+
+    /// Calls `route` on the link `id` with the default priority and timeout: a
+    /// shortcut for `try_link(id)?.call(route, body)`. For a priority, a timeout
+    /// or headers use `try_link(id)?.request(route, body)`, and to pass on a
+    /// request as it came, [`Link::forward`].
     pub async fn call_on(
         &self,
         id: LinkId,
         route: impl Into<String>,
         body: impl Into<netcore_actors::Payload>,
     ) -> Result<netcore_actors::Response, CallError> {
-        let link = self
-            .link(id)
-            .ok_or(CallError::LinkDown(DownReason::NotAttached(Some(id))))?;
-        link.call(route, body).await
+        self.try_link(id)?.call(route, body).await
     }
 
     /// Closes the link `id` at once (its pending calls fail with

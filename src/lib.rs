@@ -11,14 +11,16 @@
 pub mod actors;
 pub mod app;
 mod endpoint;
+mod forward;
 mod link;
 
 pub use app::blueprint::Blueprint;
 pub use app::context::RequestContext;
-pub use app::extract::{FromRequest, Head, Headers, Json, MsgPack, State};
+pub use app::extract::{FromRequest, Head, Headers, Json, MsgPack, Remainder, State};
 pub use app::handler::Handler;
 pub use app::middleware::Next;
 pub use app::respond::{File, IntoReply};
+pub use app::services::{ActorFactory, Services};
 pub use endpoint::{Endpoint, EndpointBuilder};
 pub use link::{CallBuilder, Link, PendingCall, Transfer};
 pub use netcore_actors::cache_actor::Cache;

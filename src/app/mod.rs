@@ -9,4 +9,5 @@ pub mod handler;
 pub mod handler_actor;
 pub mod middleware;
 pub mod respond;
+pub mod services;
 pub mod state;
