@@ -28,8 +28,8 @@
 
 use super::context::RequestContext;
 use super::handler::{boxed, BoxHandler, Handler};
-use super::services::ActorFactory;
 use super::middleware::{middleware, AfterHook, BeforeHook, ErrorHook, Layer, Next};
+use super::services::ActorFactory;
 use actix::Recipient;
 use netcore_actors::router_actor::ask_actor;
 use netcore_actors::supervision::RestartPolicy;
