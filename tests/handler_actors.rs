@@ -37,7 +37,8 @@ impl Handler<HandleRequest> for Counter {
         self.count += 1;
         let (services, count) = (self.services.clone(), self.count);
         Box::pin(async move {
-            let body = req.body.into_bytes().await?;
+            // The extractors of function handlers work on an actor's request too.
+            let body: String = services.context(req).extract().await?;
             let cache = services.cache();
             let previous = cache
                 .get("last")

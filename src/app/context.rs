@@ -1,6 +1,7 @@
 //! [`RequestContext`]: an inbound request on its way through middleware, hooks
 //! and extractors to its handler.
 
+use super::extract::FromRequest;
 use super::services::Services;
 use crate::endpoint::Endpoint;
 use netcore_actors::{Body, HandlerError, LinkId, LinkRef, Request};
@@ -89,6 +90,13 @@ impl RequestContext {
     /// links), or `GoingAway` once it was dropped.
     pub fn endpoint(&self) -> Result<Endpoint, HandlerError> {
         self.services.endpoint()
+    }
+
+    /// Runs the extractor `T` (what a handler's argument of type `T` gets): a
+    /// handler actor parses its request as a function handler does,
+    /// `let Json(order) = ctx.extract::<Json<Order>>().await?`.
+    pub async fn extract<T: FromRequest>(&mut self) -> Result<T, HandlerError> {
+        T::from_request(self).await
     }
 
     /// The body, if no extractor took it yet.

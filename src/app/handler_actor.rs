@@ -13,7 +13,9 @@
 //!
 //! The factory may take the endpoint's [`Services`] (state, cache, timers,
 //! events, the endpoint): it runs at the first request, once they exist, so an
-//! actor registered before `start()` still reaches them.
+//! actor registered before `start()` still reaches them. With them, the actor
+//! runs the extractors of function handlers on its requests too
+//! (`services.context(request).extract::<Json<T>>()`).
 
 use super::context::RequestContext;
 use super::handler::BoxHandler;

@@ -2,12 +2,13 @@
 //! state, cache, timers, event bus, and the endpoint itself), and
 //! [`ActorFactory`], how a supervised handler actor gets them.
 
+use super::context::RequestContext;
 use super::state::AppState;
 use crate::endpoint::{Endpoint, WeakEndpoint};
 use netcore_actors::cache_actor::Cache;
 use netcore_actors::event_bus::EventBus;
 use netcore_actors::timer_actor::Timers;
-use netcore_actors::HandlerError;
+use netcore_actors::{HandlerError, Request};
 use netcore_proto::ErrorCode;
 use std::sync::Arc;
 
@@ -60,6 +61,12 @@ impl Services {
     /// The endpoint's event bus.
     pub fn events(&self) -> &EventBus {
         &self.events
+    }
+
+    /// The context of `request` (a handler actor's), to run extractors on it
+    /// with [`RequestContext::extract`] as a function handler's arguments are.
+    pub fn context(&self, request: Request) -> RequestContext {
+        RequestContext::new(request, self.clone(), None)
     }
 
     /// The endpoint (to call or forward to its other links), or `GoingAway` once
