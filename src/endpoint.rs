@@ -26,7 +26,7 @@
 
 use crate::app::blueprint::Blueprint;
 use crate::app::context::RequestContext;
-use crate::app::extract::Head;
+use crate::app::extract::{FromRequest, Head};
 use crate::app::handler::{BoxHandler, Handler};
 use crate::app::middleware::Next;
 use crate::app::services::{ActorFactory, Services};
@@ -49,6 +49,7 @@ use netcore_actors::{HandleRequest, HandlerError};
 use netcore_proto::link::ReliableConfig;
 use netcore_proto::reassembly::MessageHead;
 use netcore_proto::ErrorCode;
+use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
@@ -324,7 +325,7 @@ impl EndpointBuilder {
                 cache.clone(),
                 timers.clone(),
                 events.clone(),
-                WeakEndpoint(weak.clone()),
+                weak.clone() as Weak<dyn Any + Send + Sync>,
             );
             let to_route = |handler: BoxHandler, prefix: Option<Arc<str>>| {
                 let services = services.clone();
@@ -391,20 +392,33 @@ struct Inner {
     drain_timeout: Duration,
 }
 
-/// The endpoint as its handlers hold it: weakly, since it owns them.
-#[derive(Clone)]
-pub(crate) struct WeakEndpoint(Weak<Inner>);
-
-impl WeakEndpoint {
-    /// The endpoint, unless it was dropped.
-    pub(crate) fn upgrade(&self) -> Option<Endpoint> {
-        self.0.upgrade().map(|inner| Endpoint { inner })
+impl Services {
+    /// The endpoint (to call or forward to its other links), or `GoingAway` once
+    /// it was dropped.
+    pub fn endpoint(&self) -> Result<Endpoint, HandlerError> {
+        self.endpoint
+            .upgrade()
+            .and_then(|inner| inner.downcast::<Inner>().ok())
+            .map(|inner| Endpoint { inner })
+            .ok_or_else(|| {
+                HandlerError::new(ErrorCode::GoingAway, "the endpoint is gone (dropped)")
+            })
     }
 }
 
-impl std::fmt::Debug for WeakEndpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("WeakEndpoint")
+impl RequestContext {
+    /// The endpoint serving the request (to call or forward to its other
+    /// links), or `GoingAway` once it was dropped.
+    pub fn endpoint(&self) -> Result<Endpoint, HandlerError> {
+        self.services().endpoint()
+    }
+}
+
+/// The endpoint serving the request (`GoingAway` once it was dropped): a
+/// handler reaches the endpoint's other links with it, e.g. to forward.
+impl FromRequest for Endpoint {
+    async fn from_request(ctx: &mut RequestContext) -> Result<Self, HandlerError> {
+        ctx.endpoint()
     }
 }
 

@@ -74,7 +74,7 @@ const CRATES: &[Crate] = &[
     // netcore: the application API.
     Crate {
         src: "src",
-        layers: &[&["actors"], &["app", "link"], &["endpoint"]],
+        layers: &[&["actors"], &["app", "link"], &["endpoint", "forward"]],
         same_layer: &[],
     },
 ];

@@ -3,7 +3,6 @@
 
 use super::extract::FromRequest;
 use super::services::Services;
-use crate::endpoint::Endpoint;
 use netcore_actors::{Body, HandlerError, LinkId, LinkRef, Request};
 use netcore_proto::frame::{header_value, Header};
 use netcore_proto::reassembly::MessageHead;
@@ -84,12 +83,6 @@ impl RequestContext {
     /// The endpoint's services: state, cache, timers, events, the endpoint.
     pub fn services(&self) -> &Services {
         &self.services
-    }
-
-    /// The endpoint serving the request (to call or forward to its other
-    /// links), or `GoingAway` once it was dropped.
-    pub fn endpoint(&self) -> Result<Endpoint, HandlerError> {
-        self.services.endpoint()
     }
 
     /// Runs the extractor `T` (what a handler's argument of type `T` gets): a

@@ -4,12 +4,11 @@
 //! extracted left to right. Extractors of the body ([`bytes::Bytes`], `String`,
 //! [`Json`], [`MsgPack`], [`Body`], [`Request`]) take it, so at most one of them per
 //! handler; the others ([`Headers`], [`Head`], [`LinkRef`], [`LinkId`], [`State`],
-//! [`Remainder`], [`Services`], [`Endpoint`]) only look. A failed extraction answers `BadRequest` (undecodable body) or
+//! [`Remainder`], [`Services`], and `Endpoint`) only look. A failed extraction answers `BadRequest` (undecodable body) or
 //! `Internal` (missing state) without running the handler.
 
 use super::context::RequestContext;
 use super::services::Services;
-use crate::endpoint::Endpoint;
 use bytes::Bytes;
 use netcore_actors::{Body, HandlerError, LinkId, LinkRef, Request};
 use netcore_proto::frame::{header_value, Header};
@@ -167,14 +166,6 @@ impl FromRequest for Remainder {
 impl FromRequest for Services {
     async fn from_request(ctx: &mut RequestContext) -> Result<Self, HandlerError> {
         Ok(ctx.services().clone())
-    }
-}
-
-/// The endpoint serving the request (`GoingAway` once it was dropped): a
-/// handler reaches the endpoint's other links with it, e.g. to forward.
-impl FromRequest for Endpoint {
-    async fn from_request(ctx: &mut RequestContext) -> Result<Self, HandlerError> {
-        ctx.endpoint()
     }
 }
 

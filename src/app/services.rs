@@ -4,26 +4,27 @@
 
 use super::context::RequestContext;
 use super::state::AppState;
-use crate::endpoint::{Endpoint, WeakEndpoint};
 use netcore_actors::cache_actor::Cache;
 use netcore_actors::event_bus::EventBus;
 use netcore_actors::timer_actor::Timers;
-use netcore_actors::{HandlerError, Request};
-use netcore_proto::ErrorCode;
-use std::sync::Arc;
+use netcore_actors::Request;
+use std::any::Any;
+use std::sync::{Arc, Weak};
 
 /// The endpoint's services, as its handlers see them. Cheap to clone; a handler
 /// actor keeps one (its factory gets it, see [`ActorFactory`]).
 ///
 /// It holds the endpoint weakly (the endpoint owns its routes, which own this):
-/// [`Services::endpoint`] fails once the endpoint is gone.
+/// `Services::endpoint` fails with `GoingAway` once the endpoint is gone.
 #[derive(Clone, Debug)]
 pub struct Services {
     state: Arc<AppState>,
     cache: Cache,
     timers: Timers,
     events: EventBus,
-    endpoint: WeakEndpoint,
+    /// The endpoint's shared part (`Services::endpoint`, next to `Endpoint`,
+    /// upgrades it; this layer does not know the type).
+    pub(crate) endpoint: Weak<dyn Any + Send + Sync>,
 }
 
 impl Services {
@@ -32,7 +33,7 @@ impl Services {
         cache: Cache,
         timers: Timers,
         events: EventBus,
-        endpoint: WeakEndpoint,
+        endpoint: Weak<dyn Any + Send + Sync>,
     ) -> Services {
         Services {
             state,
@@ -67,14 +68,6 @@ impl Services {
     /// with [`RequestContext::extract`] as a function handler's arguments are.
     pub fn context(&self, request: Request) -> RequestContext {
         RequestContext::new(request, self.clone(), None)
-    }
-
-    /// The endpoint (to call or forward to its other links), or `GoingAway` once
-    /// it was dropped.
-    pub fn endpoint(&self) -> Result<Endpoint, HandlerError> {
-        self.endpoint.upgrade().ok_or_else(|| {
-            HandlerError::new(ErrorCode::GoingAway, "the endpoint is gone (dropped)")
-        })
     }
 }
 
