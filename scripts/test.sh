@@ -20,9 +20,9 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "netcore-proto builds without std (firmware profile)"
 cargo build -p netcore-proto --no-default-features --quiet
 
-step "examples run to completion (quickstart, comprehensive)"
+step "examples run to completion (quickstart, comprehensive, gateway_actor)"
 mkdir -p target
-for example in quickstart comprehensive; do
+for example in quickstart comprehensive gateway_actor; do
   timeout 120 cargo run --quiet --example "$example" >"target/example-$example.txt" 2>&1 ||
     { echo "example $example failed; its output:" >&2; cat "target/example-$example.txt" >&2; exit 1; }
 done

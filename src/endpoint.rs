@@ -26,9 +26,10 @@
 
 use crate::app::blueprint::Blueprint;
 use crate::app::context::RequestContext;
-use crate::app::extract::Head;
+use crate::app::extract::{FromRequest, Head};
 use crate::app::handler::{BoxHandler, Handler};
 use crate::app::middleware::Next;
+use crate::app::services::{ActorFactory, Services};
 use crate::app::state::AppState;
 use crate::link::Link;
 use actix::prelude::*;
@@ -48,11 +49,12 @@ use netcore_actors::{HandleRequest, HandlerError};
 use netcore_proto::link::ReliableConfig;
 use netcore_proto::reassembly::MessageHead;
 use netcore_proto::ErrorCode;
+use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 /// How long `stop` waits for a link's last frames to be written once the drain
@@ -104,7 +106,7 @@ impl EndpointBuilder {
 
     /// Serves `path` with a supervised handler actor rebuilt by `factory` after it
     /// dies (see [`Blueprint::route_supervised`]).
-    pub fn route_supervised<A, F>(
+    pub fn route_supervised<A, F, M>(
         mut self,
         path: impl Into<String>,
         policy: RestartPolicy,
@@ -112,7 +114,7 @@ impl EndpointBuilder {
     ) -> Self
     where
         A: actix::Actor<Context = actix::Context<A>> + actix::Handler<HandleRequest>,
-        F: Fn() -> A + Send + Sync + 'static,
+        F: ActorFactory<A, M>,
     {
         self.root = self.root.route_supervised(path, policy, factory);
         self
@@ -324,43 +326,59 @@ impl EndpointBuilder {
         state.insert(timers.clone());
         state.insert(events.clone());
         let state = Arc::new(state);
-        let to_route = |handler: BoxHandler| {
-            let state = state.clone();
-            Route::Fn(Arc::new(move |request: Request| {
-                handler(RequestContext::new(request, state.clone()))
-            }))
-        };
-        let routes: HashMap<String, Route> = compiled
-            .routes
-            .into_iter()
-            .map(|(path, handler)| (path, to_route(handler)))
-            .collect();
-        let defaults = compiled
-            .defaults
-            .into_iter()
-            .map(|(prefix, handler)| (prefix, to_route(handler)))
-            .collect();
-        let router = RouterActor::new(routes, defaults, self.router)
-            .with_name(self.name)
-            .with_events(events.clone())
-            .start();
-        events.publish(Event::Started);
-        let link_arbiters = (0..self.link_threads).map(|_| Arbiter::new()).collect();
-        Endpoint {
-            inner: Arc::new(Inner {
+        // Handlers hold the endpoint weakly: it owns the router, which owns them.
+        let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
+            let services = Services::new(
+                state,
+                cache.clone(),
+                timers.clone(),
+                events.clone(),
+                weak.clone() as Weak<dyn Any + Send + Sync>,
+            );
+            let to_route = |handler: BoxHandler, prefix: Option<Arc<str>>| {
+                let services = services.clone();
+                Route::Fn(Arc::new(move |request: Request| {
+                    handler(RequestContext::new(
+                        request,
+                        services.clone(),
+                        prefix.clone(),
+                    ))
+                }))
+            };
+            let routes: HashMap<String, Route> = compiled
+                .routes
+                .into_iter()
+                .map(|(path, handler)| (path, to_route(handler, None)))
+                .collect();
+            let defaults = compiled
+                .defaults
+                .into_iter()
+                .map(|(prefix, handler)| {
+                    let route = to_route(handler, Some(Arc::from(prefix.as_str())));
+                    (prefix, route)
+                })
+                .collect();
+            let router = RouterActor::new(routes, defaults, self.router)
+                .with_name(self.name)
+                .with_events(events.clone())
+                .start();
+            let link_arbiters = (0..self.link_threads).map(|_| Arbiter::new()).collect();
+            Inner {
                 router,
                 link_arbiters,
                 next_arbiter: AtomicUsize::new(0),
                 tcp_resume: self.tcp_resume,
                 stream_routes: self.stream_routes,
-                events,
+                events: events.clone(),
                 timers,
                 cache,
                 links: Mutex::new(Vec::new()),
                 call_timeout: self.call_timeout,
                 drain_timeout: self.drain_timeout,
-            }),
-        }
+            }
+        });
+        events.publish(Event::Started);
+        Endpoint { inner }
     }
 }
 
@@ -381,6 +399,44 @@ struct Inner {
     links: Mutex<Vec<Link>>,
     call_timeout: Duration,
     drain_timeout: Duration,
+}
+
+impl Services {
+    /// The endpoint (to call or forward to its other links), or `GoingAway` once
+    /// it was dropped.
+    pub fn endpoint(&self) -> Result<Endpoint, HandlerError> {
+        self.endpoint
+            .upgrade()
+            .and_then(|inner| inner.downcast::<Inner>().ok())
+            .map(|inner| Endpoint { inner })
+            .ok_or_else(|| {
+                HandlerError::new(ErrorCode::GoingAway, "the endpoint is gone (dropped)")
+            })
+    }
+}
+
+impl RequestContext {
+    /// The endpoint serving the request (to call or forward to its other
+    /// links), or `GoingAway` once it was dropped.
+    pub fn endpoint(&self) -> Result<Endpoint, HandlerError> {
+        self.services().endpoint()
+    }
+}
+
+/// The endpoint serving the request (`GoingAway` once it was dropped): a
+/// handler reaches the endpoint's other links with it, e.g. to forward.
+impl FromRequest for Endpoint {
+    async fn from_request(ctx: &mut RequestContext) -> Result<Self, HandlerError> {
+        ctx.endpoint()
+    }
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("links", &self.all_links().len())
+            .finish()
+    }
 }
 
 /// One side of a conversation: serves routes, calls the peer(s). Cheap to clone.
@@ -604,18 +660,27 @@ impl Endpoint {
         &self.inner.cache
     }
 
-    /// Calls `route` on the link `id` (a gateway answering a device on the link
-    /// its request came from, or addressing one device among many).
+    /// The link with this id, or [`CallError::LinkDown`] with
+    /// [`DownReason::NotAttached`] if it is not up: the start of a call to one
+    /// peer among many, `endpoint.try_link(id)?.request(route, body)` (priority,
+    /// timeout, headers) or `.forward(request)`; `?` in a handler turns the error
+    /// into a `GoingAway` answer.
+    pub fn try_link(&self, id: LinkId) -> Result<Link, CallError> {
+        self.link(id)
+            .ok_or(CallError::LinkDown(DownReason::NotAttached(Some(id))))
+    }
+
+    /// Calls `route` on the link `id` with the default priority and timeout: a
+    /// shortcut for `try_link(id)?.call(route, body)`. For a priority, a timeout
+    /// or headers use `try_link(id)?.request(route, body)`, and to pass on a
+    /// request as it came, [`Link::forward`].
     pub async fn call_on(
         &self,
         id: LinkId,
         route: impl Into<String>,
         body: impl Into<netcore_actors::Payload>,
     ) -> Result<netcore_actors::Response, CallError> {
-        let link = self
-            .link(id)
-            .ok_or(CallError::LinkDown(DownReason::NotAttached(Some(id))))?;
-        link.call(route, body).await
+        self.try_link(id)?.call(route, body).await
     }
 
     /// Closes the link `id` at once (its pending calls fail with

@@ -14,17 +14,19 @@
 pub mod actors;
 pub mod app;
 mod endpoint;
+mod forward;
 pub mod guide;
 mod link;
 pub mod prelude;
 
 pub use app::blueprint::Blueprint;
 pub use app::context::RequestContext;
-pub use app::extract::{FromRequest, Head, Headers, Json, MsgPack, State};
+pub use app::extract::{FromRequest, Head, Headers, Json, MsgPack, Remainder, State};
 pub use app::handler::Handler;
 pub use app::middleware::Next;
 pub use app::request_body::IntoPayload;
 pub use app::respond::{File, IntoReply};
+pub use app::services::{ActorFactory, Services};
 pub use bytes::{self, Bytes};
 pub use endpoint::{Endpoint, EndpointBuilder};
 pub use link::{CallBuilder, Link, PendingCall, Transfer};

@@ -328,6 +328,19 @@ impl CallBuilder {
         self
     }
 
+    /// Sends the request to `route` instead (e.g. a forwarded request's
+    /// [`Remainder`](crate::Remainder)).
+    pub fn route(mut self, route: impl Into<String>) -> Self {
+        self.message.route = route.into();
+        self
+    }
+
+    /// Adds headers, in order.
+    pub fn headers(mut self, headers: impl IntoIterator<Item = (String, Bytes)>) -> Self {
+        self.message.headers.extend(headers);
+        self
+    }
+
     /// Adds a header.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<Bytes>) -> Self {
         self.message.headers.push((name.into(), value.into()));
@@ -353,18 +366,19 @@ impl CallBuilder {
             .request(message, payload, stream_answer)
             .await
             .map_err(|e| link.reason(e))?;
-        let transfer = if streams_file {
-            Some(link.transfer(stream, total).await?)
-        } else {
-            None
-        };
-        Ok(PendingCall {
+        // Built before anything else is awaited: dropped from here on, the
+        // call is canceled on the wire.
+        let mut pending = PendingCall {
             link,
             stream,
             answer: Some(answer),
             timeout,
-            transfer,
-        })
+            transfer: None,
+        };
+        if streams_file {
+            pending.transfer = Some(pending.link.transfer(stream, total).await?);
+        }
+        Ok(pending)
     }
 
     async fn run(self) -> Result<Response, CallError> {

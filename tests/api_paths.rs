@@ -486,9 +486,7 @@ fn starting_outside_an_actix_system_says_what_to_do() {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         runtime.block_on(async { Endpoint::builder().start() })
     }));
-    let panic = outcome
-        .err()
-        .expect("start must refuse to run without a System");
+    let panic = outcome.expect_err("start must refuse to run without a System");
     let message = panic
         .downcast_ref::<String>()
         .cloned()

@@ -78,7 +78,7 @@ const CRATES: &[Crate] = &[
             &["actors"],
             &["app"],
             &["link"],
-            &["endpoint"],
+            &["endpoint", "forward"],
             // What users import and read: the prelude, and the guide (docs only).
             &["prelude", "guide"],
         ],

@@ -198,6 +198,19 @@ impl From<io::Error> for CallError {
     }
 }
 
+/// A call a handler made failed: the handler fails with the same code, so `?`
+/// forwards a peer's answer as is. A remote error keeps its code and message; a
+/// timeout is `Timeout`; a cancel keeps its code; a link down is `GoingAway`; the
+/// rest take [`CallError::code`], with the error's text as the message.
+impl From<CallError> for HandlerError {
+    fn from(error: CallError) -> Self {
+        match error {
+            CallError::Remote { code, message } => HandlerError { code, message },
+            error => HandlerError::new(error.code(), error.to_string()),
+        }
+    }
+}
+
 /// Why a link went down (`LinkState::Down`, `Link::closed`, `Event::LinkDown`,
 /// [`CallError::LinkDown`]).
 ///
@@ -426,6 +439,25 @@ mod tests {
             DownReason::from_protocol(ProtocolError::NoHandshake),
             DownReason::Protocol(ProtocolError::NoHandshake)
         );
+    }
+
+    #[test]
+    fn call_errors_become_handler_errors_keeping_the_code() {
+        let remote = CallError::Remote {
+            code: ErrorCode::NotFound,
+            message: "no route \"x\"".into(),
+        };
+        assert_eq!(
+            HandlerError::from(remote),
+            HandlerError::new(ErrorCode::NotFound, "no route \"x\"")
+        );
+        let timeout = HandlerError::from(CallError::Timeout(Duration::from_secs(1)));
+        assert_eq!(timeout.code, ErrorCode::Timeout);
+        let canceled = HandlerError::from(CallError::Canceled(ErrorCode::Refused));
+        assert_eq!(canceled.code, ErrorCode::Refused);
+        let down = HandlerError::from(CallError::LinkDown(DownReason::Detached));
+        assert_eq!(down.code, ErrorCode::GoingAway);
+        assert!(down.message.contains("detached"), "{down}");
     }
 
     #[test]

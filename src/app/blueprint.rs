@@ -29,6 +29,7 @@
 use super::context::RequestContext;
 use super::handler::{boxed, BoxHandler, Handler};
 use super::middleware::{middleware, AfterHook, BeforeHook, ErrorHook, Layer, Next};
+use super::services::ActorFactory;
 use actix::Recipient;
 use netcore_actors::router_actor::ask_actor;
 use netcore_actors::supervision::RestartPolicy;
@@ -93,8 +94,10 @@ impl Blueprint {
 
     /// Serves `path` with a supervised handler actor built by `factory`: started
     /// at the first request, rebuilt from `factory` (fresh state) after it dies,
-    /// under `policy` (see [`super::handler_actor`]).
-    pub fn route_supervised<A, F>(
+    /// under `policy` (see [`super::handler_actor`]). The factory is `|| MyActor`
+    /// or `|services: &Services| MyActor::new(..)`, reaching the endpoint's state,
+    /// cache, timers, events and the endpoint itself (see [`ActorFactory`]).
+    pub fn route_supervised<A, F, M>(
         mut self,
         path: impl Into<String>,
         policy: RestartPolicy,
@@ -102,7 +105,7 @@ impl Blueprint {
     ) -> Self
     where
         A: actix::Actor<Context = actix::Context<A>> + actix::Handler<HandleRequest>,
-        F: Fn() -> A + Send + Sync + 'static,
+        F: ActorFactory<A, M>,
     {
         let path = path.into();
         let name = format!("handler-actor {}{path}", self.prefix);

@@ -1,8 +1,9 @@
 //! [`RequestContext`]: an inbound request on its way through middleware, hooks
 //! and extractors to its handler.
 
-use super::state::AppState;
-use netcore_actors::{Body, LinkId, LinkRef, Request};
+use super::extract::FromRequest;
+use super::services::Services;
+use netcore_actors::{Body, HandlerError, LinkId, LinkRef, Request};
 use netcore_proto::frame::{header_value, Header};
 use netcore_proto::reassembly::MessageHead;
 use std::sync::Arc;
@@ -14,22 +15,39 @@ pub struct RequestContext {
     link: LinkRef,
     head: MessageHead,
     body: Option<Body>,
-    state: Arc<AppState>,
+    services: Services,
+    /// The prefix a default handler serves (`None` for a route's own handler).
+    prefix: Option<Arc<str>>,
 }
 
 impl RequestContext {
-    pub(crate) fn new(request: Request, state: Arc<AppState>) -> RequestContext {
+    pub(crate) fn new(
+        request: Request,
+        services: Services,
+        prefix: Option<Arc<str>>,
+    ) -> RequestContext {
         RequestContext {
             link: request.link,
             head: request.head,
             body: Some(request.body),
-            state,
+            services,
+            prefix,
         }
     }
 
     /// The full route (blueprint prefixes included).
     pub fn route(&self) -> &str {
         &self.head.route
+    }
+
+    /// The route after the prefix of the default handler serving it (e.g.
+    /// `"42/temp"` for `"dev/42/temp"` under prefix `"dev/"`); empty for a route
+    /// served by its own handler (it matched whole).
+    pub fn remainder(&self) -> &str {
+        match &self.prefix {
+            Some(prefix) => self.head.route.strip_prefix(&**prefix).unwrap_or(""),
+            None => "",
+        }
     }
 
     /// Kind, priority, headers, stream id.
@@ -59,7 +77,19 @@ impl RequestContext {
 
     /// Shared application state registered with `EndpointBuilder::state`.
     pub fn state<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
-        self.state.get::<T>()
+        self.services.state::<T>()
+    }
+
+    /// The endpoint's services: state, cache, timers, events, the endpoint.
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// Runs the extractor `T` (what a handler's argument of type `T` gets): a
+    /// handler actor parses its request as a function handler does,
+    /// `let Json(order) = ctx.extract::<Json<Order>>().await?`.
+    pub async fn extract<T: FromRequest>(&mut self) -> Result<T, HandlerError> {
+        T::from_request(self).await
     }
 
     /// The body, if no extractor took it yet.
@@ -87,7 +117,7 @@ impl RequestContext {
         }
     }
 
-    pub(crate) fn parts(&self) -> (LinkRef, MessageHead, Arc<AppState>) {
-        (self.link.clone(), self.head.clone(), self.state.clone())
+    pub(crate) fn parts(&self) -> (LinkRef, MessageHead) {
+        (self.link.clone(), self.head.clone())
     }
 }

@@ -3,11 +3,12 @@
 //! A handler is an async function whose arguments all implement [`FromRequest`],
 //! extracted left to right. Extractors of the body ([`bytes::Bytes`], `String`,
 //! [`Json`], [`MsgPack`], [`Body`], [`Request`]) take it, so at most one of them per
-//! handler; the others ([`Headers`], [`Head`], [`LinkRef`], [`LinkId`], [`State`])
-//! only look. A failed extraction answers `BadRequest` (undecodable body) or
+//! handler; the others ([`Headers`], [`Head`], [`LinkRef`], [`LinkId`], [`State`],
+//! [`Remainder`], [`Services`], and `Endpoint`) only look. A failed extraction answers `BadRequest` (undecodable body) or
 //! `Internal` (missing state) without running the handler.
 
 use super::context::RequestContext;
+use super::services::Services;
 use bytes::Bytes;
 use netcore_actors::{Body, HandlerError, LinkId, LinkRef, Request};
 use netcore_proto::frame::{header_value, Header};
@@ -151,9 +152,26 @@ impl<T: Send + Sync + 'static> FromRequest for State<T> {
     }
 }
 
+/// The route after the matched prefix, for a blueprint's default handler (see
+/// [`RequestContext::remainder`]): `"42/temp"` for `"dev/42/temp"` under `"dev/"`.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Remainder(pub String);
+
+impl FromRequest for Remainder {
+    async fn from_request(ctx: &mut RequestContext) -> Result<Self, HandlerError> {
+        Ok(Remainder(ctx.remainder().to_owned()))
+    }
+}
+
+impl FromRequest for Services {
+    async fn from_request(ctx: &mut RequestContext) -> Result<Self, HandlerError> {
+        Ok(ctx.services().clone())
+    }
+}
+
 impl FromRequest for Request {
     async fn from_request(ctx: &mut RequestContext) -> Result<Self, HandlerError> {
-        let (link, head, _) = ctx.parts();
+        let (link, head) = ctx.parts();
         let body = ctx.take_body().ok_or_else(|| {
             HandlerError::failed("the body was already taken by another extractor")
         })?;

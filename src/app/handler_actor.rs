@@ -10,9 +10,16 @@
 //! lost with its state: its caller gets `HandlerFailed`; requests already in the
 //! dead actor's mailbox get the same. The new instance starts from the factory's
 //! fresh state.
+//!
+//! The factory may take the endpoint's [`Services`] (state, cache, timers,
+//! events, the endpoint): it runs at the first request, once they exist, so an
+//! actor registered before `start()` still reaches them. With them, the actor
+//! runs the extractors of function handlers on its requests too
+//! (`services.context(request).extract::<Json<T>>()`).
 
 use super::context::RequestContext;
 use super::handler::BoxHandler;
+use super::services::{ActorFactory, Services};
 use actix::prelude::*;
 use netcore_actors::event_bus::EventBus;
 use netcore_actors::supervision::{Decision, Failure, RestartPolicy, Supervision};
@@ -22,7 +29,7 @@ use std::time::Instant;
 
 /// What a supervised handler actor's route shares between requests.
 struct Supervisor<A: Actor> {
-    factory: Box<dyn Fn() -> A + Send + Sync>,
+    factory: Box<dyn Fn(&Services) -> A + Send + Sync>,
     state: Mutex<Slot<A>>,
 }
 
@@ -33,13 +40,13 @@ struct Slot<A: Actor> {
 }
 
 /// A route handler backed by a supervised handler actor built by `factory`.
-pub(crate) fn supervised<A, F>(name: String, policy: RestartPolicy, factory: F) -> BoxHandler
+pub(crate) fn supervised<A, F, M>(name: String, policy: RestartPolicy, factory: F) -> BoxHandler
 where
     A: Actor<Context = Context<A>> + Handler<HandleRequest>,
-    F: Fn() -> A + Send + Sync + 'static,
+    F: ActorFactory<A, M>,
 {
     let shared = Arc::new(Supervisor {
-        factory: Box::new(factory),
+        factory: Box::new(move |services: &Services| factory.build(services)),
         state: Mutex::new(Slot {
             addr: None,
             supervision: Supervision::new(name, policy, None),
@@ -48,19 +55,15 @@ where
     });
     Arc::new(move |ctx: RequestContext| {
         let shared = shared.clone();
-        let bus = ctx.state::<EventBus>();
-        Box::pin(async move { serve(&shared, ctx, bus).await })
+        Box::pin(async move { serve(&shared, ctx).await })
     })
 }
 
-async fn serve<A>(
-    shared: &Supervisor<A>,
-    ctx: RequestContext,
-    bus: Option<Arc<EventBus>>,
-) -> HandlerResult
+async fn serve<A>(shared: &Supervisor<A>, ctx: RequestContext) -> HandlerResult
 where
     A: Actor<Context = Context<A>> + Handler<HandleRequest>,
 {
+    let services = ctx.services().clone();
     let addr = {
         let Ok(mut slot) = shared.state.lock() else {
             return Err(HandlerError::failed("handler actor supervisor poisoned"));
@@ -72,19 +75,19 @@ where
             )));
         }
         slot.addr
-            .get_or_insert_with(|| (shared.factory)().start())
+            .get_or_insert_with(|| (shared.factory)(&services).start())
             .clone()
     };
     match addr.send(HandleRequest(ctx.into_request())).await {
         Ok(result) => result,
         Err(error) => {
             let message = format!("handler actor died: {error}");
-            if let Some(after) = restart_decision(shared, &addr, &message, bus.as_deref()) {
+            if let Some(after) = restart_decision(shared, &addr, &message, services.events()) {
                 // Back off before the replacement takes requests.
                 tokio::time::sleep(after).await;
                 if let Ok(mut slot) = shared.state.lock() {
                     if slot.addr.is_none() && !slot.escalated {
-                        slot.addr = Some((shared.factory)().start());
+                        slot.addr = Some((shared.factory)(&services).start());
                     }
                 }
             }
@@ -99,7 +102,7 @@ fn restart_decision<A: Actor>(
     shared: &Supervisor<A>,
     dead: &Addr<A>,
     reason: &str,
-    bus: Option<&EventBus>,
+    bus: &EventBus,
 ) -> Option<std::time::Duration> {
     let mut slot = shared.state.lock().ok()?;
     if slot.addr.as_ref() != Some(dead) {
@@ -107,9 +110,7 @@ fn restart_decision<A: Actor>(
     }
     slot.addr = None;
     let Failure { decision, event } = slot.supervision.failed(reason, Instant::now());
-    if let Some(bus) = bus {
-        bus.publish(event.clone());
-    }
+    bus.publish(event.clone());
     match decision {
         Decision::Restart { after } => Some(after),
         Decision::Escalate => {

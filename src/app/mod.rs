@@ -10,4 +10,5 @@ pub mod handler_actor;
 pub mod middleware;
 pub mod request_body;
 pub mod respond;
+pub mod services;
 pub mod state;

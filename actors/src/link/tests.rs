@@ -165,6 +165,23 @@ async fn closing_fails_the_calls_in_flight_and_closes_the_scheduler() {
     assert!(harness.link.watch_state().await.is_err());
 }
 
+#[actix_rt::test]
+async fn a_call_dropped_before_the_link_took_it_is_never_sent() {
+    use futures_util::FutureExt;
+    let mut harness = start();
+    connect(&mut harness, |_| {}).await;
+    let message = netcore_proto::link::Message::new("slow", "x");
+    // Polled once (the call is in the mailbox), then dropped with its answer:
+    // actix skips a message whose sender stopped waiting, so nothing leaves
+    // (a forwarding handler aborted at that moment sends nothing).
+    assert!(harness
+        .link
+        .request(message, None, false)
+        .now_or_never()
+        .is_none());
+    assert_eq!(harness.link.in_flight().await, 0);
+}
+
 /// Sends the peer's pending frames to the link.
 async fn flush_peer(harness: &mut Harness, peer: &mut PeerLink) {
     let mut theirs = BytesMut::new();
