@@ -66,16 +66,23 @@ fn text(response: &Response) -> String {
     String::from_utf8(response.body.as_bytes().unwrap().to_vec()).unwrap()
 }
 
-#[actix_rt::test]
-async fn a_gateway_forwards_keeping_priority_headers_body_and_errors() {
-    let gate = Gate::new();
-    // The gateway accepts its client and connects to its device.
-    let (gateway, _, _client, client) = tcp_pair(gateway(), Endpoint::builder()).await;
-    let device_side = device(&gate).start();
+/// A gateway that accepted its client and connected to its device (whose
+/// handlers hold on `gate`): the endpoints (kept alive), the client's link, and
+/// the id of the gateway's link to the device.
+async fn gateway_between(gate: &std::sync::Arc<Gate>) -> ([Endpoint; 3], netcore::Link, u64) {
+    let (gateway, _, client_side, client) = tcp_pair(gateway(), Endpoint::builder()).await;
+    let device_side = device(gate).start();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (to_dev, _) = tokio::join!(gateway.connect_tcp(addr), device_side.accept_tcp(&listener));
     let dev = to_dev.unwrap().id().0;
+    ([gateway, client_side, device_side], client, dev)
+}
+
+#[actix_rt::test]
+async fn a_gateway_forwards_keeping_priority_headers_body_and_errors() {
+    let gate = Gate::new();
+    let (_endpoints, client, dev) = gateway_between(&gate).await;
 
     let answer = client
         .request(format!("dev/{dev}/temp"), vec![7u8; 10])
@@ -117,12 +124,7 @@ async fn a_gateway_forwards_keeping_priority_headers_body_and_errors() {
 #[actix_rt::test]
 async fn a_canceled_request_cancels_its_forwarded_call() {
     let gate = Gate::new();
-    let (gateway, _, _client, client) = tcp_pair(gateway(), Endpoint::builder()).await;
-    let device_side = device(&gate).start();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (to_dev, _) = tokio::join!(gateway.connect_tcp(addr), device_side.accept_tcp(&listener));
-    let dev = to_dev.unwrap().id().0;
+    let (_endpoints, client, dev) = gateway_between(&gate).await;
 
     let call = client
         .request(format!("dev/{dev}/slow"), "held")

@@ -35,12 +35,19 @@ async fn device_and_link() -> (Endpoint, Endpoint, Link) {
     (device, gateway, link.unwrap())
 }
 
+/// A firmware image of `len` bytes from `seed` in a temporary directory (kept
+/// while the directory lives).
+fn firmware_image(seed: u64, len: usize) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("firmware.bin");
+    std::fs::write(&image, random_bytes(seed, len)).unwrap();
+    (dir, image)
+}
+
 #[actix_rt::test]
 async fn an_upload_reports_progress_and_the_devices_answer_even_past_the_call_timeout() {
     let (_device, _gateway, link) = device_and_link().await;
-    let dir = tempfile::tempdir().unwrap();
-    let image = dir.path().join("firmware.bin");
-    std::fs::write(&image, random_bytes(7, 96 * 1024)).unwrap();
+    let (_dir, image) = firmware_image(7, 96 * 1024);
 
     let mut upload = link.upload("firmware", &image).start().await.unwrap();
     let transfer = upload.transfer().expect("a file body has a transfer");
@@ -60,9 +67,7 @@ async fn an_upload_reports_progress_and_the_devices_answer_even_past_the_call_ti
 #[actix_rt::test]
 async fn awaited_at_once_an_upload_outlasts_the_call_timeout() {
     let (_device, _gateway, link) = device_and_link().await;
-    let dir = tempfile::tempdir().unwrap();
-    let image = dir.path().join("firmware.bin");
-    std::fs::write(&image, random_bytes(9, 96 * 1024)).unwrap();
+    let (_dir, image) = firmware_image(9, 96 * 1024);
 
     let started = Instant::now();
     let answer = within("the upload", link.upload("firmware", &image).into_future()).await;
@@ -77,9 +82,7 @@ async fn awaited_at_once_an_upload_outlasts_the_call_timeout() {
 #[actix_rt::test]
 async fn an_upload_to_a_route_the_device_does_not_serve_fails_with_its_not_found() {
     let (_device, _gateway, link) = device_and_link().await;
-    let dir = tempfile::tempdir().unwrap();
-    let image = dir.path().join("firmware.bin");
-    std::fs::write(&image, random_bytes(8, 16 * 1024)).unwrap();
+    let (_dir, image) = firmware_image(8, 16 * 1024);
 
     let result = within("the answer", link.upload("flash", &image).into_future()).await;
     match result {
