@@ -1,5 +1,6 @@
 //! The user guide: from a first device to a supervised gateway, one topic per
-//! section. Every example is a doc test, so it compiles (and most run) with the
+//! section (the runtime, a first device and gateway, priorities, big transfers,
+//! forwarding, handler actors, reconnecting links, logging, testing). Every example is a doc test, so it compiles (and most run) with the
 //! test suite.
 //!
 //! # The runtime
@@ -96,6 +97,76 @@
 //! }
 //! println!("device: {}", upload.response().await?.text().await?);
 //! # Ok(()) }
+//! ```
+//!
+//! # Forwarding
+//!
+//! A gateway forwards a request to a device in one line. Handlers can take the
+//! [`Endpoint`](crate::Endpoint) (held weakly: a stopped endpoint answers
+//! `GoingAway`), and a blueprint's default handler the
+//! [`Remainder`](crate::Remainder) of the route after its prefix.
+//! [`Link::forward`](crate::Link::forward) keeps the request's priority, headers
+//! and body (a spooled or streamed body is streamed on); `?` turns a failed call
+//! into an error answer with the device's own code (`From<CallError> for
+//! HandlerError`); and when the caller cancels, the handler is dropped, which
+//! cancels the forwarded call on the wire.
+//!
+//! ```no_run
+//! # use netcore::prelude::*;
+//! # use netcore::LinkId;
+//! let gateway = Endpoint::builder().blueprint(Blueprint::new("devices", "dev/").default_handler(
+//!     |endpoint: Endpoint, Remainder(rest): Remainder, request: Request| async move {
+//!         // "dev/3/temp": device 3, route "temp".
+//!         let (id, route) = rest.split_once('/').unwrap_or((&rest, ""));
+//!         let id = LinkId(id.parse().map_err(|_| HandlerError::bad_request("no such device"))?);
+//!         Ok::<Response, HandlerError>(endpoint.try_link(id)?.forward(request).route(route).await?)
+//!     },
+//! ));
+//! ```
+//!
+//! # Handler actors
+//!
+//! A route can be served by an actor of your own (`impl Handler<HandleRequest>`),
+//! with its own state and mailbox. [`route_supervised`](crate::EndpointBuilder::route_supervised)
+//! builds it at the first request from a factory that gets the endpoint's
+//! [`Services`](crate::Services) (state, cache, timers, events, the endpoint), and
+//! rebuilds it, with fresh state, if it panics (backoff, then escalation, as the
+//! restart policy says). `examples/gateway_actor.rs` is a whole program.
+//!
+//! ```no_run
+//! use actix::prelude::*;
+//! use netcore::prelude::*;
+//! use netcore::{HandleRequest, RestartPolicy};
+//!
+//! /// Counts the requests it served; remembers the last body in the cache.
+//! struct Counter {
+//!     services: Services,
+//!     served: u64,
+//! }
+//!
+//! impl Actor for Counter {
+//!     type Context = Context<Self>;
+//! }
+//!
+//! impl Handler<HandleRequest> for Counter {
+//!     type Result = ResponseFuture<HandlerResult>;
+//!
+//!     fn handle(&mut self, HandleRequest(request): HandleRequest, _: &mut Context<Self>) -> Self::Result {
+//!         self.served += 1;
+//!         let (services, served) = (self.services.clone(), self.served);
+//!         Box::pin(async move {
+//!             let body = request.body.into_bytes().await?;
+//!             services.cache().set("last", body, None).await?;
+//!             Ok(Reply::new(format!("request {served}")))
+//!         })
+//!     }
+//! }
+//!
+//! let gateway = Endpoint::builder().route_supervised(
+//!     "count",
+//!     RestartPolicy::default(),
+//!     |services: &Services| Counter { services: services.clone(), served: 0 },
+//! );
 //! ```
 //!
 //! # Reconnecting links

@@ -3,7 +3,8 @@
 //!
 //! - [`Endpoint`] serves routes and calls the peer over one or more [`Link`]s.
 //! - [`guide`] is the user guide: the runtime, a first device and gateway,
-//!   priorities, big transfers, reconnecting links, logging, testing.
+//!   priorities, big transfers, forwarding, handler actors, reconnecting links,
+//!   logging, testing.
 //! - [`prelude`] imports what most programs use: `use netcore::prelude::*;`.
 //! - [`proto`] is the sans-IO protocol core; [`actors`] has what an application
 //!   configures of the actix runtime under the endpoint (transports, link options,
