@@ -131,7 +131,7 @@ pub use check::fuzz_ops;
 
 use crate::config::DEFAULT_STREAM_CHUNK_LEN;
 use crate::error::ProtocolError;
-use crate::frame::{Credit, Frame, Open};
+use crate::frame::{Credit, Frame, Open, Pong};
 use crate::ids::{Priority, StreamId};
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
@@ -251,6 +251,10 @@ pub struct Scheduler {
     chunk_len: usize,
     low_water_chunks: usize,
     control: VecDeque<Frame>,
+    /// The value the PONG queued in `control` answers: a peer that PINGs faster
+    /// than we send gets one PONG, for its latest PING, not one per PING (a
+    /// flood of PINGs from a peer that does not read must not grow the queue).
+    queued_pong: Option<u64>,
     /// Boxed so the tree's nodes stay small: nodes holding the streams inline
     /// were large allocations, and every message's insert and removal splitting
     /// and merging them showed up as `malloc_consolidate` in RPC profiles.
@@ -303,6 +307,7 @@ impl Scheduler {
             chunk_len: config.chunk_len.max(1),
             low_water_chunks: config.low_water_chunks,
             control: VecDeque::new(),
+            queued_pong: None,
             streams: BTreeMap::new(),
             classes: Default::default(),
             stride: Stride::new(config.class_weights),
@@ -322,7 +327,15 @@ impl Scheduler {
     /// Queues a control frame: it leaves before any message frame, in FIFO order,
     /// and consumes no credit. Meant for ACK, CREDIT, PING, PONG, CANCEL, GOAWAY
     /// and HELLO; a message frame given here bypasses scheduling and credit.
+    ///
+    /// PONGs coalesce: while one is queued, a newer one replaces its value (the
+    /// peer's latest PING is the one it waits for), so at most one is queued.
     pub fn push_control(&mut self, frame: Frame) {
+        if let Frame::Pong(Pong { opaque }) = frame {
+            if self.queued_pong.replace(opaque).is_some() {
+                return;
+            }
+        }
         self.control.push_back(frame);
     }
 
@@ -489,6 +502,11 @@ impl Scheduler {
     /// (nothing queued, or everything waits for credit or body bytes).
     pub fn poll_transmit(&mut self) -> Option<Frame> {
         if let Some(frame) = self.control.pop_front() {
+            if let Frame::Pong(_) = frame {
+                if let Some(opaque) = self.queued_pong.take() {
+                    return Some(Frame::Pong(Pong { opaque }));
+                }
+            }
             return Some(frame);
         }
         let link_open = self.link_credit > 0;

@@ -5,7 +5,7 @@ use super::check::{check_ops, ops_from_bytes, Op, OpBody};
 use super::class::{Stride, SCALE};
 use super::*;
 use crate::error::DecodeError;
-use crate::frame::{End, Ping};
+use crate::frame::{End, Ping, Pong};
 use crate::ids::MessageKind;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -111,6 +111,28 @@ fn control_frames_go_first_in_order() {
     s.push_control(Frame::Ping(Ping { opaque: 3 }));
     assert_eq!(s.poll_transmit(), Some(Frame::Ping(Ping { opaque: 3 })));
     assert!(matches!(s.poll_transmit(), Some(Frame::Data(_))));
+}
+
+/// A peer that PINGs and never reads makes us queue one PONG, for its latest
+/// PING, however many it sends; once that PONG left, the next PING gets its own.
+#[test]
+fn pongs_coalesce_so_a_ping_flood_queues_one() {
+    let mut s = scheduler(16);
+    s.push_control(Frame::Ping(Ping { opaque: 100 }));
+    for opaque in 0..100_000 {
+        s.push_control(Frame::Pong(Pong { opaque }));
+    }
+    s.push_control(Frame::Ping(Ping { opaque: 200 }));
+    assert_eq!(
+        poll_all(&mut s),
+        [
+            Frame::Ping(Ping { opaque: 100 }),
+            Frame::Pong(Pong { opaque: 99_999 }),
+            Frame::Ping(Ping { opaque: 200 }),
+        ]
+    );
+    s.push_control(Frame::Pong(Pong { opaque: 7 }));
+    assert_eq!(poll_all(&mut s), [Frame::Pong(Pong { opaque: 7 })]);
 }
 
 #[test]
