@@ -81,6 +81,7 @@ pub struct EndpointBuilder {
     router: RouterConfig,
     call_timeout: Duration,
     drain_timeout: Duration,
+    handshake_timeout: Duration,
     name: String,
 }
 
@@ -285,6 +286,15 @@ impl EndpointBuilder {
         self
     }
 
+    /// How long a new link may take to complete its handshake (default 10 s):
+    /// `attach`, `accept_tcp`, `open` and the other ways of starting a link fail
+    /// with [`DownReason::HandshakeTimedOut`] after it, and the link is closed,
+    /// so a peer that connects and stays silent holds nothing.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
     /// Starts the endpoint's router on the current arbiter.
     ///
     /// # Panics
@@ -375,6 +385,7 @@ impl EndpointBuilder {
                 links: Mutex::new(Vec::new()),
                 call_timeout: self.call_timeout,
                 drain_timeout: self.drain_timeout,
+                handshake_timeout: self.handshake_timeout,
             }
         });
         events.publish(Event::Started);
@@ -399,6 +410,7 @@ struct Inner {
     links: Mutex<Vec<Link>>,
     call_timeout: Duration,
     drain_timeout: Duration,
+    handshake_timeout: Duration,
 }
 
 impl Services {
@@ -462,6 +474,7 @@ impl Endpoint {
             router: RouterConfig::default(),
             call_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(10),
             name: String::from("endpoint"),
         }
     }
@@ -486,16 +499,29 @@ impl Endpoint {
             self.inner.router.clone().recipient(),
         );
         let mut state = handle.watch_state().await?;
-        loop {
-            match &*state.borrow_and_update() {
-                LinkState::Up => break,
-                LinkState::Down(why) | LinkState::Closing(why) => {
-                    return Err(CallError::LinkDown(why.clone()))
+        let handshake = async {
+            loop {
+                match &*state.borrow_and_update() {
+                    LinkState::Up => return Ok(()),
+                    LinkState::Down(why) | LinkState::Closing(why) => {
+                        return Err(CallError::LinkDown(why.clone()))
+                    }
+                    _ => {}
                 }
-                _ => {}
+                if state.changed().await.is_err() {
+                    return Err(CallError::LinkDown(DownReason::ActorStopped));
+                }
             }
-            if state.changed().await.is_err() {
-                return Err(CallError::LinkDown(DownReason::ActorStopped));
+        };
+        let limit = self.inner.handshake_timeout;
+        match tokio::time::timeout(limit, handshake).await {
+            Ok(outcome) => outcome?,
+            Err(_) => {
+                // A peer that never says HELLO holds neither the link nor the caller.
+                let reason = DownReason::HandshakeTimedOut(limit);
+                tracing::info!(%reason, "refused a link");
+                handle.close(reason.clone()).await;
+                return Err(CallError::LinkDown(reason));
             }
         }
         let state_watch = state.clone();

@@ -254,3 +254,38 @@ async fn streamed_bodies_both_ways() {
         .unwrap();
     assert_eq!(body(&answer.body), b"1000000");
 }
+
+/// A connection that never says HELLO costs the accepting side nothing past the
+/// handshake timeout: `accept_tcp` fails with `HandshakeTimedOut`, the connection
+/// is closed, and the next client is accepted as usual.
+#[actix_rt::test]
+async fn a_silent_connection_is_dropped_after_the_handshake_timeout() {
+    use tokio::io::AsyncReadExt;
+
+    let limit = Duration::from_millis(200);
+    let server = Endpoint::builder()
+        .handshake_timeout(limit)
+        .route("echo", |body: bytes::Bytes| async move { body })
+        .start();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let refused = tokio::time::timeout(Duration::from_secs(5), server.accept_tcp(&listener))
+        .await
+        .expect("accept_tcp must give up on a silent peer");
+    assert_eq!(
+        refused.unwrap_err(),
+        CallError::LinkDown(DownReason::HandshakeTimedOut(limit))
+    );
+    // The server closed it: the silent client reads our HELLO, then the end.
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), silent.read_to_end(&mut rest)).await;
+    assert!(read.is_ok(), "the silent connection was not closed");
+
+    let client = Endpoint::builder().start();
+    let (accepted, link) = tokio::join!(server.accept_tcp(&listener), client.connect_tcp(addr));
+    accepted.unwrap();
+    let answer = link.unwrap().call("echo", "after").await.unwrap();
+    assert_eq!(answer.text().await.unwrap(), "after");
+}

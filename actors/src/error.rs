@@ -244,6 +244,10 @@ pub enum DownReason {
     /// The transport broke on the accepting side and the peer did not reconnect
     /// within the resume window (`EndpointBuilder::tcp_resume`).
     ResumeWindowElapsed(Duration),
+    /// The peer did not complete its handshake (HELLO) within this time
+    /// (`EndpointBuilder::handshake_timeout`): a silent connection is dropped
+    /// instead of holding the link, or the accept, open.
+    HandshakeTimedOut(Duration),
     /// The transport broke and the link is reconnecting (or waiting for its peer
     /// to): only in `Event::LinkDown`, followed by `Event::LinkUp` once the
     /// session resumed.
@@ -284,6 +288,12 @@ impl fmt::Display for DownReason {
                 f,
                 "the peer did not reconnect within the resume window ({window:?})"
             ),
+            DownReason::HandshakeTimedOut(after) => {
+                write!(
+                    f,
+                    "the peer did not complete its handshake within {after:?}"
+                )
+            }
             DownReason::Reconnecting => f.write_str("transport broke; reconnecting"),
             DownReason::ActorStopped => f.write_str("link actor stopped"),
             DownReason::NotAttached(Some(id)) => write!(f, "{id} is not attached"),
@@ -307,6 +317,7 @@ impl PartialEq for DownReason {
             (Unresponsive { what: a }, Unresponsive { what: b }) => a == b,
             (Protocol(a), Protocol(b)) => a == b,
             (ResumeWindowElapsed(a), ResumeWindowElapsed(b)) => a == b,
+            (HandshakeTimedOut(a), HandshakeTimedOut(b)) => a == b,
             (NotAttached(a), NotAttached(b)) => a == b,
             _ => false,
         }
