@@ -9,6 +9,9 @@
 //!   whose panic the runtime catches).
 //! - More requests than workers: queued up to `max_queued`, then refused at once
 //!   with `Refused` ("busy"), so a flood of small requests cannot grow memory.
+//!   Each link has a queue of its own, served in turn, and when the queues are
+//!   full the request refused is the newest of the longest queue: a link that
+//!   floods the router gets its own requests refused, never another link's.
 //! - The peer cancels a request: its handler task is aborted.
 //!
 //! Handler actors: any actix actor implementing `Handler<HandleRequest>` can be
@@ -167,7 +170,12 @@ pub struct RouterActor {
     /// Default handlers by route prefix, longest prefix first.
     defaults: Vec<(String, Route)>,
     config: RouterConfig,
-    queue: VecDeque<Incoming>,
+    /// Requests waiting for a worker, per link.
+    queues: HashMap<LinkId, VecDeque<Incoming>>,
+    /// The links with waiting requests, in the order they are served.
+    turns: VecDeque<LinkId>,
+    /// Requests waiting, over all links.
+    queued: usize,
     running: HashMap<(LinkId, StreamId), AbortHandle>,
     active: usize,
     events: Option<EventBus>,
@@ -191,7 +199,9 @@ impl RouterActor {
                 max_workers: config.max_workers.max(1),
                 ..config
             },
-            queue: VecDeque::new(),
+            queues: HashMap::new(),
+            turns: VecDeque::new(),
+            queued: 0,
             running: HashMap::new(),
             active: 0,
             events: None,
@@ -388,16 +398,69 @@ impl Handler<Incoming> for RouterActor {
         if self.active < self.config.max_workers {
             return self.dispatch(msg, ctx);
         }
-        if self.queue.len() < self.config.max_queued {
-            self.queue.push_back(msg);
-            return;
+        if self.queued >= self.config.max_queued {
+            // Full: the newest request of the longest queue goes, unless that is
+            // this link's own (then this one is refused).
+            let own = self.queues.get(&msg.link.id()).map_or(0, VecDeque::len);
+            let longest = self
+                .queues
+                .iter()
+                .max_by_key(|(_, queue)| queue.len())
+                .filter(|(_, queue)| queue.len() > own + 1)
+                .map(|(link, _)| *link);
+            let Some(victim) = longest.and_then(|link| self.queues.get_mut(&link)?.pop_back())
+            else {
+                return refuse(msg);
+            };
+            self.queued -= 1;
+            refuse(victim);
         }
-        tracing::warn!(route = %msg.head.route, "all workers busy and queue full; refusing");
-        if msg.head.kind == MessageKind::Request {
-            let error = HandlerError::new(ErrorCode::Refused, "busy: all workers in use");
-            msg.link
-                .respond(error_answer(msg.head.stream, msg.head.priority, error));
+        self.enqueue(msg);
+    }
+}
+
+/// Answers a request the router has no room for with `Refused` ("busy"); a
+/// one-way message is dropped with a log line.
+fn refuse(msg: Incoming) {
+    tracing::warn!(link = %msg.link.id(), route = %msg.head.route, "all workers busy and queue full; refusing");
+    if msg.head.kind == MessageKind::Request {
+        let error = HandlerError::new(ErrorCode::Refused, "busy: all workers in use");
+        msg.link
+            .respond(error_answer(msg.head.stream, msg.head.priority, error));
+    }
+}
+
+impl RouterActor {
+    /// Queues a request behind the others of its link.
+    fn enqueue(&mut self, msg: Incoming) {
+        let link = msg.link.id();
+        let queue = self.queues.entry(link).or_default();
+        if queue.is_empty() {
+            self.turns.push_back(link);
         }
+        queue.push_back(msg);
+        self.queued += 1;
+    }
+
+    /// The next waiting request: the links take turns, one request each.
+    fn next_queued(&mut self) -> Option<Incoming> {
+        while let Some(link) = self.turns.pop_front() {
+            let Some(queue) = self.queues.get_mut(&link) else {
+                continue;
+            };
+            let Some(next) = queue.pop_front() else {
+                self.queues.remove(&link);
+                continue;
+            };
+            if queue.is_empty() {
+                self.queues.remove(&link);
+            } else {
+                self.turns.push_back(link);
+            }
+            self.queued -= 1;
+            return Some(next);
+        }
+        None
     }
 }
 
@@ -412,8 +475,15 @@ impl Handler<Canceled> for RouterActor {
         if let Some(handle) = self.running.get(&(msg.link, msg.stream)) {
             handle.abort();
         }
-        self.queue
-            .retain(|q| !(q.link.id() == msg.link && q.head.stream == msg.stream));
+        if let Some(queue) = self.queues.get_mut(&msg.link) {
+            let before = queue.len();
+            queue.retain(|q| q.head.stream != msg.stream);
+            self.queued -= before - queue.len();
+            if queue.is_empty() {
+                self.queues.remove(&msg.link);
+                self.turns.retain(|link| *link != msg.link);
+            }
+        }
     }
 }
 
@@ -431,7 +501,7 @@ impl Handler<Done> for RouterActor {
         self.running.remove(&msg.key);
         self.active = self.active.saturating_sub(1);
         while self.active < self.config.max_workers {
-            let Some(next) = self.queue.pop_front() else {
+            let Some(next) = self.next_queued() else {
                 break;
             };
             self.dispatch(next, ctx);
@@ -542,6 +612,58 @@ mod tests {
         assert_eq!(respond.outcome, Err(ErrorCode::HandlerFailed));
         let text = respond.message.body.unwrap_or_default();
         assert!(String::from_utf8_lossy(&text).contains("handler bug"));
+    }
+
+    /// One link flooding the router gets its own requests refused, not another
+    /// link's: the refused request is the newest of the longest queue, and the
+    /// queued links are served in turn.
+    #[actix_rt::test]
+    async fn a_flooding_link_is_refused_before_a_quiet_one_and_links_take_turns() {
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = order.clone();
+        let record = Route::handler(move |req: Request| {
+            let seen = seen.clone();
+            async move {
+                seen.lock()
+                    .unwrap()
+                    .push((req.link.id().0, req.head.stream.0));
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                Ok(Reply::empty())
+            }
+        });
+        let config = RouterConfig {
+            max_workers: 1,
+            max_queued: 3,
+        };
+        let router = router(vec![("r", record)], config);
+        let (busy, busy_answers, _) = LinkRef::stub(LinkId(1));
+        let (quiet, quiet_answers, _) = LinkRef::stub(LinkId(2));
+        for stream in [1, 3, 5, 7] {
+            router.do_send(incoming(&busy, stream, "r", MessageKind::Request));
+        }
+        // Busy: 1 runs, 3, 5, 7 fill the queue. The quiet link's request takes the
+        // place of busy's newest (7), which is refused.
+        router.do_send(incoming(&quiet, 9, "r", MessageKind::Request));
+        // Busy is full again (3 queued of its own, 1 of quiet): its next request
+        // is refused, not quiet's.
+        router.do_send(incoming(&busy, 11, "r", MessageKind::Request));
+        let mut answered = Vec::new();
+        while answered.len() < 5 {
+            answered.extend(busy_answers.wait_for(1).await);
+        }
+        let outcome = |stream: u64| {
+            let respond = answered.iter().find(|r| r.stream == StreamId(stream));
+            respond.map(|r| r.outcome)
+        };
+        for refused in [7, 11] {
+            assert_eq!(outcome(refused), Some(Err(ErrorCode::Refused)), "{refused}");
+        }
+        for served in [1, 3, 5] {
+            assert_eq!(outcome(served), Some(Ok(())), "{served}");
+        }
+        assert_eq!(answer(&quiet_answers).await.outcome, Ok(()));
+        let order = order.lock().unwrap().clone();
+        assert_eq!(order, [(1, 1), (1, 3), (2, 9), (1, 5)], "links take turns");
     }
 
     #[actix_rt::test]
