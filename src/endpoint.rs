@@ -29,6 +29,7 @@ use crate::app::context::RequestContext;
 use crate::app::extract::{FromRequest, Head};
 use crate::app::handler::{BoxHandler, Handler};
 use crate::app::middleware::Next;
+use crate::app::request_body::IntoPayload;
 use crate::app::services::{ActorFactory, Services};
 use crate::app::state::AppState;
 use crate::link::Link;
@@ -60,10 +61,6 @@ use std::time::Duration;
 /// How long `stop` waits for a link's last frames to be written once the drain
 /// timeout has passed (the GOAWAY and the cut-off notices).
 const FLUSH_GRACE: Duration = Duration::from_millis(100);
-
-/// How long `accept_tcp` waits for a new connection's first frame when TCP links
-/// resume (see [`EndpointBuilder::tcp_resume`]).
-const HELLO_WAIT: Duration = Duration::from_secs(10);
 
 /// Builds an [`Endpoint`]: routes, blueprints, middleware, hooks, state, limits.
 ///
@@ -597,7 +594,8 @@ impl Endpoint {
         let Some(window) = self.inner.tcp_resume else {
             return self.attach(stream, LinkOptions::stream()).await;
         };
-        let FirstFrame { hello, transport } = peek_hello(stream, HELLO_WAIT).await?;
+        let FirstFrame { hello, transport } =
+            peek_hello(stream, self.inner.handshake_timeout).await?;
         if let Some(session) = hello.and_then(|h| h.session) {
             for link in self.all_links() {
                 // Waiting for its peer, or not aware yet that the old connection
@@ -704,7 +702,7 @@ impl Endpoint {
         &self,
         id: LinkId,
         route: impl Into<String>,
-        body: impl Into<netcore_actors::Payload>,
+        body: impl IntoPayload,
     ) -> Result<netcore_actors::Response, CallError> {
         self.try_link(id)?.call(route, body).await
     }

@@ -415,20 +415,21 @@ impl PendingCall {
         let Some(answer) = self.answer.as_mut() else {
             return Err(CallError::Canceled(ErrorCode::Canceled));
         };
+        let mut early = None;
         if let Some(transfer) = self.transfer.as_mut() {
             let sent = std::pin::pin!(transfer.finished());
-            if let Either::Left((early, _)) = futures_util::future::select(&mut *answer, sent).await
+            if let Either::Left((answered, _)) =
+                futures_util::future::select(&mut *answer, sent).await
             {
-                self.answer = None;
-                return match early {
-                    Ok(result) => result,
-                    Err(_) => Err(self.link.down()),
-                };
+                early = Some(answered);
             }
         }
         // The receiver stays in `self` while waiting, so dropping this future
         // before the answer cancels the call (see `Drop`).
-        let outcome = tokio::time::timeout(self.timeout, answer).await;
+        let outcome = match early {
+            Some(answered) => Ok(answered),
+            None => tokio::time::timeout(self.timeout, answer).await,
+        };
         self.answer = None;
         match outcome {
             Ok(Ok(result)) => result,

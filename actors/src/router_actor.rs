@@ -545,17 +545,10 @@ mod tests {
     use std::time::Duration;
 
     fn incoming(link: &LinkRef, stream: u64, route: &str, kind: MessageKind) -> Incoming {
+        let open = netcore_proto::frame::Open::new(StreamId(stream), kind, route);
         Incoming {
             link: link.clone(),
-            head: MessageHead {
-                stream: StreamId(stream),
-                kind,
-                priority: Priority::Normal,
-                route: route.into(),
-                code: None,
-                total_len: None,
-                headers: Vec::new(),
-            },
+            head: MessageHead::from_open(open).0,
             body: Body::Bytes(Bytes::from_static(b"ping")),
         }
     }

@@ -338,6 +338,15 @@ impl LinkActor {
         }
     }
 
+    /// Why the link went down; `ActorStopped` if its actor stopped without
+    /// going down first.
+    fn down_reason(&self) -> DownReason {
+        match &*self.state.borrow() {
+            LinkState::Down(why) => why.clone(),
+            _ => DownReason::ActorStopped,
+        }
+    }
+
     fn go_down(&mut self, reason: DownReason, ctx: &mut Context<Self>) {
         if matches!(*self.state.borrow(), LinkState::Down(_)) {
             return;
@@ -414,10 +423,7 @@ impl Actor for LinkActor {
 
     fn stopped(&mut self, _: &mut Self::Context) {
         // Calls made while the actor was stopping fail for the reason it went down.
-        let reason = match &*self.state.borrow() {
-            LinkState::Down(why) => why.clone(),
-            _ => DownReason::ActorStopped,
-        };
+        let reason = self.down_reason();
         self.fail_calls(&reason);
         self.one_way.close();
         self.scheduler.close.do_send(Close);
@@ -453,11 +459,7 @@ impl Handler<SendOneWay> for LinkActor {
             move |taken, act: &mut Self, ctx| {
                 if !taken {
                     // The queue closes when the link goes down.
-                    let reason = match &*act.state.borrow() {
-                        LinkState::Down(why) => why.clone(),
-                        _ => DownReason::ActorStopped,
-                    };
-                    return Err(CallError::LinkDown(reason));
+                    return Err(CallError::LinkDown(act.down_reason()));
                 }
                 act.send_one_way(msg, charge, ctx)
             },
