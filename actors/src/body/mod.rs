@@ -249,7 +249,7 @@ impl Payload {
 /// No body: `link.call("status", ())`.
 impl From<()> for Payload {
     fn from(_: ()) -> Self {
-        Payload::Bytes(Bytes::new())
+        Payload::empty()
     }
 }
 
