@@ -36,7 +36,7 @@ const CRATES: &[Crate] = &[
             &["link"],
             // Test tooling and measurements over whole links.
             &["sim"],
-            &["overhead"],
+            &["overhead", "fuzzing"],
         ],
         same_layer: &[],
     },

@@ -1,17 +1,10 @@
-//! `cargo fuzz run frame`: `Envelope::decode` on arbitrary bytes never panics, and
-//! whatever it accepts re-encodes to something that decodes to the same envelope.
+//! `RUSTC_BOOTSTRAP=1 cargo fuzz run frame` (from the repository root). The driver and
+//! what it checks: `netcore_proto::fuzzing::frame`, which the tests also run on every
+//! file of `fuzz/corpus/frame/` and on arbitrary inputs (`proto/tests/fuzz_corpus.rs`).
 #![no_main]
 
-use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use netcore_proto::Envelope;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(env) = Envelope::decode(Bytes::copy_from_slice(data)) else {
-        return;
-    };
-    let bytes = env.to_bytes();
-    assert_eq!(bytes.len(), env.encoded_len());
-    let again = Envelope::decode(Bytes::from(bytes)).expect("re-encoded envelope decodes");
-    assert_eq!(again, env);
+    netcore_proto::fuzzing::frame(data);
 });

@@ -1,12 +1,10 @@
-//! Reassembly under arbitrary frame sequences: limits, accounting and credit
-//! identities hold after every frame, and closing returns everything.
-//!
-//! `RUSTC_BOOTSTRAP=1 cargo fuzz run reassembly` (from the repository root). The stable twin
-//! is the proptest `reassembly::proptests::fuzz_driver_accepts_arbitrary_bytes`.
+//! `RUSTC_BOOTSTRAP=1 cargo fuzz run reassembly` (from the repository root). The driver and
+//! what it checks: `netcore_proto::fuzzing::reassembly`, which the tests also run on every
+//! file of `fuzz/corpus/reassembly/` and on arbitrary inputs (`proto/tests/fuzz_corpus.rs`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    netcore_proto::reassembly::fuzz_frames(data);
+    netcore_proto::fuzzing::reassembly(data);
 });

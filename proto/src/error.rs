@@ -52,6 +52,16 @@ pub enum DecodeError {
         /// The limit.
         max: u64,
     },
+    /// A list has more entries than this version allows (HELLO parameters, OPEN
+    /// headers).
+    TooManyEntries {
+        /// The list.
+        field: &'static str,
+        /// Its declared (or counted) number of entries.
+        count: u64,
+        /// The limit.
+        max: u64,
+    },
     /// A field holds a value outside its range.
     InvalidValue {
         /// The field.
@@ -84,6 +94,9 @@ impl fmt::Display for DecodeError {
             DecodeError::InvalidUtf8 { field } => write!(f, "`{field}` is not UTF-8"),
             DecodeError::FieldTooLong { field, len, max } => {
                 write!(f, "`{field}` is {len} bytes, limit {max}")
+            }
+            DecodeError::TooManyEntries { field, count, max } => {
+                write!(f, "`{field}` has {count} entries, limit {max}")
             }
             DecodeError::InvalidValue { field, value } => {
                 write!(f, "`{field}` has invalid value {value}")

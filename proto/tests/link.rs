@@ -198,22 +198,32 @@ fn reusing_an_unanswered_request_id_is_a_bad_id() {
 }
 
 #[test]
-fn unsolicited_and_late_answers_are_dropped_quietly() {
+fn an_answer_to_a_request_never_made_is_a_bad_id() {
+    // Stream 5 has our parity (odd) but was never allocated: no request of ours
+    // used it, so an answer on it is a broken peer, whatever the frame.
+    let answer = |mut open: Open| {
+        open.payload = Bytes::from_static(b"first");
+        Frame::Open(open)
+    };
+    let frames = [
+        answer(Open::new(StreamId(5), MessageKind::Response, "")),
+        data(5, 4, false),
+        Frame::End(End {
+            stream: StreamId(5),
+        }),
+    ];
+    for frame in frames {
+        let (mut link, mut peer) = connected(FramingKind::Stream);
+        let err = link
+            .handle_input(&peer.bytes(frame), Instant::ZERO)
+            .unwrap_err();
+        assert_eq!(err, ProtocolError::BadStreamId { id: 5 });
+    }
+}
+
+#[test]
+fn late_answers_are_dropped_quietly() {
     let (mut link, mut peer) = connected(FramingKind::Stream);
-    // An answer to a request never made, in three frames.
-    let mut open = Open::new(StreamId(5), MessageKind::Response, "");
-    open.payload = Bytes::from_static(b"first");
-    let mut input = peer.bytes(Frame::Open(open));
-    input.extend(peer.bytes(Frame::Data(Data {
-        stream: StreamId(5),
-        payload: Bytes::from_static(b"more"),
-        fin: false,
-    })));
-    input.extend(peer.bytes(Frame::End(End {
-        stream: StreamId(5),
-    })));
-    link.handle_input(&input, Instant::ZERO).unwrap();
-    assert!(events(&mut link).is_empty());
     // A request of ours, canceled, then answered anyway: a one-frame answer, and a
     // streamed one whose frames arrive in separate reads.
     for one_frame in [true, false] {
@@ -472,6 +482,137 @@ fn an_open_refused_while_going_away_returns_its_link_credit() {
     input.extend(peer.bytes(data(2, 1000, true)));
     link.handle_input(&input, Instant::ZERO).unwrap();
     assert_link_credit_returned(&mut link, kind, 3000);
+}
+
+#[test]
+fn data_for_a_stream_the_peer_never_opened_is_canceled_once() {
+    for kind in [FramingKind::Stream, FramingKind::Serial] {
+        let (mut link, mut peer) = small_window_link(kind);
+        // Stream 8 has the peer's parity and is above every id it opened (none):
+        // its OPEN never came (lost on a line without the reliable mode, or a bug).
+        let mut input = peer.bytes(data(8, 1000, false));
+        input.extend(peer.bytes(data(8, 1000, false)));
+        input.extend(peer.bytes(Frame::End(End {
+            stream: StreamId(8),
+        })));
+        link.handle_input(&input, Instant::ZERO).unwrap();
+        assert!(
+            link.is_connected(),
+            "a lost OPEN costs its message, not the link"
+        );
+        let frames = sent_frames(&mut link, kind);
+        let cancels: Vec<&Frame> = frames
+            .iter()
+            .filter(|f| matches!(f, Frame::Cancel(_)))
+            .collect();
+        assert_eq!(
+            cancels,
+            [&Frame::Cancel(Cancel {
+                stream: StreamId(8),
+                code: ErrorCode::Protocol,
+            })],
+            "one CANCEL(Protocol) for the stream, none for its later frames"
+        );
+        assert!(
+            link_credit(&frames) + 1023 >= 2000,
+            "its bytes count on the link window and come back: {frames:?}"
+        );
+        // An END alone on another never-opened stream: refused the same way.
+        link.handle_input(
+            &peer.bytes(Frame::End(End {
+                stream: StreamId(10),
+            })),
+            Instant::ZERO,
+        )
+        .unwrap();
+        assert_eq!(
+            sent_frames(&mut link, kind),
+            [Frame::Cancel(Cancel {
+                stream: StreamId(10),
+                code: ErrorCode::Protocol,
+            })]
+        );
+        // The link still serves requests.
+        link.handle_input(&peer.bytes(peer_request(2, "x", b"ok")), Instant::ZERO)
+            .unwrap();
+        assert!(events(&mut link)
+            .iter()
+            .any(|e| matches!(e, LinkEvent::Message { head, .. } if head.stream == StreamId(2))));
+    }
+}
+
+#[test]
+fn stream_zero_is_only_the_links() {
+    let frames = [
+        peer_request(0, "x", b""),
+        {
+            let mut open = Open::new(StreamId(0), MessageKind::Response, "");
+            open.fin = true;
+            Frame::Open(open)
+        },
+        data(0, 3, true),
+        Frame::End(End {
+            stream: StreamId(0),
+        }),
+        Frame::Cancel(Cancel {
+            stream: StreamId(0),
+            code: ErrorCode::Canceled,
+        }),
+    ];
+    for frame in frames {
+        let (mut link, mut peer) = connected(FramingKind::Stream);
+        let err = link
+            .handle_input(&peer.bytes(frame.clone()), Instant::ZERO)
+            .unwrap_err();
+        assert_eq!(err, ProtocolError::BadStreamId { id: 0 }, "{frame:?}");
+        let goaway = sent_frames(&mut link, FramingKind::Stream)
+            .into_iter()
+            .find_map(|f| match f {
+                Frame::GoAway(g) => Some(g),
+                _ => None,
+            })
+            .expect("a GOAWAY");
+        assert_eq!(goaway.code, ErrorCode::Protocol);
+    }
+    // CREDIT on stream 0 is the link window.
+    let (mut link, mut peer) = connected(FramingKind::Stream);
+    let credit = Frame::Credit(Credit {
+        stream: StreamId(0),
+        increment: 5,
+    });
+    link.handle_input(&peer.bytes(credit), Instant::ZERO)
+        .unwrap();
+    assert!(link.is_connected());
+}
+
+#[test]
+fn stray_cancels_and_credits_are_ignored() {
+    let (mut link, mut peer) = connected(FramingKind::Stream);
+    sent_frames(&mut link, FramingKind::Stream);
+    let mut input = Vec::new();
+    for stream in [2, 7, 1_000_001] {
+        input.extend(peer.bytes(Frame::Cancel(Cancel {
+            stream: StreamId(stream),
+            code: ErrorCode::Canceled,
+        })));
+        input.extend(peer.bytes(Frame::Credit(Credit {
+            stream: StreamId(stream),
+            increment: u64::MAX,
+        })));
+    }
+    // Link credit beyond 2^64 - 1 saturates.
+    for _ in 0..2 {
+        input.extend(peer.bytes(Frame::Credit(Credit {
+            stream: StreamId(0),
+            increment: u64::MAX,
+        })));
+    }
+    link.handle_input(&input, Instant::ZERO).unwrap();
+    assert!(link.is_connected());
+    assert!(events(&mut link).is_empty());
+    assert_eq!(sent_frames(&mut link, FramingKind::Stream), []);
+    link.one_way(Message::new("r", "still sends")).unwrap();
+    assert_eq!(sent_frames(&mut link, FramingKind::Stream).len(), 1);
 }
 
 /// The same leak end to end: B refuses a transfer (too large, no sink) that A had

@@ -140,9 +140,9 @@ impl Hello {
         while r.remaining() > 0 {
             count += 1;
             if count > MAX_PARAMS {
-                return Err(DecodeError::FieldTooLong {
+                return Err(DecodeError::TooManyEntries {
                     field: "hello.params",
-                    len: count as u64,
+                    count: count as u64,
                     max: MAX_PARAMS as u64,
                 });
             }

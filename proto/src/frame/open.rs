@@ -158,7 +158,11 @@ impl Open {
             return Err(too_long("open.route", self.route.len(), MAX_ROUTE_LEN));
         }
         if self.headers.len() > MAX_HEADERS {
-            return Err(too_long("open.headers", self.headers.len(), MAX_HEADERS));
+            return Err(DecodeError::TooManyEntries {
+                field: "open.headers",
+                count: self.headers.len() as u64,
+                max: MAX_HEADERS as u64,
+            });
         }
         for (name, value) in &self.headers {
             if name.len() > MAX_HEADER_NAME_LEN {
@@ -207,7 +211,7 @@ impl Open {
         };
         let mut headers = Vec::new();
         if meta & HAS_HEADERS != 0 {
-            let count = r.len("open.headers", MAX_HEADERS as u64)?;
+            let count = r.count("open.headers", MAX_HEADERS as u64)?;
             headers.reserve(count);
             for _ in 0..count {
                 let name = r.text("open.header.name", MAX_HEADER_NAME_LEN as u64)?;

@@ -50,6 +50,15 @@ impl Reader {
         usize::try_from(len).map_err(|_| DecodeError::FieldTooLong { field, len, max })
     }
 
+    /// A varint count of list entries that must not exceed `max`.
+    pub(crate) fn count(&mut self, field: &'static str, max: u64) -> Result<usize, DecodeError> {
+        let count = self.varint(field)?;
+        if count > max {
+            return Err(DecodeError::TooManyEntries { field, count, max });
+        }
+        usize::try_from(count).map_err(|_| DecodeError::TooManyEntries { field, count, max })
+    }
+
     pub(crate) fn bytes(&mut self, len: usize, field: &'static str) -> Result<Bytes, DecodeError> {
         if self.remaining() < len {
             return Err(DecodeError::Truncated { field });

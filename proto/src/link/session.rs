@@ -9,7 +9,9 @@ use super::command::{Command, TellPeer};
 use super::{Counters, LinkConfig, LinkEvent, Message};
 use crate::error::{ErrorCode, ProtocolError};
 use crate::frame::MIN_MAX_FRAME_LEN;
-use crate::frame::{self, Cancel, Envelope, Frame, GoAway, Hello, Open, Ping, Pong, SessionResume};
+use crate::frame::{
+    self, Cancel, Credit, Envelope, Frame, GoAway, Hello, Open, Ping, Pong, SessionResume,
+};
 use crate::framing::{Framer, Framing, FramingKind, FramingStats};
 use crate::ids::{MessageKind, Parity, StreamId};
 use crate::reassembly::{InboundEvent, Reassembly, ReassemblyConfig, SinkFactory};
@@ -573,10 +575,28 @@ impl Session {
             Frame::Open(open) => self.handle_open(open),
             // Frames of closed streams go to reassembly too: it ignores streams it
             // does not hold and returns their link credit.
-            Frame::Data(data) => self.reassembly.handle_data(data),
-            Frame::End(end) => self.reassembly.handle_end(end),
+            Frame::Data(data) => {
+                let stream = data.stream;
+                if self.never_opened(stream) {
+                    self.reassembly.ignore_body(data.payload.len() as u64)?;
+                    return self.refuse_never_opened(stream);
+                }
+                self.reassembly.handle_data(data)
+            }
+            Frame::End(end) => {
+                if self.never_opened(end.stream) {
+                    return self.refuse_never_opened(end.stream);
+                }
+                self.reassembly.handle_end(end)
+            }
             Frame::Cancel(Cancel { stream, code }) => {
-                self.handle_peer_cancel(stream, code);
+                if stream == Credit::LINK {
+                    return Err(ProtocolError::BadStreamId { id: 0 });
+                }
+                // Nothing to stop on a stream that never existed.
+                if !self.never_opened(stream) {
+                    self.handle_peer_cancel(stream, code);
+                }
                 Ok(())
             }
             Frame::Credit(credit) => {
@@ -677,8 +697,11 @@ impl Session {
 
     fn handle_open(&mut self, open: Open) -> Result<(), ProtocolError> {
         let stream = open.stream;
+        if stream == Credit::LINK {
+            return Err(ProtocolError::BadStreamId { id: 0 });
+        }
         if open.kind.is_answer() {
-            if stream.parity() != self.parity {
+            if stream.parity() != self.parity || self.never_allocated(stream) {
                 return Err(ProtocolError::BadStreamId { id: stream.0 });
             }
             if !self.awaiting_answer.contains(&stream) {
@@ -728,6 +751,53 @@ impl Session {
         if !already_closed {
             self.events.push_back(LinkEvent::Canceled { stream, code });
         }
+    }
+
+    /// True for a stream id no OPEN can have used yet: of the peer's parity and
+    /// above every id the peer opened, or of ours and never allocated here. Stream
+    /// 0 is not one (it is the link's, refused as `BadStreamId` where it matters).
+    fn never_opened(&self, stream: StreamId) -> bool {
+        self.peer_never_opened(stream) || self.never_allocated(stream)
+    }
+
+    /// Of the peer's parity and above every id the peer opened so far.
+    fn peer_never_opened(&self, stream: StreamId) -> bool {
+        self.state != State::Handshaking
+            && stream != Credit::LINK
+            && stream.parity() != self.parity
+            && stream.0 > self.highest_peer_id
+    }
+
+    /// Of our parity and never allocated here: no request of ours used it, so no
+    /// answer can come on it.
+    fn never_allocated(&self, stream: StreamId) -> bool {
+        self.state != State::Handshaking
+            && stream != Credit::LINK
+            && stream.parity() == self.parity
+            && stream.0 >= self.next_id
+    }
+
+    /// DATA or END for a stream that was never opened. On our parity only a
+    /// broken peer does that: fatal (`BadStreamId`). On the peer's, its OPEN may
+    /// have been lost (a line without the reliable mode drops damaged frames):
+    /// the stream is refused with CANCEL(`Protocol`) once, so its sender stops
+    /// instead of waiting, and later frames of it are dropped. The link goes on:
+    /// a lost frame costs its message, never the link.
+    fn refuse_never_opened(&mut self, stream: StreamId) -> Result<(), ProtocolError> {
+        if self.never_allocated(stream) {
+            return Err(ProtocolError::BadStreamId { id: stream.0 });
+        }
+        if self.is_closed(stream) {
+            return Ok(());
+        }
+        self.reassembly.cancel(stream, ErrorCode::Protocol);
+        self.remember_closed(stream);
+        self.commands
+            .push_back(Command::Control(Frame::Cancel(Cancel {
+                stream,
+                code: ErrorCode::Protocol,
+            })));
+        Ok(())
     }
 
     fn remember_closed(&mut self, stream: StreamId) {
