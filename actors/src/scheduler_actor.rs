@@ -24,6 +24,10 @@ use netcore_proto::StreamId;
 use std::collections::HashMap;
 use tokio::sync::{oneshot, watch};
 
+/// How long a failed link's writer may take to write the GOAWAY saying why
+/// before the transport is closed anyway (a peer that does not read).
+const FAILED_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Owns the outbound half of one link.
 pub struct SchedulerActor {
     transmitter: Transmitter,
@@ -37,6 +41,9 @@ pub struct SchedulerActor {
     /// Transfers whose progress someone watches.
     watched: HashMap<StreamId, watch::Sender<Progress>>,
     closed: bool,
+    /// [`Close`] came after the session failed: the writer still gets the
+    /// GOAWAY saying why (and the control frames before it), then the actor stops.
+    closing: bool,
     /// Told once everything handed out was written and nothing more is ready
     /// ([`Flush`]).
     flushed: Vec<oneshot::Sender<()>>,
@@ -60,6 +67,7 @@ impl SchedulerActor {
             feeders: HashMap::new(),
             watched: HashMap::new(),
             closed: false,
+            closing: false,
             flushed: Vec::new(),
             timer: Deadline::default(),
             watchdog: None,
@@ -210,6 +218,12 @@ impl Handler<Pull> for SchedulerActor {
         if let Some(batch) = batch {
             return Box::pin(async move { Some(batch) });
         }
+        if self.closing {
+            // The last frames were written: the writer shuts the transport down.
+            self.closed = true;
+            ctx.stop();
+            return Box::pin(async { None });
+        }
         let (tx, rx) = oneshot::channel();
         self.puller = Some(tx);
         // The writer wrote everything it was given and nothing more is ready.
@@ -239,9 +253,37 @@ impl Handler<Close> for SchedulerActor {
     type Result = ();
 
     fn handle(&mut self, _: Close, ctx: &mut Self::Context) {
-        self.closed = true;
         self.feeders.clear();
         self.watched.clear();
+        if self.closing {
+            // Already writing its last frames (the link sends `Close` as it goes
+            // down and again as its actor stops).
+            return;
+        }
+        if self.transmitter.is_failed() && !self.closed {
+            // A failed session's GOAWAY explains the close (a refused handshake, a
+            // protocol error): it reaches the peer before the transport closes,
+            // unless the peer does not read it within `FAILED_LINGER`.
+            self.closing = true;
+            if let Some(puller) = self.puller.take() {
+                // The writer waits: it gets the last frames, or the end at once.
+                let batch = self.next_batch();
+                let done = batch.is_none();
+                let _ = puller.send(batch);
+                if done {
+                    self.closed = true;
+                    ctx.stop();
+                    return;
+                }
+            }
+            ctx.run_later(FAILED_LINGER, |act, ctx| {
+                act.closed = true;
+                act.release_puller();
+                ctx.stop();
+            });
+            return;
+        }
+        self.closed = true;
         self.release_puller();
         ctx.stop();
     }

@@ -215,19 +215,26 @@ impl Transmitter {
         if self.paused {
             return 0;
         }
-        if let Some(ack) = self.ack.take() {
-            return self.encode(&Envelope::from(Frame::Ack(ack)), dst);
-        }
         let now = self.now;
-        if let Some(sender) = self.reliable.as_mut() {
-            if let Some((head, payload)) = sender.poll_retransmit(now) {
-                return self.write(&head, &payload, dst);
+        let frame = if self.failed {
+            // The GOAWAY saying why, and the control frames queued before it, then
+            // nothing: no body bytes, no retransmissions, whatever the window.
+            self.scheduler.poll_control()
+        } else {
+            if let Some(ack) = self.ack.take() {
+                return self.encode(&Envelope::from(Frame::Ack(ack)), dst);
             }
-            if !sender.can_send() {
-                return 0;
+            if let Some(sender) = self.reliable.as_mut() {
+                if let Some((head, payload)) = sender.poll_retransmit(now) {
+                    return self.write(&head, &payload, dst);
+                }
+                if !sender.can_send() {
+                    return 0;
+                }
             }
-        }
-        let Some(frame) = self.scheduler.poll_transmit() else {
+            self.scheduler.poll_transmit()
+        };
+        let Some(frame) = frame else {
             return 0;
         };
         if let (Some(stream), len) = (frame.stream(), frame.body_len()) {
@@ -283,6 +290,12 @@ impl Transmitter {
         if let Some(sender) = self.reliable.as_mut() {
             sender.handle_timeout(now);
         }
+    }
+
+    /// The session failed ([`Command::Fail`]): only its GOAWAY and the control
+    /// frames queued before it still leave.
+    pub fn is_failed(&self) -> bool {
+        self.failed
     }
 
     /// The reliable mode gave up on a frame: the peer is unreachable.

@@ -501,12 +501,7 @@ impl Scheduler {
     /// The next frame to put on the wire, or `None` if nothing may be sent now
     /// (nothing queued, or everything waits for credit or body bytes).
     pub fn poll_transmit(&mut self) -> Option<Frame> {
-        if let Some(frame) = self.control.pop_front() {
-            if let Frame::Pong(_) = frame {
-                if let Some(opaque) = self.queued_pong.take() {
-                    return Some(Frame::Pong(Pong { opaque }));
-                }
-            }
+        if let Some(frame) = self.poll_control() {
             return Some(frame);
         }
         let link_open = self.link_credit > 0;
@@ -521,6 +516,18 @@ impl Scheduler {
         })?;
         self.stride
             .charge(class, (frame.body_len() as u64).saturating_add(HEAD_COST));
+        Some(frame)
+    }
+
+    /// The next control frame, if any, and nothing else: all a failed link still
+    /// sends (what it queued before its GOAWAY, then the GOAWAY).
+    pub fn poll_control(&mut self) -> Option<Frame> {
+        let frame = self.control.pop_front()?;
+        if let Frame::Pong(_) = frame {
+            if let Some(opaque) = self.queued_pong.take() {
+                return Some(Frame::Pong(Pong { opaque }));
+            }
+        }
         Some(frame)
     }
 
