@@ -11,6 +11,10 @@ step() { printf '\n==> %s\n' "$*"; }
 step "toolchain components"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
+step "python3 (tests/spec_peer.rs runs a peer written from the wire spec with it)"
+command -v python3 >/dev/null ||
+  echo "python3 is missing: tests/spec_peer.rs will skip its peer" >&2
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

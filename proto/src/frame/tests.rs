@@ -115,6 +115,58 @@ fn hello_skips_unknown_parameters() {
     assert_eq!(decoded.frame, Frame::Hello(hello));
 }
 
+#[test]
+fn the_spec_examples_and_defaults_hold() {
+    // ARCHITECTURE.md, "HELLO": nonce 7, everything else absent, takes the defaults.
+    let decoded = Envelope::decode(Bytes::from_static(&[
+        0x00, b'N', b'C', 0x01, 0x01, 0x01, 0x07,
+    ]))
+    .expect("decodes");
+    assert_eq!(decoded.frame, Frame::Hello(Hello::new(7)));
+    assert_eq!(Hello::new(7).max_frame_len, 131_072);
+    assert_eq!(Hello::new(7).stream_window, 4 * 1024 * 1024);
+    assert_eq!(Hello::new(7).link_window, 16 * 1024 * 1024);
+    assert_eq!(MIN_MAX_FRAME_LEN, 42_212);
+}
+
+#[test]
+fn too_many_entries_are_counted_as_entries() {
+    // A HELLO with 33 parameters.
+    let mut bytes = vec![0x00, b'N', b'C', 0x01];
+    for tag in 0..33u8 {
+        bytes.extend_from_slice(&[20 + tag, 1, 0]);
+    }
+    let err = Envelope::decode(Bytes::from(bytes)).unwrap_err();
+    assert_eq!(
+        err,
+        DecodeError::TooManyEntries {
+            field: "hello.params",
+            count: 33,
+            max: 32
+        }
+    );
+    assert_eq!(
+        alloc::format!("{err}"),
+        "`hello.params` has 33 entries, limit 32"
+    );
+    // An OPEN with 33 headers, decoded and validated.
+    let mut bytes = vec![0x11, 0x02, 0x21, 33];
+    for _ in 0..33 {
+        bytes.extend_from_slice(&[1, b'h', 1, b'v']);
+    }
+    let err = Envelope::decode(Bytes::from(bytes)).unwrap_err();
+    assert!(
+        alloc::format!("{err}").contains("33 entries, limit 32"),
+        "{err}"
+    );
+    let mut open = Open::new(StreamId(2), MessageKind::Request, "r");
+    open.headers = vec![(String::from("h"), Bytes::new()); 33];
+    assert!(matches!(
+        open.validate(),
+        Err(DecodeError::TooManyEntries { count: 33, .. })
+    ));
+}
+
 pub(crate) fn arb_text(max: usize) -> impl Strategy<Value = String> {
     proptest::collection::vec(any::<char>(), 0..max)
         .prop_map(|chars| chars.into_iter().collect::<String>())
