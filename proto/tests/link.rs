@@ -542,6 +542,29 @@ fn data_for_a_stream_the_peer_never_opened_is_canceled_once() {
 }
 
 #[test]
+fn a_failed_link_sends_its_goaway_and_no_more_body_bytes() {
+    let kind = FramingKind::Stream;
+    let (mut link, mut peer) = connected(kind);
+    sent_frames(&mut link, kind); // our HELLO
+                                  // A large message under way, a PING to answer, then a frame that breaks the rules.
+    link.one_way(Message::new("big", vec![1u8; 1 << 20]))
+        .unwrap();
+    let mut wire = BytesMut::new();
+    link.poll_transmit(&mut wire); // its first chunk
+    let mut input = peer.bytes(Frame::Ping(Ping { opaque: 9 }));
+    input.extend(peer.bytes(Frame::Hello(Hello::new(PEER_NONCE))));
+    assert!(link.handle_input(&input, Instant::ZERO).is_err());
+    let frames = sent_frames(&mut link, kind);
+    assert!(
+        matches!(
+            frames.as_slice(),
+            [Frame::Pong(Pong { opaque: 9 }), Frame::GoAway(goaway)] if goaway.code == ErrorCode::Protocol
+        ),
+        "the control frames queued before the GOAWAY, the GOAWAY, nothing else: {frames:?}"
+    );
+}
+
+#[test]
 fn stream_zero_is_only_the_links() {
     let frames = [
         peer_request(0, "x", b""),
