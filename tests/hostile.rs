@@ -203,7 +203,8 @@ async fn refused_handshakes_get_their_goaway_before_the_close() {
 #[actix_rt::test]
 async fn malformed_varints_and_lengths_fail_the_link_with_goaway() {
     let (_server, addr, _client, link) = server().await;
-    let cases: [(&str, Vec<u8>); 4] = [
+    let cases: [(&str, Vec<u8>); 5] = [
+        ("empty frame", vec![]),
         // CREDIT whose stream id has a redundant zero group.
         ("non-minimal varint", vec![0x80, 0x81, 0x00, 0x01]),
         // PING whose value runs over 10 bytes.
@@ -262,8 +263,16 @@ async fn oversized_fields_fail_the_link_with_goaway() {
         f.extend(std::iter::repeat_n(b'x', 257));
         f
     };
+    let long_header_value = {
+        // OPEN|FIN, stream 2, meta = request, headers present, one header whose
+        // value is 1025 bytes.
+        let mut f = vec![0x11, 0x02, 0x21, 1, 1, b'h', 0x81, 0x08];
+        f.extend(std::iter::repeat_n(0u8, 1025));
+        f
+    };
     let long_sack = vec![0x50, 0x00, 17];
     for (what, frame) in [
+        ("header value over 1024 bytes", long_header_value),
         ("route over 1024 bytes", long_route),
         ("33 headers", many_headers),
         ("GOAWAY reason over 256 bytes", long_reason),
@@ -276,13 +285,41 @@ async fn oversized_fields_fail_the_link_with_goaway() {
         raw.closed().await;
         good_client_served(&link).await;
     }
-    // A HELLO with 33 parameters.
+    // A HELLO with 33 parameters, and one with a 65-byte parameter.
     let params: Vec<(u8, &[u8])> = (0..33).map(|i| (20 + i as u8, &[0u8][..])).collect();
-    let mut raw = Raw::connect(addr).await;
-    raw.send_frame_bytes(&hello_bytes(1, &params)).await;
-    assert_eq!(raw.goaway().await.code, ErrorCode::Protocol);
-    raw.closed().await;
+    let long_param = [0u8; 65];
+    for hello in [
+        hello_bytes(1, &params),
+        hello_bytes(1, &[(20, &long_param)]),
+    ] {
+        let mut raw = Raw::connect(addr).await;
+        raw.send_frame_bytes(&hello).await;
+        assert_eq!(raw.goaway().await.code, ErrorCode::Protocol);
+        raw.closed().await;
+    }
     good_client_served(&link).await;
+    // A message declaring more than `max_message_bytes` (4 GiB): only that stream
+    // is refused, with CANCEL(TooLarge).
+    let mut raw = Raw::handshake(addr).await;
+    let mut open = Open::new(StreamId(2), MessageKind::Request, "echo");
+    open.total_len = Some(5 << 30);
+    open.payload = Bytes::from_static(b"the first of five GiB");
+    raw.send(Frame::Open(open)).await;
+    let cancel = loop {
+        match raw.next().await.expect("the link stays up") {
+            Frame::Cancel(cancel) => break cancel,
+            Frame::GoAway(goaway) => panic!("{goaway:?}"),
+            _ => {}
+        }
+    };
+    assert_eq!(
+        cancel,
+        Cancel {
+            stream: StreamId(2),
+            code: ErrorCode::TooLarge
+        }
+    );
+    assert_eq!(raw.call(4, "echo", b"after").await.payload, &b"after"[..]);
 }
 
 #[actix_rt::test]
