@@ -26,7 +26,7 @@
 //! - [`link`]: one link's whole state machine (handshake, flow control, cancellation),
 //!   driven with `handle_*` calls and drained with `poll_*` calls.
 //! - `sim` (feature `test-util`): a deterministic pair of links with simulated time, for tests.
-//! - `fuzzing` (feature `test-util`): the fuzz drivers the cargo-fuzz targets and the
+//! - `fuzzing` (features `test-util` and `std`): the fuzz drivers the cargo-fuzz targets and the
 //!   corpus tests share.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
@@ -39,7 +39,7 @@ pub mod crc;
 pub mod error;
 pub mod frame;
 pub mod framing;
-#[cfg(any(test, feature = "test-util"))]
+#[cfg(all(feature = "std", any(test, feature = "test-util")))]
 pub mod fuzzing;
 pub mod ids;
 pub mod link;
