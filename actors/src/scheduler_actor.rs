@@ -421,4 +421,46 @@ mod tests {
         let pull = scheduler.send(Pull(None)).await;
         assert!(!matches!(pull, Ok(Some(_))));
     }
+
+    /// The session failed while the writer was busy: `Close` (sent twice, as the
+    /// link actor does) still lets the writer take the HELLO and the GOAWAY saying
+    /// why, then ends its pulls.
+    #[actix_rt::test]
+    async fn a_failed_links_goaway_outlives_close() {
+        let (scheduler, hello) = start();
+        scheduler.send(Apply(hello)).await.unwrap();
+        let goaway = netcore_proto::frame::GoAway {
+            last_stream: StreamId(0),
+            code: netcore_proto::ErrorCode::Version,
+            reason: "peer speaks protocol version 2, this build 1".into(),
+        };
+        scheduler
+            .send(Apply(vec![Command::Fail(goaway.clone())]))
+            .await
+            .unwrap();
+        scheduler.send(Close).await.unwrap();
+        scheduler.send(Close).await.unwrap();
+        let mut batch = scheduler.send(Pull(None)).await.unwrap().unwrap();
+        let mut wire = bytes::BytesMut::new();
+        while batch.has_remaining() {
+            let chunk = batch.chunk();
+            wire.extend_from_slice(chunk);
+            let n = chunk.len();
+            batch.advance(n);
+        }
+        let mut decoder = netcore_proto::framing::Length::new(1 << 20);
+        let mut frames = Vec::new();
+        while let Some(raw) =
+            netcore_proto::framing::Framing::decode(&mut decoder, &mut wire).unwrap()
+        {
+            frames.push(netcore_proto::Envelope::decode(raw).unwrap().frame);
+        }
+        assert!(matches!(
+            frames.as_slice(),
+            [netcore_proto::Frame::Hello(_), netcore_proto::Frame::GoAway(g)] if *g == goaway
+        ));
+        // Written: the next pull ends the writer.
+        let pull = scheduler.send(Pull(Some(batch))).await;
+        assert!(!matches!(pull, Ok(Some(_))));
+    }
 }
