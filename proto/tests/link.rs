@@ -160,6 +160,26 @@ fn the_same_nonce_on_both_sides_is_refused() {
 }
 
 #[test]
+fn a_sequenced_hello_is_refused() {
+    for kind in [FramingKind::Stream, FramingKind::Serial] {
+        let mut link = Link::new(config(kind), None);
+        let hello = Envelope {
+            seq: Some(0),
+            frame: Frame::Hello(Hello::new(PEER_NONCE)),
+        };
+        let mut head = Vec::new();
+        hello.encode_head(&mut head);
+        let mut wire = BytesMut::new();
+        Framer::new(kind, 1 << 20).encode(&head, &[], &mut wire);
+        let err = link.handle_input(&wire, Instant::ZERO).unwrap_err();
+        assert!(
+            matches!(err, ProtocolError::UnexpectedFrame { frame: "HELLO", .. }),
+            "{err:?}"
+        );
+    }
+}
+
+#[test]
 fn a_second_hello_is_unexpected() {
     let (mut link, mut peer) = connected(FramingKind::Stream);
     let err = link

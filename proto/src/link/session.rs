@@ -417,6 +417,12 @@ impl Session {
         let Envelope { seq, frame } = envelope;
         if self.state == State::Handshaking {
             // HELLO (first or after a reconnection) is never sequenced.
+            if seq.is_some() && matches!(frame, Frame::Hello(_)) {
+                return Err(ProtocolError::UnexpectedFrame {
+                    frame: "HELLO",
+                    reason: "a HELLO carries no sequence byte",
+                });
+            }
             return self.dispatch(frame);
         }
         match (self.reliable.as_mut(), seq) {
