@@ -175,7 +175,12 @@ async fn refused_handshakes_get_their_goaway_before_the_close() {
     // Many times: the GOAWAY must not depend on whether the server's writer was
     // still busy with its HELLO when the bad first frame arrived.
     for round in 0..30 {
-        let cases: [(&str, Vec<u8>, ErrorCode); 4] = [
+        let cases: [(&str, Vec<u8>, ErrorCode); 5] = [
+            (
+                "sequenced HELLO",
+                b"\x08\x00NC\x01\x01\x01\x07".to_vec(),
+                ErrorCode::Protocol,
+            ),
             (
                 "version 2",
                 hello_bytes(2, &[(1, &[7])]),
