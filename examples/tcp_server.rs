@@ -4,7 +4,8 @@
 //! (any size: large bodies are spooled to disk as they arrive, then read back) and
 //! `stream/upload` (the same, but the handler gets the body as it arrives:
 //! `stream_bodies("stream/")`); both answer the size and a CRC-32C. Each
-//! connection is one link of the same endpoint.
+//! connection is one link of the same endpoint; connections beyond the accept
+//! limits (256 links, 256 handshaking, 16 handshaking per address) are refused.
 #![allow(clippy::print_stdout)]
 
 use netcore::{Body, Endpoint, HandlerError, Reply, Request};
@@ -30,14 +31,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("stream/upload", checksum)
         .max_workers(16)
         .start();
-    let listener = tokio::net::TcpListener::bind(&addr).await?;
-    println!("listening on {addr}");
-    loop {
-        match endpoint.accept_tcp(&listener).await {
-            Ok(link) => println!("{} connected", link.id()),
-            Err(error) => println!("a connection failed: {error}"),
-        }
+    // Each connection handshakes in a task of its own: a silent one delays nobody.
+    let serving = endpoint.serve_tcp(addr.as_str()).await?;
+    println!("listening on {}", serving.local_addr());
+    while let Some(link) = serving.next_link().await {
+        println!("{} connected", link.id());
     }
+    Ok(())
 }
 
 /// Answers an upload's size and CRC-32C, reading it chunk by chunk: from the spool

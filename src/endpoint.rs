@@ -54,9 +54,11 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 
 /// How long `stop` waits for a link's last frames to be written once the drain
 /// timeout has passed (the GOAWAY and the cut-off notices).
@@ -79,6 +81,7 @@ pub struct EndpointBuilder {
     call_timeout: Duration,
     drain_timeout: Duration,
     handshake_timeout: Duration,
+    accept: AcceptLimits,
     name: String,
 }
 
@@ -292,6 +295,32 @@ impl EndpointBuilder {
         self
     }
 
+    /// Most links the endpoint accepts (default 256): a connection accepted while
+    /// that many are up or handshaking is refused with the endpoint's HELLO and
+    /// GOAWAY(`Refused`), then closed. Links the endpoint opens itself
+    /// (`connect_tcp`, `open`, `attach`) are counted but never refused. The
+    /// default keeps 256 links' memory and the body budget within 128 MiB
+    /// (ARCHITECTURE.md, "Accepting").
+    pub fn max_links(mut self, n: usize) -> Self {
+        self.accept.max_links = n;
+        self
+    }
+
+    /// Most accepted connections handshaking at once (default 256); one more is
+    /// closed at once, unread.
+    pub fn max_handshaking(mut self, n: usize) -> Self {
+        self.accept.max_handshaking = n;
+        self
+    }
+
+    /// Most accepted connections handshaking at once from one IP address
+    /// (default 16; every Unix-socket peer counts as one address); one more is
+    /// closed at once, unread.
+    pub fn max_handshaking_per_address(mut self, n: usize) -> Self {
+        self.accept.max_handshaking_per_address = n;
+        self
+    }
+
     /// Starts the endpoint's router on the current arbiter.
     ///
     /// # Panics
@@ -383,6 +412,8 @@ impl EndpointBuilder {
                 call_timeout: self.call_timeout,
                 drain_timeout: self.drain_timeout,
                 handshake_timeout: self.handshake_timeout,
+                accepting: Arc::new(Accepting::new(self.accept)),
+                stopping: tokio::sync::watch::channel(false).0,
             }
         });
         events.publish(Event::Started);
@@ -408,6 +439,9 @@ struct Inner {
     call_timeout: Duration,
     drain_timeout: Duration,
     handshake_timeout: Duration,
+    accepting: Arc<Accepting>,
+    /// Set by `stop`: serve loops stop accepting.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Services {
@@ -472,6 +506,7 @@ impl Endpoint {
             call_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
+            accept: AcceptLimits::default(),
             name: String::from("endpoint"),
         }
     }
@@ -480,7 +515,19 @@ impl Endpoint {
     pub async fn attach(
         &self,
         transport: impl Transport,
+        options: LinkOptions,
+    ) -> Result<Link, CallError> {
+        let deadline = tokio::time::Instant::now() + self.inner.handshake_timeout;
+        self.attach_until(transport, options, deadline).await
+    }
+
+    /// [`attach`](Self::attach), with the handshake due by `deadline` (an
+    /// accepted connection's deadline also covers reading its first frame).
+    async fn attach_until(
+        &self,
+        transport: impl Transport,
         mut options: LinkOptions,
+        deadline: tokio::time::Instant,
     ) -> Result<Link, CallError> {
         if options.arbiter.is_none() && !self.inner.link_arbiters.is_empty() {
             let i = self.inner.next_arbiter.fetch_add(1, Ordering::Relaxed);
@@ -511,7 +558,7 @@ impl Endpoint {
             }
         };
         let limit = self.inner.handshake_timeout;
-        match tokio::time::timeout(limit, handshake).await {
+        match tokio::time::timeout_at(deadline, handshake).await {
             Ok(outcome) => outcome?,
             Err(_) => {
                 // A peer that never says HELLO holds neither the link nor the caller.
@@ -585,17 +632,182 @@ impl Endpoint {
         self.attach(stream, options).await
     }
 
-    /// Accepts one TCP connection. With [`EndpointBuilder::tcp_resume`], a
-    /// connection whose HELLO resumes the session of one of this endpoint's links
-    /// (its client reconnected after the network broke) is handed to that link,
-    /// which is returned; any other becomes a new link.
+    /// Accepts one TCP connection and waits for its handshake. With
+    /// [`EndpointBuilder::tcp_resume`], a connection whose HELLO resumes the
+    /// session of one of this endpoint's links (its client reconnected after the
+    /// network broke) is handed to that link, which is returned; any other
+    /// becomes a new link.
+    ///
+    /// One call serves one connection, and waits for it: a server accepting
+    /// many connections uses [`serve_tcp`](Self::serve_tcp), whose handshakes do
+    /// not wait for each other. The accept limits apply
+    /// ([`EndpointBuilder::max_links`]): a refused connection fails the call with
+    /// an `Io` error of kind `ConnectionRefused`.
     pub async fn accept_tcp(&self, listener: &tokio::net::TcpListener) -> Result<Link, CallError> {
-        let (stream, _) = accept_tcp(listener).await?;
-        let Some(window) = self.inner.tcp_resume else {
-            return self.attach(stream, LinkOptions::stream()).await;
+        let (stream, from) = accept_tcp(listener).await?;
+        self.accept_one(stream, Some(from.ip())).await
+    }
+
+    /// Accepts one connection on a Unix socket and waits for its handshake, as
+    /// [`accept_tcp`](Self::accept_tcp) does (every Unix peer counts as one
+    /// address for [`EndpointBuilder::max_handshaking_per_address`]); a server
+    /// uses [`serve_unix`](Self::serve_unix).
+    #[cfg(unix)]
+    pub async fn accept_unix(
+        &self,
+        listener: &tokio::net::UnixListener,
+    ) -> Result<Link, CallError> {
+        let (stream, _) = listener.accept().await?;
+        self.accept_one(stream, None).await
+    }
+
+    /// Admits one accepted connection and runs it to a link, or refuses it.
+    async fn accept_one(
+        &self,
+        conn: impl Transport,
+        from: Option<IpAddr>,
+    ) -> Result<Link, CallError> {
+        match self.admit(from) {
+            Ok(admission) => {
+                let deadline = tokio::time::Instant::now() + self.inner.handshake_timeout;
+                Ok(self
+                    .accept_connection(conn, admission, deadline)
+                    .await?
+                    .link)
+            }
+            Err(refusal) => {
+                let why = refusal.to_string();
+                self.refuse(conn, refusal).await;
+                Err(io::Error::new(io::ErrorKind::ConnectionRefused, why).into())
+            }
+        }
+    }
+
+    /// Decides whether a connection just accepted from `from` (`None`: a Unix
+    /// socket) may handshake, by the accept limits; the admission holds its
+    /// place among the handshaking connections until it is dropped.
+    pub(crate) fn admit(&self, from: Option<IpAddr>) -> Result<Admission, Refusal> {
+        let accepting = &self.inner.accepting;
+        let limits = accepting.limits;
+        let mut handshaking = match accepting.handshaking.lock() {
+            Ok(handshaking) => handshaking,
+            Err(poisoned) => poisoned.into_inner(),
         };
-        let FirstFrame { hello, transport } =
-            peek_hello(stream, self.inner.handshake_timeout).await?;
+        let refusal = if handshaking.total >= limits.max_handshaking {
+            Some(Refusal::Handshaking(limits.max_handshaking))
+        } else if handshaking.by_address.get(&from).copied().unwrap_or(0)
+            >= limits.max_handshaking_per_address
+        {
+            Some(Refusal::PerAddress(
+                from,
+                limits.max_handshaking_per_address,
+            ))
+        } else {
+            let up = self
+                .all_links()
+                .iter()
+                .filter(|link| !matches!(link.state(), LinkState::Down(_)))
+                .count();
+            (up + handshaking.joining >= limits.max_links)
+                .then_some(Refusal::LinkLimit(limits.max_links))
+        };
+        let joining = refusal.is_none();
+        handshaking.total += 1;
+        *handshaking.by_address.entry(from).or_insert(0) += 1;
+        handshaking.joining += usize::from(joining);
+        drop(handshaking);
+        let admission = Admission {
+            accepting: accepting.clone(),
+            from,
+            joining,
+        };
+        match refusal {
+            None => Ok(admission),
+            // A link-limit refusal still writes our HELLO and GOAWAY: it holds its
+            // place among the handshaking connections while it does.
+            Some(Refusal::LinkLimit(n)) => Err(Refusal::LinkLimitWriting(n, admission)),
+            Some(other) => {
+                drop(admission);
+                Err(other)
+            }
+        }
+    }
+
+    /// Refuses a connection: counts and logs the refusal, and, for the link
+    /// limit, tells the peer (our HELLO, then GOAWAY(`Refused`)) before closing.
+    pub(crate) async fn refuse(&self, mut conn: impl Transport, refusal: Refusal) {
+        let accepting = &self.inner.accepting;
+        let (counter, warn) = match &refusal {
+            Refusal::Handshaking(_) => (&accepting.stats.refused_handshaking, &accepting.warn[0]),
+            Refusal::PerAddress(..) => (&accepting.stats.refused_per_address, &accepting.warn[1]),
+            Refusal::LinkLimit(_) | Refusal::LinkLimitWriting(..) => {
+                (&accepting.stats.refused_link_limit, &accepting.warn[2])
+            }
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        warn.warn(&refusal);
+        if let Refusal::LinkLimitWriting(_, admission) = refusal {
+            let bytes = refusal_frames(&format!("refused: {} links", accepting.limits.max_links));
+            let write = async {
+                conn.write_all(&bytes).await?;
+                conn.shutdown().await
+            };
+            // A peer that does not read gets no more than a moment of ours.
+            let _ = tokio::time::timeout(REFUSAL_WRITE, write).await;
+            drop(admission);
+        }
+    }
+
+    /// Runs one admitted connection to a link: reads its first frame (with
+    /// [`EndpointBuilder::tcp_resume`], to see whether it resumes a session),
+    /// then the handshake, both due by `deadline`. The one place that turns an
+    /// accepted connection into a link, for `accept_tcp`, `accept_unix` and the
+    /// serve loops; counts the outcome in [`Endpoint::accept_stats`].
+    pub(crate) async fn accept_connection(
+        &self,
+        conn: impl Transport,
+        admission: Admission,
+        deadline: tokio::time::Instant,
+    ) -> Result<Accepted, CallError> {
+        let outcome = self.peek_and_handshake(conn, deadline).await;
+        drop(admission);
+        let stats = &self.inner.accepting.stats;
+        match &outcome {
+            Ok(_) => stats.accepted.fetch_add(1, Ordering::Relaxed),
+            Err(CallError::LinkDown(DownReason::HandshakeTimedOut(_))) => {
+                stats.handshake_timed_out.fetch_add(1, Ordering::Relaxed)
+            }
+            Err(_) => stats.handshake_failed.fetch_add(1, Ordering::Relaxed),
+        };
+        if let Err(error) = &outcome {
+            tracing::debug!(%error, "an accepted connection did not become a link");
+        }
+        outcome
+    }
+
+    async fn peek_and_handshake(
+        &self,
+        conn: impl Transport,
+        deadline: tokio::time::Instant,
+    ) -> Result<Accepted, CallError> {
+        let Some(window) = self.inner.tcp_resume else {
+            let link = self
+                .attach_until(conn, LinkOptions::stream(), deadline)
+                .await?;
+            return Ok(Accepted {
+                link,
+                resumed: false,
+            });
+        };
+        let within = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let FirstFrame { hello, transport } = match peek_hello(conn, within).await {
+            Ok(first) => first,
+            Err(error) if error.kind() == io::ErrorKind::TimedOut => {
+                let reason = DownReason::HandshakeTimedOut(self.inner.handshake_timeout);
+                return Err(CallError::LinkDown(reason));
+            }
+            Err(error) => return Err(error.into()),
+        };
         if let Some(session) = hello.and_then(|h| h.session) {
             for link in self.all_links() {
                 // Waiting for its peer, or not aware yet that the old connection
@@ -605,7 +817,10 @@ impl Endpoint {
                 {
                     if peer == session.id {
                         link.handle().resume(Box::new(transport));
-                        return Ok(link);
+                        return Ok(Accepted {
+                            link,
+                            resumed: true,
+                        });
                     }
                 }
             }
@@ -613,7 +828,38 @@ impl Endpoint {
         let mut options = LinkOptions::stream();
         options.config.reliable = Some(ReliableConfig::default());
         options.resume_window = Some(window);
-        self.attach(transport, options).await
+        let link = self.attach_until(transport, options, deadline).await?;
+        Ok(Accepted {
+            link,
+            resumed: false,
+        })
+    }
+
+    /// How accepted connections fared: links made, refusals by limit, failed
+    /// and timed-out handshakes (counters since the endpoint started).
+    pub fn accept_stats(&self) -> AcceptStats {
+        self.inner.accepting.stats.snapshot()
+    }
+
+    /// The handshake timeout, which covers an accepted connection's first frame
+    /// and handshake together.
+    pub(crate) fn handshake_timeout(&self) -> Duration {
+        self.inner.handshake_timeout
+    }
+
+    /// Waits until [`stop`](Self::stop) is called (or the endpoint is gone).
+    pub(crate) fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.inner.stopping.subscribe()
+    }
+
+    /// A handle that does not keep the endpoint alive (serve loops hold one).
+    pub(crate) fn downgrade(&self) -> WeakEndpoint {
+        WeakEndpoint(Arc::downgrade(&self.inner))
+    }
+
+    /// Logs (rate-limited) a failed accept of kind `kind`.
+    pub(crate) fn warn_accept_error(&self, error: &io::Error) {
+        self.inner.accepting.warn[3].warn(error);
     }
 
     fn all_links(&self) -> Vec<Link> {
@@ -735,6 +981,8 @@ impl Endpoint {
     /// links close and whatever is still pending fails with
     /// [`CallError::LinkDown`]. Returns the number of messages cut off.
     pub async fn stop(&self) -> usize {
+        // Serve loops stop accepting first.
+        self.inner.stopping.send_replace(true);
         let links = self.links();
         for link in &links {
             link.handle().go_away(ErrorCode::NoError).await;
@@ -764,6 +1012,243 @@ impl Endpoint {
         tracing::info!(cut_off, "endpoint stopped");
         cut_off
     }
+}
+
+/// How long a refused connection's HELLO and GOAWAY may take to be written.
+const REFUSAL_WRITE: Duration = Duration::from_secs(1);
+
+/// Limits on accepted connections ([`EndpointBuilder::max_links`],
+/// [`EndpointBuilder::max_handshaking`],
+/// [`EndpointBuilder::max_handshaking_per_address`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AcceptLimits {
+    /// Most links up or handshaking; an accepted connection beyond it gets
+    /// HELLO + GOAWAY(`Refused`) and is closed (default 256).
+    pub max_links: usize,
+    /// Most accepted connections handshaking at once (default 256).
+    pub max_handshaking: usize,
+    /// Most accepted connections handshaking at once from one IP address; Unix
+    /// peers count as one address (default 16).
+    pub max_handshaking_per_address: usize,
+}
+
+impl Default for AcceptLimits {
+    fn default() -> Self {
+        AcceptLimits {
+            max_links: 256,
+            max_handshaking: 256,
+            max_handshaking_per_address: 16,
+        }
+    }
+}
+
+/// What happened to accepted connections ([`Endpoint::accept_stats`]): counters
+/// since the endpoint started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AcceptStats {
+    /// Connections that became links (or resumed one).
+    pub accepted: u64,
+    /// Refused with GOAWAY(`Refused`): `max_links` links were up or handshaking.
+    pub refused_link_limit: u64,
+    /// Closed unread: `max_handshaking` connections were handshaking.
+    pub refused_handshaking: u64,
+    /// Closed unread: their address had `max_handshaking_per_address`
+    /// connections handshaking.
+    pub refused_per_address: u64,
+    /// The handshake failed (the peer broke the protocol, closed, or the
+    /// transport failed).
+    pub handshake_failed: u64,
+    /// No first frame and handshake within the handshake timeout.
+    pub handshake_timed_out: u64,
+}
+
+/// The endpoint's accepting state: limits, who is handshaking, counters.
+struct Accepting {
+    limits: AcceptLimits,
+    handshaking: Mutex<Handshaking>,
+    stats: AcceptCounters,
+    /// Rate-limited warnings: handshaking, per address, link limit, accept errors.
+    warn: [EverySecond; 4],
+}
+
+impl Accepting {
+    fn new(limits: AcceptLimits) -> Accepting {
+        Accepting {
+            limits,
+            handshaking: Mutex::new(Handshaking::default()),
+            stats: AcceptCounters::default(),
+            warn: [
+                EverySecond::new("refused a connection: too many connections handshaking"),
+                EverySecond::new("refused a connection: too many handshaking from its address"),
+                EverySecond::new("refused a connection: link limit reached"),
+                EverySecond::new("accepting a connection failed"),
+            ],
+        }
+    }
+}
+
+/// Accepted connections handshaking now.
+#[derive(Default)]
+struct Handshaking {
+    total: usize,
+    /// By peer IP address (`None`: a Unix socket).
+    by_address: HashMap<Option<IpAddr>, usize>,
+    /// Those that may become links (not being refused).
+    joining: usize,
+}
+
+#[derive(Default)]
+struct AcceptCounters {
+    accepted: AtomicU64,
+    refused_link_limit: AtomicU64,
+    refused_handshaking: AtomicU64,
+    refused_per_address: AtomicU64,
+    handshake_failed: AtomicU64,
+    handshake_timed_out: AtomicU64,
+}
+
+impl AcceptCounters {
+    fn snapshot(&self) -> AcceptStats {
+        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        AcceptStats {
+            accepted: read(&self.accepted),
+            refused_link_limit: read(&self.refused_link_limit),
+            refused_handshaking: read(&self.refused_handshaking),
+            refused_per_address: read(&self.refused_per_address),
+            handshake_failed: read(&self.handshake_failed),
+            handshake_timed_out: read(&self.handshake_timed_out),
+        }
+    }
+}
+
+/// A `tracing::warn!` line at most once a second, with how many times it
+/// happened since the last line.
+struct EverySecond {
+    what: &'static str,
+    /// When the last line was logged, and the occurrences since.
+    state: Mutex<(Option<std::time::Instant>, u64)>,
+}
+
+impl EverySecond {
+    fn new(what: &'static str) -> EverySecond {
+        EverySecond {
+            what,
+            state: Mutex::new((None, 0)),
+        }
+    }
+
+    fn warn(&self, detail: &dyn std::fmt::Display) {
+        let mut state = match self.state.lock() {
+            Ok(state) => state,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        state.1 += 1;
+        let now = std::time::Instant::now();
+        if state
+            .0
+            .is_none_or(|last| now.duration_since(last) >= Duration::from_secs(1))
+        {
+            let count = state.1;
+            *state = (Some(now), 0);
+            drop(state);
+            tracing::warn!(
+                count,
+                "{} ({detail}; {count} since the last such line)",
+                self.what
+            );
+        }
+    }
+}
+
+/// A connection's place among the handshaking ones (see [`Endpoint::admit`]),
+/// given back when dropped.
+pub(crate) struct Admission {
+    accepting: Arc<Accepting>,
+    from: Option<IpAddr>,
+    joining: bool,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let mut handshaking = match self.accepting.handshaking.lock() {
+            Ok(handshaking) => handshaking,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        handshaking.total = handshaking.total.saturating_sub(1);
+        handshaking.joining = handshaking
+            .joining
+            .saturating_sub(usize::from(self.joining));
+        if let Some(n) = handshaking.by_address.get_mut(&self.from) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                handshaking.by_address.remove(&self.from);
+            }
+        }
+    }
+}
+
+/// Why an accepted connection is refused (see [`Endpoint::admit`]).
+pub(crate) enum Refusal {
+    /// `max_handshaking` connections are handshaking.
+    Handshaking(usize),
+    /// This address has that many connections handshaking.
+    PerAddress(Option<IpAddr>, usize),
+    /// `max_links` links are up or handshaking (before the refusal is admitted).
+    LinkLimit(usize),
+    /// The link limit, with the place the refusal's writing holds.
+    LinkLimitWriting(usize, Admission),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Handshaking(n) => write!(f, "max_handshaking: {n} connections handshaking"),
+            Refusal::PerAddress(Some(ip), n) => {
+                write!(f, "max_handshaking_per_address: {n} handshaking from {ip}")
+            }
+            Refusal::PerAddress(None, n) => {
+                write!(
+                    f,
+                    "max_handshaking_per_address: {n} handshaking on the unix socket"
+                )
+            }
+            Refusal::LinkLimit(n) | Refusal::LinkLimitWriting(n, _) => {
+                write!(f, "max_links: {n} links up or handshaking")
+            }
+        }
+    }
+}
+
+/// An accepted connection that became a link.
+pub(crate) struct Accepted {
+    /// The link: a new one, or the one whose session the connection resumed.
+    pub(crate) link: Link,
+    /// The connection resumed an existing link's session.
+    pub(crate) resumed: bool,
+}
+
+/// An [`Endpoint`] held weakly.
+#[derive(Clone)]
+pub(crate) struct WeakEndpoint(Weak<Inner>);
+
+impl WeakEndpoint {
+    /// The endpoint, unless it is gone.
+    pub(crate) fn upgrade(&self) -> Option<Endpoint> {
+        self.0.upgrade().map(|inner| Endpoint { inner })
+    }
+}
+
+/// Our side of a refused connection: a HELLO (so the peer's handshake completes
+/// and it reads what follows), then GOAWAY(`Refused`, `reason`), stream framing.
+fn refusal_frames(reason: &str) -> bytes::BytesMut {
+    use std::hash::BuildHasher;
+    let mut config = LinkOptions::stream().config;
+    config.nonce = std::collections::hash_map::RandomState::new().hash_one(reason);
+    let mut link = netcore_proto::link::Link::new(config, None);
+    link.go_away(ErrorCode::Refused, reason);
+    let mut out = bytes::BytesMut::new();
+    while link.poll_transmit(&mut out) > 0 {}
+    out
 }
 
 impl Drop for Inner {

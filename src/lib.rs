@@ -19,6 +19,7 @@ mod forward;
 pub mod guide;
 mod link;
 pub mod prelude;
+mod serve;
 
 pub use app::blueprint::Blueprint;
 pub use app::context::RequestContext;
@@ -29,7 +30,7 @@ pub use app::request_body::IntoPayload;
 pub use app::respond::{File, IntoReply};
 pub use app::services::{ActorFactory, Services};
 pub use bytes::{self, Bytes};
-pub use endpoint::{Endpoint, EndpointBuilder};
+pub use endpoint::{AcceptLimits, AcceptStats, Endpoint, EndpointBuilder};
 pub use link::{CallBuilder, Link, PendingCall, Transfer};
 pub use netcore_actors::cache_actor::Cache;
 pub use netcore_actors::event_bus::{Event, EventBus, SubscriptionId};
@@ -41,3 +42,6 @@ pub use netcore_actors::{
     LinkOptions, LinkState, Payload, Progress, Reply, Request, Response,
 };
 pub use netcore_proto::{ErrorCode, Priority};
+#[cfg(unix)]
+pub use serve::UnixListenOn;
+pub use serve::{ServeAddr, ServeHandle, TcpListenOn};

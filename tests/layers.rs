@@ -79,6 +79,7 @@ const CRATES: &[Crate] = &[
             &["app"],
             &["link"],
             &["endpoint", "forward"],
+            &["serve"],
             // What users import and read: the prelude, and the guide (docs only).
             &["prelude", "guide"],
         ],

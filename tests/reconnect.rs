@@ -261,16 +261,10 @@ async fn a_tcp_link_resumes_after_the_network_breaks() {
             }
         })
         .start();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server_addr = listener.local_addr().unwrap();
-    let acceptor = server.clone();
-    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let count = accepted.clone();
-    actix_rt::spawn(async move {
-        while acceptor.accept_tcp(&listener).await.is_ok() {
-            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        }
-    });
+    // The serve loop: the resuming connection's first frame is read in its own
+    // task, and the connection goes to the link whose session it names.
+    let serving = server.serve_tcp("127.0.0.1:0").await.unwrap();
+    let server_addr = serving.local_addr().tcp().unwrap();
     let (proxy, cuts, mut forwarded) = cut_proxy(server_addr).await;
     let client = Endpoint::builder()
         .tcp_resume(Duration::from_secs(10))
@@ -298,7 +292,7 @@ async fn a_tcp_link_resumes_after_the_network_breaks() {
     );
     assert_eq!(answer.unwrap().body.as_bytes().unwrap().as_ref(), b"intact");
     assert_eq!(
-        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        server.accept_stats().accepted,
         2,
         "the client came back on a second connection, routed to its session"
     );
@@ -307,6 +301,10 @@ async fn a_tcp_link_resumes_after_the_network_breaks() {
         1,
         "one link, resumed, not a second one"
     );
+    // Only the new link was announced, not its resumption.
+    serving.stop();
+    assert!(serving.next_link().await.is_some());
+    assert!(serving.next_link().await.is_none());
 }
 
 /// Forwards one proxied connection to `target` until the task is aborted (which
