@@ -31,7 +31,7 @@ const CRATES: &[Crate] = &[
             &["varint"],
             &["frame"],
             // One concern each, over frames.
-            &["framing", "scheduler", "reassembly", "reliable"],
+            &["framing", "scheduler", "reassembly", "reliable", "secure"],
             // The link state machine joins them.
             &["link"],
             // Test tooling and measurements over whole links.

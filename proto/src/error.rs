@@ -256,7 +256,85 @@ pub enum ProtocolError {
         /// What was wrong.
         reason: &'static str,
     },
+    /// The authenticated mode refused the peer or one of its frames.
+    Secure(SecureError),
 }
+
+/// Why the authenticated mode refused a peer, a handshake or a frame.
+///
+/// On the serial framing, frame-level faults (`Tampered`, `Replayed`, `TooOld`,
+/// `Malformed`) drop the one frame and are counted; on the stream framing, and for
+/// every handshake fault, they fail the link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SecureError {
+    /// The handshake did not authenticate: the two sides hold different keys (peer).
+    WrongKey,
+    /// The initiator named a key id the responder does not know (peer).
+    UnknownKey,
+    /// A side configured for the authenticated mode got a plain HELLO: the peer is
+    /// not authenticated, or someone tried a downgrade (peer).
+    NotAuthenticated,
+    /// The peer started the authenticated handshake, but this side is not
+    /// configured for it (caller's configuration, or a downgrade attempt).
+    NotConfigured,
+    /// A frame failed its authentication tag: altered on the way, or forged (peer).
+    Tampered,
+    /// A frame counter seen before: a replayed frame (peer).
+    Replayed,
+    /// A frame counter older than the replay window (peer).
+    TooOld,
+    /// A session resume without a valid proof of the session's keys (peer).
+    ResumeRefused,
+    /// The peer refused the handshake with a GOAWAY of this code (typically our
+    /// key was wrong or unknown to it).
+    Rejected(ErrorCode),
+    /// A handshake frame in a state that does not expect one (peer).
+    Unexpected {
+        /// What arrived when.
+        what: &'static str,
+    },
+    /// A handshake or sealed frame too short or otherwise undecodable (peer).
+    Malformed {
+        /// Which part.
+        what: &'static str,
+    },
+    /// The key material or the cipher refused to work (caller: a bad key or id).
+    Crypto {
+        /// What failed.
+        what: &'static str,
+    },
+}
+
+impl fmt::Display for SecureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecureError::WrongKey => {
+                f.write_str("handshake failed: the peer holds a different key")
+            }
+            SecureError::UnknownKey => f.write_str("handshake failed: unknown key id"),
+            SecureError::NotAuthenticated => {
+                f.write_str("plain HELLO on a link that requires authentication")
+            }
+            SecureError::NotConfigured => {
+                f.write_str("authenticated handshake on a link not configured for it")
+            }
+            SecureError::Tampered => f.write_str("frame failed authentication"),
+            SecureError::Replayed => f.write_str("replayed frame"),
+            SecureError::TooOld => f.write_str("frame older than the replay window"),
+            SecureError::ResumeRefused => {
+                f.write_str("session resume refused: no valid proof of the session's keys")
+            }
+            SecureError::Rejected(code) => write!(f, "the peer refused the handshake ({code})"),
+            SecureError::Unexpected { what } => write!(f, "unexpected handshake frame: {what}"),
+            SecureError::Malformed { what } => write!(f, "malformed {what}"),
+            SecureError::Crypto { what } => write!(f, "cipher failure: {what}"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for SecureError {}
 
 impl fmt::Display for ProtocolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -299,6 +377,7 @@ impl fmt::Display for ProtocolError {
             }
             ProtocolError::GoingAway => f.write_str("the link is going away: no new streams"),
             ProtocolError::InvalidState { reason } => write!(f, "invalid call: {reason}"),
+            ProtocolError::Secure(e) => write!(f, "authenticated mode: {e}"),
         }
     }
 }
@@ -306,6 +385,12 @@ impl fmt::Display for ProtocolError {
 impl From<DecodeError> for ProtocolError {
     fn from(e: DecodeError) -> Self {
         ProtocolError::Decode(e)
+    }
+}
+
+impl From<SecureError> for ProtocolError {
+    fn from(e: SecureError) -> Self {
+        ProtocolError::Secure(e)
     }
 }
 

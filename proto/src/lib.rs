@@ -23,6 +23,8 @@
 //!   radio (COBS, CRC-32C, resynchronizes after noise), [`framing::Length`] for TCP.
 //! - [`scheduler`]: the pull-driven priority scheduler chunking outbound messages.
 //! - [`reassembly`]: inbound messages under hard limits, big ones streamed to a sink.
+//! - `secure` (feature `secure`): the authenticated, encrypted mode: a Noise handshake
+//!   with a pre-shared key per device, then every frame sealed with ChaCha20-Poly1305.
 //! - [`link`]: one link's whole state machine (handshake, flow control, cancellation),
 //!   driven with `handle_*` calls and drained with `poll_*` calls.
 //! - `sim` (feature `test-util`): a deterministic pair of links with simulated time, for tests.
@@ -50,12 +52,14 @@ pub mod reliable;
 #[cfg(any(test, feature = "test-util"))]
 pub mod rng;
 pub mod scheduler;
+#[cfg(feature = "secure")]
+pub mod secure;
 #[cfg(any(test, feature = "test-util"))]
 pub mod sim;
 pub mod time;
 pub mod varint;
 
-pub use error::{DecodeError, ErrorCode, FramingError, ProtocolError};
+pub use error::{DecodeError, ErrorCode, FramingError, ProtocolError, SecureError};
 pub use frame::{Envelope, Frame};
 pub use ids::{MessageKind, Parity, Priority, StreamId};
 pub use time::Instant;

@@ -30,7 +30,11 @@ mod tag {
     pub const LINK_WINDOW: u64 = 4;
     pub const FEATURES: u64 = 5;
     pub const SESSION: u64 = 6;
+    pub const RESUME_PROOF: u64 = 7;
 }
+
+/// Bytes of a [`Hello::resume_proof`].
+pub const RESUME_PROOF_LEN: usize = 16;
 
 /// Feature bits a side offers in [`Hello::features`].
 pub mod features {
@@ -64,6 +68,10 @@ pub struct Hello {
     pub features: u64,
     /// Present when this side has a session to resume.
     pub session: Option<SessionResume>,
+    /// Authenticated mode: a MAC over the session id, keyed by the session's resume
+    /// secret and bound to this transport's handshake, proving the sender holds the
+    /// session's keys (a stranger who learned only the id cannot resume it).
+    pub resume_proof: Option<[u8; RESUME_PROOF_LEN]>,
 }
 
 impl Hello {
@@ -77,6 +85,7 @@ impl Hello {
             link_window: crate::config::DEFAULT_LINK_WINDOW,
             features: 0,
             session: None,
+            resume_proof: None,
         }
     }
 
@@ -113,6 +122,11 @@ impl Hello {
             dst.put_u64_le(session.id);
             varint::put(dst, session.received);
         }
+        if let Some(proof) = &self.resume_proof {
+            varint::put(dst, tag::RESUME_PROOF);
+            varint::put(dst, RESUME_PROOF_LEN as u64);
+            dst.put_slice(proof);
+        }
     }
 
     pub(crate) fn head_len(&self) -> usize {
@@ -125,6 +139,9 @@ impl Hello {
             len += varint::encoded_len(tag::SESSION)
                 + varint::encoded_len(value_len as u64)
                 + value_len;
+        }
+        if self.resume_proof.is_some() {
+            len += varint::encoded_len(tag::RESUME_PROOF) + 1 + RESUME_PROOF_LEN;
         }
         len
     }
@@ -166,6 +183,14 @@ impl Hello {
                         id: u64::from_le_bytes(id),
                         received,
                     });
+                    continue;
+                }
+                tag::RESUME_PROOF => {
+                    let bytes = inner.bytes(RESUME_PROOF_LEN, "hello.resume_proof")?;
+                    inner.finish("HELLO resume proof")?;
+                    let mut proof = [0u8; RESUME_PROOF_LEN];
+                    proof.copy_from_slice(&bytes);
+                    hello.resume_proof = Some(proof);
                     continue;
                 }
                 _ => continue, // a newer peer's parameter: ignored by design

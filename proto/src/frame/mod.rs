@@ -30,7 +30,7 @@ pub use credit::Credit;
 pub use data::Data;
 pub use end::End;
 pub use goaway::{GoAway, MAX_REASON_LEN};
-pub use hello::{features, Hello, SessionResume, MAGIC, VERSION};
+pub use hello::{features, Hello, SessionResume, MAGIC, RESUME_PROOF_LEN, VERSION};
 pub use open::{
     header_value, Header, Open, MAX_HEADERS, MAX_HEADER_NAME_LEN, MAX_HEADER_VALUE_LEN,
     MAX_ROUTE_LEN,

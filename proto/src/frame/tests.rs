@@ -225,10 +225,20 @@ pub(crate) fn arb_frame() -> impl Strategy<Value = Frame> {
             any::<u64>(),
             any::<u64>(),
             any::<u64>(),
-            proptest::option::of((any::<u64>(), any::<u64>()))
+            proptest::option::of((any::<u64>(), any::<u64>())),
+            proptest::option::of(any::<[u8; 16]>())
         )
             .prop_map(
-                |(version, nonce, max_frame_len, stream_window, link_window, features, session)| {
+                |(
+                    version,
+                    nonce,
+                    max_frame_len,
+                    stream_window,
+                    link_window,
+                    features,
+                    session,
+                    resume_proof,
+                )| {
                     Frame::Hello(Hello {
                         version,
                         nonce,
@@ -237,6 +247,7 @@ pub(crate) fn arb_frame() -> impl Strategy<Value = Frame> {
                         link_window,
                         features,
                         session: session.map(|(id, received)| SessionResume { id, received }),
+                        resume_proof,
                     })
                 }
             ),

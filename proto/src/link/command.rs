@@ -63,6 +63,12 @@ pub enum Command {
     Reset,
     /// The link failed: send this GOAWAY and no further CANCEL frames.
     Fail(GoAway),
+    /// Authenticated mode: send this handshake frame unsealed, ahead of everything.
+    #[cfg(feature = "secure")]
+    SecureSend(bytes::Bytes),
+    /// Authenticated mode: the handshake completed; seal every later frame.
+    #[cfg(feature = "secure")]
+    SecureReady(crate::secure::Sealer),
 }
 
 /// Whether canceling a stream sends a CANCEL frame.

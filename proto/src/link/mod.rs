@@ -75,6 +75,9 @@ pub struct LinkConfig {
     /// reliable mode). Must be new for every link: the runtime draws it at random
     /// (a restarted peer is recognized by its new id).
     pub session_id: u64,
+    /// The authenticated mode: this side's role in the handshake (`None`: plain).
+    #[cfg(feature = "secure")]
+    pub secure: Option<crate::secure::SecureRole>,
 }
 
 /// Keepalive: after `interval` without any frame from the peer, a PING; after
@@ -118,6 +121,8 @@ impl LinkConfig {
             reliable: (framing == FramingKind::Serial).then(ReliableConfig::default),
             keepalive: None,
             session_id: nonce.rotate_left(29) ^ 0x5e55_1011_d00d_f00d,
+            #[cfg(feature = "secure")]
+            secure: None,
         }
     }
 }
@@ -286,6 +291,9 @@ pub struct LinkStats {
     pub bytes_in: u64,
     /// The framing decoder's counters (drops by reason).
     pub framing: FramingStats,
+    /// The authenticated mode's counters, if it is on.
+    #[cfg(feature = "secure")]
+    pub secure: Option<crate::secure::SecureStats>,
 }
 
 /// The protocol state machine of one link: a [`Session`] and a [`Transmitter`].
@@ -348,6 +356,8 @@ impl Link {
             frames_in: inbound.frames,
             bytes_in: inbound.bytes,
             framing: self.session.framing_stats().clone(),
+            #[cfg(feature = "secure")]
+            secure: self.session.secure_stats().cloned(),
         }
     }
 
@@ -521,5 +531,18 @@ impl Link {
     /// The reliable mode's frames in flight and retransmissions, if it is on.
     pub fn reliable_stats(&self) -> Option<ReliableStats> {
         self.transmitter.reliable_stats()
+    }
+
+    /// The session (its state: handshake, peer, resume secret).
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// [`Link::reconnect`] on a transport whose handshake already ran (see
+    /// [`Session::reconnect_established`]).
+    #[cfg(feature = "secure")]
+    pub fn reconnect_established(&mut self, established: crate::secure::Established) {
+        self.session.reconnect_established(established);
+        self.pump();
     }
 }

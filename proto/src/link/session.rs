@@ -20,7 +20,7 @@ use crate::time::Instant;
 use alloc::boxed::Box;
 use alloc::collections::{BTreeSet, VecDeque};
 use alloc::string::String;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -73,6 +73,11 @@ pub struct Session {
     now: Instant,
     last_heard: Instant,
     pings_unanswered: u32,
+    /// The authenticated mode's inbound state, when it is on.
+    #[cfg(feature = "secure")]
+    secure: Option<crate::secure::SecureLink>,
+    /// Our HELLO waits for the handshake of the authenticated mode.
+    hello_pending: bool,
 }
 
 impl Session {
@@ -81,7 +86,7 @@ impl Session {
     /// `sinks` receives inbound messages above the spool threshold; without one,
     /// such messages are refused with [`ErrorCode::TooLarge`].
     pub fn new(config: LinkConfig, sinks: Option<Box<dyn SinkFactory>>) -> Session {
-        let max_frame_len = config.max_frame_len.max(MIN_MAX_FRAME_LEN);
+        let max_frame_len = Self::wire_frame_len(&config);
         let reassembly = Reassembly::new(
             ReassemblyConfig {
                 limits: config.limits,
@@ -115,10 +120,138 @@ impl Session {
             last_heard: Instant::ZERO,
             pings_unanswered: 0,
             peer_session: None,
+            #[cfg(feature = "secure")]
+            secure: None,
+            hello_pending: true,
         };
-        let hello = session.hello();
-        session.commands.push_back(Command::Hello(hello));
+        #[cfg(feature = "secure")]
+        if let Some(role) = session.config.secure.clone() {
+            session.secure = Some(crate::secure::SecureLink::new(role));
+            session.start_secure();
+        }
+        session.send_hello_when_ready();
         session
+    }
+
+    /// Largest frame the decoder takes: the protocol's limit, plus what sealing adds
+    /// in the authenticated mode.
+    fn wire_frame_len(config: &LinkConfig) -> usize {
+        let max = config.max_frame_len.max(MIN_MAX_FRAME_LEN);
+        #[cfg(feature = "secure")]
+        if config.secure.is_some() {
+            return max + crate::secure::MAX_SEAL_OVERHEAD;
+        }
+        max
+    }
+
+    /// Queues our HELLO once the transport can carry it (at once, or after the
+    /// authenticated mode's handshake).
+    fn send_hello_when_ready(&mut self) {
+        if !self.hello_pending || self.state == State::Failed {
+            return;
+        }
+        #[cfg(feature = "secure")]
+        if self.secure.as_ref().is_some_and(|s| !s.is_open()) {
+            return;
+        }
+        self.hello_pending = false;
+        let hello = self.hello();
+        self.commands.push_back(Command::Hello(hello));
+    }
+
+    /// Starts the authenticated mode's handshake on a new transport.
+    #[cfg(feature = "secure")]
+    fn start_secure(&mut self) {
+        let now = self.now;
+        let Some(secure) = self.secure.as_mut() else {
+            return;
+        };
+        match secure.start(now) {
+            Ok(()) => self.pump_secure(),
+            Err(error) => self.fail(ProtocolError::Secure(error)),
+        }
+    }
+
+    /// Moves the authenticated mode's requests to the transmitter.
+    #[cfg(feature = "secure")]
+    fn pump_secure(&mut self) {
+        let Some(secure) = self.secure.as_mut() else {
+            return;
+        };
+        while let Some(output) = secure.poll_output() {
+            self.commands.push_back(match output {
+                crate::secure::SecureOutput::Send(frame) => Command::SecureSend(frame),
+                crate::secure::SecureOutput::Ready(sealer) => Command::SecureReady(sealer),
+            });
+        }
+        self.send_hello_when_ready();
+    }
+
+    /// A frame from the framing, opened in the authenticated mode: `None` when it
+    /// was a handshake frame or a damaged frame a lossy line drops.
+    #[cfg(feature = "secure")]
+    fn unseal(&mut self, raw: Bytes) -> Result<Option<Bytes>, ProtocolError> {
+        use crate::secure::Inbound;
+        let Some(secure) = self.secure.as_mut() else {
+            if crate::secure::handshake::is_handshake_frame(&raw) {
+                return Err(ProtocolError::Secure(
+                    crate::error::SecureError::NotConfigured,
+                ));
+            }
+            return Ok(Some(raw));
+        };
+        let result = secure.handle(raw);
+        self.pump_secure();
+        match result {
+            Ok(Inbound::Frame(frame)) => Ok(Some(frame)),
+            Ok(Inbound::Consumed) => Ok(None),
+            Err(error) if error.is_frame_fault() && self.config.framing == FramingKind::Serial => {
+                Ok(None)
+            }
+            Err(error) => Err(ProtocolError::Secure(error)),
+        }
+    }
+
+    #[cfg(not(feature = "secure"))]
+    fn unseal(&mut self, raw: Bytes) -> Result<Option<Bytes>, ProtocolError> {
+        Ok(Some(raw))
+    }
+
+    /// The authenticated peer of the current transport (authenticated mode).
+    #[cfg(feature = "secure")]
+    pub fn secure_peer(&self) -> Option<&crate::secure::KeyId> {
+        self.secure.as_ref().and_then(|s| s.peer())
+    }
+
+    /// The authenticated mode's state (handshake, peer, resume secret), if on.
+    #[cfg(feature = "secure")]
+    pub fn secure(&self) -> Option<&crate::secure::SecureLink> {
+        self.secure.as_ref()
+    }
+
+    /// The authenticated mode's counters, if it is on.
+    #[cfg(feature = "secure")]
+    pub fn secure_stats(&self) -> Option<&crate::secure::SecureStats> {
+        self.secure.as_ref().map(|s| s.stats())
+    }
+
+    /// [`Session::reconnect`] on a transport whose handshake the runtime already ran
+    /// (an accepting endpoint ran it to read the first HELLO and find this session).
+    #[cfg(feature = "secure")]
+    pub fn reconnect_established(&mut self, established: crate::secure::Established) {
+        if self.state == State::Failed {
+            return;
+        }
+        if self.secure.is_none() {
+            self.secure = Some(crate::secure::SecureLink::new(
+                crate::secure::SecureRole::Established(established.clone()),
+            ));
+        }
+        self.restart_transport();
+        if let Some(secure) = self.secure.as_mut() {
+            secure.start_established(established);
+        }
+        self.pump_secure();
     }
 
     /// Our HELLO: limits, features, and the session to resume (reliable mode).
@@ -133,6 +266,13 @@ impl Session {
                 id: self.config.session_id,
                 received: self.reliable_received().unwrap_or(0),
             });
+            #[cfg(feature = "secure")]
+            {
+                hello.resume_proof = self
+                    .secure
+                    .as_ref()
+                    .and_then(|s| s.resume_proof(self.config.session_id));
+            }
         }
         hello
     }
@@ -145,19 +285,22 @@ impl Session {
         if self.state == State::Failed {
             return;
         }
+        self.restart_transport();
+        #[cfg(feature = "secure")]
+        self.start_secure();
+        self.send_hello_when_ready();
+    }
+
+    fn restart_transport(&mut self) {
         self.state = State::Handshaking;
-        self.framer = Framer::new(
-            self.config.framing,
-            self.config.max_frame_len.max(MIN_MAX_FRAME_LEN),
-        );
+        self.framer = Framer::new(self.config.framing, Self::wire_frame_len(&self.config));
         self.framer.set_read_ahead(self.read_ahead);
         self.rx.clear();
         self.rx_counted = 0;
         self.pings_unanswered = 0;
         self.last_heard = self.now;
         self.commands.push_back(Command::Reconnect);
-        let hello = self.hello();
-        self.commands.push_back(Command::Hello(hello));
+        self.hello_pending = true;
     }
 
     /// True once the HELLO exchange completed and until the link closes.
@@ -391,6 +534,14 @@ impl Session {
                     self.frames_in += 1;
                     self.last_heard = self.now;
                     self.pings_unanswered = 0;
+                    let raw = match self.unseal(raw) {
+                        Ok(Some(raw)) => raw,
+                        Ok(None) => continue,
+                        Err(error) => {
+                            self.fail(error.clone());
+                            return Err(error);
+                        }
+                    };
                     let result = Envelope::decode(raw)
                         .map_err(ProtocolError::from)
                         .and_then(|env| self.receive(env));
@@ -463,6 +614,14 @@ impl Session {
             }
             _ => None,
         };
+        #[cfg(feature = "secure")]
+        let keepalive = match (
+            keepalive,
+            self.secure.as_ref().and_then(|s| s.poll_timeout()),
+        ) {
+            (Some(k), Some(h)) => Some(k.min(h)),
+            (k, h) => k.or(h),
+        };
         match (ack, keepalive) {
             (Some(a), Some(k)) => Some(a.min(k)),
             (a, k) => a.or(k),
@@ -475,6 +634,11 @@ impl Session {
         self.now = self.now.max(now);
         if self.state == State::Failed {
             return;
+        }
+        #[cfg(feature = "secure")]
+        if let Some(secure) = self.secure.as_mut() {
+            secure.handle_timeout(self.now);
+            self.pump_secure();
         }
         self.flush_ack();
         let Some(keepalive) = self.config.keepalive else {
@@ -662,6 +826,10 @@ impl Session {
         if let Some(known) = self.peer_session {
             let theirs = hello.session.map(|s| s.id);
             if theirs == Some(known) && self.reliable.is_some() {
+                #[cfg(feature = "secure")]
+                if let Some(secure) = self.secure.as_ref() {
+                    secure.check_resume(known, hello.resume_proof.as_ref())?;
+                }
                 // Same peer session: pick up where the old transport stopped.
                 let peer_received = hello.session.map_or(0, |s| s.received);
                 self.state = State::Connected;

@@ -51,6 +51,19 @@ pub struct Transmitter {
     scheduler_config: SchedulerConfig,
     framing: FramingKind,
     max_frame_len: usize,
+    /// The authenticated mode's outbound state, when it is on.
+    #[cfg(feature = "secure")]
+    secure: Option<SecureTx>,
+}
+
+/// The outbound side of the authenticated mode: handshake frames to send in the
+/// clear, then the sealer every frame goes through.
+#[cfg(feature = "secure")]
+#[derive(Debug, Default)]
+struct SecureTx {
+    handshake: alloc::collections::VecDeque<Bytes>,
+    sealer: Option<crate::secure::Sealer>,
+    sealed: Vec<u8>,
 }
 
 impl Transmitter {
@@ -79,6 +92,8 @@ impl Transmitter {
             scheduler_config,
             framing: config.framing,
             max_frame_len,
+            #[cfg(feature = "secure")]
+            secure: config.secure.as_ref().map(|_| SecureTx::default()),
         }
     }
 
@@ -141,6 +156,11 @@ impl Transmitter {
                 self.framer = Framer::new(self.framing, self.max_frame_len);
                 self.paused = true;
                 self.ack = None;
+                #[cfg(feature = "secure")]
+                if let Some(secure) = self.secure.as_mut() {
+                    secure.handshake.clear();
+                    secure.sealer = None;
+                }
             }
             Command::Resume { peer_received } => {
                 if let Some(sender) = self.reliable.as_mut() {
@@ -168,6 +188,17 @@ impl Transmitter {
             Command::Fail(goaway) => {
                 self.scheduler.push_control(Frame::GoAway(goaway));
                 self.failed = true;
+            }
+            #[cfg(feature = "secure")]
+            Command::SecureSend(frame) => {
+                self.secure
+                    .get_or_insert_with(SecureTx::default)
+                    .handshake
+                    .push_back(frame);
+            }
+            #[cfg(feature = "secure")]
+            Command::SecureReady(sealer) => {
+                self.secure.get_or_insert_with(SecureTx::default).sealer = Some(sealer);
             }
         }
     }
@@ -209,6 +240,17 @@ impl Transmitter {
     /// In the reliable mode the order is: a pending ACK, then frames due for
     /// retransmission, then new frames while the window has room.
     pub fn poll_transmit(&mut self, dst: &mut impl WireOut) -> usize {
+        #[cfg(feature = "secure")]
+        if let Some(secure) = self.secure.as_mut() {
+            if let Some(frame) = secure.handshake.pop_front() {
+                return self.write_plain(&frame, &Bytes::new(), dst);
+            }
+            // Before the keys only a failed link's GOAWAY leaves (in the clear: the
+            // peer failed the handshake, there is nothing to seal with).
+            if secure.sealer.is_none() && !self.failed {
+                return 0;
+            }
+        }
         if let Some(hello) = self.hello.take() {
             return self.encode(&Envelope::from(Frame::Hello(hello)), dst);
         }
@@ -266,6 +308,29 @@ impl Transmitter {
     }
 
     fn write(&mut self, head: &[u8], payload: &Bytes, dst: &mut impl WireOut) -> usize {
+        #[cfg(feature = "secure")]
+        if let Some(secure) = self.secure.as_mut() {
+            if let Some(sealer) = secure.sealer.as_mut() {
+                let mut sealed = core::mem::take(&mut secure.sealed);
+                if sealer.seal(head, payload, &mut sealed).is_err() {
+                    // A frame the cipher cannot take (counter exhausted): nothing
+                    // more can leave this transport.
+                    self.failed = true;
+                    secure.sealed = sealed;
+                    return 0;
+                }
+                let written = self.write_plain(&sealed, &Bytes::new(), dst);
+                if let Some(secure) = self.secure.as_mut() {
+                    secure.sealed = sealed;
+                }
+                return written;
+            }
+        }
+        self.write_plain(head, payload, dst)
+    }
+
+    /// Frames `head ‖ payload` as it is (no sealing).
+    fn write_plain(&mut self, head: &[u8], payload: &Bytes, dst: &mut impl WireOut) -> usize {
         let before = dst.wire_len();
         dst.put_frame(&mut self.framer, head, payload);
         let written = dst.wire_len() - before;
@@ -335,6 +400,15 @@ impl Transmitter {
 
     /// True when nothing at all waits to be sent.
     pub fn is_idle(&self) -> bool {
+        #[cfg(feature = "secure")]
+        if let Some(secure) = self.secure.as_ref() {
+            if !secure.handshake.is_empty() {
+                return false;
+            }
+            if secure.sealer.is_none() {
+                return true;
+            }
+        }
         self.hello.is_none() && (self.paused || (self.scheduler.is_idle() && self.ack.is_none()))
     }
 
