@@ -79,6 +79,8 @@ pub struct LinkActor {
     one_way: OneWayQueue,
     /// The link's own handle, given to the router with every inbound request.
     handle: LinkRef,
+    /// The authenticated peer, shared with every handle of the link.
+    peer: Arc<std::sync::OnceLock<netcore_proto::secure::KeyId>>,
 }
 
 impl LinkActor {
@@ -131,6 +133,8 @@ impl LinkActor {
         let resume_window = options.resume_window;
         let read_size = io::read_size(options.batch_budget);
         let inbox_progress = progress.clone();
+        let peer: Arc<std::sync::OnceLock<netcore_proto::secure::KeyId>> = Arc::default();
+        let actor_peer = peer.clone();
         let build = move |ctx: &mut Context<LinkActor>| {
             let streamed_answers = StreamedAnswers::default();
             let factory = SpoolFactory {
@@ -164,14 +168,21 @@ impl LinkActor {
                 reconnecting: false,
                 peer_going_away: None,
                 one_way,
-                handle: LinkRef::new(id, LinkInbox::of(&ctx.address(), inbox_progress)),
+                handle: LinkRef::new(
+                    id,
+                    LinkInbox::of(&ctx.address(), inbox_progress).sharing_peer(actor_peer.clone()),
+                ),
+                peer: actor_peer,
             }
         };
         let addr = match &options.arbiter {
             Some(arbiter) => LinkActor::start_in_arbiter(arbiter, build),
             None => LinkActor::create(build),
         };
-        LinkHandle::new(LinkRef::new(id, LinkInbox::of(&addr, progress)))
+        LinkHandle::new(LinkRef::new(
+            id,
+            LinkInbox::of(&addr, progress).sharing_peer(peer),
+        ))
     }
 
     /// Moves the session's commands to the scheduler and handles its events.
@@ -205,6 +216,10 @@ impl LinkActor {
     fn on_event(&mut self, event: LinkEvent, ctx: &mut Context<Self>) {
         match event {
             LinkEvent::Connected { parity, .. } => {
+                if let Some(peer) = self.session.secure_peer() {
+                    tracing::debug!(link = %self.id, %peer, "peer authenticated");
+                    let _ = self.peer.set(peer.clone());
+                }
                 tracing::debug!(link = %self.id, ?parity, "link up");
                 self.state.send_replace(LinkState::Up);
             }

@@ -2,7 +2,7 @@
 //! [`Connector`] (how a broken transport is reopened).
 
 use crate::stream_actor::SpoolLimits;
-use crate::transport::BoxedTransport;
+use crate::transport::{BoxedTransport, SecureOptions};
 use netcore_proto::link::{Keepalive, LinkConfig};
 use std::fmt;
 
@@ -109,6 +109,14 @@ impl LinkOptions {
             arbiter: None,
             one_way_queue: 512 * 1024 * 1024,
         }
+    }
+
+    /// Authenticates and encrypts the link (any transport, both framings): the
+    /// link plays `secure`'s side of the handshake, refuses a plain peer, and seals
+    /// every frame after the handshake.
+    pub fn secure(mut self, secure: SecureOptions) -> LinkOptions {
+        self.config.secure = Some(secure.role);
+        self
     }
 }
 

@@ -54,7 +54,7 @@ impl LinkActor {
             loop {
                 match (connector.0)().await {
                     Ok(transport) => {
-                        link.do_send(Reconnected(transport));
+                        link.do_send(Reconnected(transport, None));
                         return;
                     }
                     Err(error) => {
@@ -74,9 +74,12 @@ impl Handler<PeerSession> for LinkActor {
     type Result = MessageResult<PeerSession>;
 
     fn handle(&mut self, _: PeerSession, _: &mut Self::Context) -> Self::Result {
+        let secure = self.session.secure();
         MessageResult(PeerSessionState {
             id: self.session.peer_session_id(),
             reconnecting: self.reconnecting,
+            key_id: secure.and_then(|s| s.session_peer().cloned()),
+            resume_secret: secure.and_then(|s| s.resume_secret()),
         })
     }
 }
@@ -84,14 +87,17 @@ impl Handler<PeerSession> for LinkActor {
 impl Handler<Reconnected> for LinkActor {
     type Result = ();
 
-    fn handle(&mut self, Reconnected(transport): Reconnected, ctx: &mut Self::Context) {
+    fn handle(&mut self, Reconnected(transport, keys): Reconnected, ctx: &mut Self::Context) {
         // The old transport may not have reported its end yet (the peer noticed the
         // break first): retire its writer and hold output until the new HELLO.
         if !self.reconnecting {
             self.scheduler.unpark.do_send(Unpark);
         }
         self.reconnecting = false;
-        self.session.reconnect();
+        match keys {
+            Some(established) => self.session.reconnect_established(established),
+            None => self.session.reconnect(),
+        }
         self.run_transport(transport, ctx);
         self.pump(ctx);
     }

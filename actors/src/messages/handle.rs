@@ -35,6 +35,9 @@ pub(crate) struct LinkInbox {
     pub reconnected: Recipient<Reconnected>,
     /// The link's scheduler.
     pub progress: Recipient<WatchProgress>,
+    /// The peer the authenticated mode authenticated, once the handshake is done
+    /// (set by the link actor; shared by every handle of the link).
+    pub peer: Arc<std::sync::OnceLock<netcore_proto::secure::KeyId>>,
 }
 
 impl LinkInbox {
@@ -67,7 +70,17 @@ impl LinkInbox {
             peer_session: addr.clone().recipient(),
             reconnected: addr.clone().recipient(),
             progress,
+            peer: Arc::default(),
         }
+    }
+
+    /// This inbox, sharing the peer identity cell `peer` with the link's other handles.
+    pub(crate) fn sharing_peer(
+        mut self,
+        peer: Arc<std::sync::OnceLock<netcore_proto::secure::KeyId>>,
+    ) -> LinkInbox {
+        self.peer = peer;
+        self
     }
 }
 
@@ -101,6 +114,12 @@ impl LinkRef {
     /// The link's id.
     pub fn id(&self) -> LinkId {
         self.id
+    }
+
+    /// The peer's identity: the key id its handshake authenticated (authenticated
+    /// mode; `None` on a plain link or before the handshake).
+    pub fn peer(&self) -> Option<netcore_proto::secure::KeyId> {
+        self.inbox.peer.get().cloned()
     }
 
     /// Abandons `stream` either way and tells the peer with `code`.
@@ -232,7 +251,24 @@ impl LinkHandle {
     /// Hands the link a new transport from the same peer session (an accepted
     /// connection whose HELLO resumes this link's session).
     pub fn resume(&self, transport: BoxedTransport) {
-        self.link.inbox.reconnected.do_send(Reconnected(transport));
+        self.link
+            .inbox
+            .reconnected
+            .do_send(Reconnected(transport, None));
+    }
+
+    /// [`resume`](Self::resume) with a connection whose handshake of the
+    /// authenticated mode the endpoint already ran (`peek_secure_hello`): the
+    /// link seals with `established`'s keys and checks the peer's resume proof.
+    pub fn resume_secure(
+        &self,
+        transport: BoxedTransport,
+        established: netcore_proto::secure::Established,
+    ) {
+        self.link
+            .inbox
+            .reconnected
+            .do_send(Reconnected(transport, Some(established)));
     }
 }
 
@@ -267,6 +303,7 @@ impl LinkRef {
             shutdown: ignore(),
             peer_session: ignore(),
             reconnected: ignore(),
+            peer: Arc::default(),
             progress: stub(|msg: &WatchProgress| {
                 let total = msg.total;
                 watch::channel(Progress { sent: 0, total }).1

@@ -172,7 +172,11 @@ pub(crate) struct Shutdown(pub DownReason);
 /// endpoint accepted from the same peer session (its HELLO already in the stream).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub(crate) struct Reconnected(pub BoxedTransport);
+pub(crate) struct Reconnected(
+    pub BoxedTransport,
+    /// The keys of the new transport's handshake, when the endpoint already ran it.
+    pub Option<netcore_proto::secure::Established>,
+);
 
 /// Asks for the link's [`PeerSessionState`].
 #[derive(Message)]
@@ -181,13 +185,18 @@ pub(crate) struct PeerSession;
 
 /// The answer to [`PeerSession`]: whose session the link carries, and whether it
 /// waits for that peer to come back.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PeerSessionState {
     /// The peer's session id, once its HELLO arrived (reliable mode only).
     pub id: Option<u64>,
     /// The transport broke and the link waits for a new one (reconnecting, or
     /// within the resume window).
     pub reconnecting: bool,
+    /// Authenticated mode: the key id the session's first handshake authenticated.
+    pub key_id: Option<netcore_proto::secure::KeyId>,
+    /// Authenticated mode: the session's resume secret, which a resuming peer must
+    /// prove it holds (`netcore_proto::secure::resume_proof`).
+    pub resume_secret: Option<[u8; 32]>,
 }
 
 /// The link as the stream actors and body streams of its inbound messages see it.

@@ -13,6 +13,7 @@
 //! | `mod.rs` | the [`Transport`] trait, [`BoxedTransport`], [`LinkSpec`] and opening a link |
 //! | `serial.rs` | serial ports and pseudo-terminal pairs ([`open_serial`], [`pty_pair`]) |
 //! | `tcp.rs` | TCP: [`TcpPeer`] and [`connect_tcp`], [`accept_tcp`] (both set `TCP_NODELAY`), and [`peek_hello`], which reads a new connection's HELLO to route a resuming session |
+//! | `secure.rs` | the authenticated mode on a transport: [`SecureOptions`] and [`peek_secure_hello`], which runs an accepted connection's handshake and opens its first HELLO |
 //! | `prefixed.rs` | [`Prefixed`]: a transport whose first bytes were read already and are served again |
 //! | `pipe.rs` | [`Pipe`]: a transport over two *blocking* user functions `recv` and `send` |
 //! | `throttled.rs` | `throttled_pair`: an in-process duplex line with a baud rate, for tests and demos (feature `test-util`) |
@@ -53,6 +54,8 @@ pub use serial::pty_pair;
 pub use serial::{bytes_per_sec_8n1, open_serial};
 mod prefixed;
 pub use prefixed::Prefixed;
+pub mod secure;
+pub use secure::{peek_secure_hello, SecureFirstFrame, SecureOptions};
 mod tcp;
 pub use tcp::{accept_tcp, connect_tcp, peek_hello, FirstFrame, TcpPeer};
 #[cfg(feature = "test-util")]

@@ -336,6 +336,11 @@ impl SecureLink {
         self.established.as_ref().map(Established::key_id)
     }
 
+    /// The peer the session's first handshake authenticated.
+    pub fn session_peer(&self) -> Option<&KeyId> {
+        self.session_peer.as_ref()
+    }
+
     /// The session's resume secret (from its first handshake).
     pub fn resume_secret(&self) -> Option<[u8; 32]> {
         self.resume_secret
