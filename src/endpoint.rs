@@ -40,7 +40,8 @@ use netcore_actors::link::Connector;
 use netcore_actors::supervision::RestartPolicy;
 use netcore_actors::timer_actor::Timers;
 use netcore_actors::transport::{
-    accept_tcp, peek_hello, BoxedTransport, FirstFrame, LinkSpec, PipeTransport, TcpPeer, Transport,
+    accept_tcp, peek_hello, peek_secure_hello, BoxedTransport, FirstFrame, LinkSpec, PipeTransport,
+    SecureFirstFrame, TcpPeer, Transport,
 };
 use netcore_actors::{
     CallError, DownReason, HandlerResult, LinkActor, LinkId, LinkOptions, LinkState,
@@ -49,7 +50,8 @@ use netcore_actors::{
 use netcore_actors::{HandleRequest, HandlerError};
 use netcore_proto::link::ReliableConfig;
 use netcore_proto::reassembly::MessageHead;
-use netcore_proto::ErrorCode;
+use netcore_proto::secure::{handshake, KeyId, Psk, SecureKeys, SecureRole};
+use netcore_proto::{ErrorCode, ProtocolError, SecureError};
 use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
@@ -76,6 +78,7 @@ pub struct EndpointBuilder {
     subscriptions: Vec<Subscription>,
     link_threads: usize,
     tcp_resume: Option<Duration>,
+    security: Security,
     stream_routes: Vec<String>,
     router: RouterConfig,
     call_timeout: Duration,
@@ -215,6 +218,36 @@ impl EndpointBuilder {
     /// (BENCHMARKS.md: 15-40% of RPC and bulk throughput).
     pub fn link_threads(mut self, n: usize) -> Self {
         self.link_threads = n;
+        self
+    }
+
+    /// The pre-shared keys of the devices allowed to connect, by key id: accepted
+    /// connections (`accept_tcp`, `accept_unix`, the serve loops) run the
+    /// authenticated mode's handshake as the responder, and so do links this
+    /// endpoint `attach`es without an [`identity`](Self::identity) of its own.
+    /// A peer without a key gets no request routed: its link fails its
+    /// handshake (`WrongKey`, `UnknownKey`). With keys, authentication is
+    /// required ([`require_auth`](Self::require_auth)).
+    pub fn keys(mut self, keys: SecureKeys) -> Self {
+        self.security.keys = Some(keys);
+        self.security.require_auth = true;
+        self
+    }
+
+    /// Whether accepted connections must authenticate when [`keys`](Self::keys)
+    /// are set (default: yes). Off, a peer that starts with a plain HELLO gets a
+    /// plain link (its handlers see no [`PeerIdentity`](crate::PeerIdentity)), and
+    /// one that starts the handshake must still pass it.
+    pub fn require_auth(mut self, required: bool) -> Self {
+        self.security.require_auth = required;
+        self
+    }
+
+    /// This endpoint's own key id and pre-shared key: links it opens (`connect_tcp`,
+    /// `open`, `attach`, `attach_pipe`) run the authenticated mode as the
+    /// initiator, unless their [`LinkOptions`] say otherwise.
+    pub fn identity(mut self, key_id: impl Into<KeyId>, psk: Psk) -> Self {
+        self.security.identity = Some((key_id.into(), psk));
         self
     }
 
@@ -404,6 +437,7 @@ impl EndpointBuilder {
                 link_arbiters,
                 next_arbiter: AtomicUsize::new(0),
                 tcp_resume: self.tcp_resume,
+                security: self.security,
                 stream_routes: self.stream_routes,
                 events: events.clone(),
                 timers,
@@ -431,6 +465,7 @@ struct Inner {
     link_arbiters: Vec<Arbiter>,
     next_arbiter: AtomicUsize,
     tcp_resume: Option<Duration>,
+    security: Security,
     stream_routes: Vec<String>,
     events: EventBus,
     timers: Timers,
@@ -501,6 +536,7 @@ impl Endpoint {
                 .map(|n| n.get().saturating_sub(2).min(4))
                 .unwrap_or(0),
             tcp_resume: None,
+            security: Security::default(),
             stream_routes: Vec::new(),
             router: RouterConfig::default(),
             call_timeout: Duration::from_secs(30),
@@ -511,12 +547,26 @@ impl Endpoint {
         }
     }
 
-    /// Runs a link over any byte stream and waits for its handshake.
+    /// Runs a link over any byte stream and waits for its handshake. Options
+    /// without an authenticated mode of their own get the endpoint's:
+    /// [`EndpointBuilder::identity`] (initiator), else [`EndpointBuilder::keys`]
+    /// (responder).
     pub async fn attach(
         &self,
         transport: impl Transport,
-        options: LinkOptions,
+        mut options: LinkOptions,
     ) -> Result<Link, CallError> {
+        if options.config.secure.is_none() {
+            let security = &self.inner.security;
+            options.config.secure = match (&security.identity, &security.keys) {
+                (Some((key_id, psk)), _) => Some(SecureRole::Initiator {
+                    key_id: key_id.clone(),
+                    psk: *psk,
+                }),
+                (None, Some(keys)) => Some(SecureRole::Responder { keys: keys.clone() }),
+                (None, None) => None,
+            };
+        }
         let deadline = tokio::time::Instant::now() + self.inner.handshake_timeout;
         self.attach_until(transport, options, deadline).await
     }
@@ -790,6 +840,9 @@ impl Endpoint {
         conn: impl Transport,
         deadline: tokio::time::Instant,
     ) -> Result<Accepted, CallError> {
+        if let Some(keys) = self.inner.security.keys.clone() {
+            return self.accept_secure(conn, keys, deadline).await;
+        }
         let Some(window) = self.inner.tcp_resume else {
             let link = self
                 .attach_until(conn, LinkOptions::stream(), deadline)
@@ -833,6 +886,109 @@ impl Endpoint {
             link,
             resumed: false,
         })
+    }
+
+    /// The accept path of an endpoint with [`EndpointBuilder::keys`]: runs the
+    /// connection's handshake and opens its first HELLO
+    /// ([`peek_secure_hello`]); a HELLO resuming the session of one of this
+    /// endpoint's links goes to that link only with a valid resume proof of that
+    /// session's keys (a stranger who learned the session id is refused,
+    /// `ResumeRefused`); any other connection becomes a new link: authenticated,
+    /// or refused by its own handshake with a typed error the peer is told
+    /// (`WrongKey`, `UnknownKey`, `NotAuthenticated`), or plain when
+    /// [`EndpointBuilder::require_auth`] is off and the peer sent a plain HELLO.
+    async fn accept_secure(
+        &self,
+        conn: impl Transport,
+        keys: SecureKeys,
+        deadline: tokio::time::Instant,
+    ) -> Result<Accepted, CallError> {
+        let within = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let SecureFirstFrame {
+            established,
+            hello,
+            plain,
+            transport,
+        } = match peek_secure_hello(conn, &keys, within).await {
+            Ok(first) => first,
+            Err(error) if error.kind() == io::ErrorKind::TimedOut => {
+                let reason = DownReason::HandshakeTimedOut(self.inner.handshake_timeout);
+                return Err(CallError::LinkDown(reason));
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let mut options = LinkOptions::stream();
+        if let Some(window) = self.inner.tcp_resume {
+            options.config.reliable = Some(ReliableConfig::default());
+            options.resume_window = Some(window);
+        }
+        let resuming = hello.and_then(|h| h.session.map(|s| (s.id, h.resume_proof)));
+        let waiting = match (self.inner.tcp_resume, resuming) {
+            (Some(_), Some((id, _))) => self.link_of_peer_session(id).await,
+            _ => None,
+        };
+        match established {
+            Some(established) => {
+                if let (Some((link, state)), Some((id, proof))) = (waiting, resuming) {
+                    let holds_keys = match (state.resume_secret, proof) {
+                        (Some(secret), Some(proof)) => {
+                            let expected =
+                                handshake::resume_proof(&secret, id, established.handshake_hash());
+                            handshake::proofs_match(&proof, &expected)
+                                && state.key_id.as_ref() == Some(established.key_id())
+                        }
+                        _ => false,
+                    };
+                    if !holds_keys {
+                        let peer = established.key_id();
+                        tracing::warn!(link = %link.id(), %peer, "refused a resume without the session's keys");
+                        let error = ProtocolError::Secure(SecureError::ResumeRefused);
+                        return Err(CallError::LinkDown(DownReason::Protocol(error)));
+                    }
+                    link.handle()
+                        .resume_secure(Box::new(transport), established);
+                    return Ok(Accepted {
+                        link,
+                        resumed: true,
+                    });
+                }
+                options.config.secure = Some(SecureRole::Established(established));
+            }
+            None if plain && !self.inner.security.require_auth => {
+                if let Some((link, state)) = waiting {
+                    // A plain peer resumes only a plain session.
+                    if state.key_id.is_some() {
+                        let error = ProtocolError::Secure(SecureError::ResumeRefused);
+                        return Err(CallError::LinkDown(DownReason::Protocol(error)));
+                    }
+                    link.handle().resume(Box::new(transport));
+                    return Ok(Accepted {
+                        link,
+                        resumed: true,
+                    });
+                }
+            }
+            // Its own handshake refuses the peer, with the typed error.
+            None => options.config.secure = Some(SecureRole::Responder { keys }),
+        }
+        let link = self.attach_until(transport, options, deadline).await?;
+        Ok(Accepted {
+            link,
+            resumed: false,
+        })
+    }
+
+    /// The link carrying peer session `id` (waiting for its peer, or not aware yet
+    /// that the old connection broke), and its session state.
+    async fn link_of_peer_session(&self, id: u64) -> Option<(Link, PeerSessionState)> {
+        for link in self.all_links() {
+            if let Some(state) = link.handle().peer_session().await {
+                if state.id == Some(id) {
+                    return Some((link, state));
+                }
+            }
+        }
+        None
     }
 
     /// How accepted connections fared: links made, refusals by limit, failed
@@ -1258,4 +1414,13 @@ impl Drop for Inner {
             arbiter.stop();
         }
     }
+}
+
+/// The endpoint's authenticated mode: its keys as a responder, its identity as an
+/// initiator, and whether accepted peers must authenticate.
+#[derive(Clone, Default)]
+struct Security {
+    keys: Option<SecureKeys>,
+    require_auth: bool,
+    identity: Option<(KeyId, Psk)>,
 }

@@ -84,6 +84,18 @@ impl Link {
         self.link.id()
     }
 
+    /// The peer's identity on an authenticated link: the key id its handshake
+    /// proved (`None` on a plain link, or before the handshake).
+    pub fn peer(&self) -> Option<netcore_proto::secure::KeyId> {
+        self.link.link_ref().peer()
+    }
+
+    /// The peer's session id (links with the reliable mode: serial links, TCP with
+    /// `tcp_resume`), `None` without one or once the link is down.
+    pub async fn peer_session_id(&self) -> Option<u64> {
+        self.link.peer_session().await.and_then(|state| state.id)
+    }
+
     /// The link's runtime handle (for the endpoint).
     pub(crate) fn handle(&self) -> &LinkHandle {
         &self.link

@@ -5,7 +5,7 @@
 
 pub use crate::app::blueprint::Blueprint;
 pub use crate::app::context::RequestContext;
-pub use crate::app::extract::{Head, Headers, Json, MsgPack, Remainder, State};
+pub use crate::app::extract::{Head, Headers, Json, MsgPack, PeerIdentity, Remainder, State};
 pub use crate::app::request_body::IntoPayload;
 pub use crate::app::respond::IntoReply;
 pub use crate::app::services::Services;

@@ -149,6 +149,30 @@ impl Blueprint {
         self
     }
 
+    /// Serves this blueprint's routes (and its children's) only to authenticated
+    /// peers (the authenticated mode) whose key id is one of `peers`, or to any
+    /// authenticated peer when `peers` is empty; other requests are refused
+    /// (`Refused`) before the handler runs. A before hook: this blueprint's own
+    /// middleware still sees the request first.
+    pub fn require_peer<K: Into<netcore_proto::secure::KeyId>>(
+        self,
+        peers: impl IntoIterator<Item = K>,
+    ) -> Self {
+        let allowed: std::collections::BTreeSet<netcore_proto::secure::KeyId> =
+            peers.into_iter().map(Into::into).collect();
+        self.before(move |ctx| match ctx.link().peer() {
+            Some(peer) if allowed.is_empty() || allowed.contains(&peer) => Ok(()),
+            Some(peer) => Err(HandlerError::new(
+                netcore_proto::ErrorCode::Refused,
+                format!("peer {peer} may not use this route"),
+            )),
+            None => Err(HandlerError::new(
+                netcore_proto::ErrorCode::Refused,
+                "this route requires an authenticated peer",
+            )),
+        })
+    }
+
     /// Sees (and may change) every result of this blueprint's routes.
     pub fn after(
         mut self,

@@ -3,7 +3,7 @@
 //! A handler is an async function whose arguments all implement [`FromRequest`],
 //! extracted left to right. Extractors of the body ([`bytes::Bytes`], `String`,
 //! [`Json`], [`MsgPack`], [`Body`], [`Request`]) take it, so at most one of them per
-//! handler; the others ([`Headers`], [`Head`], [`LinkRef`], [`LinkId`], [`State`],
+//! handler; the others ([`Headers`], [`Head`], [`LinkRef`], [`LinkId`], [`PeerIdentity`], [`State`],
 //! [`Remainder`], [`Services`], and `Endpoint`) only look. A failed extraction answers `BadRequest` (undecodable body) or
 //! `Internal` (missing state) without running the handler.
 
@@ -13,6 +13,7 @@ use bytes::Bytes;
 use netcore_actors::{Body, HandlerError, LinkId, LinkRef, Request};
 use netcore_proto::frame::{header_value, Header};
 use netcore_proto::reassembly::MessageHead;
+use netcore_proto::secure::KeyId;
 use netcore_proto::ErrorCode;
 use serde::de::DeserializeOwned;
 use std::future::Future;
@@ -115,6 +116,31 @@ impl FromRequest for Head {
 impl FromRequest for LinkRef {
     async fn from_request(ctx: &mut RequestContext) -> Result<Self, HandlerError> {
         Ok(ctx.link().clone())
+    }
+}
+
+/// The authenticated peer of the request's link: the key id its handshake proved
+/// (the authenticated mode, `EndpointBuilder::keys`). A request on a plain link is
+/// refused (`Refused`) without running the handler; `Option<PeerIdentity>` accepts
+/// both.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerIdentity(pub KeyId);
+
+impl PeerIdentity {
+    /// The key id as text, if it is UTF-8.
+    pub fn as_str(&self) -> Option<&str> {
+        self.0.as_str()
+    }
+}
+
+impl FromRequest for PeerIdentity {
+    async fn from_request(ctx: &mut RequestContext) -> Result<Self, HandlerError> {
+        ctx.link().peer().map(PeerIdentity).ok_or_else(|| {
+            HandlerError::new(
+                ErrorCode::Refused,
+                "this route requires an authenticated peer",
+            )
+        })
     }
 }
 
