@@ -12,7 +12,7 @@ use crate::clock::now;
 use crate::deadline::Deadline;
 use crate::error::CallError;
 use crate::messages::{
-    Apply, Close, Flush, PeerUnresponsive, Progress, Pull, PushBody, Unpark, WatchProgress,
+    Apply, Close, Flush, Progress, Pull, PushBody, TransmitterFailed, Unpark, WatchProgress,
     Watchdog,
 };
 use crate::one_way_queue::{Charges, OneWayQueue};
@@ -50,7 +50,7 @@ pub struct SchedulerActor {
     /// The retransmission timer and its handle.
     timer: Deadline,
     /// Told when the reliable mode gives up on the peer.
-    watchdog: Option<Recipient<PeerUnresponsive>>,
+    watchdog: Option<Recipient<TransmitterFailed>>,
     /// Charges of the queued one-way messages, given back as they leave.
     one_way: Option<Charges>,
 }
@@ -115,9 +115,9 @@ impl SchedulerActor {
 
     /// Keeps one timer armed at the transmitter's next deadline (retransmission).
     fn arm_timer(&mut self, ctx: &mut Context<Self>) {
-        if self.transmitter.is_dead() {
+        if let Some(error) = self.transmitter.failure() {
             if let Some(watchdog) = self.watchdog.take() {
-                watchdog.do_send(PeerUnresponsive);
+                watchdog.do_send(TransmitterFailed(error));
             }
         }
         let next = self.transmitter.poll_timeout();
@@ -399,7 +399,7 @@ mod tests {
     #[actix_rt::test]
     async fn unpark_releases_the_writer_and_a_closed_scheduler_refuses_pulls() {
         let (scheduler, hello) = start();
-        let (watchdog, told) = stub(|_: &PeerUnresponsive| ());
+        let (watchdog, told) = stub(|_: &TransmitterFailed| ());
         scheduler.send(Watchdog(watchdog)).await.unwrap();
         scheduler.send(Apply(hello)).await.unwrap();
         let _ = scheduler.send(Pull(None)).await.unwrap();

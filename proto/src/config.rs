@@ -28,6 +28,20 @@ pub fn chunk_len_for_rate(bytes_per_sec: u32, target_millis: u32) -> usize {
     (len as usize).clamp(32, DEFAULT_STREAM_CHUNK_LEN)
 }
 
+/// Most CANCEL frames one link queues for its peer. CANCELs answer the peer's
+/// frames (refused streams, DATA of streams never opened) and leave only as fast
+/// as the peer reads; a peer that keeps provoking them without reading would
+/// grow the queue without bound, so one more fails the link
+/// ([`crate::ProtocolError::Backlog`], GOAWAY `FlowControl`). A peer that reads
+/// never comes near it: the queue drains at every write.
+pub const MAX_QUEUED_CANCELS: usize = 1024;
+
+/// Most other control frames (CREDIT, PING, ACK; PONGs and each stream's
+/// CREDITs coalesce, so one per stream at most) one link queues for its peer;
+/// beyond it the link fails as for [`MAX_QUEUED_CANCELS`]. HELLO and GOAWAY are
+/// never refused.
+pub const MAX_QUEUED_ANSWERS: usize = 1024;
+
 /// Hard limits on what a peer may make this side hold (reassembly).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {

@@ -248,6 +248,21 @@ pub enum ProtocolError {
         /// Which mechanism gave up.
         what: &'static str,
     },
+    /// The peer made this side queue more control frames than it holds for one
+    /// link (CANCELs, or answers to its frames) without reading them: the link
+    /// fails rather than buffer without bound.
+    Backlog {
+        /// Which queue overflowed.
+        what: &'static str,
+        /// Its cap.
+        max: usize,
+    },
+    /// An inbound stream made no progress (no body bytes, no end) within the
+    /// stall timeout: it is canceled with `Timeout` and what it held is freed.
+    Stalled {
+        /// Stream id.
+        id: u64,
+    },
     /// A new stream on a link that is closing (either side sent GOAWAY): the
     /// caller's message did not leave, and never will on this link.
     GoingAway,
@@ -375,6 +390,15 @@ impl fmt::Display for ProtocolError {
             ProtocolError::Sink { id, reason, .. } => {
                 write!(f, "stream {id}: body sink failed: {reason}")
             }
+            ProtocolError::Backlog { what, max } => {
+                write!(
+                    f,
+                    "more than {max} {what} queued for a peer that does not read"
+                )
+            }
+            ProtocolError::Stalled { id } => {
+                write!(f, "stream {id}: no progress within the stall timeout")
+            }
             ProtocolError::GoingAway => f.write_str("the link is going away: no new streams"),
             ProtocolError::InvalidState { reason } => write!(f, "invalid call: {reason}"),
             ProtocolError::Secure(e) => write!(f, "authenticated mode: {e}"),
@@ -408,7 +432,10 @@ impl ProtocolError {
             ProtocolError::TooManyStreams { .. } | ProtocolError::BufferFull { .. } => {
                 ErrorCode::Refused
             }
-            ProtocolError::FlowControl { .. } => ErrorCode::FlowControl,
+            ProtocolError::FlowControl { .. } | ProtocolError::Backlog { .. } => {
+                ErrorCode::FlowControl
+            }
+            ProtocolError::Stalled { .. } => ErrorCode::Timeout,
             ProtocolError::Version { .. } => ErrorCode::Version,
             ProtocolError::GoingAway => ErrorCode::GoingAway,
             ProtocolError::InvalidState { .. } => ErrorCode::Internal,

@@ -368,6 +368,67 @@ fn a_peer_goaway_and_pings_are_reported() {
         .any(|e| matches!(e, LinkEvent::Pong { opaque: 7 })));
 }
 
+/// Every PING of one read is answered by one PONG, for the latest.
+#[test]
+fn the_pings_of_one_read_get_one_pong() {
+    let (mut link, mut peer) = connected(FramingKind::Stream);
+    sent_frames(&mut link, FramingKind::Stream);
+    let mut input = Vec::new();
+    for opaque in 0..5_000 {
+        input.extend(peer.bytes(Frame::Ping(Ping { opaque })));
+    }
+    link.handle_input(&input, Instant::ZERO).unwrap();
+    link.handle_input(&peer.bytes(Frame::Ping(Ping { opaque: 9 })), Instant::ZERO)
+        .unwrap();
+    // Not read in between: the second read's PONG replaces the first's.
+    assert_eq!(
+        sent_frames(&mut link, FramingKind::Stream),
+        [Frame::Pong(Pong { opaque: 9 })]
+    );
+    link.handle_input(&input, Instant::ZERO).unwrap();
+    assert_eq!(
+        sent_frames(&mut link, FramingKind::Stream),
+        [Frame::Pong(Pong { opaque: 4_999 })]
+    );
+}
+
+/// A peer that provokes CANCELs (DATA of streams it never opened, each refused
+/// once) and does not read them fails the link with `Backlog` once more than
+/// `MAX_QUEUED_CANCELS` wait; it is told with GOAWAY(FlowControl) after them.
+#[test]
+fn a_peer_that_provokes_cancels_without_reading_fails_the_link() {
+    use netcore_proto::config::MAX_QUEUED_CANCELS;
+    let (mut link, mut peer) = connected(FramingKind::Stream);
+    sent_frames(&mut link, FramingKind::Stream);
+    let mut input = Vec::new();
+    for i in 0..MAX_QUEUED_CANCELS as u64 {
+        input.extend(peer.bytes(data(2 * i + 2, 0, false)));
+    }
+    link.handle_input(&input, Instant::ZERO).unwrap();
+    assert!(!link.is_failed());
+    let more = peer.bytes(data(2 * MAX_QUEUED_CANCELS as u64 + 2, 0, false));
+    link.handle_input(&more, Instant::ZERO).unwrap();
+    assert!(link.is_failed());
+    let failed = events(&mut link).into_iter().find_map(|e| match e {
+        LinkEvent::Failed { error } => Some(error),
+        _ => None,
+    });
+    assert_eq!(
+        failed,
+        Some(ProtocolError::Backlog {
+            what: "CANCEL frames",
+            max: MAX_QUEUED_CANCELS
+        })
+    );
+    let frames = sent_frames(&mut link, FramingKind::Stream);
+    assert_eq!(frames.len(), MAX_QUEUED_CANCELS + 1);
+    assert!(
+        matches!(frames.last(), Some(Frame::GoAway(g)) if g.code == ErrorCode::FlowControl),
+        "{:?}",
+        frames.last()
+    );
+}
+
 #[test]
 fn serial_drops_a_damaged_frame_and_goes_on_while_stream_fails() {
     let (mut link, mut peer) = connected(FramingKind::Serial);

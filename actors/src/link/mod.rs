@@ -25,8 +25,9 @@ use crate::error::{CallError, DownReason};
 use crate::ids::LinkId;
 use crate::messages::{
     Apply, Call, CancelStream, Canceled as RouterCanceled, Close, Flush, GoAway, InFlight,
-    Incoming, LinkHandle, LinkInbox, LinkRef, LinkState, PeerUnresponsive, Respond, Response,
-    SchedulerInbox, SendOneWay, Shutdown, SpoolTarget, Spooled, StreamOpened, WatchState, Watchdog,
+    Incoming, LinkHandle, LinkInbox, LinkRef, LinkState, Respond, Response, SchedulerInbox,
+    SendOneWay, Shutdown, SpoolTarget, Spooled, StreamOpened, TransmitterFailed, WatchState,
+    Watchdog,
 };
 use crate::one_way_queue::OneWayQueue;
 use crate::scheduler_actor::SchedulerActor;
@@ -571,11 +572,11 @@ impl Handler<Spooled> for LinkActor {
     }
 }
 
-impl Handler<PeerUnresponsive> for LinkActor {
+impl Handler<TransmitterFailed> for LinkActor {
     type Result = ();
 
-    fn handle(&mut self, _: PeerUnresponsive, ctx: &mut Self::Context) {
-        self.session.transmitter_failed();
+    fn handle(&mut self, TransmitterFailed(error): TransmitterFailed, ctx: &mut Self::Context) {
+        self.session.transmitter_failed(error);
         self.pump(ctx);
     }
 }

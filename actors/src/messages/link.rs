@@ -138,10 +138,12 @@ pub(crate) struct StreamOpened {
     pub body: BodyStream,
 }
 
-/// The scheduler actor's reliable mode gave up on a frame: the peer is gone.
+/// The scheduler actor's transmitter says the link must fail: its reliable mode
+/// gave up on a frame (the peer is gone), or the peer provoked more control frames
+/// than may queue without reading them.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub(crate) struct PeerUnresponsive;
+pub(crate) struct TransmitterFailed(pub(crate) netcore_proto::ProtocolError);
 
 /// Subscribes to the link's state.
 #[derive(Message)]

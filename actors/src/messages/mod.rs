@@ -15,8 +15,8 @@ mod scheduler;
 pub(crate) use handle::LinkInbox;
 pub use handle::{LinkHandle, LinkRef};
 pub(crate) use link::{
-    Call, CancelStream, GoAway, InFlight, PeerSession, PeerUnresponsive, Reconnected, Respond,
-    SendOneWay, Shutdown, SpoolTarget, Spooled, StreamOpened, WatchState,
+    Call, CancelStream, GoAway, InFlight, PeerSession, Reconnected, Respond, SendOneWay, Shutdown,
+    SpoolTarget, Spooled, StreamOpened, TransmitterFailed, WatchState,
 };
 pub use link::{LinkState, PeerSessionState, Response};
 pub use router::{Canceled, Incoming};

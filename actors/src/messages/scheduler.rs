@@ -2,7 +2,7 @@
 //! writer task, body feeders and the application (progress).
 
 use crate::error::CallError;
-use crate::messages::link::PeerUnresponsive;
+use crate::messages::link::TransmitterFailed;
 use actix::prelude::*;
 use bytes::Bytes;
 use netcore_proto::framing::WireBatch;
@@ -62,7 +62,7 @@ pub(crate) struct Unpark;
 /// Who to tell when the reliable mode gives up on the peer (the link actor).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub(crate) struct Watchdog(pub Recipient<PeerUnresponsive>);
+pub(crate) struct Watchdog(pub Recipient<TransmitterFailed>);
 
 /// Subscribes to the progress of an outbound stream.
 #[derive(Message)]

@@ -322,11 +322,18 @@ impl Link {
     /// Moves the session's commands into the transmitter and the transmitter's
     /// events out, after every call.
     fn pump(&mut self) {
-        if self.transmitter.is_dead() && !self.session.is_failed() {
-            self.session.transmitter_failed();
-        }
-        while let Some(command) = self.session.poll_command() {
-            self.transmitter.apply(command);
+        loop {
+            if !self.session.is_failed() {
+                if let Some(error) = self.transmitter.failure() {
+                    self.session.transmitter_failed(error);
+                }
+            }
+            if !self.session.has_commands() {
+                break;
+            }
+            while let Some(command) = self.session.poll_command() {
+                self.transmitter.apply(command);
+            }
         }
         while let Some(event) = self.transmitter.poll_event() {
             self.events.push_back(match event {

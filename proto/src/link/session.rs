@@ -78,6 +78,8 @@ pub struct Session {
     secure: Option<crate::secure::SecureLink>,
     /// Our HELLO waits for the handshake of the authenticated mode.
     hello_pending: bool,
+    /// The latest PING of the current read, answered once the read is decoded.
+    pending_pong: Option<u64>,
 }
 
 impl Session {
@@ -119,6 +121,7 @@ impl Session {
             now: Instant::ZERO,
             last_heard: Instant::ZERO,
             pings_unanswered: 0,
+            pending_pong: None,
             peer_session: None,
             #[cfg(feature = "secure")]
             secure: None,
@@ -523,6 +526,10 @@ impl Session {
         self.rx_counted = self.rx.len();
         result?;
         self.drain_reassembly();
+        if let Some(opaque) = self.pending_pong.take() {
+            self.commands
+                .push_back(Command::Control(Frame::Pong(Pong { opaque })));
+        }
         self.flush_ack();
         Ok(())
     }
@@ -692,11 +699,11 @@ impl Session {
         self.events.push_back(LinkEvent::PeerReset);
     }
 
-    /// The transmitter gave up on a frame (reliable mode): the peer is gone.
-    pub fn transmitter_failed(&mut self) {
-        self.fail(ProtocolError::Unresponsive {
-            what: "reliable-mode frame never acknowledged",
-        });
+    /// The transmitter says the link must fail ([`Transmitter::failure`](super::Transmitter::failure)):
+    /// the peer is gone (reliable mode), or it provoked more control frames than
+    /// may queue without reading them.
+    pub fn transmitter_failed(&mut self, error: ProtocolError) {
+        self.fail(error);
     }
 
     /// The peer's session id (from its HELLO, reliable mode), to route a
@@ -722,6 +729,11 @@ impl Session {
         self.state = State::Failed;
         // Streams being spooled are aborted (their sinks discard what they wrote).
         self.reassembly.close(error.code());
+        // The PINGs read before the failure are answered ahead of the GOAWAY.
+        if let Some(opaque) = self.pending_pong.take() {
+            self.commands
+                .push_back(Command::Control(Frame::Pong(Pong { opaque })));
+        }
         self.commands.push_back(Command::Fail(GoAway {
             last_stream: StreamId(self.highest_peer_id),
             code: error.code(),
@@ -774,8 +786,8 @@ impl Session {
                 Ok(())
             }
             Frame::Ping(Ping { opaque }) => {
-                self.commands
-                    .push_back(Command::Control(Frame::Pong(Pong { opaque })));
+                // Answered once per read, for the latest PING (`flush_pong`).
+                self.pending_pong = Some(opaque);
                 Ok(())
             }
             Frame::Pong(Pong { opaque }) => {

@@ -368,6 +368,19 @@ impl Transmitter {
         self.reliable.as_ref().is_some_and(Sender::is_failed)
     }
 
+    /// Why the link must fail because of its outbound side, if it must: the
+    /// reliable mode gave up on a frame ([`ProtocolError::Unresponsive`]), or the
+    /// peer provoked more control frames than may queue without reading them
+    /// ([`ProtocolError::Backlog`]). Hand it to [`Session::transmitter_failed`](super::Session::transmitter_failed).
+    pub fn failure(&self) -> Option<ProtocolError> {
+        if self.is_dead() {
+            return Some(ProtocolError::Unresponsive {
+                what: "reliable-mode frame never acknowledged",
+            });
+        }
+        self.scheduler.backlog().cloned()
+    }
+
     /// The reliable mode's frames in flight and retransmissions, if it is on.
     pub fn reliable_stats(&self) -> Option<ReliableStats> {
         self.reliable.as_ref().map(|s| ReliableStats {

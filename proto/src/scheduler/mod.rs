@@ -129,9 +129,9 @@ mod tests;
 #[cfg(any(test, feature = "test-util"))]
 pub use check::fuzz_ops;
 
-use crate::config::DEFAULT_STREAM_CHUNK_LEN;
+use crate::config::{DEFAULT_STREAM_CHUNK_LEN, MAX_QUEUED_ANSWERS, MAX_QUEUED_CANCELS};
 use crate::error::ProtocolError;
-use crate::frame::{Credit, Frame, Open, Pong};
+use crate::frame::{Cancel, Credit, Frame, Open, Pong};
 use crate::ids::{Priority, StreamId};
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
@@ -255,6 +255,13 @@ pub struct Scheduler {
     /// than we send gets one PONG, for its latest PING, not one per PING (a
     /// flood of PINGs from a peer that does not read must not grow the queue).
     queued_pong: Option<u64>,
+    /// The increment of each CREDIT queued in `control`, by stream: a later grant
+    /// for the same stream adds to it instead of queueing a second frame.
+    queued_credit: BTreeMap<StreamId, u64>,
+    /// CANCEL frames in `control`.
+    queued_cancels: usize,
+    /// Set when a control queue overflowed ([`Scheduler::backlog`]).
+    backlog: Option<ProtocolError>,
     /// Boxed so the tree's nodes stay small: nodes holding the streams inline
     /// were large allocations, and every message's insert and removal splitting
     /// and merging them showed up as `malloc_consolidate` in RPC profiles.
@@ -308,6 +315,9 @@ impl Scheduler {
             low_water_chunks: config.low_water_chunks,
             control: VecDeque::new(),
             queued_pong: None,
+            queued_credit: BTreeMap::new(),
+            queued_cancels: 0,
+            backlog: None,
             streams: BTreeMap::new(),
             classes: Default::default(),
             stride: Stride::new(config.class_weights),
@@ -328,15 +338,70 @@ impl Scheduler {
     /// and consumes no credit. Meant for ACK, CREDIT, PING, PONG, CANCEL, GOAWAY
     /// and HELLO; a message frame given here bypasses scheduling and credit.
     ///
-    /// PONGs coalesce: while one is queued, a newer one replaces its value (the
-    /// peer's latest PING is the one it waits for), so at most one is queued.
+    /// What a peer can make this side queue is bounded:
+    /// - PONGs coalesce: while one is queued, a newer one replaces its value (the
+    ///   peer's latest PING is the one it waits for), so at most one is queued;
+    /// - CREDITs coalesce per stream: a grant for a stream (or the link) that has
+    ///   one queued adds to its increment, so at most one per stream is queued;
+    /// - at most [`MAX_QUEUED_CANCELS`] CANCELs and [`MAX_QUEUED_ANSWERS`] other
+    ///   frames wait; one more is dropped and [`Scheduler::backlog`] reports
+    ///   [`ProtocolError::Backlog`] (the link must fail). HELLO and GOAWAY always
+    ///   queue.
     pub fn push_control(&mut self, frame: Frame) {
-        if let Frame::Pong(Pong { opaque }) = frame {
-            if self.queued_pong.replace(opaque).is_some() {
-                return;
+        match &frame {
+            Frame::Pong(Pong { opaque }) => {
+                if self.queued_pong.replace(*opaque).is_some() {
+                    return;
+                }
+            }
+            Frame::Credit(Credit { stream, increment }) => {
+                if let Some(queued) = self.queued_credit.get_mut(stream) {
+                    *queued = queued.saturating_add(*increment);
+                    return;
+                }
+                if self.answers_full() {
+                    return;
+                }
+                self.queued_credit.insert(*stream, *increment);
+            }
+            Frame::Cancel(_) => {
+                if self.queued_cancels >= MAX_QUEUED_CANCELS {
+                    self.overflow("CANCEL frames", MAX_QUEUED_CANCELS);
+                    return;
+                }
+                self.queued_cancels += 1;
+            }
+            Frame::Hello(_) | Frame::GoAway(_) => {}
+            _ => {
+                if self.answers_full() {
+                    return;
+                }
             }
         }
         self.control.push_back(frame);
+    }
+
+    /// True (and the backlog recorded) when no other control frame may queue.
+    fn answers_full(&mut self) -> bool {
+        let answers = self.control.len().saturating_sub(self.queued_cancels);
+        if answers < MAX_QUEUED_ANSWERS {
+            return false;
+        }
+        self.overflow("control frames", MAX_QUEUED_ANSWERS);
+        true
+    }
+
+    fn overflow(&mut self, what: &'static str, max: usize) {
+        if self.backlog.is_none() {
+            self.backlog = Some(ProtocolError::Backlog { what, max });
+        }
+    }
+
+    /// Set once a control frame was dropped because its queue was full: the peer
+    /// provokes control frames faster than it reads them, and the link must fail
+    /// with this error (GOAWAY `FlowControl`).
+    pub fn backlog(&self) -> Option<&ProtocolError> {
+        self.backlog.as_ref()
     }
 
     /// Queues a message. The scheduler fills in `head.payload`, `head.fin` and
@@ -523,10 +588,20 @@ impl Scheduler {
     /// sends (what it queued before its GOAWAY, then the GOAWAY).
     pub fn poll_control(&mut self) -> Option<Frame> {
         let frame = self.control.pop_front()?;
-        if let Frame::Pong(_) = frame {
-            if let Some(opaque) = self.queued_pong.take() {
-                return Some(Frame::Pong(Pong { opaque }));
+        match frame {
+            Frame::Pong(_) => {
+                if let Some(opaque) = self.queued_pong.take() {
+                    return Some(Frame::Pong(Pong { opaque }));
+                }
             }
+            Frame::Credit(Credit { stream, increment }) => {
+                let increment = self.queued_credit.remove(&stream).unwrap_or(increment);
+                return Some(Frame::Credit(Credit { stream, increment }));
+            }
+            Frame::Cancel(Cancel { .. }) => {
+                self.queued_cancels = self.queued_cancels.saturating_sub(1);
+            }
+            _ => {}
         }
         Some(frame)
     }

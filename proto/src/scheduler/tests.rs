@@ -5,8 +5,10 @@ use super::check::{check_ops, ops_from_bytes, Op, OpBody};
 use super::class::{Stride, SCALE};
 use super::*;
 use crate::error::DecodeError;
-use crate::frame::{End, Ping, Pong};
+use crate::error::ErrorCode;
+use crate::frame::{End, GoAway, Ping, Pong};
 use crate::ids::MessageKind;
+use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use proptest::prelude::*;
@@ -133,6 +135,134 @@ fn pongs_coalesce_so_a_ping_flood_queues_one() {
     );
     s.push_control(Frame::Pong(Pong { opaque: 7 }));
     assert_eq!(poll_all(&mut s), [Frame::Pong(Pong { opaque: 7 })]);
+}
+
+/// Stream and link credits queue one CREDIT each, the increments added, however
+/// many grants arrive before the peer reads; once sent, the next grant queues anew.
+#[test]
+fn credits_coalesce_per_stream() {
+    let mut s = scheduler(16);
+    for round in 0..10_000u64 {
+        s.push_control(Frame::Credit(Credit {
+            stream: StreamId(5),
+            increment: round,
+        }));
+        s.push_control(Frame::Credit(Credit {
+            stream: Credit::LINK,
+            increment: 2,
+        }));
+    }
+    s.push_control(Frame::Credit(Credit {
+        stream: StreamId(7),
+        increment: 1,
+    }));
+    let sum: u64 = (0..10_000u64).sum();
+    assert_eq!(
+        poll_all(&mut s),
+        [
+            Frame::Credit(Credit {
+                stream: StreamId(5),
+                increment: sum
+            }),
+            Frame::Credit(Credit {
+                stream: Credit::LINK,
+                increment: 20_000
+            }),
+            Frame::Credit(Credit {
+                stream: StreamId(7),
+                increment: 1
+            }),
+        ]
+    );
+    s.push_control(Frame::Credit(Credit {
+        stream: StreamId(5),
+        increment: 3,
+    }));
+    assert_eq!(
+        poll_all(&mut s),
+        [Frame::Credit(Credit {
+            stream: StreamId(5),
+            increment: 3
+        })]
+    );
+    assert!(s.backlog().is_none());
+}
+
+/// CANCELs queue up to `MAX_QUEUED_CANCELS`; one more is dropped and reported as a
+/// backlog, while a GOAWAY still queues behind them. Sending drains the count.
+#[test]
+fn queued_cancels_are_capped() {
+    let mut s = scheduler(16);
+    let cancel = |id: u64| {
+        Frame::Cancel(Cancel {
+            stream: StreamId(id),
+            code: ErrorCode::Refused,
+        })
+    };
+    for id in 0..MAX_QUEUED_CANCELS as u64 {
+        s.push_control(cancel(2 * id + 2));
+    }
+    assert!(s.backlog().is_none());
+    // Sending one makes room for one.
+    assert_eq!(s.poll_transmit(), Some(cancel(2)));
+    s.push_control(cancel(1_000_000));
+    assert!(s.backlog().is_none());
+    s.push_control(cancel(1_000_002));
+    assert_eq!(
+        s.backlog(),
+        Some(&ProtocolError::Backlog {
+            what: "CANCEL frames",
+            max: MAX_QUEUED_CANCELS
+        })
+    );
+    s.push_control(Frame::GoAway(GoAway {
+        last_stream: StreamId(0),
+        code: ErrorCode::FlowControl,
+        reason: String::new(),
+    }));
+    let frames = poll_all(&mut s);
+    assert_eq!(frames.len(), MAX_QUEUED_CANCELS + 1);
+    assert!(matches!(frames.last(), Some(Frame::GoAway(_))));
+    assert!(!frames.contains(&cancel(1_000_002)));
+}
+
+/// Other control frames are capped at `MAX_QUEUED_ANSWERS`, CANCELs not counted.
+#[test]
+fn queued_answers_are_capped() {
+    let mut s = scheduler(16);
+    for id in 0..MAX_QUEUED_ANSWERS as u64 {
+        s.push_control(Frame::Credit(Credit {
+            stream: StreamId(2 * id + 2),
+            increment: 1,
+        }));
+    }
+    s.push_control(Frame::Cancel(Cancel {
+        stream: StreamId(9),
+        code: ErrorCode::Refused,
+    }));
+    // A grant for a stream already queued still coalesces.
+    s.push_control(Frame::Credit(Credit {
+        stream: StreamId(2),
+        increment: 1,
+    }));
+    assert!(s.backlog().is_none());
+    s.push_control(Frame::Ping(Ping { opaque: 1 }));
+    assert_eq!(
+        s.backlog(),
+        Some(&ProtocolError::Backlog {
+            what: "control frames",
+            max: MAX_QUEUED_ANSWERS
+        })
+    );
+    let frames = poll_all(&mut s);
+    assert_eq!(frames.len(), MAX_QUEUED_ANSWERS + 1);
+    assert_eq!(
+        frames[0],
+        Frame::Credit(Credit {
+            stream: StreamId(2),
+            increment: 2
+        })
+    );
 }
 
 #[test]
