@@ -10,7 +10,7 @@
 //! | `data`, `stats`, `process` | test data and its checks; summaries; /proc figures |
 //! | `peers` | two netcore endpoints on two threads joined by one link |
 //! | `raw_tcp`, `yamux_base`, `threads` | the baselines, their connections kept on threads of their own |
-//! | one module per scenario | `tcp_bulk`, `tcp_mux`, `tcp_rpc`, `serial_hol`, `overhead`, `large_spool`, `lossy`, `idle_cpu`, `gateway_scale` |
+//! | one module per scenario | `tcp_bulk`, `tcp_mux`, `tcp_rpc`, `serial_hol`, `overhead`, `large_spool`, `lossy`, `idle_cpu`, `gateway_scale`, `secure` (not in the contract: the authenticated mode's costs) |
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 #[path = "scenarios/data.rs"]
@@ -40,6 +40,8 @@ mod large_spool;
 mod lossy;
 #[path = "scenarios/overhead.rs"]
 mod overhead;
+#[path = "scenarios/secure.rs"]
+mod secure;
 #[path = "scenarios/serial_hol.rs"]
 mod serial_hol;
 #[path = "scenarios/tcp_bulk.rs"]
@@ -66,6 +68,7 @@ const SCENARIOS: &[Scenario] = &[
     ("lossy", lossy::run),
     ("idle_cpu", idle_cpu::run),
     ("gateway_scale", gateway_scale::run),
+    ("secure", secure::run),
 ];
 
 fn usage() -> String {

@@ -12,14 +12,55 @@ use crate::sim::{Pair, Wire};
 use bytes::Bytes;
 use core::time::Duration;
 
-fn connected_pair(framing: FramingKind) -> Pair {
-    let config = |nonce| match framing {
+fn config(framing: FramingKind, nonce: u64) -> LinkConfig {
+    match framing {
         FramingKind::Serial => LinkConfig::serial(115_200, nonce),
         FramingKind::Stream => LinkConfig::stream(nonce),
-    };
-    let mut pair = Pair::new(config(2), config(1), Wire::instant(Duration::ZERO));
+    }
+}
+
+fn connected_pair(framing: FramingKind) -> Pair {
+    let mut pair = Pair::new(
+        config(framing, 2),
+        config(framing, 1),
+        Wire::instant(Duration::ZERO),
+    );
     pair.drive();
     pair
+}
+
+/// A connected pair in the authenticated mode (A the initiator).
+#[cfg(feature = "secure")]
+fn connected_secure_pair(framing: FramingKind) -> Pair {
+    use crate::secure::{KeyId, SecureKeys, SecureRole};
+    let mut a = config(framing, 2);
+    a.secure = Some(SecureRole::Initiator {
+        key_id: KeyId::from("device"),
+        psk: [7; 32],
+    });
+    let mut b = config(framing, 1);
+    b.secure = Some(SecureRole::Responder {
+        keys: SecureKeys::new().with("device", [7; 32]),
+    });
+    let mut pair = Pair::new(a, b, Wire::instant(Duration::ZERO));
+    pair.drive();
+    pair
+}
+
+/// [`one_way_wire_bytes`] in the authenticated mode: every frame sealed
+/// (counter, ChaCha20-Poly1305 tag).
+#[cfg(feature = "secure")]
+pub fn secure_one_way_wire_bytes(framing: FramingKind, route: &str, payload_len: usize) -> u64 {
+    let mut pair = connected_secure_pair(framing);
+    one_way_on(&mut pair, route, payload_len)
+}
+
+/// Wire bytes of the authenticated mode's handshake and the two HELLOs, both
+/// directions added.
+#[cfg(feature = "secure")]
+pub fn secure_handshake_wire_bytes(framing: FramingKind) -> u64 {
+    let pair = connected_secure_pair(framing);
+    pair.a.link.stats().bytes_out + pair.b.link.stats().bytes_out
 }
 
 fn payload(len: usize) -> Bytes {
@@ -30,6 +71,10 @@ fn payload(len: usize) -> Bytes {
 /// `route` (handshake excluded; everything A sends until the message is delivered).
 pub fn one_way_wire_bytes(framing: FramingKind, route: &str, payload_len: usize) -> u64 {
     let mut pair = connected_pair(framing);
+    one_way_on(&mut pair, route, payload_len)
+}
+
+fn one_way_on(pair: &mut Pair, route: &str, payload_len: usize) -> u64 {
     let before = pair.a.link.stats().bytes_out;
     let sent = pair
         .a
@@ -91,6 +136,17 @@ mod tests {
         // framing runs the reliable mode by default, whose sequence byte is 1 of the 12.
         assert_eq!(serial - 16, 12);
         assert_eq!(stream - 16, 6);
+    }
+
+    #[cfg(feature = "secure")]
+    #[test]
+    fn sealing_adds_a_counter_and_a_tag() {
+        // ARCHITECTURE.md ("Authenticated mode"): one counter byte (counters below
+        // 128) and the 16-byte tag per frame.
+        let serial = secure_one_way_wire_bytes(FramingKind::Serial, "t", 16);
+        let stream = secure_one_way_wire_bytes(FramingKind::Stream, "t", 16);
+        assert_eq!(serial - 16, 12 + 17);
+        assert_eq!(stream - 16, 6 + 17);
     }
 
     #[test]
