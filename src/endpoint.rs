@@ -49,7 +49,7 @@ use netcore_actors::{
 };
 use netcore_actors::{HandleRequest, HandlerError};
 use netcore_proto::link::ReliableConfig;
-use netcore_proto::reassembly::MessageHead;
+use netcore_proto::reassembly::{MemoryBudget, MessageHead};
 use netcore_proto::secure::{handshake, KeyId, Psk, SecureKeys, SecureRole};
 use netcore_proto::{ErrorCode, ProtocolError, SecureError};
 use std::any::Any;
@@ -60,6 +60,11 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
+
+/// The default of [`EndpointBuilder::memory_budget`]: with the default 256 links,
+/// it keeps inbound bodies in memory within 32 MiB (plus 16 KiB guaranteed per
+/// link), a quarter of the 128 MiB the endpoint stays within.
+pub(crate) const DEFAULT_MEMORY_BUDGET: u64 = 32 * 1024 * 1024;
 use tokio::io::AsyncWriteExt;
 
 /// How long `stop` waits for a link's last frames to be written once the drain
@@ -84,6 +89,7 @@ pub struct EndpointBuilder {
     call_timeout: Duration,
     drain_timeout: Duration,
     handshake_timeout: Duration,
+    memory_budget: u64,
     accept: AcceptLimits,
     name: String,
 }
@@ -319,6 +325,16 @@ impl EndpointBuilder {
         self
     }
 
+    /// The memory budget shared by all links for inbound bodies held in memory
+    /// (default 32 MiB): each link may hold twice its fair share of it, and at
+    /// least 16 KiB whatever the others hold; over it, a body moves to disk where
+    /// spooling applies, else it is refused (`Refused`). A link whose options carry
+    /// a budget of their own (`LinkOptions::config.budget`) keeps it.
+    pub fn memory_budget(mut self, bytes: u64) -> Self {
+        self.memory_budget = bytes;
+        self
+    }
+
     /// How long a new link may take to complete its handshake (default 10 s):
     /// `attach`, `accept_tcp`, `open` and the other ways of starting a link fail
     /// with [`DownReason::HandshakeTimedOut`] after it, and the link is closed,
@@ -446,6 +462,7 @@ impl EndpointBuilder {
                 call_timeout: self.call_timeout,
                 drain_timeout: self.drain_timeout,
                 handshake_timeout: self.handshake_timeout,
+                budget: MemoryBudget::new(self.memory_budget),
                 accepting: Arc::new(Accepting::new(self.accept)),
                 stopping: tokio::sync::watch::channel(false).0,
             }
@@ -474,6 +491,8 @@ struct Inner {
     call_timeout: Duration,
     drain_timeout: Duration,
     handshake_timeout: Duration,
+    /// Shared by every link's inbound bodies held in memory.
+    budget: MemoryBudget,
     accepting: Arc<Accepting>,
     /// Set by `stop`: serve loops stop accepting.
     stopping: tokio::sync::watch::Sender<bool>,
@@ -542,6 +561,7 @@ impl Endpoint {
             call_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
+            memory_budget: DEFAULT_MEMORY_BUDGET,
             accept: AcceptLimits::default(),
             name: String::from("endpoint"),
         }
@@ -586,6 +606,9 @@ impl Endpoint {
         }
         let streamed = &self.inner.stream_routes;
         options.spool.stream_routes.extend(streamed.iter().cloned());
+        if options.config.budget.is_none() {
+            options.config.budget = Some(self.inner.budget.clone());
+        }
         let handle = LinkActor::start(
             Box::new(transport) as BoxedTransport,
             options,
@@ -1053,6 +1076,12 @@ impl Endpoint {
         let mut options = LinkOptions::serial(115_200);
         options.flush = true;
         self.attach(pipe, options).await
+    }
+
+    /// The budget shared by the links' inbound bodies in memory: its limit, and
+    /// how much of it is held now ([`MemoryBudget::used`]).
+    pub fn memory_budget(&self) -> &MemoryBudget {
+        &self.inner.budget
     }
 
     /// The links currently up, oldest first.

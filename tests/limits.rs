@@ -328,3 +328,41 @@ async fn an_answer_beyond_the_callers_max_message_bytes_fails_the_call_as_refuse
     round_trip(&server_link).await;
     round_trip(&client_link).await;
 }
+
+/// Two links send bodies that together exceed the endpoint's memory budget: the
+/// budget holds (what is over it moves to disk), and both calls get their whole
+/// body back; once answered, nothing is charged.
+#[actix_rt::test]
+async fn inbound_bodies_of_all_links_stay_within_the_endpoints_memory_budget() {
+    let limit = 256 * 1024;
+    let server = Endpoint::builder()
+        .route("echo", echo)
+        .memory_budget(limit)
+        .start();
+    assert_eq!(server.memory_budget().limit(), limit);
+    let (_, _a, link_a) = attach_client(&server, Endpoint::builder(), None).await;
+    let (_, _b, link_b) = attach_client(&server, Endpoint::builder(), None).await;
+    let body = |seed: u8| {
+        Bytes::from(
+            (0..200 * 1024)
+                .map(|i| (i % 251) as u8 ^ seed)
+                .collect::<Vec<u8>>(),
+        )
+    };
+    let a = open_call(&link_a, "echo", body(1), 150 * 1024).await;
+    round_trip(&link_a).await;
+    assert!(
+        server.memory_budget().used() > 0,
+        "a body under way is charged"
+    );
+    let b = open_call(&link_b, "echo", body(2), 150 * 1024).await;
+    round_trip(&link_b).await;
+    assert!(
+        server.memory_budget().used() <= limit,
+        "{} bytes charged, over the budget",
+        server.memory_budget().used()
+    );
+    assert_eq!(a.finish().await.unwrap().body.as_bytes().unwrap(), &body(1));
+    assert_eq!(b.finish().await.unwrap().body.as_bytes().unwrap(), &body(2));
+    assert_eq!(server.memory_budget().used(), 0);
+}

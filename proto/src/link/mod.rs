@@ -75,6 +75,10 @@ pub struct LinkConfig {
     /// reliable mode). Must be new for every link: the runtime draws it at random
     /// (a restarted peer is recognized by its new id).
     pub session_id: u64,
+    /// A memory limit shared with other links for inbound bodies held in memory
+    /// (see [`MemoryBudget`](crate::reassembly::MemoryBudget)); `None`: only this
+    /// link's `limits.max_buffered_bytes`.
+    pub budget: Option<crate::reassembly::MemoryBudget>,
     /// The authenticated mode: this side's role in the handshake (`None`: plain).
     #[cfg(feature = "secure")]
     pub secure: Option<crate::secure::SecureRole>,
@@ -121,6 +125,7 @@ impl LinkConfig {
             reliable: (framing == FramingKind::Serial).then(ReliableConfig::default),
             keepalive: None,
             session_id: nonce.rotate_left(29) ^ 0x5e55_1011_d00d_f00d,
+            budget: None,
             #[cfg(feature = "secure")]
             secure: None,
         }

@@ -89,13 +89,14 @@ impl Session {
     /// such messages are refused with [`ErrorCode::TooLarge`].
     pub fn new(config: LinkConfig, sinks: Option<Box<dyn SinkFactory>>) -> Session {
         let max_frame_len = Self::wire_frame_len(&config);
-        let reassembly = Reassembly::new(
+        let reassembly = Reassembly::with_budget(
             ReassemblyConfig {
                 limits: config.limits,
                 stream_window: config.stream_window,
                 link_window: config.link_window,
             },
             sinks,
+            config.budget.clone(),
         );
         let mut session = Session {
             framer: Framer::new(config.framing, max_frame_len),
@@ -685,13 +686,14 @@ impl Session {
         self.reassembly.close(ErrorCode::PeerReset);
         while self.reassembly.poll_event().is_some() {}
         while self.reassembly.poll_credit().is_some() {}
-        self.reassembly = Reassembly::new(
+        self.reassembly = Reassembly::with_budget(
             ReassemblyConfig {
                 limits: self.config.limits,
                 stream_window: self.config.stream_window,
                 link_window: self.config.link_window,
             },
             self.reassembly.take_sinks(),
+            self.config.budget.clone(),
         );
         self.reliable = None;
         self.highest_peer_id = 0;

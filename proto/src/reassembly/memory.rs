@@ -79,6 +79,7 @@ impl Reassembly {
             let room = limits
                 .max_buffered_bytes
                 .saturating_sub(self.allocated)
+                .min(self.share.room())
                 .saturating_add(cap);
             let limit = total_len
                 .unwrap_or(u64::MAX)
@@ -88,7 +89,7 @@ impl Reassembly {
                 let additional = to_usize(target).saturating_sub(m.buf.len());
                 if m.buf.try_reserve_exact(additional).is_ok() {
                     let grown = m.capacity();
-                    self.allocated = self.allocated.saturating_sub(cap).saturating_add(grown);
+                    self.set_allocated(self.allocated.saturating_sub(cap).saturating_add(grown));
                     return true;
                 }
                 let max = limits.max_buffered_bytes;
@@ -125,7 +126,7 @@ impl Reassembly {
                 }
             }
         }
-        self.allocated = self.allocated.saturating_sub(freed);
+        self.set_allocated(self.allocated.saturating_sub(freed));
         freed > 0
     }
 
@@ -179,7 +180,7 @@ impl Reassembly {
             }
         };
         self.buffered = self.buffered.saturating_sub(m.len());
-        self.allocated = self.allocated.saturating_sub(m.capacity());
+        self.set_allocated(self.allocated.saturating_sub(m.capacity()));
         let MemoryBody { head, buf } = m;
         let Some(sink) = self.sinks.as_mut().and_then(|f| f.open(&head)) else {
             self.free_link(buf.len() as u64);

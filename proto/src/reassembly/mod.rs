@@ -117,6 +117,7 @@
 //! stream: peer_stream_credit + unreported + (sink pending − already credited) = stream_window
 //! ```
 
+mod budget;
 mod credit;
 mod event;
 #[cfg(all(feature = "std", any(test, feature = "test-util")))]
@@ -134,6 +135,7 @@ mod proptests;
 #[cfg(all(test, feature = "std"))]
 mod tests;
 
+pub use budget::MemoryBudget;
 pub use credit::batch_threshold;
 pub use event::{InboundEvent, MessageHead};
 #[cfg(all(feature = "std", any(test, feature = "test-util")))]
@@ -151,6 +153,7 @@ use crate::ids::StreamId;
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
+use budget::Share;
 use bytes::Bytes;
 use credit::Window;
 use memory::too_large_for_memory;
@@ -207,6 +210,8 @@ pub struct Reassembly {
     allocated: u64,
     /// Body bytes of complete messages waiting in `events` (they hold link credit).
     undelivered: u64,
+    /// This link's part of the endpoint's [`MemoryBudget`], charged with `allocated`.
+    share: Share,
 }
 
 impl core::fmt::Debug for Reassembly {
@@ -226,6 +231,17 @@ impl Reassembly {
     /// A reassembler with no stream open; `sinks` opens sinks for large messages
     /// (`None`: such messages are refused, see the [module doc](self)).
     pub fn new(config: ReassemblyConfig, sinks: Option<Box<dyn SinkFactory>>) -> Reassembly {
+        Reassembly::with_budget(config, sinks, None)
+    }
+
+    /// A reassembler whose in-memory bodies are also charged to `budget`, shared
+    /// with other links (see [`MemoryBudget`]): over it, bodies spill to a sink or
+    /// are refused as over `max_buffered_bytes`.
+    pub fn with_budget(
+        config: ReassemblyConfig,
+        sinks: Option<Box<dyn SinkFactory>>,
+        budget: Option<MemoryBudget>,
+    ) -> Reassembly {
         Reassembly {
             config,
             pressure_limit: config.pressure_limit(),
@@ -239,7 +255,19 @@ impl Reassembly {
             buffered: 0,
             allocated: 0,
             undelivered: 0,
+            share: Share::new(budget),
         }
+    }
+
+    /// The budget this reassembler is charged to, if any.
+    pub fn budget(&self) -> Option<MemoryBudget> {
+        self.share.budget()
+    }
+
+    /// Records the capacity allocated for in-memory bodies, in the budget too.
+    fn set_allocated(&mut self, allocated: u64) {
+        self.allocated = allocated;
+        self.share.set(allocated);
     }
 
     /// The configuration.
@@ -323,11 +351,14 @@ impl Reassembly {
         }
         // In memory: reserve from the announced length, within the pressure limit
         // and what the budget has left (the rest grows on demand).
-        let room = limits.max_buffered_bytes.saturating_sub(self.allocated);
+        let room = limits
+            .max_buffered_bytes
+            .saturating_sub(self.allocated)
+            .min(self.share.room());
         let reserve = total_len.unwrap_or(0).min(self.pressure_limit).min(room);
         let mut buf = Vec::new();
         if reserve > 0 && buf.try_reserve_exact(to_usize(reserve)).is_ok() {
-            self.allocated = self.allocated.saturating_add(buf.capacity() as u64);
+            self.set_allocated(self.allocated.saturating_add(buf.capacity() as u64));
         }
         let body = Body::Memory(MemoryBody { head, buf });
         self.streams.insert(
@@ -616,7 +647,7 @@ impl Reassembly {
         match inbound.body {
             Body::Memory(m) => {
                 self.buffered = self.buffered.saturating_sub(m.len());
-                self.allocated = self.allocated.saturating_sub(m.capacity());
+                self.set_allocated(self.allocated.saturating_sub(m.capacity()));
                 self.undelivered = self.undelivered.saturating_add(m.len());
                 self.events.push_back(InboundEvent::Message {
                     head: m.head,
@@ -663,7 +694,7 @@ impl Reassembly {
         match inbound.body {
             Body::Memory(m) => {
                 self.buffered = self.buffered.saturating_sub(m.len());
-                self.allocated = self.allocated.saturating_sub(m.capacity());
+                self.set_allocated(self.allocated.saturating_sub(m.capacity()));
                 self.free_link(m.len());
             }
             Body::Sink(mut sb) => sb.sink.abort(code),

@@ -1116,3 +1116,65 @@ fn reassembly_is_send() {
     assert_send::<Reassembly>();
     assert_send::<InboundEvent>();
 }
+
+// ---- the shared memory budget ---------------------------------------------------------
+
+/// Two links share a 64 KiB budget: the first holds a 40 KiB body, so the second's
+/// 40 KiB body does not fit (no sink to spill to: refused with `Refused`); once the
+/// first is delivered, the second link takes one. Dropping a link gives its bytes back.
+#[test]
+fn links_sharing_a_budget_refuse_what_does_not_fit() {
+    let config = ReassemblyConfig {
+        limits: Limits {
+            max_message_bytes: 1 << 20,
+            max_inbound_streams: 4,
+            max_buffered_bytes: 1 << 20,
+            spool_threshold: 1 << 20,
+        },
+        stream_window: 1 << 20,
+        link_window: 4 << 20,
+    };
+    let budget = MemoryBudget::new(64 * 1024);
+    let mut a = Reassembly::with_budget(config, None, Some(budget.clone()));
+    let mut b = Reassembly::with_budget(config, None, Some(budget.clone()));
+    let size = 40 * 1024;
+    let half = body(1, size / 2);
+    a.handle_open(open(2, Some(size as u64), &half, false))
+        .unwrap();
+    assert!(budget.used() >= size as u64 / 2);
+    b.handle_open(open(2, Some(size as u64), &half, false))
+        .unwrap();
+    b.handle_data(data(2, &half, true)).unwrap();
+    let refused = events(&mut b);
+    assert!(
+        matches!(
+            refused.as_slice(),
+            [InboundEvent::Refused {
+                code: ErrorCode::Refused,
+                ..
+            }]
+        ),
+        "{refused:?}"
+    );
+    assert!(budget.used() <= budget.limit());
+    a.handle_data(data(2, &half, true)).unwrap();
+    assert!(matches!(
+        events(&mut a).as_slice(),
+        [InboundEvent::Message { .. }]
+    ));
+    assert_eq!(budget.used(), 0, "a delivered body is no longer charged");
+    b.handle_open(open(4, Some(size as u64), &half, false))
+        .unwrap();
+    b.handle_data(data(4, &half, true)).unwrap();
+    assert!(matches!(
+        events(&mut b).as_slice(),
+        [InboundEvent::Message { .. }]
+    ));
+    b.handle_open(open(6, Some(size as u64), &half, false))
+        .unwrap();
+    assert!(budget.used() > 0);
+    drop(b);
+    assert_eq!(budget.used(), 0);
+    assert_eq!(budget.links(), 1);
+    check(&a);
+}
