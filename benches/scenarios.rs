@@ -10,7 +10,7 @@
 //! | `data`, `stats`, `process` | test data and its checks; summaries; /proc figures |
 //! | `peers` | two netcore endpoints on two threads joined by one link |
 //! | `raw_tcp`, `yamux_base`, `threads` | the baselines, their connections kept on threads of their own |
-//! | one module per scenario | `tcp_bulk`, `tcp_mux`, `tcp_rpc`, `serial_hol`, `overhead`, `large_spool`, `lossy`, `idle_cpu`, `gateway_scale`, `secure` (not in the contract: the authenticated mode's costs) |
+//! | one module per scenario | `tcp_bulk`, `tcp_mux`, `tcp_rpc`, `serial_hol`, `overhead`, `large_spool`, `lossy`, `idle_cpu`, `gateway_scale`, `secure` (not in the contract: the authenticated mode's costs), `accept_burst` (not in the contract: `serve_tcp` against a sequential accept loop) |
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 #[path = "scenarios/data.rs"]
@@ -30,6 +30,8 @@ mod threads;
 #[path = "scenarios/yamux_base.rs"]
 mod yamux_base;
 
+#[path = "scenarios/accept_burst.rs"]
+mod accept_burst;
 #[path = "scenarios/gateway_scale.rs"]
 mod gateway_scale;
 #[path = "scenarios/idle_cpu.rs"]
@@ -69,6 +71,7 @@ const SCENARIOS: &[Scenario] = &[
     ("idle_cpu", idle_cpu::run),
     ("gateway_scale", gateway_scale::run),
     ("secure", secure::run),
+    ("accept_burst", accept_burst::run),
 ];
 
 fn usage() -> String {

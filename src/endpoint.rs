@@ -776,11 +776,12 @@ impl Endpoint {
                 limits.max_handshaking_per_address,
             ))
         } else {
-            let up = self
-                .all_links()
-                .iter()
-                .filter(|link| !matches!(link.state(), LinkState::Down(_)))
-                .count();
+            let up = self.inner.links.lock().map_or(0, |links| {
+                links
+                    .iter()
+                    .filter(|link| !matches!(link.state(), LinkState::Down(_)))
+                    .count()
+            });
             (up + handshaking.joining >= limits.max_links)
                 .then_some(Refusal::LinkLimit(limits.max_links))
         };
