@@ -56,6 +56,11 @@ fn corpus_reassembly() {
 }
 
 #[test]
+fn corpus_secure() {
+    run_corpus("secure", fuzzing::secure);
+}
+
+#[test]
 fn corpus_scheduler() {
     run_corpus("scheduler", fuzzing::scheduler);
 }
@@ -128,5 +133,16 @@ proptest! {
     #[test]
     fn arbitrary_scheduler_ops(data in proptest::collection::vec(any::<u8>(), 0..300)) {
         fuzzing::scheduler(&data);
+    }
+}
+
+proptest! {
+    // Each case runs two Noise handshakes' worth of key agreement: fewer cases.
+    #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Both framings (control bit 0), every kind of bad frame.
+    #[test]
+    fn arbitrary_secure_frames(data in proptest::collection::vec(any::<u8>(), 0..300)) {
+        fuzzing::secure(&data);
     }
 }

@@ -12,12 +12,17 @@
 //! | [`link`] | a whole `Link` after its handshake, and a bare `Session` agreeing with it |
 //! | [`reassembly`] | reassembly's limits, accounting and credit under arbitrary frames |
 //! | [`scheduler`] | the outbound scheduler against a model |
+//! | `secure` (feature `secure`) | the authenticated mode: arbitrary, replayed, altered and handshake-looking frames into a connected link |
 
 mod framing;
 mod link;
+#[cfg(feature = "secure")]
+mod secure;
 
 pub use framing::{cobs, frame, framing_input, length};
 pub use link::link;
+#[cfg(feature = "secure")]
+pub use secure::secure;
 
 /// Reassembly under arbitrary frame sequences: limits, accounting and credit
 /// identities hold after every frame, and closing returns everything
