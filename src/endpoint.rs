@@ -301,9 +301,22 @@ impl EndpointBuilder {
         self
     }
 
-    /// Most handlers running at once (default 64).
+    /// Most handlers running at once (default 64). A handler that finishes at
+    /// its first poll takes no worker; one that waits (on I/O, a timer, a call,
+    /// blocking work) holds one until it ends. Beyond it requests wait in the
+    /// queue ([`max_queued`](Self::max_queued)).
     pub fn max_workers(mut self, n: usize) -> Self {
         self.router.max_workers = n;
+        self
+    }
+
+    /// Most handlers of one link running at once (default: 3/4 of
+    /// [`max_workers`](Self::max_workers), at least 1; at most `max_workers`).
+    /// A burst of slow requests on one link then leaves workers to the other
+    /// links' requests, while a link alone still gets most of them; a link at
+    /// its cap keeps its requests queued, in order, and its turn among the links.
+    pub fn max_workers_per_link(mut self, n: usize) -> Self {
+        self.router.max_workers_per_link = Some(n);
         self
     }
 

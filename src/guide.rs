@@ -1,6 +1,7 @@
 //! The user guide: from a first device to a supervised gateway, one topic per
-//! section (the runtime, a first device and gateway, priorities, big transfers,
-//! forwarding, handler actors, reconnecting links, logging, testing). Every example is a doc test, so it compiles (and most run) with the
+//! section (the runtime, a first device and gateway, blocking handlers and
+//! workers, priorities, big transfers, forwarding, handler actors, reconnecting
+//! links, logging, testing). Every example is a doc test, so it compiles (and most run) with the
 //! test suite.
 //!
 //! # The runtime
@@ -51,6 +52,52 @@
 //! })
 //! # }
 //! ```
+//!
+//! # Blocking handlers and workers
+//!
+//! Handlers run on the endpoint's thread, with the router and (on machines with
+//! one or two cores) the links: a handler that blocks that thread
+//! (`std::thread::sleep`, synchronous file or database I/O, heavy computation)
+//! stalls every link. Such a handler belongs on tokio's blocking pool:
+//! [`blocking`](crate::blocking) wraps a plain function of extractors (the
+//! extractors run first, on the endpoint's thread; then the function on the pool,
+//! and its result becomes the answer), and [`run_blocking`](crate::run_blocking)
+//! runs a closure on the pool from inside an async handler.
+//!
+//! ```
+//! use netcore::prelude::*;
+//! use std::sync::Mutex;
+//!
+//! /// A synchronous store, e.g. a database connection.
+//! struct Store(Mutex<Vec<String>>);
+//!
+//! let server = Endpoint::builder()
+//!     .state(Store(Mutex::new(Vec::new())))
+//!     // A plain function: runs on the blocking pool.
+//!     .route("put", netcore::blocking(|State(store): State<Store>, text: String| {
+//!         let mut rows = store.0.lock().map_err(|_| HandlerError::failed("store poisoned"))?;
+//!         rows.push(text);
+//!         Ok::<_, HandlerError>(rows.len().to_string())
+//!     }))
+//!     // An async handler with one blocking step.
+//!     .route("hash", |body: Bytes| async move {
+//!         let sum = netcore::run_blocking(move || crc32c(&body)).await?;
+//!         Ok::<_, HandlerError>(sum.to_string())
+//!     });
+//! # fn crc32c(bytes: &[u8]) -> u32 { bytes.iter().map(|b| u32::from(*b)).sum() }
+//! # drop(server);
+//! ```
+//!
+//! A handler that waits (for I/O, a timer, a call, blocking work) holds one of
+//! the endpoint's workers: at most [`max_workers`](crate::EndpointBuilder::max_workers)
+//! (64) at once, and at most [`max_workers_per_link`](crate::EndpointBuilder::max_workers_per_link)
+//! (3/4 of them) for one link, so one link's burst of slow requests leaves
+//! workers for the others. Waiting requests queue per link, served in turn, up to
+//! [`max_queued`](crate::EndpointBuilder::max_queued) (4096); beyond it they are
+//! refused as busy (`Refused`). Blocking work holds its worker until it returns,
+//! even when its request was canceled (a thread cannot be stopped), so an
+//! endpoint's blocking work occupies at most `max_workers` of the pool's threads
+//! (tokio's default pool: up to 512 threads, shared by the runtime's endpoints).
 //!
 //! # Priorities
 //!

@@ -24,7 +24,7 @@ mod serve;
 pub use app::blueprint::Blueprint;
 pub use app::context::RequestContext;
 pub use app::extract::{FromRequest, Head, Headers, Json, MsgPack, PeerIdentity, Remainder, State};
-pub use app::handler::Handler;
+pub use app::handler::{blocking, run_blocking, Handler};
 pub use app::middleware::Next;
 pub use app::request_body::IntoPayload;
 pub use app::respond::{File, IntoReply};

@@ -507,3 +507,70 @@ async fn typed_bodies_on_the_calling_side() {
     );
     assert!(std::error::Error::source(&error).is_some());
 }
+
+/// A blocking handler (`netcore::blocking`) runs on tokio's blocking pool, not
+/// on the endpoint's thread: while it sleeps 2 s, a ping on another route is
+/// answered. It takes typed extractors (a JSON body, state) and its
+/// blueprint's hooks wrap it; a panic in it is an error answer.
+#[actix_rt::test]
+async fn a_blocking_handler_does_not_delay_a_concurrent_ping() {
+    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel();
+    let ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = ended.clone();
+    let sleep = move |Json(item): Json<Item>, State(step): State<u32>| {
+        let _ = started_tx.send(());
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        Json(Item {
+            id: item.id + *step,
+            ..item
+        })
+    };
+    let slow = Blueprint::new("slow", "slow/")
+        .route("sleep", netcore::blocking(sleep))
+        .route(
+            "boom",
+            netcore::blocking(|| -> Result<(), HandlerError> { panic!("blocking bug") }),
+        )
+        .after(|_, result| {
+            if let Ok(reply) = result {
+                reply
+                    .headers
+                    .push(("hooked".into(), Bytes::from_static(b"yes")));
+            }
+        });
+    let server = Endpoint::builder()
+        .state(1u32)
+        .blueprint(slow)
+        .route("ping", || async { "pong" });
+    let (_server, _client, link) = connect(server).await;
+    let item = Item {
+        id: 41,
+        name: "probe".into(),
+    };
+
+    let sleeping = link
+        .request("slow/sleep", Json(item))
+        .timeout(common::HANG)
+        .start()
+        .await
+        .unwrap();
+    common::within("the blocking handler to start", started.recv()).await;
+    let pong = common::within("the ping", link.call("ping", "")).await;
+    assert_eq!(text(pong), "pong");
+    assert!(
+        !ended.load(std::sync::atomic::Ordering::SeqCst),
+        "the ping is answered while the blocking handler still runs"
+    );
+    let answer = common::within("the blocking answer", sleeping.response())
+        .await
+        .unwrap();
+    assert!(ended.load(std::sync::atomic::Ordering::SeqCst));
+    let hooked = netcore::proto::frame::header_value(&answer.head.headers, "hooked");
+    assert_eq!(hooked, Some(&b"yes"[..]));
+    assert_eq!(answer.json::<Item>().await.unwrap().id, 42);
+
+    let (code, message) = code(link.call("slow/boom", "").await);
+    assert_eq!(code, ErrorCode::HandlerFailed);
+    assert!(message.contains("blocking bug"), "{message}");
+}

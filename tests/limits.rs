@@ -1,5 +1,5 @@
 //! The runtime's limits, pushed past over real TCP loopback links: the router's
-//! `max_workers` + `max_queued`, the per-link spool limit
+//! `max_workers`, `max_workers_per_link` and `max_queued`, the per-link spool limit
 //! (`SpoolLimits::max_spooling`), `max_inbound_streams`, a caller's
 //! `max_message_bytes` for answers, and a call's timeout.
 //! Each time the one message beyond the limit fails with its typed error, exactly
@@ -20,6 +20,8 @@ use netcore::{
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -120,6 +122,175 @@ async fn a_request_beyond_max_workers_and_max_queued_is_refused_and_the_admitted
     // And with the workers free again, both links are served.
     round_trip(&link_a).await;
     round_trip(&link_b).await;
+}
+
+/// Asserts `answer` is the error answer `Refused`.
+fn assert_refused(answer: Result<netcore::Response, CallError>) {
+    match answer {
+        Err(CallError::Remote {
+            code: ErrorCode::Refused,
+            ..
+        }) => {}
+        other => panic!("expected a Refused answer, got {other:?}"),
+    }
+}
+
+/// One link's burst of slow requests takes at most its share of the workers
+/// (`max_workers_per_link`, 3/4 of `max_workers` by default): another link's
+/// request is served at once while the burst's handlers hold.
+#[actix_rt::test]
+async fn a_links_burst_leaves_workers_for_another_links_requests() {
+    let gate = Gate::new();
+    let server = Endpoint::builder()
+        .max_workers(8)
+        .max_queued(2)
+        .route("hold", gate.handler())
+        .route("echo", echo)
+        .start();
+    let (_, _a, link_a) = attach_client(&server, Endpoint::builder(), None).await;
+    let (_, _b, link_b) = attach_client(&server, Endpoint::builder(), None).await;
+
+    // Link A: 8 held requests, of which 6 (its share of 8 workers) run and 2
+    // wait; its next is refused, the queue being full, which also says all 8
+    // reached the router.
+    let mut burst = Vec::new();
+    for i in 0..8 {
+        let body = format!("a{i}");
+        burst.push(
+            link_a
+                .request("hold", body)
+                .timeout(HANG)
+                .start()
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(gate.started_n(6).await.len(), 6);
+    assert_refused(within("a refusal on link A", link_a.call("echo", "a8")).await);
+
+    // Link B is served at once: an answer, and a held handler that starts.
+    let answer = within(
+        "link B's answer during A's burst",
+        link_b.call("echo", "b0"),
+    )
+    .await;
+    assert_eq!(answer.unwrap().body.as_bytes().unwrap(), "b0");
+    let b1 = link_b
+        .request("hold", "b1")
+        .timeout(HANG)
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(gate.started().await, "b1");
+
+    // Every admitted request is answered once released, in A's order.
+    gate.release(9);
+    for (i, call) in burst.into_iter().enumerate() {
+        let answer = within("a burst's answer", call.response()).await;
+        assert_eq!(
+            answer.unwrap().body.as_bytes().unwrap(),
+            format!("a{i}").as_str()
+        );
+    }
+    let answer = within("b1's answer", b1.response()).await;
+    assert_eq!(answer.unwrap().body.as_bytes().unwrap(), "b1");
+}
+
+/// Handlers that count how many of them run at once, each holding until the
+/// test releases it.
+struct Counted {
+    started: AtomicUsize,
+    running: AtomicUsize,
+    most: AtomicUsize,
+    release: tokio::sync::Semaphore,
+}
+
+impl Counted {
+    async fn serve(&self, body: Bytes) -> Bytes {
+        self.started.fetch_add(1, Ordering::SeqCst);
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        self.release.acquire().await.unwrap().forget();
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        body
+    }
+
+    /// Waits until `n` handlers started.
+    async fn started(&self, n: usize) {
+        within("handlers to start", async {
+            while self.started.load(Ordering::SeqCst) < n {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+        .await;
+    }
+}
+
+/// No more than `max_workers` handlers run at once, and a waiting request
+/// starts when one of them ends.
+#[actix_rt::test]
+async fn no_more_than_max_workers_handlers_run_at_once_and_the_next_starts_when_one_ends() {
+    let counted = Arc::new(Counted {
+        started: AtomicUsize::new(0),
+        running: AtomicUsize::new(0),
+        most: AtomicUsize::new(0),
+        release: tokio::sync::Semaphore::new(0),
+    });
+    let handler = counted.clone();
+    let server = Endpoint::builder()
+        .max_workers(3)
+        .max_workers_per_link(3)
+        .max_queued(3)
+        .route("count", move |body: Bytes| {
+            let counted = handler.clone();
+            async move { counted.serve(body).await }
+        })
+        .route("echo", echo)
+        .start();
+    let (_, _client, link) = attach_client(&server, Endpoint::builder(), None).await;
+
+    // 3 run, 3 wait; the next is refused, which also says all 6 reached the
+    // router (none of the 3 waiting started).
+    let mut calls = Vec::new();
+    for i in 0..6 {
+        let body = format!("c{i}");
+        calls.push(
+            link.request("count", body)
+                .timeout(HANG)
+                .start()
+                .await
+                .unwrap(),
+        );
+    }
+    counted.started(3).await;
+    assert_refused(within("the refusal", link.call("echo", "c6")).await);
+    assert_eq!(counted.started.load(Ordering::SeqCst), 3);
+    assert_eq!(counted.running.load(Ordering::SeqCst), 3);
+
+    // One ends: one more starts, and still 3 run. The queue has room for one
+    // more again (c6 takes it), then refuses (c7).
+    counted.release.add_permits(1);
+    counted.started(4).await;
+    assert_eq!(counted.running.load(Ordering::SeqCst), 3);
+    calls.push(
+        link.request("count", "c6")
+            .timeout(HANG)
+            .start()
+            .await
+            .unwrap(),
+    );
+    assert_refused(within("a refusal", link.call("echo", "c7")).await);
+    assert_eq!(counted.started.load(Ordering::SeqCst), 4);
+
+    counted.release.add_permits(6);
+    for (i, call) in calls.into_iter().enumerate() {
+        let answer = within("an answer", call.response()).await;
+        assert_eq!(
+            answer.unwrap().body.as_bytes().unwrap(),
+            format!("c{i}").as_str()
+        );
+    }
+    assert_eq!(counted.most.load(Ordering::SeqCst), 3);
 }
 
 #[actix_rt::test]

@@ -12,7 +12,14 @@
 //!   Each link has a queue of its own, served in turn, and when the queues are
 //!   full the request refused is the newest of the longest queue: a link that
 //!   floods the router gets its own requests refused, never another link's.
+//! - One link runs at most `max_workers_per_link` handlers at once (3/4 of
+//!   `max_workers` by default), so a burst of slow requests on one link leaves
+//!   workers free for the others. A link at its cap keeps its place in the turns
+//!   and is skipped until one of its handlers ends.
 //! - The peer cancels a request: its handler task is aborted.
+//! - Blocking work ([`run_blocking`]) runs on tokio's blocking pool, never on
+//!   the router's thread, and holds its request's worker slot until it returns,
+//!   even when the request was canceled meanwhile.
 //!
 //! Handler actors: any actix actor implementing `Handler<HandleRequest>` can be
 //! mounted at a route ([`Route::Actor`]); it serves those requests with its own
@@ -32,8 +39,13 @@ use netcore_proto::frame::{header_value, Header};
 use netcore_proto::link::Message as ProtoMessage;
 use netcore_proto::reassembly::MessageHead;
 use netcore_proto::{ErrorCode, MessageKind, Priority, StreamId};
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 use tracing::Instrument;
 
 /// An inbound request or one-way message, as a handler sees it.
@@ -151,6 +163,9 @@ pub fn ask_actor(
 pub struct RouterConfig {
     /// Most handlers running at once.
     pub max_workers: usize,
+    /// Most handlers of one link running at once; `None`: 3/4 of `max_workers`
+    /// (see [`RouterConfig::per_link_cap`]).
+    pub max_workers_per_link: Option<usize>,
     /// Most requests waiting for a worker; more are refused.
     pub max_queued: usize,
 }
@@ -159,8 +174,131 @@ impl Default for RouterConfig {
     fn default() -> Self {
         RouterConfig {
             max_workers: 64,
+            max_workers_per_link: None,
             max_queued: 4096,
         }
+    }
+}
+
+impl RouterConfig {
+    /// The most handlers one link runs at once: `max_workers_per_link`, by
+    /// default 3/4 of `max_workers`, always at least 1 and at most
+    /// `max_workers`. Why 3/4: a link alone (a device on a serial line, one
+    /// client) still gets most of the workers, and whatever one link's burst
+    /// does, a quarter of them stay free for the other links' requests.
+    pub fn per_link_cap(&self) -> usize {
+        let max_workers = self.max_workers.max(1);
+        self.max_workers_per_link
+            // ⌊3n/4⌋, without overflow.
+            .unwrap_or(max_workers / 4 * 3 + max_workers % 4 * 3 / 4)
+            .clamp(1, max_workers)
+    }
+}
+
+thread_local! {
+    /// The worker slot of the handler being polled on this thread, for
+    /// [`run_blocking`] (set by [`InSlot`] around each poll).
+    static CURRENT_SLOT: Cell<Option<WorkerSlot>> = const { Cell::new(None) };
+}
+
+/// A handler future that holds its worker slot and makes it the current one
+/// while it is polled. `Unpin` as the handler is, so the router can poll it once
+/// in place.
+struct InSlot<F> {
+    slot: Option<WorkerSlot>,
+    handler: F,
+}
+
+impl<F: Future + Unpin> Future for InSlot<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        /// Takes the slot back (and restores the outer one) after the poll,
+        /// panicking or not.
+        struct Restore<'a> {
+            slot: &'a mut Option<WorkerSlot>,
+            outer: Option<WorkerSlot>,
+        }
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                *self.slot = CURRENT_SLOT.with(|current| current.replace(self.outer.take()));
+            }
+        }
+        let this = self.get_mut();
+        let outer = CURRENT_SLOT.with(|current| current.replace(this.slot.take()));
+        let _restore = Restore {
+            slot: &mut this.slot,
+            outer,
+        };
+        this.handler.poll_unpin(cx)
+    }
+}
+
+/// A handler's worker slot, shared by its task and the blocking work it started
+/// ([`run_blocking`]): the router counts it busy until the last holder drops it.
+#[derive(Clone)]
+struct WorkerSlot(Arc<SlotRelease>);
+
+/// Sends [`Done`] to the router when the last holder of a counted slot drops it.
+struct SlotRelease {
+    router: Addr<RouterActor>,
+    link: LinkId,
+    stream: StreamId,
+    serial: u64,
+    /// Whether the router counted the slot busy (a handler that finished at its
+    /// first poll, leaving no blocking work behind, never was).
+    counted: AtomicBool,
+}
+
+impl Drop for SlotRelease {
+    fn drop(&mut self) {
+        if *self.counted.get_mut() {
+            self.router.do_send(Done {
+                link: self.link,
+                stream: self.stream,
+                serial: self.serial,
+            });
+        }
+    }
+}
+
+/// Runs `work` on tokio's blocking pool (`spawn_blocking`) and awaits its
+/// result, so a handler can sleep, do synchronous file or database I/O or long
+/// computations without stalling the thread that runs the router, the other
+/// handlers and (by default) the links.
+///
+/// Called from a handler the router runs, the work holds the request's worker
+/// slot until it returns: a peer that cancels the request aborts the handler but
+/// not the thread (a thread cannot be stopped), so the slot stays busy, and
+/// `max_workers` bounds the threads blocking work of one endpoint occupies. The
+/// pool is the runtime's: tokio's default, up to 512 threads, started on demand
+/// and ended after 10 s idle. A panic in `work` is the error `HandlerFailed`.
+pub async fn run_blocking<F, R>(work: F) -> Result<R, HandlerError>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let slot = CURRENT_SLOT.with(|current| {
+        let slot = current.take();
+        let held = slot.clone();
+        current.set(slot);
+        held
+    });
+    let span = tracing::Span::current();
+    let join = tokio::task::spawn_blocking(move || {
+        let result = span.in_scope(|| crate::supervision::guard(work));
+        drop(slot);
+        result
+    });
+    match join.await {
+        Ok(Ok(result)) => Ok(result),
+        Ok(Err(why)) => {
+            tracing::error!(%why, "blocking handler panicked");
+            Err(HandlerError::failed(format!("handler panicked: {why}")))
+        }
+        Err(error) => Err(HandlerError::failed(format!(
+            "blocking handler did not run: {error}"
+        ))),
     }
 }
 
@@ -176,8 +314,15 @@ pub struct RouterActor {
     turns: VecDeque<LinkId>,
     /// Requests waiting, over all links.
     queued: usize,
-    running: HashMap<(LinkId, StreamId), AbortHandle>,
+    /// Handler tasks running, to abort on the peer's CANCEL, with their slot's
+    /// serial.
+    running: HashMap<(LinkId, StreamId), (u64, AbortHandle)>,
+    /// Worker slots busy, over all links.
     active: usize,
+    /// Worker slots busy, per link (links with none are absent).
+    active_per_link: HashMap<LinkId, usize>,
+    /// The serial of the next worker slot.
+    next_serial: u64,
     events: Option<EventBus>,
     /// The endpoint's name, in request spans.
     name: String,
@@ -197,6 +342,7 @@ impl RouterActor {
             defaults,
             config: RouterConfig {
                 max_workers: config.max_workers.max(1),
+                max_workers_per_link: Some(config.per_link_cap()),
                 ..config
             },
             queues: HashMap::new(),
@@ -204,6 +350,8 @@ impl RouterActor {
             queued: 0,
             running: HashMap::new(),
             active: 0,
+            active_per_link: HashMap::new(),
+            next_serial: 0,
             events: None,
             name: String::from("endpoint"),
         }
@@ -238,7 +386,6 @@ impl RouterActor {
                     .map(|(_, route)| route)
             })
             .cloned();
-        let key = (link.id(), head.stream);
         let one_way = head.kind == MessageKind::OneWay;
         let priority = head.priority;
         let stream = head.stream;
@@ -283,26 +430,60 @@ impl RouterActor {
             route = %after.route_name,
             stream = stream.0,
         );
-        let mut task = guard_future(task.instrument(span));
+        // The handler's worker slot, reachable while it is polled (for
+        // `run_blocking`); counted busy only if it outlives the first poll.
+        let serial = self.next_serial;
+        self.next_serial += 1;
+        let mut slot = WorkerSlot(Arc::new(SlotRelease {
+            router: ctx.address(),
+            link: link_id,
+            stream,
+            serial,
+            counted: AtomicBool::new(false),
+        }));
+        let mut task = guard_future(InSlot {
+            slot: Some(slot.clone()),
+            handler: task.instrument(span),
+        });
         if let Some(outcome) = (&mut task).now_or_never() {
+            drop(task);
             let mut finish = Box::pin(after.run(Ok(outcome)));
             if (&mut finish).now_or_never().is_none() {
                 actix_rt::spawn(finish);
             }
+            if Arc::get_mut(&mut slot.0).is_some() {
+                // Nothing else holds the slot, and nothing can take it any more.
+                return;
+            }
+            // Blocking work the handler started and left running holds it.
+            self.count_busy(&slot);
             return;
         }
-        self.active += 1;
+        self.count_busy(&slot);
+        drop(slot);
         // One task per request: the handler's panics are caught around it, and the
         // peer's CANCEL aborts it through `running`.
         let (abort, registration) = AbortHandle::new_pair();
         let task = Abortable::new(task, registration);
-        self.running.insert(key, abort);
-        let router = ctx.address();
+        self.running.insert((link_id, stream), (serial, abort));
         actix_rt::spawn(async move {
+            // Awaiting drops the handler, and with it its hold on the slot.
             let outcome = task.await;
-            router.do_send(Done { key });
             after.run(outcome).await;
         });
+    }
+
+    /// Counts `slot` busy until its last holder drops it (which sends [`Done`]).
+    fn count_busy(&mut self, slot: &WorkerSlot) {
+        slot.0.counted.store(true, Ordering::Release);
+        self.active += 1;
+        *self.active_per_link.entry(slot.0.link).or_default() += 1;
+    }
+
+    /// Whether `link` may start one more handler now.
+    fn has_room(&self, link: LinkId) -> bool {
+        self.active < self.config.max_workers
+            && self.active_per_link.get(&link).copied().unwrap_or(0) < self.config.per_link_cap()
     }
 }
 
@@ -395,7 +576,9 @@ impl Handler<Incoming> for RouterActor {
     type Result = ();
 
     fn handle(&mut self, msg: Incoming, ctx: &mut Self::Context) {
-        if self.active < self.config.max_workers {
+        // With room, this link has nothing queued (queued work that can run
+        // always runs at once), so starting it now keeps the link's order.
+        if self.has_room(msg.link.id()) {
             return self.dispatch(msg, ctx);
         }
         if self.queued >= self.config.max_queued {
@@ -442,25 +625,27 @@ impl RouterActor {
         self.queued += 1;
     }
 
-    /// The next waiting request: the links take turns, one request each.
+    /// The next waiting request that may start: the links take turns, one
+    /// request each; a link at its cap keeps its place and is skipped.
     fn next_queued(&mut self) -> Option<Incoming> {
-        while let Some(link) = self.turns.pop_front() {
-            let Some(queue) = self.queues.get_mut(&link) else {
-                continue;
-            };
-            let Some(next) = queue.pop_front() else {
-                self.queues.remove(&link);
-                continue;
-            };
-            if queue.is_empty() {
-                self.queues.remove(&link);
-            } else {
-                self.turns.push_back(link);
-            }
-            self.queued -= 1;
-            return Some(next);
+        if self.active >= self.config.max_workers {
+            return None;
         }
-        None
+        let cap = self.config.per_link_cap();
+        let position = self
+            .turns
+            .iter()
+            .position(|link| self.active_per_link.get(link).copied().unwrap_or(0) < cap)?;
+        let link = self.turns.remove(position)?;
+        let queue = self.queues.get_mut(&link)?;
+        let next = queue.pop_front()?;
+        if queue.is_empty() {
+            self.queues.remove(&link);
+        } else {
+            self.turns.push_back(link);
+        }
+        self.queued -= 1;
+        Some(next)
     }
 }
 
@@ -472,7 +657,7 @@ impl Handler<Canceled> for RouterActor {
             link: msg.link,
             stream: msg.stream,
         });
-        if let Some(handle) = self.running.get(&(msg.link, msg.stream)) {
+        if let Some((_, handle)) = self.running.get(&(msg.link, msg.stream)) {
             handle.abort();
         }
         if let Some(queue) = self.queues.get_mut(&msg.link) {
@@ -487,23 +672,36 @@ impl Handler<Canceled> for RouterActor {
     }
 }
 
-/// A handler finished.
+/// A worker slot is free: its handler and the blocking work it started ended.
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Done {
-    key: (LinkId, StreamId),
+    link: LinkId,
+    stream: StreamId,
+    /// Which slot (a stream id may come again, on a resumed link).
+    serial: u64,
 }
 
 impl Handler<Done> for RouterActor {
     type Result = ();
 
     fn handle(&mut self, msg: Done, ctx: &mut Self::Context) {
-        self.running.remove(&msg.key);
+        let key = (msg.link, msg.stream);
+        if self
+            .running
+            .get(&key)
+            .is_some_and(|(serial, _)| *serial == msg.serial)
+        {
+            self.running.remove(&key);
+        }
         self.active = self.active.saturating_sub(1);
-        while self.active < self.config.max_workers {
-            let Some(next) = self.next_queued() else {
-                break;
-            };
+        if let Some(active) = self.active_per_link.get_mut(&msg.link) {
+            *active = active.saturating_sub(1);
+            if *active == 0 {
+                self.active_per_link.remove(&msg.link);
+            }
+        }
+        while let Some(next) = self.next_queued() {
             self.dispatch(next, ctx);
         }
     }
@@ -541,8 +739,11 @@ mod tests {
     use super::*;
     use crate::testing::Seen;
     use bytes::Bytes;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::collections::HashSet;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Mutex;
     use std::time::Duration;
+    use tokio::sync::watch;
 
     fn incoming(link: &LinkRef, stream: u64, route: &str, kind: MessageKind) -> Incoming {
         let open = netcore_proto::frame::Open::new(StreamId(stream), kind, route);
@@ -627,6 +828,7 @@ mod tests {
         let config = RouterConfig {
             max_workers: 1,
             max_queued: 3,
+            ..RouterConfig::default()
         };
         let router = router(vec![("r", record)], config);
         let (busy, busy_answers, _) = LinkRef::stub(LinkId(1));
@@ -680,6 +882,7 @@ mod tests {
         let config = RouterConfig {
             max_workers: 1,
             max_queued: 1,
+            ..RouterConfig::default()
         };
         let router = router(vec![("hold", hold)], config);
         let (link, answers, _) = LinkRef::stub(LinkId(3));
@@ -704,5 +907,338 @@ mod tests {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert_eq!(answers.len(), 0);
+    }
+
+    /// Handlers the test holds: each records its (link, stream) when it starts
+    /// and how many ran at once at most, then waits until the test releases it.
+    struct Held {
+        started: Mutex<Vec<(u64, u64)>>,
+        running: AtomicUsize,
+        most: AtomicUsize,
+        /// The requests released, and whether all are.
+        released: watch::Sender<(bool, HashSet<(u64, u64)>)>,
+    }
+
+    impl Held {
+        fn new() -> Arc<Held> {
+            Arc::new(Held {
+                started: Mutex::new(Vec::new()),
+                running: AtomicUsize::new(0),
+                most: AtomicUsize::new(0),
+                released: watch::Sender::new((false, HashSet::new())),
+            })
+        }
+
+        fn route(self: &Arc<Self>) -> Route {
+            let held = self.clone();
+            Route::handler(move |req: Request| {
+                let held = held.clone();
+                async move {
+                    let key = (req.link.id().0, req.head.stream.0);
+                    held.started.lock().unwrap().push(key);
+                    let now = held.running.fetch_add(1, Ordering::SeqCst) + 1;
+                    held.most.fetch_max(now, Ordering::SeqCst);
+                    let mut released = held.released.subscribe();
+                    let _ = released
+                        .wait_for(|(all, keys)| *all || keys.contains(&key))
+                        .await;
+                    held.running.fetch_sub(1, Ordering::SeqCst);
+                    Ok(Reply::empty())
+                }
+            })
+        }
+
+        fn started(&self) -> Vec<(u64, u64)> {
+            self.started.lock().unwrap().clone()
+        }
+
+        /// Waits (up to 5 s) until `n` handlers started; returns them in order.
+        async fn wait_started(&self, n: usize) -> Vec<(u64, u64)> {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while self.started().len() < n {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "waited 5 s for {n} handlers to start, got {:?}",
+                    self.started()
+                );
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            self.started()
+        }
+
+        fn release(&self, link: u64, stream: u64) {
+            self.released.send_modify(|(_, keys)| {
+                keys.insert((link, stream));
+            });
+        }
+
+        fn release_all(&self) {
+            self.released.send_modify(|(all, _)| *all = true);
+        }
+    }
+
+    /// Returns once the router handled every message sent to it before: what
+    /// it started by then has had its first poll.
+    async fn barrier(router: &Addr<RouterActor>) {
+        let add = AddRoute {
+            path: "barrier".into(),
+            route: echo(),
+        };
+        tokio::time::timeout(Duration::from_secs(5), router.send(add))
+            .await
+            .expect("the router hangs")
+            .expect("the router is gone");
+    }
+
+    #[test]
+    fn the_per_link_cap_defaults_to_three_quarters_of_the_workers_and_at_least_one() {
+        let cap = |max_workers, per_link| {
+            RouterConfig {
+                max_workers,
+                max_workers_per_link: per_link,
+                ..RouterConfig::default()
+            }
+            .per_link_cap()
+        };
+        assert_eq!(RouterConfig::default().per_link_cap(), 48);
+        assert_eq!(cap(1, None), 1);
+        assert_eq!(cap(2, None), 1);
+        assert_eq!(cap(3, None), 2);
+        assert_eq!(cap(4, None), 3);
+        assert_eq!(cap(0, None), 1);
+        assert_eq!(cap(usize::MAX, None), usize::MAX / 4 * 3 + 2);
+        assert_eq!(cap(8, Some(2)), 2);
+        assert_eq!(cap(8, Some(0)), 1);
+        assert_eq!(cap(8, Some(100)), 8);
+    }
+
+    /// A link at its cap leaves the other workers free: another link's
+    /// request starts at once though the first link has requests waiting.
+    #[actix_rt::test]
+    async fn a_link_at_its_cap_leaves_workers_to_the_other_links() {
+        let held = Held::new();
+        let config = RouterConfig {
+            max_workers: 4,
+            max_workers_per_link: Some(2),
+            max_queued: 16,
+        };
+        let router = router(vec![("held", held.route()), ("echo", echo())], config);
+        let (a, a_answers, _) = LinkRef::stub(LinkId(1));
+        let (b, b_answers, _) = LinkRef::stub(LinkId(2));
+        for stream in [1, 3, 5, 7] {
+            router.do_send(incoming(&a, stream, "held", MessageKind::Request));
+        }
+        barrier(&router).await;
+        assert_eq!(held.started(), [(1, 1), (1, 3)], "two workers stay free");
+        router.do_send(incoming(&b, 1, "held", MessageKind::Request));
+        router.do_send(incoming(&b, 3, "echo", MessageKind::Request));
+        let echoed = answer(&b_answers).await;
+        assert_eq!((echoed.stream, echoed.outcome), (StreamId(3), Ok(())));
+        assert_eq!(held.started(), [(1, 1), (1, 3), (2, 1)]);
+        assert_eq!(a_answers.len(), 0);
+        // One of the first link's handlers ends: its next request takes the slot.
+        held.release(1, 1);
+        assert_eq!(held.wait_started(4).await[3], (1, 5));
+        held.release_all();
+        let mut answered = Vec::new();
+        while answered.len() < 4 {
+            answered.extend(a_answers.wait_for(1).await);
+        }
+        assert!(answered.iter().all(|respond| respond.outcome.is_ok()));
+        assert_eq!(answer(&b_answers).await.outcome, Ok(()));
+        assert_eq!(held.started().len(), 5);
+    }
+
+    /// A link at its cap is skipped but keeps its place in the turns: when its
+    /// handler ends, its next request goes before the other link's.
+    #[actix_rt::test]
+    async fn a_link_at_its_cap_keeps_its_turn() {
+        let held = Held::new();
+        let config = RouterConfig {
+            max_workers: 3,
+            max_workers_per_link: Some(2),
+            max_queued: 16,
+        };
+        let router = router(vec![("held", held.route())], config);
+        let (a, a_answers, _) = LinkRef::stub(LinkId(1));
+        let (b, b_answers, _) = LinkRef::stub(LinkId(2));
+        for stream in [1, 3, 5] {
+            router.do_send(incoming(&a, stream, "held", MessageKind::Request));
+        }
+        for stream in [1, 3, 5] {
+            router.do_send(incoming(&b, stream, "held", MessageKind::Request));
+        }
+        barrier(&router).await;
+        // Queued: a5, b3, b5; a's turn comes first.
+        assert_eq!(held.started(), [(1, 1), (1, 3), (2, 1)]);
+        // b's slot frees: a is at its cap and skipped, b3 starts.
+        held.release(2, 1);
+        assert_eq!(held.wait_started(4).await[3], (2, 3));
+        // a's slot frees: a kept its turn, a5 starts before b5.
+        held.release(1, 1);
+        assert_eq!(held.wait_started(5).await[4], (1, 5));
+        held.release(2, 3);
+        assert_eq!(held.wait_started(6).await[5], (2, 5));
+        held.release_all();
+        assert_eq!(a_answers.wait_for(3).await.len(), 3);
+        assert_eq!(b_answers.wait_for(3).await.len(), 3);
+        assert!(held.most.load(Ordering::SeqCst) <= 3);
+    }
+
+    /// `max_workers` handlers run at once and no more; the next starts when
+    /// one ends.
+    #[actix_rt::test]
+    async fn no_more_than_max_workers_handlers_run_at_once() {
+        let held = Held::new();
+        let config = RouterConfig {
+            max_workers: 3,
+            max_workers_per_link: Some(3),
+            max_queued: 16,
+        };
+        let router = router(vec![("held", held.route())], config);
+        let (link, answers, _) = LinkRef::stub(LinkId(1));
+        for stream in (1..=15).step_by(2) {
+            router.do_send(incoming(&link, stream, "held", MessageKind::Request));
+        }
+        barrier(&router).await;
+        assert_eq!(held.started(), [(1, 1), (1, 3), (1, 5)]);
+        assert_eq!(held.running.load(Ordering::SeqCst), 3);
+        held.release(1, 3);
+        assert_eq!(held.wait_started(4).await[3], (1, 7));
+        assert_eq!(answer(&answers).await.stream, StreamId(3));
+        barrier(&router).await;
+        assert_eq!(held.started().len(), 4, "one ended, one started");
+        held.release_all();
+        assert_eq!(answers.wait_for(7).await.len(), 7);
+        assert_eq!(held.started().len(), 8);
+        assert_eq!(held.most.load(Ordering::SeqCst), 3);
+    }
+
+    /// Canceled queued requests leave the queue: as many new ones are queued
+    /// again, and the one beyond `max_queued` is refused.
+    #[actix_rt::test]
+    async fn canceled_queued_requests_free_their_places() {
+        let held = Held::new();
+        let config = RouterConfig {
+            max_workers: 1,
+            max_workers_per_link: None,
+            max_queued: 2,
+        };
+        let router = router(vec![("held", held.route())], config);
+        let (link, answers, _) = LinkRef::stub(LinkId(4));
+        for stream in [1, 3, 5] {
+            router.do_send(incoming(&link, stream, "held", MessageKind::Request));
+        }
+        for stream in [3, 5] {
+            router.do_send(Canceled {
+                link: LinkId(4),
+                stream: StreamId(stream),
+            });
+        }
+        for stream in [7, 9, 11] {
+            router.do_send(incoming(&link, stream, "held", MessageKind::Request));
+        }
+        let refused = answer(&answers).await;
+        assert_eq!(refused.stream, StreamId(11));
+        assert_eq!(refused.outcome, Err(ErrorCode::Refused));
+        held.release_all();
+        let mut answered: Vec<u64> = Vec::new();
+        while answered.len() < 3 {
+            answered.extend(answers.wait_for(1).await.iter().map(|r| r.stream.0));
+        }
+        assert_eq!(answered, [1, 7, 9]);
+        assert_eq!(held.started(), [(4, 1), (4, 7), (4, 9)]);
+    }
+
+    /// A blocking handler: waits on `gate` on the blocking pool, then sets
+    /// `ended`.
+    fn blocking_route(gate: std::sync::mpsc::Receiver<()>, ended: Arc<AtomicBool>) -> Route {
+        let gate = Arc::new(Mutex::new(gate));
+        Route::handler(move |_: Request| {
+            let gate = gate.clone();
+            let ended = ended.clone();
+            async move {
+                run_blocking(move || {
+                    let _ = gate.lock().unwrap().recv();
+                    ended.store(true, Ordering::SeqCst);
+                })
+                .await?;
+                Ok(Reply::new("done"))
+            }
+        })
+    }
+
+    /// Blocking work runs off the router's thread: other requests are served
+    /// while it blocks; a panic in it is `HandlerFailed`.
+    #[actix_rt::test]
+    async fn blocking_work_leaves_the_router_serving() {
+        let (open, gate) = std::sync::mpsc::channel();
+        let ended = Arc::new(AtomicBool::new(false));
+        let boom = Route::handler(|_: Request| async {
+            run_blocking(|| panic!("blocking bug")).await?;
+            Ok(Reply::empty())
+        });
+        let routes = vec![
+            ("block", blocking_route(gate, ended.clone())),
+            ("echo", echo()),
+            ("boom", boom),
+        ];
+        let router = router(routes, RouterConfig::default());
+        let (link, answers, _) = LinkRef::stub(LinkId(5));
+        router.do_send(incoming(&link, 1, "block", MessageKind::Request));
+        router.do_send(incoming(&link, 3, "echo", MessageKind::Request));
+        let echoed = answer(&answers).await;
+        assert_eq!((echoed.stream, echoed.outcome), (StreamId(3), Ok(())));
+        assert!(!ended.load(Ordering::SeqCst), "answered while it blocks");
+        router.do_send(incoming(&link, 5, "boom", MessageKind::Request));
+        let failed = answer(&answers).await;
+        assert_eq!(failed.stream, StreamId(5));
+        assert_eq!(failed.outcome, Err(ErrorCode::HandlerFailed));
+        let text = failed.message.body.unwrap_or_default();
+        assert!(String::from_utf8_lossy(&text).contains("blocking bug"));
+        open.send(()).unwrap();
+        let done = answer(&answers).await;
+        assert_eq!((done.stream, done.outcome), (StreamId(1), Ok(())));
+        assert!(ended.load(Ordering::SeqCst));
+    }
+
+    /// Canceling a request aborts its handler but not its blocking work, which
+    /// keeps the worker slot until it returns.
+    #[actix_rt::test]
+    async fn blocking_work_holds_its_worker_slot_after_a_cancel() {
+        let (open, gate) = std::sync::mpsc::channel();
+        let ended = Arc::new(AtomicBool::new(false));
+        let held = Held::new();
+        let config = RouterConfig {
+            max_workers: 1,
+            ..RouterConfig::default()
+        };
+        let routes = vec![
+            ("block", blocking_route(gate, ended.clone())),
+            ("held", held.route()),
+        ];
+        let router = router(routes, config);
+        let (link, answers, _) = LinkRef::stub(LinkId(6));
+        router.do_send(incoming(&link, 1, "block", MessageKind::Request));
+        router.do_send(Canceled {
+            link: LinkId(6),
+            stream: StreamId(1),
+        });
+        router.do_send(incoming(&link, 3, "held", MessageKind::Request));
+        barrier(&router).await;
+        // Let the aborted handler's task end.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        barrier(&router).await;
+        assert!(
+            held.started().is_empty(),
+            "the blocking work holds the slot"
+        );
+        open.send(()).unwrap();
+        assert_eq!(held.wait_started(1).await, [(6, 3)]);
+        assert!(ended.load(Ordering::SeqCst));
+        held.release_all();
+        let respond = answer(&answers).await;
+        assert_eq!((respond.stream, respond.outcome), (StreamId(3), Ok(())));
+        assert_eq!(answers.len(), 0, "the canceled request gets no answer");
     }
 }
