@@ -32,6 +32,7 @@ use crate::ids::LinkId;
 use crate::messages::{Canceled, Incoming, LinkRef, Respond};
 use crate::supervision::guard_future;
 use actix::prelude::*;
+use actix::WeakAddr;
 use futures_util::future::LocalBoxFuture;
 use futures_util::future::{AbortHandle, Abortable, Aborted};
 use futures_util::FutureExt;
@@ -241,7 +242,9 @@ struct WorkerSlot(Arc<SlotRelease>);
 
 /// Sends [`Done`] to the router when the last holder of a counted slot drops it.
 struct SlotRelease {
-    router: Addr<RouterActor>,
+    /// The router's address, shared by all its slots (cloning an `Addr`
+    /// allocates), weak so the router still stops once its owners are gone.
+    router: Arc<WeakAddr<RouterActor>>,
     link: LinkId,
     stream: StreamId,
     serial: u64,
@@ -252,8 +255,8 @@ struct SlotRelease {
 
 impl Drop for SlotRelease {
     fn drop(&mut self) {
-        if *self.counted.get_mut() {
-            self.router.do_send(Done {
+        if let (true, Some(router)) = (*self.counted.get_mut(), self.router.upgrade()) {
+            router.do_send(Done {
                 link: self.link,
                 stream: self.stream,
                 serial: self.serial,
@@ -323,6 +326,8 @@ pub struct RouterActor {
     active_per_link: HashMap<LinkId, usize>,
     /// The serial of the next worker slot.
     next_serial: u64,
+    /// The router's own address, for the worker slots (made at the first request).
+    address: Option<Arc<WeakAddr<RouterActor>>>,
     events: Option<EventBus>,
     /// The endpoint's name, in request spans.
     name: String,
@@ -352,6 +357,7 @@ impl RouterActor {
             active: 0,
             active_per_link: HashMap::new(),
             next_serial: 0,
+            address: None,
             events: None,
             name: String::from("endpoint"),
         }
@@ -435,7 +441,10 @@ impl RouterActor {
         let serial = self.next_serial;
         self.next_serial += 1;
         let mut slot = WorkerSlot(Arc::new(SlotRelease {
-            router: ctx.address(),
+            router: self
+                .address
+                .get_or_insert_with(|| Arc::new(ctx.address().downgrade()))
+                .clone(),
             link: link_id,
             stream,
             serial,
