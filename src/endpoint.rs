@@ -90,6 +90,7 @@ pub struct EndpointBuilder {
     drain_timeout: Duration,
     handshake_timeout: Duration,
     memory_budget: u64,
+    stall_timeout: Option<Option<Duration>>,
     accept: AcceptLimits,
     name: String,
 }
@@ -348,6 +349,19 @@ impl EndpointBuilder {
         self
     }
 
+    /// How long an inbound stream on which the peer could send may go without
+    /// body bytes before it is canceled with `Timeout` (its memory and spool file
+    /// freed; a call waiting on that answer fails with
+    /// [`CallError::AnswerRefused`], a handler reading a streamed body sees it
+    /// aborted); `None`: never. Replaces the value of every link's options
+    /// (`LinkOptions::config.stall_timeout`, 60 s by default: see
+    /// [`DEFAULT_STALL_TIMEOUT`](netcore_proto::config::DEFAULT_STALL_TIMEOUT) for
+    /// why, and for what counts as no progress).
+    pub fn stall_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.stall_timeout = Some(timeout);
+        self
+    }
+
     /// How long a new link may take to complete its handshake (default 10 s):
     /// `attach`, `accept_tcp`, `open` and the other ways of starting a link fail
     /// with [`DownReason::HandshakeTimedOut`] after it, and the link is closed,
@@ -476,6 +490,7 @@ impl EndpointBuilder {
                 drain_timeout: self.drain_timeout,
                 handshake_timeout: self.handshake_timeout,
                 budget: MemoryBudget::new(self.memory_budget),
+                stall_timeout: self.stall_timeout,
                 accepting: Arc::new(Accepting::new(self.accept)),
                 stopping: tokio::sync::watch::channel(false).0,
             }
@@ -506,6 +521,8 @@ struct Inner {
     handshake_timeout: Duration,
     /// Shared by every link's inbound bodies held in memory.
     budget: MemoryBudget,
+    /// Replaces every link's stall timeout, when set.
+    stall_timeout: Option<Option<Duration>>,
     accepting: Arc<Accepting>,
     /// Set by `stop`: serve loops stop accepting.
     stopping: tokio::sync::watch::Sender<bool>,
@@ -575,6 +592,7 @@ impl Endpoint {
             drain_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
             memory_budget: DEFAULT_MEMORY_BUDGET,
+            stall_timeout: None,
             accept: AcceptLimits::default(),
             name: String::from("endpoint"),
         }
@@ -621,6 +639,9 @@ impl Endpoint {
         options.spool.stream_routes.extend(streamed.iter().cloned());
         if options.config.budget.is_none() {
             options.config.budget = Some(self.inner.budget.clone());
+        }
+        if let Some(stall_timeout) = self.inner.stall_timeout {
+            options.config.stall_timeout = stall_timeout;
         }
         let handle = LinkActor::start(
             Box::new(transport) as BoxedTransport,

@@ -455,3 +455,86 @@ async fn frames_that_break_the_id_rules_fail_the_link_with_goaway() {
     );
     good_client_served(&link).await;
 }
+
+/// Files in `dir` (the spool files of a link spooling there).
+fn files_in(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir).unwrap().count()
+}
+
+/// A peer that sends half of two bodies (one held in memory, one spooled to a
+/// file) and then only PINGs: after the stall timeout it gets CANCEL(Timeout)
+/// for both, the endpoint's memory budget is back to 0, the spool file is gone,
+/// and the link still serves.
+#[actix_rt::test]
+async fn half_sent_bodies_are_canceled_after_the_stall_timeout_and_freed() {
+    let server = Endpoint::builder().route("echo", echo).start();
+    let spool = tempfile::tempdir().unwrap();
+    let mut options = netcore::LinkOptions::stream();
+    options.config.stall_timeout = Some(std::time::Duration::from_millis(500));
+    options.config.limits.spool_threshold = 4096;
+    options.spool.dir = spool.path().to_path_buf();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accept = async {
+        let (stream, _) = listener.accept().await.unwrap();
+        server.attach(stream, options).await.unwrap()
+    };
+    let (_link, mut raw) = tokio::join!(accept, Raw::handshake(addr));
+
+    let half = |stream: u64, total_len: u64| {
+        let mut open = Open::new(StreamId(stream), MessageKind::Request, "echo");
+        open.total_len = Some(total_len);
+        open.payload = Bytes::from(vec![0x5a; 1000]);
+        Frame::Open(open)
+    };
+    raw.send(half(2, 2000)).await; // in memory
+    raw.send(half(4, 10_000)).await; // above the spool threshold: a file
+    let held = async {
+        while server.memory_budget().used() == 0 || files_in(spool.path()) == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    };
+    common::within("the bodies held", held).await;
+
+    // Only PINGs from now on; the CANCELs come once the timeout passed.
+    let mut cancels = Vec::new();
+    let mut opaque = 0;
+    let stalled = async {
+        while cancels.len() < 2 {
+            opaque += 1;
+            raw.send(Frame::Ping(Ping { opaque })).await;
+            let wait = std::time::Duration::from_millis(20);
+            while let Ok(frame) = tokio::time::timeout(wait, raw.next()).await {
+                match frame.expect("the link stays up") {
+                    Frame::Cancel(cancel) => cancels.push(cancel),
+                    Frame::GoAway(goaway) => panic!("{goaway:?}"),
+                    _ => {}
+                }
+            }
+        }
+    };
+    common::within("the CANCELs", stalled).await;
+    cancels.sort_by_key(|c| c.stream);
+    let code = ErrorCode::Timeout;
+    assert_eq!(
+        cancels,
+        [
+            Cancel {
+                stream: StreamId(2),
+                code
+            },
+            Cancel {
+                stream: StreamId(4),
+                code
+            }
+        ]
+    );
+    assert_eq!(server.memory_budget().used(), 0);
+    let gone = async {
+        while files_in(spool.path()) > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    };
+    common::within("the spool file deleted", gone).await;
+    assert_eq!(raw.call(6, "echo", b"after").await.payload, &b"after"[..]);
+}

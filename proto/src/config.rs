@@ -42,6 +42,19 @@ pub const MAX_QUEUED_CANCELS: usize = 1024;
 /// never refused.
 pub const MAX_QUEUED_ANSWERS: usize = 1024;
 
+/// Default stall timeout (`LinkConfig::stall_timeout`): an inbound stream on
+/// which the peer could send (it had stream and link credit, and was heard from)
+/// and sent no body bytes for this long is canceled with `Timeout`, and what it
+/// held is freed.
+///
+/// A minute is long for a LAN and right for a radio: a 9600-baud line carries
+/// about 960 bytes/s, so one round of the peer's scheduler over a few hundred
+/// concurrent streams (one ~40-byte frame each) takes tens of seconds, and the
+/// reliable mode's retransmissions back off to 10 s per try; a legitimate stream
+/// is not quiet for a minute while its peer keeps talking. A peer that stalls on
+/// purpose holds its memory at most that long (plus a keepalive interval).
+pub const DEFAULT_STALL_TIMEOUT: core::time::Duration = core::time::Duration::from_secs(60);
+
 /// Hard limits on what a peer may make this side hold (reassembly).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {

@@ -1290,3 +1290,86 @@ proptest! {
         }
     }
 }
+
+/// A peer that sends half of a request and half of an answer, then only PINGs:
+/// after the stall timeout both streams are canceled with `Timeout` on the wire,
+/// reported as refused (`Stalled`) here, and the request can no longer be
+/// answered; the link stays up and its buffers are empty.
+#[test]
+fn streams_quiet_past_the_stall_timeout_are_canceled_with_timeout() {
+    for kind in [FramingKind::Stream, FramingKind::Serial] {
+        let mut link = Link::new(
+            LinkConfig {
+                stall_timeout: Some(Duration::from_secs(30)),
+                reliable: None,
+                ..config(kind)
+            },
+            None,
+        );
+        let mut peer = Peer::new(kind);
+        let hello = peer.bytes(Frame::Hello(Hello::new(PEER_NONCE)));
+        link.handle_input(&hello, Instant::ZERO).unwrap();
+        let ours = link.request(Message::new("r", "q")).unwrap();
+        sent_frames(&mut link, kind);
+        let mut request = Open::new(StreamId(2), MessageKind::Request, "upload");
+        request.total_len = Some(1000);
+        request.payload = Bytes::from(vec![7; 100]);
+        let mut answer = Open::new(ours, MessageKind::Response, "");
+        answer.total_len = Some(1000);
+        answer.payload = Bytes::from(vec![8; 100]);
+        let mut input = peer.bytes(Frame::Open(request));
+        input.extend(peer.bytes(Frame::Open(answer)));
+        link.handle_input(&input, Instant::from_millis(1)).unwrap();
+        events(&mut link);
+        assert!(link.session().buffered_bytes() > 0);
+        let mut canceled = Vec::new();
+        let mut refused = Vec::new();
+        for t in 1..=40u64 {
+            let now = Instant::from_millis(t * 1000);
+            let ping = peer.bytes(Frame::Ping(Ping { opaque: t }));
+            link.handle_input(&ping, now).unwrap();
+            if link.poll_timeout().is_some_and(|due| due <= now) {
+                link.handle_timeout(now);
+            }
+            for frame in sent_frames(&mut link, kind) {
+                if let Frame::Cancel(cancel) = frame {
+                    canceled.push((t, cancel));
+                }
+            }
+            for event in events(&mut link) {
+                match event {
+                    LinkEvent::Refused { stream, error } => refused.push((t, stream, error)),
+                    LinkEvent::Failed { error } => panic!("{error}"),
+                    _ => {}
+                }
+            }
+        }
+        let code = ErrorCode::Timeout;
+        assert_eq!(
+            canceled,
+            [
+                (31, Cancel { stream: ours, code }),
+                (
+                    31,
+                    Cancel {
+                        stream: StreamId(2),
+                        code
+                    }
+                )
+            ],
+            "{kind:?}"
+        );
+        assert_eq!(
+            refused,
+            [
+                (31, ours, ProtocolError::Stalled { id: ours.0 }),
+                (31, StreamId(2), ProtocolError::Stalled { id: 2 })
+            ]
+        );
+        assert_eq!(link.session().buffered_bytes(), 0);
+        assert!(link.is_connected());
+        assert!(link
+            .respond(StreamId(2), Ok(()), Message::new("", "late"))
+            .is_err());
+    }
+}

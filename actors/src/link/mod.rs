@@ -546,6 +546,8 @@ impl Handler<Release> for LinkActor {
     type Result = ();
 
     fn handle(&mut self, msg: Release, ctx: &mut Self::Context) {
+        // The credit this returns restarts the stream's stall clock: stamp it now.
+        self.session.set_now(now());
         self.session.release(msg.stream, msg.len);
         self.pump(ctx);
     }

@@ -79,6 +79,13 @@ pub struct LinkConfig {
     /// (see [`MemoryBudget`](crate::reassembly::MemoryBudget)); `None`: only this
     /// link's `limits.max_buffered_bytes`.
     pub budget: Option<crate::reassembly::MemoryBudget>,
+    /// An inbound stream on which the peer could send (it had credit and was
+    /// heard from) and sent no body bytes for this long is canceled: CANCEL
+    /// `Timeout` to the peer, [`LinkEvent::Refused`] with
+    /// [`ProtocolError::Stalled`] here, its memory and sink freed. `None`: never.
+    /// Default [`DEFAULT_STALL_TIMEOUT`](crate::config::DEFAULT_STALL_TIMEOUT)
+    /// (the reason for its value is there).
+    pub stall_timeout: Option<core::time::Duration>,
     /// The authenticated mode: this side's role in the handshake (`None`: plain).
     #[cfg(feature = "secure")]
     pub secure: Option<crate::secure::SecureRole>,
@@ -126,6 +133,7 @@ impl LinkConfig {
             keepalive: None,
             session_id: nonce.rotate_left(29) ^ 0x5e55_1011_d00d_f00d,
             budget: None,
+            stall_timeout: Some(crate::config::DEFAULT_STALL_TIMEOUT),
             #[cfg(feature = "secure")]
             secure: None,
         }
@@ -439,6 +447,11 @@ impl Link {
         self.pump();
     }
 
+    /// Time passed, without input (see [`Session::set_now`]).
+    pub fn set_now(&mut self, now: Instant) {
+        self.session.set_now(now);
+    }
+
     /// The consumer of a sink stream (`Accepted::Pending`) finished `len` bytes: grants
     /// the peer that much credit back.
     pub fn release(&mut self, stream: StreamId, len: u64) {
@@ -524,7 +537,7 @@ impl Link {
     }
 
     /// When [`Link::handle_timeout`] must run next (retransmission timer, delayed
-    /// acknowledgement, keepalive), if anything waits on time.
+    /// acknowledgement, keepalive, stall timeout), if anything waits on time.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match (self.session.poll_timeout(), self.transmitter.poll_timeout()) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -533,7 +546,8 @@ impl Link {
     }
 
     /// Time passed (call at [`Link::poll_timeout`] or later): retransmits, sends
-    /// due acknowledgements and keepalive PINGs, fails a link whose peer went silent.
+    /// due acknowledgements and keepalive PINGs, cancels stalled inbound streams,
+    /// fails a link whose peer went silent.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.transmitter.handle_timeout(now);
         self.session.handle_timeout(now);

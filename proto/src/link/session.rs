@@ -35,6 +35,16 @@ enum State {
 /// Longest list of recently closed peer streams whose in-flight frames are ignored.
 const CLOSED_MEMORY: usize = 1024;
 
+/// The reassembler's part of a link's configuration.
+fn reassembly_config(config: &LinkConfig) -> ReassemblyConfig {
+    ReassemblyConfig {
+        limits: config.limits,
+        stream_window: config.stream_window,
+        link_window: config.link_window,
+        stall_timeout: config.stall_timeout,
+    }
+}
+
 /// Handshake, ids, answers and reassembly of one link.
 pub struct Session {
     config: LinkConfig,
@@ -89,15 +99,8 @@ impl Session {
     /// such messages are refused with [`ErrorCode::TooLarge`].
     pub fn new(config: LinkConfig, sinks: Option<Box<dyn SinkFactory>>) -> Session {
         let max_frame_len = Self::wire_frame_len(&config);
-        let reassembly = Reassembly::with_budget(
-            ReassemblyConfig {
-                limits: config.limits,
-                stream_window: config.stream_window,
-                link_window: config.link_window,
-            },
-            sinks,
-            config.budget.clone(),
-        );
+        let reassembly =
+            Reassembly::with_budget(reassembly_config(&config), sinks, config.budget.clone());
         let mut session = Session {
             framer: Framer::new(config.framing, max_frame_len),
             config,
@@ -426,6 +429,13 @@ impl Session {
         self.drain_reassembly();
     }
 
+    /// Time passed (before a local call such as [`Session::release`]: the stall
+    /// timeout stamps the credit it returns with the latest time it was told).
+    pub fn set_now(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        self.reassembly.set_now(self.now);
+    }
+
     /// The consumer of a sink stream (`Accepted::Pending`) finished `len` bytes: grants
     /// the peer that much credit back.
     pub fn release(&mut self, stream: StreamId, len: u64) {
@@ -612,8 +622,8 @@ impl Session {
         }
     }
 
-    /// When [`Session::handle_timeout`] must run next: a delayed acknowledgement
-    /// or the keepalive.
+    /// When [`Session::handle_timeout`] must run next: a delayed acknowledgement,
+    /// the keepalive, or an inbound stream's stall timeout.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let ack = self.reliable.as_ref().and_then(Receiver::poll_timeout);
         let keepalive = match (self.config.keepalive, self.state) {
@@ -630,18 +640,26 @@ impl Session {
             (Some(k), Some(h)) => Some(k.min(h)),
             (k, h) => k.or(h),
         };
-        match (ack, keepalive) {
-            (Some(a), Some(k)) => Some(a.min(k)),
-            (a, k) => a.or(k),
-        }
+        let stall = match self.state {
+            State::Connected | State::Closing => self.reassembly.poll_timeout(),
+            _ => None,
+        };
+        [ack, keepalive, stall].into_iter().flatten().min()
     }
 
-    /// Time passed: sends a delayed acknowledgement, PINGs a silent peer, fails
-    /// the link after too many unanswered PINGs.
+    /// Time passed: sends a delayed acknowledgement, cancels inbound streams that
+    /// stalled (CANCEL `Timeout`, [`LinkEvent::Refused`] with
+    /// [`ProtocolError::Stalled`]), PINGs a silent peer, fails the link after too
+    /// many unanswered PINGs.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = self.now.max(now);
         if self.state == State::Failed {
             return;
+        }
+        // Streams do not stall while the transport is being replaced.
+        if matches!(self.state, State::Connected | State::Closing) {
+            self.reassembly.handle_timeout(self.now);
+            self.drain_reassembly();
         }
         #[cfg(feature = "secure")]
         if let Some(secure) = self.secure.as_mut() {
@@ -687,14 +705,11 @@ impl Session {
         while self.reassembly.poll_event().is_some() {}
         while self.reassembly.poll_credit().is_some() {}
         self.reassembly = Reassembly::with_budget(
-            ReassemblyConfig {
-                limits: self.config.limits,
-                stream_window: self.config.stream_window,
-                link_window: self.config.link_window,
-            },
+            reassembly_config(&self.config),
             self.reassembly.take_sinks(),
             self.config.budget.clone(),
         );
+        self.reassembly.heard(self.now);
         self.reliable = None;
         self.highest_peer_id = 0;
         self.commands.push_back(Command::Reset);
@@ -745,6 +760,13 @@ impl Session {
     }
 
     fn dispatch(&mut self, frame: Frame) -> Result<(), ProtocolError> {
+        // The stall timeout runs while the peer is heard from: every frame it
+        // sends, in order (a lossy line's frames held behind a gap are not yet),
+        // but ACKs, which the reliable mode sends while its own frames wait
+        // behind a loss.
+        if !matches!(frame, Frame::Ack(_)) {
+            self.reassembly.heard(self.now);
+        }
         if self.state == State::Handshaking {
             return match frame {
                 Frame::Hello(hello) => self.handle_hello(hello),

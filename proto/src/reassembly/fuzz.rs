@@ -22,6 +22,7 @@ const CONFIG: ReassemblyConfig = ReassemblyConfig {
     },
     stream_window: 800,
     link_window: 2000,
+    stall_timeout: None,
 };
 
 /// Drives a [`Reassembly`] with operations decoded from `data` and panics if an

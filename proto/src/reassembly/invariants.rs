@@ -81,6 +81,10 @@ impl Reassembly {
         if accounted != self.config.link_window {
             return Err("link credit leaked or double-freed");
         }
+        let entries = self.streams.values().filter(|s| s.stall.queued.is_some());
+        if self.stalls.queued() != entries.count() {
+            return Err("stall deadlines differ from the live streams holding one");
+        }
         Ok(())
     }
 }

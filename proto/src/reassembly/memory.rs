@@ -161,6 +161,7 @@ impl Reassembly {
             window,
             total_len,
             body,
+            stall,
         }) = self.streams.remove(&id)
         else {
             return;
@@ -174,6 +175,7 @@ impl Reassembly {
                         window,
                         total_len,
                         body,
+                        stall,
                     },
                 );
                 return;
@@ -183,18 +185,21 @@ impl Reassembly {
         self.set_allocated(self.allocated.saturating_sub(m.capacity()));
         let MemoryBody { head, buf } = m;
         let Some(sink) = self.sinks.as_mut().and_then(|f| f.open(&head)) else {
+            self.stalls.remove(id, &stall);
             self.free_link(buf.len() as u64);
             self.refused(id, no_sink);
             return;
         };
         self.events.push_back(InboundEvent::Streaming { head });
         let body = Body::Sink(SinkBody::new(sink));
+        // The same stream, moved: its stall clock and deadline entry stay.
         self.streams.insert(
             id,
             Inbound {
                 window,
                 total_len,
                 body,
+                stall,
             },
         );
         self.write_to_sink(id, Bytes::from(buf), true);

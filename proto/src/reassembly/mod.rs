@@ -58,6 +58,7 @@
 //! | `max_buffered_bytes` | capacity allocated for incomplete in-memory bodies never exceeds it | spill, else `BufferFull` (code `Refused`) |
 //! | `spool_threshold` | declared `total_len` above it: sink from OPEN; a body growing past it moves to a sink | no sink factory: `TooLarge`; the factory declines: `Sink` (code `Refused`) |
 //! | memory pressure | incomplete in-memory bytes above [`ReassemblyConfig::pressure_limit`]: the largest moves to a sink | no sink: `BufferFull` (code `Refused`) |
+//! | `stall_timeout` | no body bytes that long while the peer could send (below) | `Stalled` (code `Timeout`) |
 //!
 //! Without a [`SinkFactory`] (or when it returns `None`), everything that would go
 //! to a sink is refused (a factory that declines is at a limit, so its refusals say
@@ -74,6 +75,16 @@
 //! left, and grow by doubling up to what the message may reach in memory; every
 //! allocation is `try_reserve_exact`, so a peer cannot make this side allocate past
 //! `max_buffered_bytes` (nor abort it on a failed allocation).
+//!
+//! # Stall timeout
+//!
+//! Time is a parameter: tell the reassembler of every frame from the peer
+//! ([`Reassembly::heard`], before handling it) and of time passing
+//! ([`Reassembly::set_now`], [`Reassembly::handle_timeout`] at
+//! [`Reassembly::poll_timeout`]). A live stream on which the peer could send (it
+//! had stream and link credit, and was heard from) and sent no body bytes for
+//! `stall_timeout` is refused with [`ProtocolError::Stalled`]. What counts, and
+//! why it costs no scan of the streams, is in `stall.rs`.
 //!
 //! # Credit rules
 //!
@@ -127,11 +138,14 @@ mod memory;
 #[cfg(feature = "std")]
 mod memory_sink;
 mod sink;
+mod stall;
 mod stream;
 mod tombstones;
 
 #[cfg(all(test, feature = "std"))]
 mod proptests;
+#[cfg(all(test, feature = "std"))]
+mod stall_tests;
 #[cfg(all(test, feature = "std"))]
 mod tests;
 
@@ -146,17 +160,20 @@ pub use sink::{Accepted, BodySink, SinkError, SinkFactory};
 pub use stream::StreamState;
 pub use tombstones::{MAX_TOMBSTONES, MIN_TOMBSTONES};
 
-use crate::config::{Limits, DEFAULT_LINK_WINDOW, DEFAULT_STREAM_WINDOW};
+use crate::config::{Limits, DEFAULT_LINK_WINDOW, DEFAULT_STALL_TIMEOUT, DEFAULT_STREAM_WINDOW};
 use crate::error::{ErrorCode, ProtocolError};
 use crate::frame::{Credit, Data, End, Open};
 use crate::ids::StreamId;
+use crate::time::Instant;
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use budget::Share;
 use bytes::Bytes;
+use core::time::Duration;
 use credit::Window;
 use memory::too_large_for_memory;
+use stall::{Due, Stalls};
 use stream::{to_usize, Body, Inbound, MemoryBody, SinkBody};
 use tombstones::Tombstones;
 
@@ -169,6 +186,10 @@ pub struct ReassemblyConfig {
     pub stream_window: u64,
     /// Link-wide receive window advertised in HELLO.
     pub link_window: u64,
+    /// A live stream on which the peer could send and did not for this long is
+    /// refused (`Stalled`, CANCEL `Timeout`); `None`: never. See the
+    /// [stall timeout](self#stall-timeout).
+    pub stall_timeout: Option<Duration>,
 }
 
 impl Default for ReassemblyConfig {
@@ -177,6 +198,7 @@ impl Default for ReassemblyConfig {
             limits: Limits::default(),
             stream_window: DEFAULT_STREAM_WINDOW,
             link_window: DEFAULT_LINK_WINDOW,
+            stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
         }
     }
 }
@@ -212,6 +234,8 @@ pub struct Reassembly {
     undelivered: u64,
     /// This link's part of the endpoint's [`MemoryBudget`], charged with `allocated`.
     share: Share,
+    /// The stall timeout's clock and deadlines.
+    stalls: Stalls,
 }
 
 impl core::fmt::Debug for Reassembly {
@@ -256,6 +280,7 @@ impl Reassembly {
             allocated: 0,
             undelivered: 0,
             share: Share::new(budget),
+            stalls: Stalls::new(config.stall_timeout),
         }
     }
 
@@ -335,6 +360,7 @@ impl Reassembly {
             self.refused(id, too_large_for_memory(id, size, threshold, has_factory));
             return Ok(());
         }
+        let stall = self.stalls.open(id, window.available());
         if let Some(sink) = sink {
             self.events.push_back(InboundEvent::Streaming { head });
             let body = Body::Sink(SinkBody::new(sink));
@@ -344,6 +370,7 @@ impl Reassembly {
                     window,
                     total_len,
                     body,
+                    stall,
                 },
             );
             self.write_to_sink(id, payload, false);
@@ -367,6 +394,7 @@ impl Reassembly {
                 window,
                 total_len,
                 body,
+                stall,
             },
         );
         self.buffer(id, payload, false);
@@ -404,7 +432,7 @@ impl Reassembly {
     /// credit of the dropped bytes and emits [`InboundEvent::Canceled`]. A stream
     /// not being reassembled (complete, refused, unknown) is left alone.
     pub fn handle_cancel(&mut self, stream: StreamId, code: ErrorCode) {
-        if let Some(inbound) = self.streams.remove(&stream) {
+        if let Some(inbound) = self.take_stream(stream) {
             self.discard(stream, inbound, code);
             self.events
                 .push_back(InboundEvent::Canceled { stream, code });
@@ -417,7 +445,7 @@ impl Reassembly {
     /// Returns whether the stream was being reassembled.
     pub fn cancel(&mut self, stream: StreamId, code: ErrorCode) -> bool {
         self.tombstones.insert(stream);
-        match self.streams.remove(&stream) {
+        match self.take_stream(stream) {
             Some(inbound) => {
                 self.discard(stream, inbound, code);
                 true
@@ -444,11 +472,54 @@ impl Reassembly {
     pub fn flush_credit(&mut self) {
         if let Some(increment) = self.link.flush() {
             self.link_ready = self.link_ready.saturating_add(increment);
+            self.stalls.link_credit(self.link.available());
         }
         for (&id, inbound) in &mut self.streams {
             if let Some(increment) = inbound.window.flush() {
                 let ready = self.stream_ready.entry(id).or_insert(0);
                 *ready = ready.saturating_add(increment);
+                self.stalls
+                    .stream_credit(id, &mut inbound.stall, inbound.window.available());
+            }
+        }
+    }
+
+    /// A frame from the peer was decoded at `now` (any frame, before it is
+    /// handled): the stall timeout counts time while the peer is heard from
+    /// (see [Stall timeout](self#stall-timeout)).
+    pub fn heard(&mut self, now: Instant) {
+        self.stalls.heard(now);
+    }
+
+    /// Time passed without a frame from the peer (before a local call such as
+    /// [`Reassembly::release`], so the credit it returns is stamped with the
+    /// right time).
+    pub fn set_now(&mut self, now: Instant) {
+        self.stalls.set_now(now);
+    }
+
+    /// When [`Reassembly::handle_timeout`] must run next: the earliest time a
+    /// stream may have stalled. `None` while the stall timeout is off, the peer
+    /// has no link credit, or no stream can stall before the peer is heard from
+    /// again.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.streams.is_empty() {
+            return None;
+        }
+        self.stalls.poll_timeout()
+    }
+
+    /// Time passed: every stream that stalled is refused with
+    /// [`ProtocolError::Stalled`] (an [`InboundEvent::Refused`] with code
+    /// `Timeout`; its buffer is freed with its credit, its sink aborted).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.stalls.set_now(now);
+        while let Some((id, deadline)) = self.stalls.next_due() {
+            let Some(inbound) = self.streams.get_mut(&id) else {
+                continue;
+            };
+            if let Due::Stalled = self.stalls.check(id, &mut inbound.stall, deadline) {
+                self.refuse(id, ProtocolError::Stalled { id: id.0 });
             }
         }
     }
@@ -462,6 +533,7 @@ impl Reassembly {
     /// `code`. Queued events stay. Returns how many streams were live.
     pub fn close(&mut self, code: ErrorCode) -> usize {
         let streams = core::mem::take(&mut self.streams);
+        self.stalls.clear();
         let count = streams.len();
         for (id, inbound) in streams {
             self.discard(id, inbound, code);
@@ -552,6 +624,14 @@ impl Reassembly {
             self.refuse(id, error);
             return;
         }
+        // Body bytes are progress (an empty DATA is not); they spend credit.
+        if let Some(inbound) = self.streams.get_mut(&id) {
+            if n > 0 {
+                self.stalls.progress(&mut inbound.stall);
+            }
+            self.stalls
+                .stream_credit(id, &mut inbound.stall, inbound.window.available());
+        }
         if self.stream_state(id) == Some(StreamState::Spooling) {
             if self.write_to_sink(id, chunk, false) && fin {
                 self.complete(id);
@@ -639,7 +719,7 @@ impl Reassembly {
 
     /// FIN or END: hands an in-memory message out, or finishes the sink.
     fn complete(&mut self, id: StreamId) {
-        let Some(inbound) = self.streams.remove(&id) else {
+        let Some(inbound) = self.take_stream(id) else {
             return;
         };
         self.stream_ready.remove(&id);
@@ -670,7 +750,7 @@ impl Reassembly {
 
     /// Refuses a live stream: cleanup, tombstone, [`InboundEvent::Refused`].
     fn refuse(&mut self, id: StreamId, error: ProtocolError) {
-        if let Some(inbound) = self.streams.remove(&id) {
+        if let Some(inbound) = self.take_stream(id) {
             self.discard(id, inbound, error.code());
         }
         self.refused(id, error);
@@ -706,12 +786,15 @@ impl Reassembly {
     fn receive_link(&mut self, n: u64) -> Result<(), ProtocolError> {
         self.link
             .receive(n)
-            .map_err(|excess| ProtocolError::FlowControl { id: 0, excess })
+            .map_err(|excess| ProtocolError::FlowControl { id: 0, excess })?;
+        self.stalls.link_credit(self.link.available());
+        Ok(())
     }
 
     fn free_link(&mut self, n: u64) {
         if let Some(increment) = self.link.free(n) {
             self.link_ready = self.link_ready.saturating_add(increment);
+            self.stalls.link_credit(self.link.available());
         }
     }
 
@@ -723,8 +806,17 @@ impl Reassembly {
             if let Some(increment) = inbound.window.free(n) {
                 let ready = self.stream_ready.entry(id).or_insert(0);
                 *ready = ready.saturating_add(increment);
+                self.stalls
+                    .stream_credit(id, &mut inbound.stall, inbound.window.available());
             }
         }
+    }
+
+    /// Removes a live stream (and its stall deadline).
+    fn take_stream(&mut self, id: StreamId) -> Option<Inbound> {
+        let inbound = self.streams.remove(&id)?;
+        self.stalls.remove(id, &inbound.stall);
+        Some(inbound)
     }
 }
 

@@ -19,6 +19,7 @@ fn config() -> ReassemblyConfig {
         },
         stream_window: 512,
         link_window: 2048,
+        stall_timeout: None,
     }
 }
 
@@ -363,6 +364,7 @@ fn arb_config() -> impl Strategy<Value = ReassemblyConfig> {
                     },
                     stream_window,
                     link_window,
+                    stall_timeout: None,
                 }
             },
         )

@@ -2,6 +2,7 @@
 
 use super::credit::Window;
 use super::sink::BodySink;
+use super::stall::StreamClock;
 use super::MessageHead;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -25,6 +26,8 @@ pub(super) struct Inbound {
     pub(super) total_len: Option<u64>,
     /// Where the body goes.
     pub(super) body: Body,
+    /// Its stall timeout's state.
+    pub(super) stall: StreamClock,
 }
 
 impl Inbound {

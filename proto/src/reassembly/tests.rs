@@ -20,6 +20,7 @@ pub(super) fn small() -> ReassemblyConfig {
         },
         stream_window: 1_000,
         link_window: 8_000,
+        stall_timeout: None,
     }
 }
 
@@ -405,6 +406,7 @@ fn in_memory_bytes_never_exceed_max_buffered_without_a_sink() {
 fn declared_totals_cannot_reserve_past_the_buffer_budget() {
     let config = ReassemblyConfig {
         link_window: 100_000,
+        stall_timeout: None,
         stream_window: 100_000,
         limits: Limits {
             max_inbound_streams: 64,
@@ -605,6 +607,7 @@ fn three_messages_of_forty_percent_of_the_link_window_all_complete() {
         },
         stream_window: 10_000,
         link_window: 10_000,
+        stall_timeout: None,
     };
     let sinks = MemorySinkFactory::new();
     let mut r = Reassembly::new(config, Some(sinks.boxed()));
@@ -846,6 +849,7 @@ fn bulk_transfer_gets_few_credits_and_never_stalls() {
         },
         stream_window: 1 << 20,
         link_window: 4 << 20,
+        stall_timeout: None,
     };
     let mut r = Reassembly::new(config, Some(MemorySinkFactory::new().boxed()));
     let mut peer = Peer::new(&config);
@@ -1133,6 +1137,7 @@ fn links_sharing_a_budget_refuse_what_does_not_fit() {
         },
         stream_window: 1 << 20,
         link_window: 4 << 20,
+        stall_timeout: None,
     };
     let budget = MemoryBudget::new(64 * 1024);
     let mut a = Reassembly::with_budget(config, None, Some(budget.clone()));
