@@ -65,6 +65,10 @@ use std::time::Duration;
 /// it keeps inbound bodies in memory within 32 MiB (plus 16 KiB guaranteed per
 /// link), a quarter of the 128 MiB the endpoint stays within.
 pub(crate) const DEFAULT_MEMORY_BUDGET: u64 = 32 * 1024 * 1024;
+
+/// The default of [`EndpointBuilder::work_budget`]: inbound messages waiting for
+/// or in their handlers and answers not yet written, of all links together.
+pub(crate) const DEFAULT_WORK_BUDGET: u64 = 16 * 1024 * 1024;
 use tokio::io::AsyncWriteExt;
 
 /// How long `stop` waits for a link's last frames to be written once the drain
@@ -90,6 +94,7 @@ pub struct EndpointBuilder {
     drain_timeout: Duration,
     handshake_timeout: Duration,
     memory_budget: u64,
+    work_budget: u64,
     stall_timeout: Option<Option<Duration>>,
     accept: AcceptLimits,
     name: String,
@@ -349,6 +354,18 @@ impl EndpointBuilder {
         self
     }
 
+    /// The budget shared by all links for the messages they serve (default
+    /// 16 MiB): inbound requests and one-way messages from their delivery until
+    /// their handler is done, and answers until written. Each link may hold twice
+    /// its fair share, 16 KiB always, and one message whatever its size; a message
+    /// beyond is refused (a request gets `Refused`), so a peer that sends requests
+    /// and never reads the answers is refused, not buffered. A link whose options
+    /// carry a budget of their own (`LinkOptions::work_budget`) keeps it.
+    pub fn work_budget(mut self, bytes: u64) -> Self {
+        self.work_budget = bytes;
+        self
+    }
+
     /// How long an inbound stream on which the peer could send may go without
     /// body bytes before it is canceled with `Timeout` (its memory and spool file
     /// freed; a call waiting on that answer fails with
@@ -490,6 +507,7 @@ impl EndpointBuilder {
                 drain_timeout: self.drain_timeout,
                 handshake_timeout: self.handshake_timeout,
                 budget: MemoryBudget::new(self.memory_budget),
+                work_budget: MemoryBudget::new(self.work_budget),
                 stall_timeout: self.stall_timeout,
                 accepting: Arc::new(Accepting::new(self.accept)),
                 stopping: tokio::sync::watch::channel(false).0,
@@ -521,6 +539,8 @@ struct Inner {
     handshake_timeout: Duration,
     /// Shared by every link's inbound bodies held in memory.
     budget: MemoryBudget,
+    /// The budget shared by the links' served messages (requests, answers).
+    work_budget: MemoryBudget,
     /// Replaces every link's stall timeout, when set.
     stall_timeout: Option<Option<Duration>>,
     accepting: Arc<Accepting>,
@@ -592,6 +612,7 @@ impl Endpoint {
             drain_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
             memory_budget: DEFAULT_MEMORY_BUDGET,
+            work_budget: DEFAULT_WORK_BUDGET,
             stall_timeout: None,
             accept: AcceptLimits::default(),
             name: String::from("endpoint"),
@@ -639,6 +660,9 @@ impl Endpoint {
         options.spool.stream_routes.extend(streamed.iter().cloned());
         if options.config.budget.is_none() {
             options.config.budget = Some(self.inner.budget.clone());
+        }
+        if options.work_budget.is_none() {
+            options.work_budget = Some(self.inner.work_budget.clone());
         }
         if let Some(stall_timeout) = self.inner.stall_timeout {
             options.config.stall_timeout = stall_timeout;

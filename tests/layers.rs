@@ -51,6 +51,9 @@ const CRATES: &[Crate] = &[
             // Runtime events; the byte transports a link runs over.
             &["event", "transport"],
             &["body"],
+            // What queued outbound messages cost their bounds; the work budget.
+            &["charges"],
+            &["work_budget"],
             // The messages actors send each other and the link's handle.
             &["messages"],
             &["deadline", "supervision", "one_way_queue"],

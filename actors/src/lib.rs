@@ -14,6 +14,7 @@ pub use netcore_proto as proto;
 
 pub mod body;
 pub mod cache_actor;
+mod charges;
 mod clock;
 mod deadline;
 pub mod error;
@@ -32,6 +33,7 @@ pub mod supervision;
 mod testing;
 pub mod timer_actor;
 pub mod transport;
+pub mod work_budget;
 
 pub use body::{Body, BodyStream, Payload, SpooledFile};
 pub use cache_actor::{Cache, CacheActor, CacheConfig};

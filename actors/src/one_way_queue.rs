@@ -19,10 +19,11 @@
 //! (`Charges::release`), or all at once when the peer lost the session or the
 //! link closes.
 
-use netcore_proto::link::{Command, Message};
+use crate::charges::Pool;
+use netcore_proto::frame::Open;
+use netcore_proto::link::Message;
 use netcore_proto::scheduler::Body;
-use netcore_proto::{MessageKind, StreamId};
-use std::collections::HashMap;
+use netcore_proto::MessageKind;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
@@ -99,55 +100,19 @@ impl OneWayQueue {
     }
 }
 
-/// The scheduler's side: the charge of every queued one-way message.
-#[derive(Debug)]
-pub(crate) struct Charges {
-    queue: OneWayQueue,
-    by_stream: HashMap<StreamId, u32>,
-}
-
-impl Charges {
-    pub(crate) fn new(queue: OneWayQueue) -> Charges {
-        Charges {
-            queue,
-            by_stream: HashMap::new(),
-        }
-    }
-
-    /// Notes the charge of a one-way message `command` queues (returning its
-    /// stream, for the caller to check that the transmitter took it), and gives
-    /// back the charges of what it drops.
-    pub(crate) fn note(&mut self, command: &Command) -> Option<StreamId> {
-        match command {
-            Command::Enqueue {
-                open,
-                body: Body::Full(body),
-            } if open.kind == MessageKind::OneWay => {
-                let charge = self.queue.charge(open.route.len(), body.len());
-                self.by_stream.insert(open.stream, charge);
-                return Some(open.stream);
+/// The scheduler's side: a one-way message with an in-memory body is charged its
+/// bytes while queued.
+impl Pool for OneWayQueue {
+    fn charge_of(&self, open: &Open, body: &Body) -> Option<u64> {
+        match body {
+            Body::Full(body) if open.kind == MessageKind::OneWay => {
+                Some(u64::from(self.charge(open.route.len(), body.len())))
             }
-            Command::Cancel { stream, .. } => self.release(*stream),
-            Command::Reset => self.release_all(),
-            _ => {}
-        }
-        None
-    }
-
-    /// The message on `stream` left (or was dropped): its charge goes back.
-    pub(crate) fn release(&mut self, stream: StreamId) {
-        if self.by_stream.is_empty() {
-            return;
-        }
-        if let Some(charge) = self.by_stream.remove(&stream) {
-            self.queue.refund(charge);
+            _ => None,
         }
     }
 
-    /// Every charge goes back (the queue was emptied).
-    pub(crate) fn release_all(&mut self) {
-        for (_, charge) in self.by_stream.drain() {
-            self.queue.refund(charge);
-        }
+    fn refund(&self, charge: u64) {
+        OneWayQueue::refund(self, u32::try_from(charge).unwrap_or(u32::MAX));
     }
 }

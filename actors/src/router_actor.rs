@@ -31,6 +31,7 @@ use crate::event_bus::{Event, EventBus};
 use crate::ids::LinkId;
 use crate::messages::{Canceled, Incoming, LinkRef, Respond};
 use crate::supervision::guard_future;
+use crate::work_budget::WorkCharge;
 use actix::prelude::*;
 use actix::WeakAddr;
 use futures_util::future::LocalBoxFuture;
@@ -381,7 +382,12 @@ impl RouterActor {
     }
 
     fn dispatch(&mut self, incoming: Incoming, ctx: &mut Context<Self>) {
-        let Incoming { link, head, body } = incoming;
+        let Incoming {
+            link,
+            head,
+            body,
+            work,
+        } = incoming;
         let route = self
             .routes
             .get(head.route.as_str())
@@ -426,6 +432,7 @@ impl RouterActor {
             priority,
             events,
             link_id,
+            _work: work,
         };
         // Everything the handler logs runs in a span naming the request (enabled
         // with `debug` level for this crate, e.g. `RUST_LOG=netcore_actors=debug`).
@@ -506,6 +513,9 @@ struct AfterHandler {
     priority: Priority,
     events: Option<EventBus>,
     link_id: LinkId,
+    /// The request's charge to its link's work budget, given back once its
+    /// answer was handed to the link.
+    _work: WorkCharge,
 }
 
 impl AfterHandler {
@@ -760,6 +770,7 @@ mod tests {
             link: link.clone(),
             head: MessageHead::from_open(open).0,
             body: Body::Bytes(Bytes::from_static(b"ping")),
+            work: WorkCharge::none(),
         }
     }
 

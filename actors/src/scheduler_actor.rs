@@ -8,6 +8,7 @@
 //! many chunks). Nothing is encoded ahead of the writer, so memory stays at one
 //! batch and priorities stay honest.
 
+use crate::charges::Charges;
 use crate::clock::now;
 use crate::deadline::Deadline;
 use crate::error::CallError;
@@ -15,7 +16,8 @@ use crate::messages::{
     Apply, Close, Flush, Progress, Pull, PushBody, TransmitterFailed, Unpark, WatchProgress,
     Watchdog,
 };
-use crate::one_way_queue::{Charges, OneWayQueue};
+use crate::one_way_queue::OneWayQueue;
+use crate::work_budget::WorkShare;
 use actix::prelude::*;
 use netcore_proto::framing::WireBatch;
 use netcore_proto::link::{Command, LinkConfig, Transmitter};
@@ -52,7 +54,9 @@ pub struct SchedulerActor {
     /// Told when the reliable mode gives up on the peer.
     watchdog: Option<Recipient<TransmitterFailed>>,
     /// Charges of the queued one-way messages, given back as they leave.
-    one_way: Option<Charges>,
+    one_way: Option<Charges<OneWayQueue>>,
+    /// Charges of the queued answers to the link's work share, given back as they leave.
+    answers: Option<Charges<WorkShare>>,
 }
 
 impl SchedulerActor {
@@ -72,6 +76,7 @@ impl SchedulerActor {
             timer: Deadline::default(),
             watchdog: None,
             one_way: None,
+            answers: None,
         }
     }
 
@@ -80,6 +85,23 @@ impl SchedulerActor {
     pub fn with_one_way_queue(mut self, queue: OneWayQueue) -> SchedulerActor {
         self.one_way = Some(Charges::new(queue));
         self
+    }
+
+    /// Charges queued answers to the link's `work` share until they leave (see
+    /// [`crate::work_budget`]).
+    pub fn with_work_share(mut self, work: WorkShare) -> SchedulerActor {
+        self.answers = Some(Charges::new(work));
+        self
+    }
+
+    /// The message on `stream` left or was dropped: its charges go back.
+    fn release_charges(&mut self, stream: StreamId) {
+        if let Some(charges) = &mut self.one_way {
+            charges.release(stream);
+        }
+        if let Some(charges) = &mut self.answers {
+            charges.release(stream);
+        }
     }
 
     /// Encodes the next batch, or `None` if nothing may be sent now.
@@ -154,9 +176,7 @@ impl SchedulerActor {
                     }
                 }
                 SchedulerEvent::Sent { stream } => {
-                    if let Some(charges) = &mut self.one_way {
-                        charges.release(stream);
-                    }
+                    self.release_charges(stream);
                     if let Some(tx) = self.watched.remove(&stream) {
                         tx.send_modify(|p| p.sent = p.total.unwrap_or(p.sent));
                     }
@@ -174,6 +194,9 @@ impl Actor for SchedulerActor {
         if let Some(charges) = &mut self.one_way {
             charges.release_all();
         }
+        if let Some(charges) = &mut self.answers {
+            charges.release_all();
+        }
     }
 }
 
@@ -188,12 +211,13 @@ impl Handler<Apply> for SchedulerActor {
                 self.feeders.remove(stream);
                 self.watched.remove(stream);
             }
-            let charged = self.one_way.as_mut().and_then(|c| c.note(&command));
+            let one_way = self.one_way.as_mut().and_then(|c| c.note(&command));
+            let answer = self.answers.as_mut().and_then(|c| c.note(&command));
             self.transmitter.apply(command);
-            if let (Some(stream), Some(charges)) = (charged, &mut self.one_way) {
+            if let Some(stream) = one_way.or(answer) {
                 // Refused by the transmitter (a bug; the peer is told): never sent.
                 if self.transmitter.progress(stream).is_none() {
-                    charges.release(stream);
+                    self.release_charges(stream);
                 }
             }
         }

@@ -33,6 +33,7 @@ use crate::one_way_queue::OneWayQueue;
 use crate::scheduler_actor::SchedulerActor;
 use crate::stream_actor::{SpoolFactory, StreamedAnswers};
 use crate::transport::BoxedTransport;
+use crate::work_budget::WorkShare;
 use actix::prelude::*;
 use feed::feed_body;
 use netcore_proto::link::{Command, LinkEvent, Message, Session};
@@ -78,6 +79,9 @@ pub struct LinkActor {
     peer_going_away: Option<ErrorCode>,
     /// The bound on queued one-way messages (shared with the scheduler actor).
     one_way: OneWayQueue,
+    /// The link's share of the endpoint's work budget (shared with the scheduler
+    /// actor): inbound messages are admitted against it.
+    work: WorkShare,
     /// The link's own handle, given to the router with every inbound request.
     handle: LinkRef,
     /// The authenticated peer, shared with every handle of the link.
@@ -97,8 +101,10 @@ impl LinkActor {
         options.config.nonce = random_u64();
         options.config.session_id = random_u64();
         let one_way = OneWayQueue::new(options.one_way_queue);
+        let work = WorkShare::new(options.work_budget.clone());
         let scheduler_actor = SchedulerActor::new(&options.config, options.batch_budget)
-            .with_one_way_queue(one_way.clone());
+            .with_one_way_queue(one_way.clone())
+            .with_work_share(work.clone());
         let scheduler = match &options.arbiter {
             Some(arbiter) => SchedulerActor::start_in_arbiter(arbiter, move |_| scheduler_actor),
             None => scheduler_actor.start(),
@@ -107,7 +113,7 @@ impl LinkActor {
         LinkActor::start_with(
             transport,
             options,
-            one_way,
+            (one_way, work),
             scheduler,
             router,
             router_cancel,
@@ -116,11 +122,11 @@ impl LinkActor {
 
     /// Starts a link actor over `transport` whose scheduler is reached through
     /// `scheduler` (a stand-in, in tests), sharing the bound on queued one-way
-    /// messages `one_way` with it.
+    /// messages `one_way` and the link's share of the work budget `work` with it.
     pub(crate) fn start_with(
         transport: BoxedTransport,
         options: LinkOptions,
-        one_way: OneWayQueue,
+        (one_way, work): (OneWayQueue, WorkShare),
         scheduler: SchedulerInbox,
         router: Recipient<Incoming>,
         router_cancel: Recipient<RouterCanceled>,
@@ -169,6 +175,7 @@ impl LinkActor {
                 reconnecting: false,
                 peer_going_away: None,
                 one_way,
+                work,
                 handle: LinkRef::new(
                     id,
                     LinkInbox::of(&ctx.address(), inbox_progress).sharing_peer(actor_peer.clone()),
@@ -308,6 +315,19 @@ impl LinkActor {
                 let _ = reply.send(result);
             }
             _ => {
+                let in_memory = match &body {
+                    Body::Bytes(bytes) => bytes.len() as u64,
+                    Body::File(_) | Body::Stream(_) => 0,
+                };
+                let Some(work) = self.work.admit(in_memory) else {
+                    // The link's requests and unread answers fill its share of
+                    // the work budget: refused before a handler sees it.
+                    tracing::warn!(link = %self.id, stream = head.stream.0, route = %head.route, held = self.work.held(), "work budget full; refusing an inbound message");
+                    if head.kind == MessageKind::Request {
+                        self.session.cancel(head.stream, ErrorCode::Refused);
+                    }
+                    return;
+                };
                 if head.kind == MessageKind::Request {
                     self.serving.insert(head.stream);
                 }
@@ -315,6 +335,7 @@ impl LinkActor {
                     link: self.handle.clone(),
                     head,
                     body,
+                    work,
                 };
                 // The router moves requests from its mailbox into its bounded
                 // queue (refusing beyond it) as fast as they come.
@@ -556,10 +577,11 @@ impl Handler<Release> for LinkActor {
 impl Handler<StreamOpened> for LinkActor {
     type Result = ();
 
-    fn handle(&mut self, msg: StreamOpened, _: &mut Self::Context) {
+    fn handle(&mut self, msg: StreamOpened, ctx: &mut Self::Context) {
         // Not there if the stream was canceled meanwhile: the body is dropped.
         if let Some(head) = self.spooling.remove(&msg.stream) {
             self.deliver(head, Body::Stream(msg.body));
+            self.pump(ctx);
         }
     }
 }
@@ -567,9 +589,10 @@ impl Handler<StreamOpened> for LinkActor {
 impl Handler<Spooled> for LinkActor {
     type Result = ();
 
-    fn handle(&mut self, msg: Spooled, _: &mut Self::Context) {
+    fn handle(&mut self, msg: Spooled, ctx: &mut Self::Context) {
         if let Some(head) = self.spooling.remove(&msg.stream) {
             self.deliver(head, Body::File(msg.file));
+            self.pump(ctx);
         }
     }
 }

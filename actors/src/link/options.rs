@@ -4,6 +4,7 @@
 use crate::stream_actor::SpoolLimits;
 use crate::transport::{BoxedTransport, SecureOptions};
 use netcore_proto::link::{Keepalive, LinkConfig};
+use netcore_proto::reassembly::MemoryBudget;
 use std::fmt;
 
 /// How a link runs: protocol settings plus the runtime's.
@@ -38,6 +39,11 @@ pub struct LinkOptions {
     /// while they are over it, so a fast producer is paced by the wire (see
     /// [`crate::one_way_queue`]).
     pub one_way_queue: usize,
+    /// The budget the link's served messages share with other links (see
+    /// [`crate::work_budget`]): inbound request and one-way bodies until their
+    /// handler is done, answers until written. `None`: unbounded (the endpoint
+    /// gives every link its own budget's share).
+    pub work_budget: Option<MemoryBudget>,
 }
 
 impl LinkOptions {
@@ -62,6 +68,7 @@ impl LinkOptions {
             arbiter: None,
             one_way_queue: (netcore_proto::config::serial_bytes_per_sec(baud) as usize)
                 .max(16 * 1024),
+            work_budget: None,
         }
     }
 
@@ -108,6 +115,7 @@ impl LinkOptions {
             resume_window: None,
             arbiter: None,
             one_way_queue: 512 * 1024 * 1024,
+            work_budget: None,
         }
     }
 

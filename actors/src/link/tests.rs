@@ -28,7 +28,7 @@ fn start() -> Harness {
     let link = LinkActor::start_with(
         Box::new(ours),
         options,
-        one_way,
+        (one_way, WorkShare::default()),
         scheduler,
         router,
         router_cancel,

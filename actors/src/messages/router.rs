@@ -3,6 +3,7 @@
 use crate::body::Body;
 use crate::ids::LinkId;
 use crate::messages::handle::LinkRef;
+use crate::work_budget::WorkCharge;
 use actix::prelude::*;
 use netcore_proto::reassembly::MessageHead;
 use netcore_proto::StreamId;
@@ -17,6 +18,9 @@ pub struct Incoming {
     pub head: MessageHead,
     /// Its body.
     pub body: Body,
+    /// Its charge to the link's work budget, given back when its handler is
+    /// done (dropped with the message if it is refused).
+    pub work: WorkCharge,
 }
 
 /// The peer canceled a request: abort its handler (or drop it from the queue).

@@ -104,15 +104,18 @@ impl MemoryBudget {
     }
 }
 
-/// One link's part of a budget: what it charged, given back when dropped.
+/// One link's part of a budget: what it charged, given back when dropped (the
+/// reassembly holds one for its in-memory bodies; the runtime one per link for the
+/// requests it serves).
 #[derive(Debug)]
-pub(super) struct Share {
+pub struct Share {
     budget: Option<MemoryBudget>,
     held: u64,
 }
 
 impl Share {
-    pub(super) fn new(budget: Option<MemoryBudget>) -> Share {
+    /// The part of `budget` (none: unlimited) a new link takes.
+    pub fn new(budget: Option<MemoryBudget>) -> Share {
         if let Some(b) = &budget {
             b.join();
         }
@@ -120,12 +123,27 @@ impl Share {
     }
 
     /// How many more bytes this link may hold now (`u64::MAX` without a budget).
-    pub(super) fn room(&self) -> u64 {
+    pub fn room(&self) -> u64 {
         self.budget.as_ref().map_or(u64::MAX, |b| b.room(self.held))
     }
 
+    /// Bytes this link holds now.
+    pub fn held(&self) -> u64 {
+        self.held
+    }
+
+    /// Records that the link now holds `n` more bytes.
+    pub fn add(&mut self, n: u64) {
+        self.set(self.held.saturating_add(n));
+    }
+
+    /// Records that the link gave `n` bytes back.
+    pub fn sub(&mut self, n: u64) {
+        self.set(self.held.saturating_sub(n));
+    }
+
     /// Records that the link now holds `allocated` bytes.
-    pub(super) fn set(&mut self, allocated: u64) {
+    pub fn set(&mut self, allocated: u64) {
         if let Some(b) = &self.budget {
             if allocated > self.held {
                 b.charge(allocated - self.held);

@@ -149,7 +149,7 @@ mod stall_tests;
 #[cfg(all(test, feature = "std"))]
 mod tests;
 
-pub use budget::MemoryBudget;
+pub use budget::{MemoryBudget, Share};
 pub use credit::batch_threshold;
 pub use event::{InboundEvent, MessageHead};
 #[cfg(all(feature = "std", any(test, feature = "test-util")))]
@@ -168,7 +168,6 @@ use crate::time::Instant;
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
-use budget::Share;
 use bytes::Bytes;
 use core::time::Duration;
 use credit::Window;
