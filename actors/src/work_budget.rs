@@ -126,9 +126,7 @@ impl WorkCharge {
 
 impl Drop for WorkCharge {
     fn drop(&mut self) {
-        if self.share.share.is_some() {
-            self.share.release(self.cost);
-        }
+        self.share.release(self.cost);
     }
 }
 
