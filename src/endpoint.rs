@@ -1108,16 +1108,31 @@ impl Endpoint {
             .unwrap_or_default()
     }
 
-    /// Opens a link described by `spec` (`serial:PATH@BAUD`, `tcp:HOST:PORT`,
-    /// `unix:PATH`), with options fitting its kind (serial framing and chunks sized
-    /// from the baud rate for serial ports).
+    /// Opens a link described by `spec` (`serial:DEVICE@BAUD[?OPTIONS]`,
+    /// `tcp:HOST:PORT`, `unix:PATH`), with options fitting its kind.
+    ///
+    /// A serial port gets the serial framing, chunks sized from its payload rate
+    /// (the baud rate over the bits a byte takes with its data bits, parity, stop
+    /// bits and line code: [`SerialSpec::bytes_per_sec`](netcore_actors::transport::SerialSpec::bytes_per_sec)),
+    /// and a [`Connector`] that opens the spec again when the port breaks (an
+    /// unplugged adapter): the same path, or the same USB identity looked up
+    /// afresh, with the same options, retried with backoff until the device is
+    /// back; the session then resumes.
     ///
     /// Takes the spec by value, so `endpoint.open("tcp:…".parse()?)` works
     /// anywhere, inside `join!` too.
     pub async fn open(&self, spec: LinkSpec) -> Result<Link, CallError> {
         let transport = spec.open().await?;
-        let options = match spec {
-            LinkSpec::Serial { baud, .. } => LinkOptions::serial(baud),
+        let options = match &spec {
+            LinkSpec::Serial(serial) => {
+                let mut options = LinkOptions::serial_at_rate(serial.bytes_per_sec());
+                let serial = serial.clone();
+                options.connector = Some(Connector::new(move || {
+                    let serial = serial.clone();
+                    async move { serial.open() }
+                }));
+                options
+            }
             _ => LinkOptions::stream(),
         };
         self.attach(transport, options).await

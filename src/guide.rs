@@ -22,7 +22,7 @@
 //! Here the device and the gateway share an in-memory pipe; on hardware, the
 //! device side is `device.open("serial:/dev/ttyUSB0@115200".parse()?)` and the
 //! gateway the same on its port (serial framing and chunk sizes follow from the
-//! baud rate).
+//! baud rate; see [Serial ports](#serial-ports)).
 //!
 //! ```
 //! use netcore::prelude::*;
@@ -51,6 +51,57 @@
 //!     Ok(())
 //! })
 //! # }
+//! ```
+//!
+//! # Serial ports
+//!
+//! [`Endpoint::open`](crate::Endpoint::open) opens a link from a spec
+//! ([`LinkSpec`](crate::actors::transport::LinkSpec), parsed from text):
+//!
+//! | spec | opens |
+//! |---|---|
+//! | `serial:/dev/ttyUSB0@115200` | the port at that path, 115200 baud, 8N1, no flow control |
+//! | `serial:/dev/ttyS1@57600?data=7&parity=even&stop=2` | 7E2 (`baud=57600` may stand among the options instead of `@57600`) |
+//! | `serial:/dev/ttyUSB0@115200?flow=rtscts` | hardware flow control (`flow=xonxoff`: software, `flow=none`: the default) |
+//! | `serial:usb=0403:6001@115200` | the one port on a USB device with vendor 0403, product 6001 (hexadecimal), looked up at each open |
+//! | `serial:usb=0403:6001:A50285BI@115200` | the same, the device with that serial number (when several are plugged in) |
+//! | `tcp:HOST:PORT`, `unix:PATH` | a TCP connection, a Unix socket |
+//!
+//! Options: `data=7|8` (default 8), `parity=none|odd|even` (none), `stop=1|2`
+//! (1), `flow=none|rtscts|xonxoff` (none). A bad value fails to parse with a
+//! [`LinkSpecError`](crate::actors::transport::LinkSpecError) naming its field
+//! (`err.field()`); 5 and 6 data bits are refused, as they cannot carry a link's
+//! bytes.
+//!
+//! Both ends of a line need the same settings. With 7 data bits or XON/XOFF a
+//! link escapes the byte values the line cannot carry (see
+//! [`LineCode`](crate::actors::transport::serial::LineCode): a 7-bit line drops
+//! each byte's top bit, and XON/XOFF makes the kernel take 0x11 and 0x13 out of
+//! what it reads), so the peer must be a netcore link with the same spec.
+//! Chunk sizes and the one-way queue follow the real payload rate: the baud
+//! rate over the bits each byte takes on the wire (start, data, parity and stop
+//! bits, and the escapes), e.g. 11 520 B/s at 115200 8N1, 6 909 at 115200 7E2.
+//!
+//! A serial link opened this way reopens its port when it breaks (an unplugged
+//! adapter): the same path, or the same USB identity looked up afresh (a
+//! replugged adapter may come back as another `/dev/ttyUSBn`), with the same
+//! options, retried with backoff until the device is back; the session then
+//! resumes (see [Reconnecting links](#reconnecting-links)).
+//! [`available_ports`](crate::actors::transport::available_ports) lists the
+//! ports with their USB identity:
+//!
+//! ```no_run
+//! # async fn run(gateway: netcore::Endpoint) -> Result<(), Box<dyn std::error::Error>> {
+//! use netcore::actors::transport::available_ports;
+//!
+//! for port in available_ports()? {
+//!     if let Some(usb) = &port.usb {
+//!         tracing::info!(path = %port.path.display(), vid = usb.vendor_id, pid = usb.product_id,
+//!             serial = ?usb.serial_number, product = ?usb.product, "serial port");
+//!     }
+//! }
+//! let _radio = gateway.open("serial:usb=0403:6001@57600?parity=even".parse()?).await?;
+//! # Ok(()) }
 //! ```
 //!
 //! # Blocking handlers and workers
@@ -222,7 +273,8 @@
 //! when it breaks (exponential backoff with jitter) and resumes its session in
 //! reliable mode: nothing lost, nothing twice; a call whose peer restarted fails
 //! with [`CallError::PeerReset`](crate::CallError::PeerReset).
-//! [`Endpoint::connect_tcp`](crate::Endpoint::connect_tcp) installs one; on the
+//! [`Endpoint::connect_tcp`](crate::Endpoint::connect_tcp) installs one, and so
+//! does [`Endpoint::open`](crate::Endpoint::open) for a serial port; on the
 //! accepting side, [`EndpointBuilder::tcp_resume`](crate::EndpointBuilder::tcp_resume)
 //! hands a returning client's connection back to its link. The event bus reports
 //! every transition (`Event::LinkDown` with

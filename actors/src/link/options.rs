@@ -47,13 +47,23 @@ pub struct LinkOptions {
 }
 
 impl LinkOptions {
-    /// A serial or radio link at `baud`: COBS framing, ~10 ms chunks, one frame per
-    /// write, the reliable mode, a keepalive PING after 5 s of silence (down after 3
-    /// unanswered), one-way messages queued up to about a second of the line (at
-    /// least 16 KiB: enough to keep the line busy, little enough for a gateway
-    /// with hundreds of links).
+    /// A serial or radio link at `baud`, 8N1 (10 bits a byte on the wire): COBS
+    /// framing, ~10 ms chunks, one frame per write, the reliable mode, a
+    /// keepalive PING after 5 s of silence (down after 3 unanswered), one-way
+    /// messages queued up to about a second of the line (at least 16 KiB: enough
+    /// to keep the line busy, little enough for a gateway with hundreds of
+    /// links).
     pub fn serial(baud: u32) -> LinkOptions {
-        let mut config = LinkConfig::serial(baud, 0);
+        LinkOptions::serial_at_rate(netcore_proto::config::serial_bytes_per_sec(baud))
+    }
+
+    /// A serial or radio link moving `bytes_per_sec` payload bytes a second, as
+    /// [`LinkOptions::serial`]: for a line whose characters are not 8N1, the
+    /// rate of its [`SerialSpec`](crate::transport::SerialSpec)
+    /// (`spec.bytes_per_sec()`: the baud rate over the bits a byte takes,
+    /// counting start, data, parity and stop bits and the line code).
+    pub fn serial_at_rate(bytes_per_sec: u32) -> LinkOptions {
+        let mut config = LinkConfig::serial_at_rate(bytes_per_sec, 0);
         config.keepalive = Some(Keepalive {
             interval: std::time::Duration::from_secs(5),
             max_missed: 3,
@@ -66,8 +76,7 @@ impl LinkOptions {
             connector: None,
             resume_window: None,
             arbiter: None,
-            one_way_queue: (netcore_proto::config::serial_bytes_per_sec(baud) as usize)
-                .max(16 * 1024),
+            one_way_queue: (bytes_per_sec as usize).max(16 * 1024),
             work_budget: None,
         }
     }

@@ -10,8 +10,9 @@
 //!
 //! | file | owns |
 //! | --- | --- |
-//! | `mod.rs` | the [`Transport`] trait, [`BoxedTransport`], [`LinkSpec`] and opening a link |
-//! | `serial.rs` | serial ports and pseudo-terminal pairs ([`open_serial`], [`pty_pair`]) |
+//! | `mod.rs` | the [`Transport`] trait and [`BoxedTransport`] |
+//! | `spec.rs` | [`LinkSpec`] (parsed from `serial:…`, `tcp:…`, `unix:…`), its [`LinkSpecError`], and opening a link |
+//! | `serial/` | serial ports: options, the line code, finding ports by USB identity, pseudo-terminal pairs ([`open_serial_with`], [`SerialSpec`], [`available_ports`], [`pty_pair`]) |
 //! | `tcp.rs` | TCP: [`TcpPeer`] and [`connect_tcp`], [`accept_tcp`] (both set `TCP_NODELAY`), and [`peek_hello`], which reads a new connection's HELLO to route a resuming session |
 //! | `secure.rs` | the authenticated mode on a transport: [`SecureOptions`] and [`peek_secure_hello`], which runs an accepted connection's handshake and opens its first HELLO |
 //! | `prefixed.rs` | [`Prefixed`]: a transport whose first bytes were read already and are served again |
@@ -28,9 +29,6 @@
 
 use std::fmt;
 use std::io;
-#[cfg(unix)]
-use std::path::PathBuf;
-use std::str::FromStr;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -51,7 +49,12 @@ pub use faulty::{
 pub use pipe::{Pipe, PipeConfig, PipeTransport};
 #[cfg(unix)]
 pub use serial::pty_pair;
-pub use serial::{bytes_per_sec_8n1, open_serial};
+pub use serial::{
+    available_ports, bytes_per_sec_8n1, open_serial, open_serial_with, PortInfo, SerialOptions,
+    SerialSpec, UsbInfo, UsbSelector,
+};
+mod spec;
+pub use spec::{LinkSpec, LinkSpecError, SpecField};
 mod prefixed;
 pub use prefixed::Prefixed;
 pub mod secure;
@@ -75,181 +78,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for T {}
 /// [`Transport`].
 pub type BoxedTransport = Box<dyn Transport>;
 
-/// How to open one link: the address of the far end of the byte channel.
-///
-/// Parsed from and displayed as `serial:PATH@BAUD`, `tcp:HOST:PORT` and
-/// `unix:PATH`:
-///
-/// ```
-/// use netcore_actors::transport::LinkSpec;
-///
-/// let spec: LinkSpec = "serial:/dev/ttyUSB0@115200".parse()?;
-/// assert_eq!(spec, LinkSpec::Serial { path: "/dev/ttyUSB0".into(), baud: 115_200 });
-/// assert_eq!(spec.bytes_per_sec(), Some(11_520));
-/// assert_eq!("tcp:127.0.0.1:4000".parse::<LinkSpec>()?.bytes_per_sec(), None);
-/// # Ok::<(), std::io::Error>(())
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum LinkSpec {
-    /// A serial port (or a radio modem behind one), opened raw, 8N1, without
-    /// flow control.
-    Serial {
-        /// Device path, e.g. `/dev/ttyUSB0` or `COM3`.
-        path: String,
-        /// Line speed in bits per second, e.g. `115200`.
-        baud: u32,
-    },
-    /// A TCP connection to `host:port`, opened with `TCP_NODELAY`.
-    TcpConnect(String),
-    /// A connection to a Unix stream socket at this path.
-    #[cfg(unix)]
-    Unix(PathBuf),
-}
-
-impl LinkSpec {
-    /// Opens the link, returning its transport.
-    ///
-    /// Must be called inside a tokio runtime (actix's included).
-    ///
-    /// # Errors
-    /// The operating system's error, its message prefixed with what was being
-    /// opened (for example `serial port /dev/ttyUSB0 at 115200 baud: ...`).
-    pub async fn open(&self) -> io::Result<BoxedTransport> {
-        tracing::debug!(link = %self, "opening link");
-        let transport: BoxedTransport = match self {
-            Self::Serial { path, baud } => Box::new(open_serial(path, *baud)?),
-            Self::TcpConnect(addr) => Box::new(connect_tcp(addr).await?),
-            #[cfg(unix)]
-            Self::Unix(path) => {
-                Box::new(tokio::net::UnixStream::connect(path).await.map_err(|err| {
-                    with_context(err, format_args!("unix socket {}", path.display()))
-                })?)
-            }
-        };
-        tracing::debug!(link = %self, "link open");
-        Ok(transport)
-    }
-
-    /// The nominal payload rate of the link in bytes per second, when the link
-    /// has one: `baud / 10` for a serial line (8N1 sends 10 bits a byte), `None`
-    /// for sockets. Used to size chunks so one does not hold the wire too long.
-    pub fn bytes_per_sec(&self) -> Option<u32> {
-        match self {
-            Self::Serial { baud, .. } => Some(bytes_per_sec_8n1(*baud)),
-            Self::TcpConnect(_) => None,
-            #[cfg(unix)]
-            Self::Unix(_) => None,
-        }
-    }
-}
-
-impl fmt::Display for LinkSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Serial { path, baud } => write!(f, "serial:{path}@{baud}"),
-            Self::TcpConnect(addr) => write!(f, "tcp:{addr}"),
-            #[cfg(unix)]
-            Self::Unix(path) => write!(f, "unix:{}", path.display()),
-        }
-    }
-}
-
-impl FromStr for LinkSpec {
-    type Err = io::Error;
-
-    /// Parses `serial:PATH@BAUD`, `tcp:HOST:PORT` or `unix:PATH`.
-    ///
-    /// # Errors
-    /// `InvalidInput` naming the text and the expected forms.
-    fn from_str(text: &str) -> io::Result<Self> {
-        let invalid = |why: &str| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "link spec {text:?}: {why} (expected serial:PATH@BAUD, tcp:HOST:PORT or unix:PATH)"
-                ),
-            )
-        };
-        let (scheme, rest) = text.split_once(':').ok_or_else(|| invalid("no scheme"))?;
-        if rest.is_empty() {
-            return Err(invalid("empty address"));
-        }
-        match scheme {
-            "serial" => {
-                let (path, baud) = rest.rsplit_once('@').ok_or_else(|| invalid("no @BAUD"))?;
-                let baud = baud
-                    .parse::<u32>()
-                    .map_err(|_| invalid("baud is not a number"))?;
-                if path.is_empty() || baud == 0 {
-                    return Err(invalid("empty path or zero baud"));
-                }
-                Ok(Self::Serial {
-                    path: path.to_owned(),
-                    baud,
-                })
-            }
-            "tcp" => Ok(Self::TcpConnect(rest.to_owned())),
-            #[cfg(unix)]
-            "unix" => Ok(Self::Unix(PathBuf::from(rest))),
-            _ => Err(invalid("unknown scheme")),
-        }
-    }
-}
-
 /// The same error kind, its message prefixed with what was being done.
 pub(crate) fn with_context(err: io::Error, doing: impl fmt::Display) -> io::Error {
     io::Error::new(err.kind(), format!("{doing}: {err}"))
-}
-
-#[cfg(all(test, unix))]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn link_specs_display_as_they_parse() {
-        for text in [
-            "serial:/dev/ttyUSB0@115200",
-            "serial:COM3@9600",
-            "tcp:127.0.0.1:4000",
-            "tcp:[::1]:4000",
-            "unix:/run/netcore.sock",
-        ] {
-            let spec: LinkSpec = text.parse().expect(text);
-            assert_eq!(spec.to_string(), text);
-        }
-        assert_eq!(
-            "unix:/run/netcore.sock".parse::<LinkSpec>().expect("unix"),
-            LinkSpec::Unix(PathBuf::from("/run/netcore.sock"))
-        );
-    }
-
-    #[test]
-    fn bad_link_specs_are_rejected_with_the_text() {
-        for text in [
-            "",
-            "/dev/ttyUSB0",
-            "serial:/dev/ttyUSB0",
-            "serial:/dev/ttyUSB0@fast",
-            "serial:/dev/ttyUSB0@0",
-            "serial:@9600",
-            "tcp:",
-            "udp:127.0.0.1:4000",
-        ] {
-            let err = text.parse::<LinkSpec>().expect_err(text);
-            assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
-            assert!(err.to_string().contains(&format!("{text:?}")), "{err}");
-        }
-    }
-
-    #[test]
-    fn only_serial_links_have_a_nominal_rate() {
-        let serial = LinkSpec::Serial {
-            path: "/dev/ttyS0".into(),
-            baud: 9_600,
-        };
-        assert_eq!(serial.bytes_per_sec(), Some(960));
-        assert_eq!(LinkSpec::TcpConnect("h:1".into()).bytes_per_sec(), None);
-        assert_eq!(LinkSpec::Unix("/s".into()).bytes_per_sec(), None);
-    }
 }

@@ -106,9 +106,15 @@ impl LinkConfig {
     /// A serial or radio link at `baud` (8N1): COBS framing, chunks sized so one
     /// takes about 10 ms on the wire.
     pub fn serial(baud: u32, nonce: u64) -> LinkConfig {
+        LinkConfig::serial_at_rate(crate::config::serial_bytes_per_sec(baud), nonce)
+    }
+
+    /// A serial or radio link moving `bytes_per_sec` payload bytes a second
+    /// (its baud rate over the bits each byte takes on the line): COBS framing,
+    /// chunks sized so one takes about 10 ms on the wire.
+    pub fn serial_at_rate(bytes_per_sec: u32, nonce: u64) -> LinkConfig {
         let mut config = LinkConfig::new(FramingKind::Serial, nonce);
-        config.chunk_len =
-            crate::config::chunk_len_for_rate(crate::config::serial_bytes_per_sec(baud), 10);
+        config.chunk_len = crate::config::chunk_len_for_rate(bytes_per_sec, 10);
         config
     }
 
