@@ -40,7 +40,7 @@ pub fn options() -> LinkOptions {
 
 /// Wire bytes of one full bulk chunk: a DATA frame of `chunk_len` random bytes
 /// through the serial framing (not the first frame, which has a leading delimiter).
-fn chunk_wire_bytes(chunk_len: usize) -> u64 {
+pub fn chunk_wire_bytes(chunk_len: usize) -> u64 {
     let frame = Envelope::from(Frame::Data(Data {
         stream: StreamId(3),
         payload: random_bytes(7, chunk_len),

@@ -19,7 +19,8 @@
 //! | `pipe.rs` | [`Pipe`]: a transport over two *blocking* user functions `recv` and `send` |
 //! | `throttled.rs` | `throttled_pair`: an in-process duplex line with a baud rate, for tests and demos (feature `test-util`) |
 //! | `faulty.rs` | `faulty_pair`, `FaultyLine`, `Faulty`: an in-process line (or a wrapper around any transport) that drops, corrupts, duplicates, truncates, delays and cuts, from a seed, for tests (feature `test-util`) |
-//! | `pacing.rs` | the line clock both test lines share (feature `test-util`) |
+//! | `modem.rs` | `modem_pair`: an in-process radio path, a UART into a bounded modem buffer that drops when full, a slower air with latency and frame loss from a seed (feature `test-util`) |
+//! | `pacing.rs` | the line clock the test lines share (feature `test-util`) |
 //!
 //! Accepting side: listen with plain tokio ([`tokio::net::TcpListener::bind`],
 //! [`tokio::net::UnixListener::bind`]) and accept with [`accept_tcp`] (which
@@ -35,6 +36,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 #[cfg(feature = "test-util")]
 pub mod faulty;
 #[cfg(feature = "test-util")]
+pub mod modem;
+#[cfg(feature = "test-util")]
 mod pacing;
 pub mod pipe;
 pub mod serial;
@@ -46,6 +49,8 @@ pub use faulty::{
     faulty_pair, CutSchedule, FaultConfig, FaultHandle, FaultStats, Faults, Faulty, FaultyLine,
     FaultyStream,
 };
+#[cfg(feature = "test-util")]
+pub use modem::{modem_pair, ModemConfig, ModemHandle, ModemStats, ModemStream};
 pub use pipe::{Pipe, PipeConfig, PipeTransport};
 #[cfg(unix)]
 pub use serial::pty_pair;

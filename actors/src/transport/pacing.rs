@@ -1,4 +1,4 @@
-//! What the in-process test lines (throttled and faulty) share: the byte clock of a
+//! What the in-process test lines (throttled, faulty, modem) share: the byte clock of a
 //! rate-limited wire, re-armable timers and waker slots.
 
 use std::future::Future;
