@@ -76,7 +76,7 @@ pub trait Framing {
 ///
 /// "Dropped" counts frames thrown away, by reason; `bytes_discarded` counts the wire
 /// bytes that went with them (delimiters not included).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FramingStats {
     /// Frames returned by `decode`.

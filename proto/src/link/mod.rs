@@ -27,11 +27,13 @@
 
 mod command;
 mod session;
+mod stats;
 mod transmitter;
 
 pub use crate::reliable::ReliableConfig;
 pub use command::{Command, TellPeer};
 pub use session::Session;
+pub use stats::{SessionStats, TransmitterStats};
 pub use transmitter::{Progress, Transmitter};
 
 use crate::config::{Limits, DEFAULT_MAX_FRAME_LEN};
@@ -293,8 +295,18 @@ pub struct Counters {
 pub struct ReliableStats {
     /// Frames sent and not yet acknowledged.
     pub in_flight: usize,
-    /// Frames sent again.
+    /// Bytes of those frames (sequenced head and payload, before framing).
+    pub in_flight_bytes: u64,
+    /// Frames sent again (timer, fast retransmission, after a reconnection),
+    /// over the link's life.
     pub retransmissions: u64,
+    /// The smoothed round-trip time (RFC 6298 SRTT), once a round trip was
+    /// measured.
+    pub srtt: Option<core::time::Duration>,
+    /// The round-trip time variance (RFC 6298 RTTVAR); zero before a sample.
+    pub rttvar: core::time::Duration,
+    /// The current retransmission timeout, backoff included.
+    pub rto: core::time::Duration,
 }
 
 /// Counters of one link.
@@ -372,6 +384,16 @@ impl Link {
         self.session.is_failed()
     }
 
+    /// The inbound half's counters and state.
+    pub fn session_stats(&self) -> SessionStats {
+        self.session.stats()
+    }
+
+    /// The outbound half's counters and state.
+    pub fn transmitter_stats(&self) -> TransmitterStats {
+        self.transmitter.stats()
+    }
+
     /// Counters.
     pub fn stats(&self) -> LinkStats {
         let outbound = self.transmitter.counters();
@@ -381,9 +403,9 @@ impl Link {
             bytes_out: outbound.bytes,
             frames_in: inbound.frames,
             bytes_in: inbound.bytes,
-            framing: self.session.framing_stats().clone(),
+            framing: *self.session.framing_stats(),
             #[cfg(feature = "secure")]
-            secure: self.session.secure_stats().cloned(),
+            secure: self.session.secure_stats().copied(),
         }
     }
 

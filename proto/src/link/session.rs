@@ -6,7 +6,7 @@
 //! [`Session::poll_command`] as a [`Command`] for a [`Transmitter`](super::Transmitter).
 
 use super::command::{Command, TellPeer};
-use super::{Counters, LinkConfig, LinkEvent, Message};
+use super::{Counters, LinkConfig, LinkEvent, Message, SessionStats};
 use crate::error::{ErrorCode, ProtocolError};
 use crate::frame::MIN_MAX_FRAME_LEN;
 use crate::frame::{
@@ -75,6 +75,10 @@ pub struct Session {
     peer_session: Option<u64>,
     frames_in: u64,
     bytes_in: u64,
+    /// Body bytes of the OPEN and DATA frames dispatched.
+    payload_in: u64,
+    /// Duplicates counted by reliable receivers a new session replaced.
+    duplicates_before: u64,
     /// The reliable mode's receiving half, once both sides agreed to it.
     reliable: Option<Receiver>,
     /// Frames the reliable receiver released in order, waiting for dispatch.
@@ -120,6 +124,8 @@ impl Session {
             commands: VecDeque::new(),
             frames_in: 0,
             bytes_in: 0,
+            payload_in: 0,
+            duplicates_before: 0,
             reliable: None,
             in_order: VecDeque::new(),
             now: Instant::ZERO,
@@ -325,6 +331,31 @@ impl Session {
         Counters {
             frames: self.frames_in,
             bytes: self.bytes_in,
+        }
+    }
+
+    /// The inbound half's counters and state (no allocation).
+    pub fn stats(&self) -> SessionStats {
+        SessionStats {
+            frames_in: self.frames_in,
+            bytes_in: self.bytes_in,
+            payload_in: self.payload_in,
+            framing: *self.framer.stats(),
+            #[cfg(feature = "secure")]
+            secure: self.secure_stats().copied().unwrap_or_default(),
+            duplicates: self.duplicates_before
+                + self.reliable.as_ref().map_or(0, Receiver::duplicates),
+            streams_in: self.reassembly.live_streams(),
+            buffered_bytes: self.reassembly.buffered_bytes(),
+            awaiting_answer: self.awaiting_answer.len(),
+            unanswered: self.unanswered.len(),
+        }
+    }
+
+    /// A new session replaces the reliable receiver: its duplicates still count.
+    fn retire_receiver(&mut self) {
+        if let Some(receiver) = self.reliable.take() {
+            self.duplicates_before += receiver.duplicates();
         }
     }
 
@@ -710,7 +741,7 @@ impl Session {
             self.config.budget.clone(),
         );
         self.reassembly.heard(self.now);
-        self.reliable = None;
+        self.retire_receiver();
         self.highest_peer_id = 0;
         self.commands.push_back(Command::Reset);
         self.events.push_back(LinkEvent::PeerReset);
@@ -778,10 +809,14 @@ impl Session {
                 frame: "HELLO",
                 reason: "the link is already connected",
             }),
-            Frame::Open(open) => self.handle_open(open),
+            Frame::Open(open) => {
+                self.payload_in += open.payload.len() as u64;
+                self.handle_open(open)
+            }
             // Frames of closed streams go to reassembly too: it ignores streams it
             // does not hold and returns their link credit.
             Frame::Data(data) => {
+                self.payload_in += data.payload.len() as u64;
                 let stream = data.stream;
                 if self.never_opened(stream) {
                     self.reassembly.ignore_body(data.payload.len() as u64)?;
@@ -890,6 +925,7 @@ impl Session {
             .config
             .reliable
             .filter(|_| hello.features & frame::features::RELIABLE != 0);
+        self.retire_receiver();
         self.reliable = reliable.map(|r| Receiver::new(r.window, r.ack_delay));
         self.commands.push_back(Command::PeerHello {
             stream_window: hello.stream_window,

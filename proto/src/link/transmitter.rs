@@ -8,7 +8,7 @@
 //! commands travel between them as messages. Either way the same code runs.
 
 use super::command::{Command, TellPeer};
-use super::{Counters, LinkConfig, ReliableStats};
+use super::{Counters, LinkConfig, ReliableStats, TransmitterStats};
 use crate::error::ProtocolError;
 use crate::frame::MIN_MAX_FRAME_LEN;
 use crate::frame::{Ack, Cancel, Credit, Envelope, Frame, Hello};
@@ -39,6 +39,10 @@ pub struct Transmitter {
     head_scratch: Vec<u8>,
     frames_out: u64,
     bytes_out: u64,
+    /// Body bytes of new OPEN and DATA frames sent.
+    payload_out: u64,
+    /// Retransmissions of the reliable senders replaced by a new session.
+    retransmissions_before: u64,
     failed: bool,
     /// The reliable mode's sending half, once both sides agreed to it.
     reliable: Option<Sender>,
@@ -83,6 +87,8 @@ impl Transmitter {
             head_scratch: Vec::with_capacity(64),
             frames_out: 0,
             bytes_out: 0,
+            payload_out: 0,
+            retransmissions_before: 0,
             failed: false,
             reliable: None,
             ack: None,
@@ -144,6 +150,7 @@ impl Transmitter {
                 max_chunk_len,
                 reliable,
             } => {
+                self.retire_sender();
                 self.reliable = reliable.map(|r| Sender::new(r.window, r.max_sends, r.rto));
                 if self.chunk_len > max_chunk_len {
                     self.set_chunk_len(max_chunk_len);
@@ -174,6 +181,7 @@ impl Transmitter {
                     ..self.scheduler_config
                 });
                 self.progress.clear();
+                self.retire_sender();
                 self.reliable = None;
                 self.ack = None;
                 self.paused = false;
@@ -280,6 +288,7 @@ impl Transmitter {
             return 0;
         };
         if let (Some(stream), len) = (frame.stream(), frame.body_len()) {
+            self.payload_out += len as u64;
             if let Some(p) = self.progress.get_mut(&stream) {
                 p.sent += len as u64;
             }
@@ -381,12 +390,36 @@ impl Transmitter {
         self.scheduler.backlog().cloned()
     }
 
-    /// The reliable mode's frames in flight and retransmissions, if it is on.
+    /// The reliable mode's frames in flight, retransmissions and round-trip
+    /// estimate, if it is on.
     pub fn reliable_stats(&self) -> Option<ReliableStats> {
         self.reliable.as_ref().map(|s| ReliableStats {
             in_flight: s.in_flight(),
-            retransmissions: s.retransmissions(),
+            in_flight_bytes: s.in_flight_bytes(),
+            retransmissions: self.retransmissions_before + s.retransmissions(),
+            srtt: s.rtt().srtt(),
+            rttvar: s.rtt().rttvar(),
+            rto: s.rto(),
         })
+    }
+
+    /// A new session replaces the reliable sender: its retransmissions still count.
+    fn retire_sender(&mut self) {
+        if let Some(sender) = self.reliable.as_ref() {
+            self.retransmissions_before += sender.retransmissions();
+        }
+    }
+
+    /// The outbound half's counters and state (no allocation).
+    pub fn stats(&self) -> TransmitterStats {
+        TransmitterStats {
+            frames_out: self.frames_out,
+            bytes_out: self.bytes_out,
+            payload_out: self.payload_out,
+            queued_bytes: self.scheduler.queued_bytes(),
+            streams_out: self.scheduler.stream_count(),
+            reliable: self.reliable_stats(),
+        }
     }
 
     /// Appends frames to `dst` until about `budget` wire bytes were added or nothing is

@@ -83,6 +83,11 @@ impl RtoEstimator {
         self.srtt
     }
 
+    /// The round-trip time variance (RTTVAR), zero before the first sample.
+    pub fn rttvar(&self) -> Duration {
+        self.rttvar
+    }
+
     /// The current timeout: `SRTT + max(1 ms, 4 RTTVAR)`, doubled per backoff,
     /// clamped to `[min, max]`.
     pub fn rto(&self) -> Duration {

@@ -252,4 +252,18 @@ impl Sender {
     pub fn rto(&self) -> core::time::Duration {
         self.rto.rto()
     }
+
+    /// The round-trip estimator (smoothed RTT and its variance).
+    pub fn rtt(&self) -> &RtoEstimator {
+        &self.rto
+    }
+
+    /// Bytes of the frames in flight (sequenced head and payload, before
+    /// framing): at most `window` frames are summed.
+    pub fn in_flight_bytes(&self) -> u64 {
+        self.unacked
+            .iter()
+            .map(|p| (p.head.len() + p.payload.len()) as u64)
+            .sum()
+    }
 }

@@ -272,11 +272,27 @@ pub struct Scheduler {
     initial_stream_credit: Option<u64>,
     events: VecDeque<SchedulerEvent>,
     next_serial: u64,
+    /// Unsent body bytes of the queued messages, by class (index: [`Priority::index`]).
+    queued_bytes: [u64; Priority::COUNT],
 }
 
 impl Default for Scheduler {
     fn default() -> Self {
         Scheduler::new(SchedulerConfig::default())
+    }
+}
+
+/// Counts `n` more unsent body bytes in `class`.
+fn add_queued(queued: &mut [u64; Priority::COUNT], class: usize, n: u64) {
+    if let Some(q) = queued.get_mut(class) {
+        *q = q.saturating_add(n);
+    }
+}
+
+/// Counts `n` fewer unsent body bytes in `class` (sent or dropped).
+fn sub_queued(queued: &mut [u64; Priority::COUNT], class: usize, n: u64) {
+    if let Some(q) = queued.get_mut(class) {
+        *q = q.saturating_sub(n);
     }
 }
 
@@ -325,6 +341,7 @@ impl Scheduler {
             initial_stream_credit: None,
             events: VecDeque::new(),
             next_serial: 0,
+            queued_bytes: [0; Priority::COUNT],
         }
     }
 
@@ -450,6 +467,7 @@ impl Scheduler {
             st.credit = initial;
             st.credit_known = true;
         }
+        add_queued(&mut self.queued_bytes, st.class, st.queued);
         place(&mut self.classes, id, &mut st);
         self.streams.insert(id, Box::new(st));
         Ok(())
@@ -491,6 +509,7 @@ impl Scheduler {
                 return invalid("push_body: fin before the announced total_len");
             }
         }
+        add_queued(&mut self.queued_bytes, st.class, bytes.len() as u64);
         st.push(bytes);
         st.fin_queued = fin || st.total_len == Some(pushed);
         st.asked = false;
@@ -508,6 +527,7 @@ impl Scheduler {
     /// sent completely, or already canceled).
     pub fn cancel(&mut self, stream: StreamId) -> Option<CancelOutcome> {
         let st = self.streams.remove(&stream)?;
+        sub_queued(&mut self.queued_bytes, st.class, st.queued);
         if let Some(queues) = self.classes.get_mut(st.class) {
             // The queue entry stays behind as a stale entry, skipped when reached.
             match st.place {
@@ -609,6 +629,18 @@ impl Scheduler {
     /// The next event, if any. Drain after polling frames.
     pub fn poll_event(&mut self) -> Option<SchedulerEvent> {
         self.events.pop_front()
+    }
+
+    /// Unsent body bytes of the queued messages, by priority class (index:
+    /// [`Priority::index`]). Kept as messages are queued and cut, so reading it
+    /// costs nothing.
+    pub fn queued_bytes(&self) -> [u64; Priority::COUNT] {
+        self.queued_bytes
+    }
+
+    /// Messages queued and not completely sent (their last frame has not left).
+    pub fn stream_count(&self) -> usize {
+        self.streams.len()
     }
 
     /// Nothing queued at all: no control frame, no message (pending events are
@@ -713,6 +745,7 @@ impl Scheduler {
     fn emit(&mut self, id: StreamId, len: usize) -> Option<Frame> {
         let st = self.streams.get_mut(&id)?;
         let (frame, last) = st.next_frame(id, len)?;
+        sub_queued(&mut self.queued_bytes, st.class, frame.body_len() as u64);
         let low_water = self.chunk_len.saturating_mul(self.low_water_chunks) as u64;
         if !last && st.streaming && !st.fin_queued && !st.asked && st.queued <= low_water {
             st.asked = true;

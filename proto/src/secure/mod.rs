@@ -182,7 +182,7 @@ impl core::fmt::Debug for SecureRole {
 }
 
 /// Counters of the authenticated mode's inbound side.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SecureStats {
     /// Sealed frames opened.
