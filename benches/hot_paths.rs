@@ -10,6 +10,10 @@
 //! - `scheduler`: draining 1,000 queued four-chunk messages with `poll_transmit`
 //!   (the writer's pull, with every stream competing in one class).
 //! - `reassembly`: a 1 MiB message arriving as one OPEN and 15 DATA chunks.
+//! - `stats`: reading a link's statistics: the protocol core's two snapshots
+//!   (`Link::session_stats` and `transmitter_stats`, reliable mode on, a window
+//!   of frames in flight), and `netcore::Link::stats` on a TCP loopback link
+//!   (the two mailbox hops: link actor, scheduler actor), one read at a time.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 // `criterion_group!` generates an undocumented public function.
 #![allow(missing_docs)]
@@ -192,6 +196,54 @@ fn reassembly(c: &mut Criterion) {
     group.finish();
 }
 
+fn stats(c: &mut Criterion) {
+    use netcore::proto::link::{LinkConfig, Message};
+    use netcore::proto::sim::{Pair, Wire};
+    let mut group = c.benchmark_group("stats");
+    // A serial pair mid-transfer: 32 frames in flight, bytes queued.
+    let mut pair = Pair::new(
+        LinkConfig::serial(115_200, 7),
+        LinkConfig::serial(115_200, 3),
+        Wire::rated(11_520),
+    );
+    pair.drive();
+    pair.a
+        .link
+        .one_way(Message::new("bulk", vec![1u8; 64 * 1024]))
+        .unwrap();
+    pair.drive_until(pair.now + Duration::from_millis(200));
+    let reliable = pair.a.link.transmitter_stats().reliable.unwrap();
+    assert!(reliable.in_flight > 0);
+    group.bench_function("proto_snapshot", |b| {
+        b.iter(|| {
+            let link = black_box(&pair.a.link);
+            (link.session_stats(), link.transmitter_stats())
+        })
+    });
+    let system = actix_rt::System::new();
+    let (_server, _client, link) = system.block_on(async {
+        let server = netcore::Endpoint::builder().start();
+        let client = netcore::Endpoint::builder().start();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (s, c) = tokio::join!(server.accept_tcp(&listener), client.connect_tcp(addr));
+        s.unwrap();
+        (server, client, c.unwrap())
+    });
+    group.bench_function("link_stats_tcp", |b| {
+        b.iter_custom(|iters| {
+            system.block_on(async {
+                let start = std::time::Instant::now();
+                for _ in 0..iters {
+                    black_box(link.stats().await.unwrap());
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -202,6 +254,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = hot_paths;
     config = config();
-    targets = frame, framing, write_batch, scheduler, reassembly
+    targets = frame, framing, write_batch, scheduler, reassembly, stats
 }
 criterion_main!(hot_paths);

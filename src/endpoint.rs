@@ -37,6 +37,7 @@ use actix::prelude::*;
 use netcore_actors::cache_actor::{Cache, CacheConfig};
 use netcore_actors::event_bus::{Event, EventBus, EventBusConfig};
 use netcore_actors::link::Connector;
+use netcore_actors::stats::EndpointStats;
 use netcore_actors::supervision::RestartPolicy;
 use netcore_actors::timer_actor::Timers;
 use netcore_actors::transport::{
@@ -1156,6 +1157,15 @@ impl Endpoint {
     /// how much of it is held now ([`MemoryBudget::used`]).
     pub fn memory_budget(&self) -> &MemoryBudget {
         &self.inner.budget
+    }
+
+    /// Every attached link's [`LinkStats`] (up, connecting or reconnecting;
+    /// links already down are left out), by link id, and their totals. The
+    /// links are asked concurrently.
+    pub async fn stats(&self) -> EndpointStats {
+        let links = self.all_links();
+        let snapshots = futures_util::future::join_all(links.iter().map(Link::stats)).await;
+        EndpointStats::of(snapshots.into_iter().flatten().collect())
     }
 
     /// The links currently up, oldest first.

@@ -301,6 +301,34 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Link statistics
+//!
+//! [`Link::stats`](crate::Link::stats) takes a snapshot of one link
+//! ([`LinkStats`](crate::LinkStats): a plain `Copy` value) and
+//! [`Endpoint::stats`](crate::Endpoint::stats) one of every attached link with
+//! their totals ([`EndpointStats`](crate::EndpointStats)). Counters (bytes,
+//! frames and payload each way, integrity drops by reason, retransmissions,
+//! duplicates, reconnects) only grow over a link's life; gauges (round trip and
+//! retransmission timeout, bytes in flight, queued bytes per priority class, open
+//! streams and calls, state and time in it) are the moment's. A read costs two
+//! mailbox hops (a few microseconds), so a status page may poll it many times a
+//! second; both types serialize with serde (durations as seconds):
+//!
+//! ```no_run
+//! # use netcore::prelude::*;
+//! # async fn run(gateway: Endpoint, link: Link) -> Result<(), Box<dyn std::error::Error>> {
+//! if let Some(stats) = link.stats().await {
+//!     println!(
+//!         "{}: {:?} for {:?}, {} B sent, {} retransmitted frames, srtt {:?}",
+//!         stats.link, stats.state, stats.time_in_state, stats.payload_out,
+//!         stats.retransmissions, stats.srtt,
+//!     );
+//! }
+//! let all = gateway.stats().await;
+//! println!("{}", serde_json::to_string(&all.totals)?);
+//! # Ok(()) }
+//! ```
+//!
 //! # Logging
 //!
 //! netcore logs through `tracing`. What a handler logs runs inside a debug-level

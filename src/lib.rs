@@ -35,6 +35,9 @@ pub use link::{CallBuilder, Link, PendingCall, Transfer};
 pub use netcore_actors::cache_actor::Cache;
 pub use netcore_actors::event_bus::{Event, EventBus, SubscriptionId};
 pub use netcore_actors::proto;
+pub use netcore_actors::stats::{
+    ClassBytes, EndpointStats, IntegrityDrops, LinkStats, LinkStatus, LinkTotals,
+};
 pub use netcore_actors::supervision::{RestartPolicy, ServiceError};
 pub use netcore_actors::timer_actor::{TaskHandle, Timers};
 pub use netcore_actors::{

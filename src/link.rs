@@ -6,7 +6,7 @@ use bytes::Bytes;
 use futures_util::future::Either;
 use netcore_actors::event_bus::{Event, EventBus};
 use netcore_actors::{
-    CallError, DownReason, LinkHandle, LinkId, LinkState, Payload, Progress, Response,
+    CallError, DownReason, LinkHandle, LinkId, LinkState, LinkStats, Payload, Progress, Response,
 };
 use netcore_proto::link::Message;
 use netcore_proto::{ErrorCode, Priority, StreamId};
@@ -105,6 +105,15 @@ impl Link {
     /// being served (0 once the link is down).
     pub async fn in_flight(&self) -> usize {
         self.link.in_flight().await
+    }
+
+    /// A snapshot of the link's counters and state: bytes, frames and payload
+    /// each way, integrity drops, retransmissions, round trip, queued bytes by
+    /// priority, open streams, reconnects, uptime (see [`LinkStats`]). Costs two
+    /// mailbox hops (the link actor and its scheduler), no allocation; `None`
+    /// once the link is down.
+    pub async fn stats(&self) -> Option<LinkStats> {
+        self.link.stats().await
     }
 
     /// Closes the link now: pending calls fail with [`CallError::LinkDown`]

@@ -48,8 +48,8 @@ const CRATES: &[Crate] = &[
             // tests; then the errors (a link's down reason may name a link id).
             &["ids", "clock", "testing"],
             &["error"],
-            // Runtime events; the byte transports a link runs over.
-            &["event", "transport"],
+            // Runtime events; the byte transports a link runs over; stats snapshots.
+            &["event", "transport", "stats"],
             &["body"],
             // What queued outbound messages cost their bounds; the work budget.
             &["charges"],

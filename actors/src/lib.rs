@@ -27,6 +27,7 @@ pub mod messages;
 pub mod one_way_queue;
 pub mod router_actor;
 pub mod scheduler_actor;
+pub mod stats;
 pub mod stream_actor;
 pub mod supervision;
 #[cfg(test)]
@@ -48,6 +49,7 @@ pub use router_actor::{
     HandleRequest, HandlerResult, Reply, Request, Route, RouterActor, RouterConfig,
 };
 pub use scheduler_actor::SchedulerActor;
+pub use stats::{ClassBytes, EndpointStats, IntegrityDrops, LinkStats, LinkStatus, LinkTotals};
 pub use stream_actor::{SpoolLimits, StreamActor};
 pub use supervision::{guard, Decision, RestartPolicy, RestartTracker, ServiceError};
 pub use timer_actor::{TaskHandle, TaskId, TimerActor, Timers};

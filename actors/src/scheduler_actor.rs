@@ -13,8 +13,8 @@ use crate::clock::now;
 use crate::deadline::Deadline;
 use crate::error::CallError;
 use crate::messages::{
-    Apply, Close, Flush, Progress, Pull, PushBody, TransmitterFailed, Unpark, WatchProgress,
-    Watchdog,
+    Apply, Close, Flush, Progress, Pull, PushBody, TransmitStats, TransmitterFailed, Unpark,
+    WatchProgress, Watchdog,
 };
 use crate::one_way_queue::OneWayQueue;
 use crate::work_budget::WorkShare;
@@ -353,6 +353,14 @@ impl Handler<Watchdog> for SchedulerActor {
 
     fn handle(&mut self, msg: Watchdog, _: &mut Self::Context) {
         self.watchdog = Some(msg.0);
+    }
+}
+
+impl Handler<TransmitStats> for SchedulerActor {
+    type Result = MessageResult<TransmitStats>;
+
+    fn handle(&mut self, _: TransmitStats, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.transmitter.stats())
     }
 }
 

@@ -15,6 +15,7 @@ mod feed;
 mod io;
 mod options;
 mod reconnect;
+mod stats;
 
 pub use options::{Connector, LinkOptions};
 
@@ -39,10 +40,11 @@ use feed::feed_body;
 use netcore_proto::link::{Command, LinkEvent, Message, Session};
 use netcore_proto::reassembly::MessageHead;
 use netcore_proto::{ErrorCode, MessageKind, StreamId};
+use stats::StateCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
 type CallReply = oneshot::Sender<Result<Response, CallError>>;
 
@@ -66,7 +68,10 @@ pub struct LinkActor {
     serving: HashSet<StreamId>,
     /// Heads of inbound messages spooling in stream actors.
     spooling: HashMap<StreamId, MessageHead>,
-    state: watch::Sender<LinkState>,
+    /// The link's state, watched by its owner, and since when it holds.
+    state: StateCell,
+    /// When the link started (its uptime's origin).
+    started: std::time::Instant,
     /// The session's next timer (delayed ACK, keepalive) and its handle.
     timer: Deadline,
     connector: Option<Connector>,
@@ -134,7 +139,6 @@ impl LinkActor {
         let config = options.config;
         let id = LinkId::next();
         let chunk_len = config.chunk_len;
-        let (state, _) = watch::channel(LinkState::Connecting);
         let progress = scheduler.progress.clone();
         let (spool, flush, connector) = (options.spool, options.flush, options.connector);
         let resume_window = options.resume_window;
@@ -167,7 +171,8 @@ impl LinkActor {
                 calls: HashMap::new(),
                 serving: HashSet::new(),
                 spooling: HashMap::new(),
-                state,
+                state: StateCell::new(),
+                started: std::time::Instant::now(),
                 timer: Deadline::default(),
                 connector,
                 resume_window,

@@ -9,9 +9,10 @@ use crate::error::{CallError, DownReason};
 use crate::ids::LinkId;
 use crate::messages::link::{
     Call, CancelStream, GoAway, InFlight, LinkState, PeerSession, PeerSessionState, Reconnected,
-    Respond, Response, SendOneWay, Shutdown, WatchState,
+    Respond, Response, SendOneWay, Shutdown, Stats, WatchState,
 };
 use crate::messages::scheduler::{Flush, Progress, WatchProgress};
+use crate::stats::LinkStats;
 use crate::transport::BoxedTransport;
 use actix::prelude::*;
 use netcore_proto::link::Message;
@@ -29,6 +30,7 @@ pub(crate) struct LinkInbox {
     pub watch_state: Recipient<WatchState>,
     pub go_away: Recipient<GoAway>,
     pub in_flight: Recipient<InFlight>,
+    pub stats: Recipient<Stats>,
     pub flush: Recipient<Flush>,
     pub shutdown: Recipient<Shutdown>,
     pub peer_session: Recipient<PeerSession>,
@@ -52,6 +54,7 @@ impl LinkInbox {
             + Handler<WatchState>
             + Handler<GoAway>
             + Handler<InFlight>
+            + Handler<Stats>
             + Handler<Flush>
             + Handler<Shutdown>
             + Handler<PeerSession>
@@ -65,6 +68,7 @@ impl LinkInbox {
             watch_state: addr.clone().recipient(),
             go_away: addr.clone().recipient(),
             in_flight: addr.clone().recipient(),
+            stats: addr.clone().recipient(),
             flush: addr.clone().recipient(),
             shutdown: addr.clone().recipient(),
             peer_session: addr.clone().recipient(),
@@ -229,6 +233,12 @@ impl LinkHandle {
         self.link.inbox.in_flight.send(InFlight).await.unwrap_or(0)
     }
 
+    /// A snapshot of the link's counters and state (two mailbox hops: the link
+    /// actor and its scheduler); `None` once the link is down.
+    pub async fn stats(&self) -> Option<LinkStats> {
+        self.link.inbox.stats.send(Stats).await.ok()
+    }
+
     /// Resolves once what the link queued so far was written to its transport;
     /// the caller bounds the wait (a peer that does not read keeps it pending).
     pub async fn flush(&self) {
@@ -299,6 +309,7 @@ impl LinkRef {
             watch_state: stub(|_: &WatchState| watch::channel(LinkState::Up).1).0,
             go_away: ignore(),
             in_flight: ignore(),
+            stats: stub(move |_: &Stats| crate::stats::LinkStats::stand_in(id)).0,
             flush: ignore(),
             shutdown: ignore(),
             peer_session: ignore(),

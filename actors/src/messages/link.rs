@@ -164,6 +164,12 @@ pub(crate) struct GoAway {
 #[rtype(result = "usize")]
 pub(crate) struct InFlight;
 
+/// Asks for a snapshot of the link's counters and state: the link actor adds its
+/// session's and its own to its scheduler's.
+#[derive(Message)]
+#[rtype(result = "crate::stats::LinkStats")]
+pub(crate) struct Stats;
+
 /// Closes the link now, for this reason: pending calls fail with
 /// [`CallError::LinkDown`].
 #[derive(Message)]

@@ -16,7 +16,7 @@ pub(crate) use handle::LinkInbox;
 pub use handle::{LinkHandle, LinkRef};
 pub(crate) use link::{
     Call, CancelStream, GoAway, InFlight, PeerSession, Reconnected, Respond, SendOneWay, Shutdown,
-    SpoolTarget, Spooled, StreamOpened, TransmitterFailed, WatchState,
+    SpoolTarget, Spooled, Stats, StreamOpened, TransmitterFailed, WatchState,
 };
 pub use link::{LinkState, PeerSessionState, Response};
 pub use router::{Canceled, Incoming};
@@ -24,5 +24,6 @@ pub use scheduler::Progress;
 #[cfg(test)]
 pub(crate) use scheduler::SchedulerStub;
 pub(crate) use scheduler::{
-    Apply, Close, Flush, Pull, PushBody, SchedulerInbox, Unpark, WatchProgress, Watchdog,
+    Apply, Close, Flush, Pull, PushBody, SchedulerInbox, TransmitStats, Unpark, WatchProgress,
+    Watchdog,
 };

@@ -74,6 +74,11 @@ pub(crate) struct WatchProgress {
     pub total: Option<u64>,
 }
 
+/// Asks for the transmitter's counters and state (answered at once).
+#[derive(Message)]
+#[rtype(result = "netcore_proto::link::TransmitterStats")]
+pub(crate) struct TransmitStats;
+
 /// What a link actor and its tasks send to the link's scheduler.
 #[derive(Clone)]
 pub(crate) struct SchedulerInbox {
@@ -85,6 +90,7 @@ pub(crate) struct SchedulerInbox {
     pub unpark: Recipient<Unpark>,
     pub watchdog: Recipient<Watchdog>,
     pub progress: Recipient<WatchProgress>,
+    pub stats: Recipient<TransmitStats>,
 }
 
 impl SchedulerInbox {
@@ -99,7 +105,8 @@ impl SchedulerInbox {
             + Handler<Close>
             + Handler<Unpark>
             + Handler<Watchdog>
-            + Handler<WatchProgress>,
+            + Handler<WatchProgress>
+            + Handler<TransmitStats>,
     {
         SchedulerInbox {
             apply: addr.clone().recipient(),
@@ -110,6 +117,7 @@ impl SchedulerInbox {
             unpark: addr.clone().recipient(),
             watchdog: addr.clone().recipient(),
             progress: addr.clone().recipient(),
+            stats: addr.clone().recipient(),
         }
     }
 }
@@ -147,6 +155,7 @@ impl SchedulerInbox {
                 watch::channel(Progress { sent: 0, total }).1
             })
             .0,
+            stats: stub(|_: &TransmitStats| Default::default()).0,
         };
         let seen = SchedulerStub {
             apply: applied,

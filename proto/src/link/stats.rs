@@ -55,4 +55,7 @@ pub struct TransmitterStats {
     pub streams_out: usize,
     /// The reliable mode's state, when it is on.
     pub reliable: Option<ReliableStats>,
+    /// The rate new frames are paced at, in bytes per second; `None`: not
+    /// paced (frames leave whenever the transport can take them).
+    pub pacing_rate: Option<u64>,
 }

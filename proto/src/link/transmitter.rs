@@ -419,6 +419,8 @@ impl Transmitter {
             queued_bytes: self.scheduler.queued_bytes(),
             streams_out: self.scheduler.stream_count(),
             reliable: self.reliable_stats(),
+            // Frames leave whenever the transport can take them.
+            pacing_rate: None,
         }
     }
 
