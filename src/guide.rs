@@ -65,10 +65,12 @@
 //! | `serial:/dev/ttyUSB0@115200?flow=rtscts` | hardware flow control (`flow=xonxoff`: software, `flow=none`: the default) |
 //! | `serial:usb=0403:6001@115200` | the one port on a USB device with vendor 0403, product 6001 (hexadecimal), looked up at each open |
 //! | `serial:usb=0403:6001:A50285BI@115200` | the same, the device with that serial number (when several are plugged in) |
+//! | `serial:usb=0403:6010:FT2232@115200?interface=1` | the second port (USB interface 1) of a two-port adapter |
 //! | `tcp:HOST:PORT`, `unix:PATH` | a TCP connection, a Unix socket |
 //!
 //! Options: `data=7|8` (default 8), `parity=none|odd|even` (none), `stop=1|2`
-//! (1), `flow=none|rtscts|xonxoff` (none). A bad value fails to parse with a
+//! (1), `flow=none|rtscts|xonxoff` (none), `interface=N` (USB devices only).
+//! A bad value fails to parse with a
 //! [`LinkSpecError`](crate::actors::transport::LinkSpecError) naming its field
 //! (`err.field()`); 5 and 6 data bits are refused, as they cannot carry a link's
 //! bytes.

@@ -25,6 +25,10 @@ pub struct UsbInfo {
     pub manufacturer: Option<String>,
     /// The product string, if any.
     pub product: Option<String>,
+    /// The number of the USB interface the port belongs to (`bInterfaceNumber`),
+    /// which tells the ports of a multi-port adapter apart (an FT2232's two
+    /// ports share the device's ids and serial number), where known.
+    pub interface: Option<u8>,
 }
 
 /// A serial port found on the system.
@@ -97,6 +101,9 @@ impl DeviceRoots {
     fn usb_info(&self, device: &Path) -> Option<UsbInfo> {
         let root = self.sysfs.canonicalize().ok()?;
         let mut dir = device.canonicalize().ok()?;
+        // The directory just below the one being looked at: the interface, once
+        // the USB device is reached.
+        let mut below: Option<PathBuf> = None;
         while dir.starts_with(&root) && dir != root {
             if let (Some(vendor), Some(product)) =
                 (read_attr(&dir, "idVendor"), read_attr(&dir, "idProduct"))
@@ -107,8 +114,12 @@ impl DeviceRoots {
                     serial_number: read_attr(&dir, "serial"),
                     manufacturer: read_attr(&dir, "manufacturer"),
                     product: read_attr(&dir, "product"),
+                    interface: below
+                        .and_then(|interface| read_attr(&interface, "bInterfaceNumber"))
+                        .and_then(|number| u8::from_str_radix(&number, 16).ok()),
                 });
             }
+            below = Some(dir.clone());
             if !dir.pop() {
                 break;
             }
@@ -151,6 +162,7 @@ fn system_ports(_: &DeviceRoots) -> io::Result<Vec<PortInfo>> {
                     serial_number: usb.serial_number,
                     manufacturer: usb.manufacturer,
                     product: usb.product,
+                    interface: None,
                 }),
                 _ => None,
             },
@@ -158,9 +170,11 @@ fn system_ports(_: &DeviceRoots) -> io::Result<Vec<PortInfo>> {
         .collect())
 }
 
-/// A USB serial adapter by identity: vendor and product id, and the serial
-/// number when several of the same kind are plugged in. Written
-/// `VID:PID[:SERIAL]`, ids in hexadecimal (`0403:6001:A50285BI`).
+/// A USB serial adapter by identity: vendor and product id, the serial
+/// number when several of the same kind are plugged in, and the interface
+/// number for one port of a multi-port adapter. Displayed `VID:PID[:SERIAL]`,
+/// ids in hexadecimal (`0403:6001:A50285BI`); in a link spec the interface is
+/// the option `interface=N`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct UsbSelector {
     /// Vendor id.
@@ -169,6 +183,8 @@ pub struct UsbSelector {
     pub product_id: u16,
     /// The serial number the device must report, if given.
     pub serial_number: Option<String>,
+    /// The USB interface number the port must belong to, if given.
+    pub interface: Option<u8>,
 }
 
 impl UsbSelector {
@@ -180,6 +196,9 @@ impl UsbSelector {
                 .serial_number
                 .as_ref()
                 .is_none_or(|serial| usb.serial_number.as_ref() == Some(serial))
+            && self
+                .interface
+                .is_none_or(|interface| usb.interface == Some(interface))
     }
 
     /// The path of the one port with this identity under `roots` (the system's
@@ -213,8 +232,11 @@ impl UsbSelector {
 impl fmt::Display for UsbSelector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:04x}:{:04x}", self.vendor_id, self.product_id)?;
-        match &self.serial_number {
-            Some(serial) => write!(f, ":{serial}"),
+        if let Some(serial) = &self.serial_number {
+            write!(f, ":{serial}")?;
+        }
+        match self.interface {
+            Some(interface) => write!(f, " interface {interface}"),
             None => Ok(()),
         }
     }
@@ -242,7 +264,9 @@ impl fmt::Display for UsbLookupError {
                     }
                     write!(f, "{}", path.display())?;
                 }
-                f.write_str("); give the serial number: usb=VID:PID:SERIAL")
+                f.write_str(
+                    "); give the serial number (usb=VID:PID:SERIAL) or the interface (interface=N)",
+                )
             }
         }
     }
@@ -281,14 +305,16 @@ pub(crate) mod tests {
             std::fs::write(dir.join(name), format!("{text}\n")).expect("an attribute");
         }
 
-        /// A USB adapter (an FTDI-style `ttyUSBn` below a USB interface) on
-        /// `port` of the bus, its node `dev/NAME` linking to `node`.
+        /// A USB adapter (an FTDI-style `ttyUSBn` below a USB interface,
+        /// `usb.interface` or 0) on `port` of the bus, its node `dev/NAME`
+        /// linking to `node`.
         pub fn plug_usb(&self, name: &str, port: u32, usb: &UsbInfo, node: &Path) {
             let roots = self.roots();
             let device = roots
                 .sysfs
                 .join(format!("devices/pci0000:00/usb1/1-{port}"));
-            let interface = device.join(format!("1-{port}:1.0"));
+            let number = usb.interface.unwrap_or(0);
+            let interface = device.join(format!("1-{port}:1.{number}"));
             let serial_port = interface.join(name);
             let tty = serial_port.join("tty").join(name);
             std::fs::create_dir_all(&tty).expect("device dirs");
@@ -303,7 +329,7 @@ pub(crate) mod tests {
                     Self::write(&device, attr, value);
                 }
             }
-            Self::write(&interface, "bInterfaceNumber", "00");
+            Self::write(&interface, "bInterfaceNumber", &format!("{number:02x}"));
             symlink(&serial_port, tty.join("device")).expect("device link");
             symlink(&tty, roots.sysfs.join("class/tty").join(name)).expect("class link");
             symlink(node, roots.dev.join(name)).expect("dev node");
@@ -345,6 +371,7 @@ pub(crate) mod tests {
             serial_number: Some(serial.to_owned()),
             manufacturer: Some("FTDI".to_owned()),
             product: Some("FT232R USB UART".to_owned()),
+            interface: Some(0),
         }
     }
 
@@ -353,6 +380,7 @@ pub(crate) mod tests {
             vendor_id: 0x0403,
             product_id: 0x6001,
             serial_number: serial.map(str::to_owned),
+            interface: None,
         }
     }
 
@@ -414,6 +442,39 @@ pub(crate) mod tests {
             selector(Some("A")).resolve(&roots).expect("A"),
             roots.dev.join("ttyUSB0")
         );
+    }
+
+    #[test]
+    fn the_ports_of_a_two_port_adapter_are_told_apart_by_interface() {
+        let tree = FakeTree::new();
+        let roots = tree.roots();
+        let dual = |interface| UsbInfo {
+            vendor_id: 0x0403,
+            product_id: 0x6010,
+            serial_number: Some("FT2232".to_owned()),
+            manufacturer: None,
+            product: Some("Dual RS232-HS".to_owned()),
+            interface: Some(interface),
+        };
+        tree.plug_usb("ttyUSB0", 5, &dual(0), Path::new("/dev/null"));
+        tree.plug_usb("ttyUSB1", 5, &dual(1), Path::new("/dev/null"));
+        let ports = roots.ports().expect("listed");
+        assert_eq!(ports.len(), 2);
+        assert_eq!(ports[1].usb, Some(dual(1)));
+        let mut selector = UsbSelector {
+            vendor_id: 0x0403,
+            product_id: 0x6010,
+            serial_number: Some("FT2232".to_owned()),
+            interface: None,
+        };
+        let err = selector.resolve(&roots).expect_err("two ports");
+        assert!(err.to_string().contains("interface=N"), "{err}");
+        selector.interface = Some(1);
+        assert_eq!(
+            selector.resolve(&roots).expect("port B"),
+            roots.dev.join("ttyUSB1")
+        );
+        assert_eq!(selector.to_string(), "0403:6010:FT2232 interface 1");
     }
 
     #[test]

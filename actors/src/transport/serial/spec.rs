@@ -22,6 +22,7 @@ pub enum SerialDevice {
 }
 
 impl fmt::Display for SerialDevice {
+    /// The path, or `usb=VID:PID[:SERIAL]` and the interface if given.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Path(path) => f.write_str(path),
@@ -35,8 +36,9 @@ impl fmt::Display for SerialDevice {
 /// Written `serial:DEVICE@BAUD[?OPTIONS]`, where DEVICE is a path or
 /// `usb=VID:PID[:SERIAL]` (hexadecimal ids) and OPTIONS are `&`-separated
 /// `data=7|8`, `parity=none|odd|even`, `stop=1|2`, `flow=none|rtscts|xonxoff`
-/// (defaults: 8, none, 1, none); `baud=BAUD` may stand among the options
-/// instead of `@BAUD`. It displays with `@BAUD` and only the options that
+/// (defaults: 8, none, 1, none), and for a USB device `interface=N` (one port
+/// of a multi-port adapter); `baud=BAUD` may stand among the options instead
+/// of `@BAUD`. It displays with `@BAUD` and only the options that
 /// differ from the defaults.
 ///
 /// ```
@@ -140,7 +142,7 @@ impl SerialSpec {
             ),
             None => (head, None),
         };
-        let device = if let Some(usb) = address.strip_prefix("usb=") {
+        let mut device = if let Some(usb) = address.strip_prefix("usb=") {
             SerialDevice::Usb(parse_usb(usb).map_err(|why| error(SpecField::Usb, &why))?)
         } else if address.is_empty() {
             return Err(error(SpecField::Address, "empty device path"));
@@ -159,6 +161,7 @@ impl SerialSpec {
                 "parity" => SpecField::Parity,
                 "stop" => SpecField::StopBits,
                 "flow" => SpecField::FlowControl,
+                "interface" => SpecField::Usb,
                 _ => return Err(error(SpecField::Option, &format!("unknown option {key:?}"))),
             };
             if seen.contains(&field) || (field == SpecField::Baud && baud.is_some()) {
@@ -169,6 +172,17 @@ impl SerialSpec {
             match field {
                 SpecField::Baud => {
                     baud = Some(parse_baud(&value).map_err(|why| error(field, why))?)
+                }
+                SpecField::Usb => {
+                    let SerialDevice::Usb(usb) = &mut device else {
+                        return Err(error(field, "interface= needs a usb= device"));
+                    };
+                    let number = value
+                        .parse::<u8>()
+                        .ok()
+                        .filter(|_| value.bytes().all(|b| b.is_ascii_digit()))
+                        .ok_or_else(|| error(field, "interface is not a number 0 to 255"))?;
+                    usb.interface = Some(number);
                 }
                 SpecField::DataBits => {
                     options.data_bits = match value.as_str() {
@@ -249,14 +263,31 @@ fn parse_usb(text: &str) -> Result<UsbSelector, String> {
         vendor_id,
         product_id,
         serial_number,
+        interface: None,
     })
 }
 
 impl fmt::Display for SerialSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "serial:{}@{}", self.device, self.baud)?;
+        let interface = match &self.device {
+            SerialDevice::Usb(usb) => {
+                write!(f, "serial:usb={:04x}:{:04x}", usb.vendor_id, usb.product_id)?;
+                if let Some(serial) = &usb.serial_number {
+                    write!(f, ":{serial}")?;
+                }
+                usb.interface.map(|number| number.to_string())
+            }
+            SerialDevice::Path(path) => {
+                write!(f, "serial:{path}")?;
+                None
+            }
+        };
+        write!(f, "@{}", self.baud)?;
         let options = &self.options;
         let mut pairs: Vec<(&str, &str)> = Vec::new();
+        if let Some(number) = &interface {
+            pairs.push(("interface", number));
+        }
         if options.data_bits != DataBits::Eight {
             pairs.push((
                 "data",
@@ -355,7 +386,8 @@ mod tests {
             SerialDevice::Usb(UsbSelector {
                 vendor_id: 0x0403,
                 product_id: 0x6001,
-                serial_number: Some("A50285BI".into())
+                serial_number: Some("A50285BI".into()),
+                interface: None,
             })
         );
         assert_eq!(usb.options.flow_control, FlowControl::XonXoff);
@@ -365,6 +397,14 @@ mod tests {
         );
         let any_ftdi: SerialSpec = "serial:usb=403:6001@9600".parse().expect("no serial");
         assert_eq!(any_ftdi.to_string(), "serial:usb=0403:6001@9600");
+        let port_b: SerialSpec = "serial:usb=0403:6010:FT2232@9600?parity=odd&interface=1"
+            .parse()
+            .expect("an interface");
+        assert!(matches!(&port_b.device, SerialDevice::Usb(usb) if usb.interface == Some(1)));
+        assert_eq!(
+            port_b.to_string(),
+            "serial:usb=0403:6010:FT2232@9600?interface=1&parity=odd"
+        );
     }
 
     #[test]
@@ -403,6 +443,13 @@ mod tests {
             ("serial:usb=04030:6001@9600", SpecField::Usb),
             ("serial:usb=0x03:6001@9600", SpecField::Usb),
             ("serial:usb=0403:6001:@9600", SpecField::Usb),
+            ("serial:usb=0403:6001@9600?interface=x", SpecField::Usb),
+            ("serial:usb=0403:6001@9600?interface=256", SpecField::Usb),
+            (
+                "serial:usb=0403:6001@9600?interface=1&interface=1",
+                SpecField::Usb,
+            ),
+            ("serial:/dev/ttyS0@9600?interface=1", SpecField::Usb),
             ("tcp:/dev/ttyS0@9600", SpecField::Scheme),
         ] {
             assert_eq!(field_of(text), field, "{text}");
@@ -438,12 +485,12 @@ mod tests {
         #[test]
         fn serial_specs_display_as_they_parse(
             path in "/[a-zA-Z0-9/_.:-]{1,30}",
-            usb in proptest::option::of((any::<u16>(), any::<u16>(), proptest::option::of("[A-Z0-9:]{1,12}"))),
+            usb in proptest::option::of((any::<u16>(), any::<u16>(), proptest::option::of("[A-Z0-9:]{1,12}"), proptest::option::of(any::<u8>()))),
             baud in 1u32..,
             options in options(),
         ) {
             let device = match usb {
-                Some((vendor_id, product_id, serial_number)) => SerialDevice::Usb(UsbSelector { vendor_id, product_id, serial_number }),
+                Some((vendor_id, product_id, serial_number, interface)) => SerialDevice::Usb(UsbSelector { vendor_id, product_id, serial_number, interface }),
                 None => SerialDevice::Path(path),
             };
             let spec = SerialSpec { device, baud, options, roots: DeviceRoots::default() };
