@@ -219,16 +219,19 @@ async fn a_faulty_line_counts_retransmissions_drops_and_round_trips() {
 }
 
 #[actix_rt::test]
-async fn a_reconnection_is_counted_and_restarts_the_state_clock() {
+async fn a_reconnection_is_reported_counted_and_restarts_the_state_clock() {
     let line = FaultyLine::new(FaultConfig::new(11));
     let (a, b) = line.reconnect();
     let (to_b, from_a) = tokio::sync::mpsc::unbounded_channel::<BoxedTransport>();
     let from_a = Arc::new(tokio::sync::Mutex::new(from_a));
+    // The line comes back when the test says so.
+    let line_back = Arc::new(tokio::sync::Semaphore::new(0));
     let connector_a = {
-        let line = line.clone();
+        let (line, line_back) = (line.clone(), line_back.clone());
         Connector::new(move || {
-            let (line, to_b) = (line.clone(), to_b.clone());
+            let (line, to_b, line_back) = (line.clone(), to_b.clone(), line_back.clone());
             async move {
+                line_back.acquire().await.unwrap().forget();
                 let (a, b) = line.reconnect();
                 let _ = to_b.send(Box::new(b));
                 Ok(Box::new(a) as BoxedTransport)
@@ -267,6 +270,13 @@ async fn a_reconnection_is_counted_and_restarts_the_state_clock() {
     // Up for a while, so the state clock visibly restarts.
     tokio::time::sleep(Duration::from_millis(300)).await;
     line.cut();
+    let broken = stats_until(&link, "the link to see the cut", |s| {
+        s.state == LinkStatus::Reconnecting
+    })
+    .await;
+    assert_eq!(broken.reconnects, 0);
+    assert!(broken.time_in_state < broken.uptime, "{broken:?}");
+    line_back.add_permits(1);
     let after = stats_until(&link, "the link to reconnect", |s| {
         s.reconnects == 1 && s.state == LinkStatus::Up
     })

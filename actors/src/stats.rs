@@ -20,7 +20,8 @@ use std::time::Duration;
 pub enum LinkStatus {
     /// First handshake in progress.
     Connecting,
-    /// The transport broke: reopening it, or waiting for the peer to come back.
+    /// The transport broke: reopening it, waiting for the peer to come back,
+    /// or handshaking again on the new transport.
     Reconnecting,
     /// Messages flow.
     Up,
