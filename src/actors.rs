@@ -17,3 +17,9 @@ pub mod supervision {
 pub mod one_way_queue {
     pub use netcore_actors::one_way_queue::PER_MESSAGE;
 }
+
+/// How far a link's bodies on their way to spool files may run past the memory
+/// budget before its reader waits.
+pub mod spool_backlog {
+    pub use netcore_actors::spool_backlog::SpoolBacklog;
+}

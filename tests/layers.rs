@@ -56,7 +56,7 @@ const CRATES: &[Crate] = &[
             &["work_budget"],
             // The messages actors send each other and the link's handle.
             &["messages"],
-            &["deadline", "supervision", "one_way_queue"],
+            &["deadline", "supervision", "one_way_queue", "spool_backlog"],
             // The handle of the event bus, which every actor may publish on.
             &["event_bus"],
             // The actors: each reaches its neighbours through recipients.

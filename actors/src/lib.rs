@@ -27,6 +27,7 @@ pub mod messages;
 pub mod one_way_queue;
 pub mod router_actor;
 pub mod scheduler_actor;
+pub mod spool_backlog;
 pub mod stats;
 pub mod stream_actor;
 pub mod supervision;

@@ -55,8 +55,13 @@ pub struct SchedulerActor {
     watchdog: Option<Recipient<TransmitterFailed>>,
     /// Charges of the queued one-way messages, given back as they leave.
     one_way: Option<Charges<OneWayQueue>>,
-    /// Charges of the queued answers to the link's work share, given back as they leave.
+    /// Charges of the queued answers to the link's work share, given back once
+    /// their last frame was written.
     answers: Option<Charges<WorkShare>>,
+    /// Answers whose last frame is in the batch the writer holds: their charges
+    /// go back when it pulls again (a peer that does not read keeps a batch of
+    /// up to `batch_budget` bytes in the writer, and the share counts it).
+    writing: Vec<StreamId>,
 }
 
 impl SchedulerActor {
@@ -77,6 +82,7 @@ impl SchedulerActor {
             watchdog: None,
             one_way: None,
             answers: None,
+            writing: Vec::new(),
         }
     }
 
@@ -176,7 +182,12 @@ impl SchedulerActor {
                     }
                 }
                 SchedulerEvent::Sent { stream } => {
-                    self.release_charges(stream);
+                    if let Some(charges) = &mut self.one_way {
+                        charges.release(stream);
+                    }
+                    if self.answers.is_some() {
+                        self.writing.push(stream);
+                    }
                     if let Some(tx) = self.watched.remove(&stream) {
                         tx.send_modify(|p| p.sent = p.total.unwrap_or(p.sent));
                     }
@@ -236,6 +247,12 @@ impl Handler<Pull> for SchedulerActor {
         }
         if let Some(written) = written {
             self.spare = Some(written);
+        }
+        // The last batch was written (or, after a reconnection, dropped).
+        if let Some(charges) = &mut self.answers {
+            for stream in self.writing.drain(..) {
+                charges.release(stream);
+            }
         }
         let batch = self.next_batch();
         self.arm_timer(ctx);

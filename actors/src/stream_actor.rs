@@ -17,6 +17,7 @@
 
 use crate::body::{Release, SpooledFile};
 use crate::messages::{CancelStream, SpoolTarget, Spooled, StreamOpened};
+use crate::spool_backlog::{SpoolBacklog, SpoolCharge};
 use actix::prelude::*;
 use bytes::Bytes;
 use netcore_proto::reassembly::{Accepted, BodySink, MessageHead, SinkError, SinkFactory};
@@ -73,6 +74,8 @@ pub(crate) struct SpoolFactory {
     pub(crate) release_every: u64,
     /// Our calls whose answer streams.
     pub(crate) streamed_answers: StreamedAnswers,
+    /// The link's bytes on their way to spool files.
+    pub(crate) backlog: SpoolBacklog,
 }
 
 /// Our calls whose answers go to the caller as a stream
@@ -154,11 +157,13 @@ impl SinkFactory for SpoolFactory {
             live: self.live.clone(),
             failed: false,
             queue: Vec::new(),
+            charges: Vec::new(),
             writing: false,
             finishing: false,
         };
         Some(Box::new(StreamSink {
             actor: actor.start(),
+            backlog: self.backlog.clone(),
         }))
     }
 }
@@ -167,6 +172,7 @@ impl SinkFactory for SpoolFactory {
 /// the actor wrote it and released its credit.
 struct StreamSink {
     actor: Addr<StreamActor>,
+    backlog: SpoolBacklog,
 }
 
 impl BodySink for StreamSink {
@@ -174,8 +180,10 @@ impl BodySink for StreamSink {
         if !self.actor.connected() {
             return Err(SinkError::new("stream actor gone"));
         }
-        // Unbounded send: the chunks in the mailbox are bounded by the stream's credit.
-        self.actor.do_send(Chunk(chunk));
+        // Unbounded send: the chunks in the mailbox are bounded by the stream's
+        // credit, and all the link's together by its spool backlog.
+        let charge = self.backlog.charge(chunk.len() as u64);
+        self.actor.do_send(Chunk(chunk, charge));
         Ok(Accepted::Pending)
     }
 
@@ -206,6 +214,8 @@ pub struct StreamActor {
     live: Arc<AtomicUsize>,
     failed: bool,
     queue: Vec<Bytes>,
+    /// The queued chunks' charges in the link's spool backlog.
+    charges: Vec<SpoolCharge>,
     writing: bool,
     finishing: bool,
 }
@@ -220,7 +230,7 @@ impl Actor for StreamActor {
 
 #[derive(Message)]
 #[rtype(result = "()")]
-struct Chunk(Bytes);
+struct Chunk(Bytes, SpoolCharge);
 
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -237,6 +247,7 @@ impl StreamActor {
         self.file = None;
         self.path = None;
         self.queue.clear();
+        self.charges.clear();
         self.link.cancel.do_send(CancelStream {
             stream: self.stream,
             code: ErrorCode::Internal,
@@ -259,6 +270,7 @@ impl StreamActor {
             return;
         };
         let batch = std::mem::take(&mut self.queue);
+        let charges = std::mem::take(&mut self.charges);
         self.writing = true;
         let write = tokio::task::spawn_blocking(move || {
             let mut len = 0u64;
@@ -266,6 +278,8 @@ impl StreamActor {
                 file.write_all(chunk)?;
                 len += chunk.len() as u64;
             }
+            // Written (or failed): the memory goes back to the backlog either way.
+            drop((batch, charges));
             Ok::<_, std::io::Error>((file, len))
         });
         ctx.spawn(write.into_actor(self).map(|result, act, ctx| {
@@ -304,11 +318,12 @@ impl StreamActor {
 impl Handler<Chunk> for StreamActor {
     type Result = ();
 
-    fn handle(&mut self, Chunk(bytes): Chunk, ctx: &mut Self::Context) {
+    fn handle(&mut self, Chunk(bytes, charge): Chunk, ctx: &mut Self::Context) {
         if self.failed {
             return;
         }
         self.queue.push(bytes);
+        self.charges.push(charge);
         self.flush(ctx);
     }
 }
@@ -369,6 +384,7 @@ mod tests {
             live: Arc::new(AtomicUsize::new(0)),
             release_every: 4,
             streamed_answers: StreamedAnswers::default(),
+            backlog: SpoolBacklog::new(None),
         };
         let link = Link {
             release: released,

@@ -32,6 +32,7 @@ use crate::messages::{
 };
 use crate::one_way_queue::OneWayQueue;
 use crate::scheduler_actor::SchedulerActor;
+use crate::spool_backlog::SpoolBacklog;
 use crate::stream_actor::{SpoolFactory, StreamedAnswers};
 use crate::transport::BoxedTransport;
 use crate::work_budget::WorkShare;
@@ -60,6 +61,9 @@ pub struct LinkActor {
     chunk_len: usize,
     /// Bytes the reader asks for at a time (see `io::read_size`).
     read_size: usize,
+    /// Body bytes on their way to spool files (shared with the session's sink
+    /// factory): the reader waits while they are too many.
+    spool_backlog: SpoolBacklog,
     /// Our calls whose answer streams (shared with the session's sink factory).
     streamed_answers: StreamedAnswers,
     calls: HashMap<StreamId, CallReply>,
@@ -148,15 +152,17 @@ impl LinkActor {
         let actor_peer = peer.clone();
         let build = move |ctx: &mut Context<LinkActor>| {
             let streamed_answers = StreamedAnswers::default();
+            let spool_backlog = SpoolBacklog::new(config.budget.clone());
             let factory = SpoolFactory {
                 link: SpoolTarget::of(&ctx.address()),
                 limits: spool,
                 live: Arc::new(AtomicUsize::new(0)),
                 release_every: config.stream_window / 4,
                 streamed_answers: streamed_answers.clone(),
+                backlog: spool_backlog.clone(),
             };
             let mut session = Session::new(config, Some(Box::new(factory)));
-            session.set_read_ahead(read_size);
+            session.set_read_ahead(io::ReadSize::new(read_size).want);
             LinkActor {
                 id,
                 session,
@@ -167,6 +173,7 @@ impl LinkActor {
                 flush,
                 chunk_len,
                 read_size,
+                spool_backlog,
                 streamed_answers,
                 calls: HashMap::new(),
                 serving: HashSet::new(),

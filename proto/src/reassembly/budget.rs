@@ -90,11 +90,14 @@ impl MemoryBudget {
             });
     }
 
-    pub(super) fn charge(&self, n: u64) {
+    /// Charges `n` bytes held on a link's behalf outside its reassembly (bodies
+    /// on their way to a spool file); give them back with [`Self::release`].
+    pub fn charge(&self, n: u64) {
         self.shared.used.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub(super) fn release(&self, n: u64) {
+    /// Gives back `n` bytes charged with [`Self::charge`].
+    pub fn release(&self, n: u64) {
         let _ = self
             .shared
             .used

@@ -202,6 +202,7 @@ impl Reassembly {
                 stall,
             },
         );
+        self.streams_changed();
         self.write_to_sink(id, Bytes::from(buf), true);
     }
 }
