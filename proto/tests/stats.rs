@@ -227,6 +227,17 @@ fn the_reliable_mode_counts_drops_retransmissions_and_duplicates() {
     assert!(srtt > Duration::ZERO);
     assert!(reliable.rto >= srtt, "{reliable:?}");
     assert_eq!((reliable.in_flight, reliable.in_flight_bytes), (0, 0));
+    // A new transport gets a new decoder: its drops add to the old one's.
+    let dropped = b_in.framing.dropped_crc;
+    pair.cut_and_reconnect();
+    pair.drive();
+    pair.a
+        .link
+        .one_way(Message::new("telemetry", vec![0; 40]))
+        .expect("resumed");
+    pair.drive();
+    let b_in = pair.b.link.session_stats();
+    assert!(b_in.framing.dropped_crc >= dropped, "{b_in:?}");
     // A restarted peer starts a new session: the counters of the old one stay.
     let before = (reliable.retransmissions, b_in.duplicates);
     pair.tamper(Box::new(|_, _| {}));

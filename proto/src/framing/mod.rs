@@ -107,6 +107,18 @@ impl FramingStats {
             + self.dropped_length
     }
 
+    /// Adds `other`'s counts to these (a link's decoders across transports).
+    pub fn add(&mut self, other: &FramingStats) {
+        self.frames_decoded += other.frames_decoded;
+        self.bytes_decoded += other.bytes_decoded;
+        self.dropped_crc += other.dropped_crc;
+        self.dropped_cobs += other.dropped_cobs;
+        self.dropped_runt += other.dropped_runt;
+        self.dropped_oversize += other.dropped_oversize;
+        self.dropped_length += other.dropped_length;
+        self.bytes_discarded += other.bytes_discarded;
+    }
+
     /// Counts `err` under its reason.
     fn count_error(&mut self, err: &FramingError) {
         match err {

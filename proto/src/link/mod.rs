@@ -320,7 +320,7 @@ pub struct LinkStats {
     pub frames_in: u64,
     /// Wire bytes consumed.
     pub bytes_in: u64,
-    /// The framing decoder's counters (drops by reason).
+    /// The framing decoders' counters (drops by reason), over every transport.
     pub framing: FramingStats,
     /// The authenticated mode's counters, if it is on.
     #[cfg(feature = "secure")]
@@ -403,7 +403,7 @@ impl Link {
             bytes_out: outbound.bytes,
             frames_in: inbound.frames,
             bytes_in: inbound.bytes,
-            framing: *self.session.framing_stats(),
+            framing: self.session.stats().framing,
             #[cfg(feature = "secure")]
             secure: self.session.secure_stats().copied(),
         }

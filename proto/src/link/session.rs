@@ -79,6 +79,8 @@ pub struct Session {
     payload_in: u64,
     /// Duplicates counted by reliable receivers a new session replaced.
     duplicates_before: u64,
+    /// What the decoders of earlier transports counted.
+    framing_before: FramingStats,
     /// The reliable mode's receiving half, once both sides agreed to it.
     reliable: Option<Receiver>,
     /// Frames the reliable receiver released in order, waiting for dispatch.
@@ -126,6 +128,7 @@ impl Session {
             bytes_in: 0,
             payload_in: 0,
             duplicates_before: 0,
+            framing_before: FramingStats::default(),
             reliable: None,
             in_order: VecDeque::new(),
             now: Instant::ZERO,
@@ -306,6 +309,7 @@ impl Session {
 
     fn restart_transport(&mut self) {
         self.state = State::Handshaking;
+        self.framing_before.add(self.framer.stats());
         self.framer = Framer::new(self.config.framing, Self::wire_frame_len(&self.config));
         self.framer.set_read_ahead(self.read_ahead);
         self.rx.clear();
@@ -340,7 +344,7 @@ impl Session {
             frames_in: self.frames_in,
             bytes_in: self.bytes_in,
             payload_in: self.payload_in,
-            framing: *self.framer.stats(),
+            framing: self.framing_stats_total(),
             #[cfg(feature = "secure")]
             secure: self.secure_stats().copied().unwrap_or_default(),
             duplicates: self.duplicates_before
@@ -359,7 +363,15 @@ impl Session {
         }
     }
 
-    /// The framing decoder's counters (drops by reason).
+    /// The framing decoders' counters over the link's life (every transport).
+    fn framing_stats_total(&self) -> FramingStats {
+        let mut total = self.framing_before;
+        total.add(self.framer.stats());
+        total
+    }
+
+    /// The current transport's framing decoder's counters (drops by reason);
+    /// [`Session::stats`] has them over every transport.
     pub fn framing_stats(&self) -> &FramingStats {
         self.framer.stats()
     }

@@ -20,7 +20,8 @@ pub struct SessionStats {
     /// Body bytes of the OPEN and DATA frames the peer sent, counted once each
     /// (duplicates excluded), whether the message was delivered or refused.
     pub payload_in: u64,
-    /// The framing decoder's counters: damaged frames dropped, by reason.
+    /// The framing decoders' counters over every transport: damaged frames
+    /// dropped, by reason.
     pub framing: FramingStats,
     /// The authenticated mode's counters (all zero when it is off).
     #[cfg(feature = "secure")]
