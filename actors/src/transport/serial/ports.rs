@@ -335,6 +335,24 @@ pub(crate) mod tests {
             symlink(node, roots.dev.join(name)).expect("dev node");
         }
 
+        /// A CDC-ACM device (`ttyACMn`): its `device` is the USB interface.
+        pub fn plug_acm(&self, name: &str, port: u32, usb: &UsbInfo, node: &Path) {
+            let roots = self.roots();
+            let device = roots
+                .sysfs
+                .join(format!("devices/pci0000:00/usb1/1-{port}"));
+            let number = usb.interface.unwrap_or(0);
+            let interface = device.join(format!("1-{port}:1.{number}"));
+            let tty = interface.join("tty").join(name);
+            std::fs::create_dir_all(&tty).expect("device dirs");
+            Self::write(&device, "idVendor", &format!("{:04x}", usb.vendor_id));
+            Self::write(&device, "idProduct", &format!("{:04x}", usb.product_id));
+            Self::write(&interface, "bInterfaceNumber", &format!("{number:02x}"));
+            symlink(&interface, tty.join("device")).expect("device link");
+            symlink(&tty, roots.sysfs.join("class/tty").join(name)).expect("class link");
+            symlink(node, roots.dev.join(name)).expect("dev node");
+        }
+
         /// A built-in UART slot (`ttySn`), with a UART behind it or not.
         pub fn add_uart(&self, name: &str, present: bool) {
             let roots = self.roots();
@@ -475,6 +493,41 @@ pub(crate) mod tests {
             roots.dev.join("ttyUSB1")
         );
         assert_eq!(selector.to_string(), "0403:6010:FT2232 interface 1");
+    }
+
+    #[test]
+    fn a_cdc_acm_device_is_found_with_its_interface() {
+        let tree = FakeTree::new();
+        let board = UsbInfo {
+            vendor_id: 0x2341,
+            product_id: 0x0043,
+            serial_number: None,
+            manufacturer: None,
+            product: None,
+            interface: Some(0),
+        };
+        tree.plug_acm("ttyACM0", 1, &board, Path::new("/dev/null"));
+        let ports = tree.roots().ports().expect("listed");
+        assert_eq!(
+            ports,
+            vec![PortInfo {
+                path: tree.roots().dev.join("ttyACM0"),
+                usb: Some(board)
+            }]
+        );
+    }
+
+    /// This system's ports list from sysfs without libudev; every one listed
+    /// has its device node.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn this_systems_ports_are_listed() {
+        if !Path::new("/sys/class/tty").is_dir() {
+            return; // no sysfs in this sandbox
+        }
+        for port in available_ports().expect("listed") {
+            assert!(port.path.exists(), "{port:?}");
+        }
     }
 
     #[test]
