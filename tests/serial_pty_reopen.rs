@@ -1,5 +1,7 @@
-//! A real pseudo-terminal pair closed mid-transfer and reopened through the
-//! links' connectors: the transfer completes byte-identical (the session resumes).
+//! Real pseudo-terminal pairs closed mid-transfer and reopened through the
+//! links' connectors: the transfer completes byte-identical (the session
+//! resumes), with a hand-made connector and with the one `Endpoint::open` gives
+//! a `serial:` spec (by path, and by USB identity in a fake sysfs).
 #![allow(clippy::unwrap_used)]
 
 use bytes::Bytes;
@@ -98,25 +100,58 @@ async fn a_pty_closed_and_reopened_mid_transfer_loses_nothing() {
     );
 }
 
-/// `Endpoint::open` on a `serial:` spec reopens the device by itself: the
-/// host's port is a symlink to a PTY (as `/dev/serial/by-id/…` is to a
-/// `ttyUSBn`), 7E2 with XON/XOFF; the device unplugs mid-upload (its end
-/// closes, the symlink goes), comes back half a second later as another PTY,
-/// and the spec's connector finds it under the same path.
-#[actix_rt::test]
-async fn a_serial_spec_reopens_its_device_when_it_comes_back() {
-    use netcore::actors::transport::serial::{LineCode, LineCoded};
-    use netcore::actors::transport::LinkSpec;
-    use tokio_serial::SerialPort;
+/// How the host's spec finds the device.
+#[derive(Clone, Copy, Debug)]
+enum Found {
+    /// By a path that is a symlink to the device node, as
+    /// `/dev/serial/by-id/…` is to a `ttyUSBn`: re-pointed on a replug.
+    ByPath,
+    /// By USB identity, in a fake sysfs: each replug makes another `ttyUSBn`.
+    ByUsb,
+}
 
-    let data: Vec<u8> = (0..(1u32 << 18))
-        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
-        .collect();
-    let dir = tempfile::tempdir().unwrap();
-    let by_id = dir.path().join("usb-FTDI_FT232R_A50285BI-if00-port0");
-    // A plugged device: a PTY whose slave the test keeps open (a master reads
-    // an error while no slave is open), behind the path.
-    let plug = |by_id: &std::path::Path| {
+/// A device the test plugs in and out: a PTY whose slave is exposed as the
+/// spec expects it, and kept open by the test (a master reads an error while
+/// no slave is open).
+struct Socket {
+    dir: tempfile::TempDir,
+    found: Found,
+    plugs: u32,
+}
+
+impl Socket {
+    fn new(found: Found) -> Socket {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("sys/class/tty")).unwrap();
+        std::fs::create_dir_all(dir.path().join("dev")).unwrap();
+        Socket {
+            dir,
+            found,
+            plugs: 0,
+        }
+    }
+
+    fn by_id(&self) -> std::path::PathBuf {
+        self.dir.path().join("usb-FTDI_FT232R_A50285BI-if00-port0")
+    }
+
+    fn spec(&self, options: &str) -> netcore::actors::transport::LinkSpec {
+        use netcore::actors::transport::serial::{DeviceRoots, SerialSpec};
+        let device = match self.found {
+            Found::ByPath => self.by_id().display().to_string(),
+            Found::ByUsb => "usb=0403:6001:A50285BI".to_owned(),
+        };
+        let mut spec: SerialSpec = format!("serial:{device}@115200?{options}").parse().unwrap();
+        spec.roots = DeviceRoots {
+            sysfs: self.dir.path().join("sys"),
+            dev: self.dir.path().join("dev"),
+        };
+        netcore::actors::transport::LinkSpec::Serial(spec)
+    }
+
+    fn plug(&mut self) -> (tokio_serial::SerialStream, std::fs::File) {
+        use std::os::unix::fs::symlink;
+        use tokio_serial::SerialPort;
         let (master, slave) = pty_pair().unwrap();
         let node = slave.name().unwrap();
         drop(slave);
@@ -125,17 +160,53 @@ async fn a_serial_spec_reopens_its_device_when_it_comes_back() {
             .write(true)
             .open(&node)
             .unwrap();
-        let _ = std::fs::remove_file(by_id);
-        std::os::unix::fs::symlink(&node, by_id).unwrap();
+        self.plugs += 1;
+        match self.found {
+            Found::ByPath => symlink(&node, self.by_id()).unwrap(),
+            Found::ByUsb => {
+                let root = self.dir.path();
+                let name = format!("ttyUSB{}", self.plugs);
+                let usb = root.join(format!("sys/devices/usb1/1-{}", self.plugs));
+                let tty = usb.join(&name);
+                std::fs::create_dir_all(&tty).unwrap();
+                std::fs::write(usb.join("idVendor"), "0403\n").unwrap();
+                std::fs::write(usb.join("idProduct"), "6001\n").unwrap();
+                std::fs::write(usb.join("serial"), "A50285BI\n").unwrap();
+                symlink(&usb, tty.join("device")).unwrap();
+                symlink(&tty, root.join("sys/class/tty").join(&name)).unwrap();
+                symlink(&node, root.join("dev").join(&name)).unwrap();
+            }
+        }
         (master, kept)
-    };
-    let (master, _kept) = plug(&by_id);
-    let spec: LinkSpec = format!(
-        "serial:{}@115200?data=7&parity=even&stop=2&flow=xonxoff",
-        by_id.display()
-    )
-    .parse()
-    .unwrap();
+    }
+
+    fn unplug(&self) {
+        match self.found {
+            Found::ByPath => std::fs::remove_file(self.by_id()).unwrap(),
+            Found::ByUsb => {
+                let name = format!("ttyUSB{}", self.plugs);
+                let root = self.dir.path();
+                std::fs::remove_file(root.join("sys/class/tty").join(&name)).unwrap();
+                std::fs::remove_file(root.join("dev").join(&name)).unwrap();
+            }
+        }
+    }
+}
+
+/// `Endpoint::open` on a `serial:` spec reopens the device by itself: the
+/// host's port (7E2 with XON/XOFF) is found by `found`; the device unplugs
+/// mid-upload (its end closes, its path goes), comes back half a second later
+/// as another PTY (by USB identity: under another `ttyUSBn`), and the spec's
+/// connector finds it.
+async fn serial_spec_reopens_its_device(found: Found) {
+    use netcore::actors::transport::serial::{LineCode, LineCoded};
+
+    let data: Vec<u8> = (0..(1u32 << 18))
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let mut socket = Socket::new(found);
+    let (master, _kept) = socket.plug();
+    let spec = socket.spec("data=7&parity=even&stop=2&flow=xonxoff");
     let rate = spec.bytes_per_sec().unwrap();
     // The device speaks the same line code on its end (a PTY master has no
     // termios of its own), and can be unplugged.
@@ -184,11 +255,11 @@ async fn a_serial_spec_reopens_its_device_when_it_comes_back() {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         // Unplugged: the device's end closes and its path goes away.
-        std::fs::remove_file(&by_id).unwrap();
+        socket.unplug();
         unplug.cut();
         tokio::time::sleep(Duration::from_millis(500)).await;
-        // Back, as another PTY behind the same path.
-        let (master, kept) = plug(&by_id);
+        // Back, as another PTY.
+        let (master, kept) = socket.plug();
         replug.send(Box::new(LineCoded::new(master, code))).unwrap();
         kept
     };
@@ -208,6 +279,16 @@ async fn a_serial_spec_reopens_its_device_when_it_comes_back() {
         .unwrap();
     assert_eq!(echo.body.as_bytes().unwrap().as_ref(), b"ok");
     assert!(link.is_up());
+}
+
+#[actix_rt::test]
+async fn a_serial_spec_reopens_its_device_behind_the_same_path() {
+    serial_spec_reopens_its_device(Found::ByPath).await;
+}
+
+#[actix_rt::test]
+async fn a_serial_spec_by_usb_identity_finds_its_adapter_under_a_new_name() {
+    serial_spec_reopens_its_device(Found::ByUsb).await;
 }
 
 /// A transport counting the bytes read from it.
