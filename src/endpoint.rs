@@ -668,6 +668,9 @@ impl Endpoint {
         if let Some(stall_timeout) = self.inner.stall_timeout {
             options.config.stall_timeout = stall_timeout;
         }
+        if options.events.is_none() {
+            options.events = Some(self.inner.events.clone());
+        }
         let handle = LinkActor::start(
             Box::new(transport) as BoxedTransport,
             options,
@@ -720,7 +723,7 @@ impl Endpoint {
                         up = true;
                         events.publish(Event::LinkUp { link: id });
                     }
-                    LinkState::Connecting if up => {
+                    LinkState::Reconnecting if up => {
                         up = false;
                         events.publish(Event::LinkDown {
                             link: id,
@@ -1117,8 +1120,10 @@ impl Endpoint {
     /// bits and line code: [`SerialSpec::bytes_per_sec`](netcore_actors::transport::SerialSpec::bytes_per_sec)),
     /// and a [`Connector`] that opens the spec again when the port breaks (an
     /// unplugged adapter): the same path, or the same USB identity looked up
-    /// afresh, with the same options, retried with backoff until the device is
-    /// back; the session then resumes.
+    /// afresh, with the same options, retried with
+    /// [`ReconnectPolicy::serial`](netcore_actors::ReconnectPolicy::serial)'s
+    /// backoff (at most 250 ms between attempts) until the device is back; the
+    /// session then resumes.
     ///
     /// Takes the spec by value, so `endpoint.open("tcp:…".parse()?)` works
     /// anywhere, inside `join!` too.

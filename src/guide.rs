@@ -271,23 +271,40 @@
 //!
 //! # Reconnecting links
 //!
-//! A link with a [`Connector`](crate::actors::Connector) reopens its transport
-//! when it breaks (exponential backoff with jitter) and resumes its session in
-//! reliable mode: nothing lost, nothing twice; a call whose peer restarted fails
-//! with [`CallError::PeerReset`](crate::CallError::PeerReset).
-//! [`Endpoint::connect_tcp`](crate::Endpoint::connect_tcp) installs one, and so
-//! does [`Endpoint::open`](crate::Endpoint::open) for a serial port; on the
-//! accepting side, [`EndpointBuilder::tcp_resume`](crate::EndpointBuilder::tcp_resume)
-//! hands a returning client's connection back to its link. The event bus reports
-//! every transition (`Event::LinkDown` with
-//! [`DownReason::Reconnecting`](crate::DownReason::Reconnecting), then
-//! `Event::LinkUp`), and [`Link::closed`](crate::Link::closed) says why a link
-//! finally went down.
+//! A link that loses its peer after it was up does not go down: it is
+//! [`LinkState::Reconnecting`](crate::LinkState::Reconnecting) until the peer is
+//! back, and resumes its session in reliable mode: nothing lost, nothing twice;
+//! a call whose peer restarted fails with
+//! [`CallError::PeerReset`](crate::CallError::PeerReset), and calls made
+//! meanwhile wait with their own timeouts.
+//!
+//! - A link with a [`Connector`](crate::actors::Connector) reopens its transport
+//!   when it breaks. [`Endpoint::connect_tcp`](crate::Endpoint::connect_tcp)
+//!   installs one, and so does [`Endpoint::open`](crate::Endpoint::open) for a
+//!   serial port; on the accepting side,
+//!   [`EndpointBuilder::tcp_resume`](crate::EndpointBuilder::tcp_resume) hands a
+//!   returning client's connection back to its link.
+//! - A serial or radio link ([`LinkOptions::serial`](crate::LinkOptions::serial))
+//!   whose peer falls silent (out of range: keepalive PINGs unanswered) keeps its
+//!   port open and probes the peer; the first frame the peer sends resumes the
+//!   link at once.
+//!
+//! [`LinkOptions::reconnect`](crate::LinkOptions) ([`ReconnectPolicy`](crate::ReconnectPolicy))
+//! sets the backoff between attempts (serial: 20 ms doubling to 250 ms, so a
+//! line that comes back is used within about a quarter second; TCP: up to 5 s),
+//! its jitter, and an optional give-up time, after which the link goes down with
+//! [`DownReason::GaveUp`](crate::DownReason::GaveUp). The event bus reports
+//! `Event::LinkDown` with [`DownReason::Reconnecting`](crate::DownReason::Reconnecting),
+//! an `Event::LinkRetrying` per attempt (its number, [`Retry::Reopen`](crate::Retry)
+//! or `Retry::Probe`, why the peer is still missing, the wait), then
+//! `Event::LinkRecovered` and `Event::LinkUp`; [`Link::closed`](crate::Link::closed)
+//! says why a link finally went down.
 //!
 //! ```no_run
 //! # use netcore::prelude::*;
 //! use netcore::actors::transport::{BoxedTransport, LinkSpec};
 //! use netcore::actors::Connector;
+//! use netcore::{Event, ReconnectPolicy};
 //!
 //! # async fn run(gateway: Endpoint) -> Result<(), Box<dyn std::error::Error>> {
 //! let spec: LinkSpec = "serial:/dev/ttyUSB0@115200".parse()?;
@@ -297,6 +314,19 @@
 //!     let spec = reopen.clone();
 //!     async move { spec.open().await }
 //! }));
+//! // Give up after an hour without the peer (the default: never).
+//! options.reconnect = ReconnectPolicy {
+//!     give_up: Some(std::time::Duration::from_secs(3600)),
+//!     ..ReconnectPolicy::serial()
+//! };
+//! gateway.events().on(
+//!     |event| matches!(event, Event::LinkRetrying { .. }),
+//!     |event| {
+//!         if let Event::LinkRetrying { link, attempt, error, wait, .. } = event {
+//!             tracing::info!(%link, attempt, ?wait, %error, "link retrying");
+//!         }
+//!     },
+//! );
 //! let transport: BoxedTransport = spec.open().await?;
 //! let link = gateway.attach(transport, options).await?;
 //! println!("link down for good: {}", link.closed().await);

@@ -42,7 +42,7 @@ pub use netcore_actors::supervision::{RestartPolicy, ServiceError};
 pub use netcore_actors::timer_actor::{TaskHandle, Timers};
 pub use netcore_actors::{
     Body, BodyStream, CallError, DownReason, HandleRequest, HandlerError, HandlerResult, LinkId,
-    LinkOptions, LinkState, Payload, Progress, Reply, Request, Response,
+    LinkOptions, LinkState, Payload, Progress, ReconnectPolicy, Reply, Request, Response, Retry,
 };
 pub use netcore_proto::{ErrorCode, Priority};
 #[cfg(unix)]

@@ -252,6 +252,14 @@ pub enum DownReason {
     /// to): only in `Event::LinkDown`, followed by `Event::LinkUp` once the
     /// session resumed.
     Reconnecting,
+    /// The link lost its peer and did not get it back within its
+    /// [`ReconnectPolicy::give_up`](crate::ReconnectPolicy::give_up) time.
+    GaveUp {
+        /// How long it tried.
+        after: Duration,
+        /// How the peer was lost (the transport broke, the peer fell silent).
+        cause: Box<DownReason>,
+    },
     /// The link's actor stopped without going down first (its arbiter or the
     /// actix system stopped).
     ActorStopped,
@@ -295,6 +303,9 @@ impl fmt::Display for DownReason {
                 )
             }
             DownReason::Reconnecting => f.write_str("transport broke; reconnecting"),
+            DownReason::GaveUp { after, cause } => {
+                write!(f, "gave up getting the peer back after {after:?} ({cause})")
+            }
             DownReason::ActorStopped => f.write_str("link actor stopped"),
             DownReason::NotAttached(Some(id)) => write!(f, "{id} is not attached"),
             DownReason::NotAttached(None) => f.write_str("no link attached"),
@@ -318,6 +329,13 @@ impl PartialEq for DownReason {
             (Protocol(a), Protocol(b)) => a == b,
             (ResumeWindowElapsed(a), ResumeWindowElapsed(b)) => a == b,
             (HandshakeTimedOut(a), HandshakeTimedOut(b)) => a == b,
+            (
+                GaveUp { after, cause },
+                GaveUp {
+                    after: after_b,
+                    cause: cause_b,
+                },
+            ) => after == after_b && cause == cause_b,
             (NotAttached(a), NotAttached(b)) => a == b,
             _ => false,
         }

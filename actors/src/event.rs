@@ -4,6 +4,17 @@
 use crate::error::DownReason;
 use crate::ids::LinkId;
 use netcore_proto::StreamId;
+use std::time::Duration;
+
+/// How a link tries to get its lost peer back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// Reopening its transport through its connector.
+    Reopen,
+    /// Probing a silent peer on the transport it has (or repeating its HELLO
+    /// on a reopened one whose peer has not answered yet).
+    Probe,
+}
 
 /// Something that happened in the runtime.
 ///
@@ -27,6 +38,32 @@ pub enum Event {
         /// Why; [`DownReason::Reconnecting`] when its transport broke and it
         /// reconnects (a `LinkUp` follows once the session resumed).
         reason: DownReason,
+    },
+    /// A link that lost its peer schedules an attempt to get it back (one
+    /// event per attempt, `LinkDown` with [`DownReason::Reconnecting`] first).
+    LinkRetrying {
+        /// The link.
+        link: LinkId,
+        /// 1 for the first attempt of this outage.
+        attempt: u32,
+        /// Reopening or probing.
+        how: Retry,
+        /// Why the peer is still missing: how it was lost for the first attempt,
+        /// why the previous one failed (a reopening's I/O error) or went
+        /// unanswered after that.
+        error: DownReason,
+        /// How long until the attempt.
+        wait: Duration,
+    },
+    /// A link got its peer back after `attempts` attempts and `outage` (a
+    /// `LinkUp` follows; [`DownReason::GaveUp`] in `LinkDown` when it did not).
+    LinkRecovered {
+        /// The link.
+        link: LinkId,
+        /// Attempts it took.
+        attempts: u32,
+        /// From losing the peer to the session resumed (or reset).
+        outage: Duration,
     },
     /// A request arrived.
     Request {

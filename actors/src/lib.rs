@@ -40,11 +40,11 @@ pub mod work_budget;
 pub use body::{Body, BodyStream, Payload, SpooledFile};
 pub use cache_actor::{Cache, CacheActor, CacheConfig};
 pub use error::{CallError, DownReason, HandlerError};
-pub use event::Event;
+pub use event::{Event, Retry};
 pub use event_bus::{EventBus, EventBusConfig, SubscriptionId};
 pub use event_bus_actor::EventBusActor;
 pub use ids::LinkId;
-pub use link::{Connector, LinkActor, LinkOptions};
+pub use link::{Connector, LinkActor, LinkOptions, ReconnectPolicy};
 pub use messages::{LinkHandle, LinkRef, LinkState, PeerSessionState, Progress, Response};
 pub use router_actor::{
     HandleRequest, HandlerResult, Reply, Request, Route, RouterActor, RouterConfig,

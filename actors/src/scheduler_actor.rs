@@ -53,6 +53,10 @@ pub struct SchedulerActor {
     timer: Deadline,
     /// Told when the reliable mode gives up on the peer.
     watchdog: Option<Recipient<TransmitterFailed>>,
+    /// The transmitter's current failure was reported (once per failure: a
+    /// supervised link's reliable mode gives up, is revived when the silent
+    /// peer is heard, and may give up again).
+    failure_reported: bool,
     /// Charges of the queued one-way messages, given back as they leave.
     one_way: Option<Charges<OneWayQueue>>,
     /// Charges of the queued answers to the link's work share, given back once
@@ -80,6 +84,7 @@ impl SchedulerActor {
             flushed: Vec::new(),
             timer: Deadline::default(),
             watchdog: None,
+            failure_reported: false,
             one_way: None,
             answers: None,
             writing: Vec::new(),
@@ -143,10 +148,15 @@ impl SchedulerActor {
 
     /// Keeps one timer armed at the transmitter's next deadline (retransmission).
     fn arm_timer(&mut self, ctx: &mut Context<Self>) {
-        if let Some(error) = self.transmitter.failure() {
-            if let Some(watchdog) = self.watchdog.take() {
-                watchdog.do_send(TransmitterFailed(error));
+        match self.transmitter.failure() {
+            Some(error) if !self.failure_reported => {
+                self.failure_reported = true;
+                if let Some(watchdog) = &self.watchdog {
+                    watchdog.do_send(TransmitterFailed(error));
+                }
             }
+            Some(_) => {}
+            None => self.failure_reported = false,
         }
         let next = self.transmitter.poll_timeout();
         self.timer.arm(next, ctx, |act, ctx, at| {

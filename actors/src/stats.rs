@@ -20,8 +20,9 @@ use std::time::Duration;
 pub enum LinkStatus {
     /// First handshake in progress.
     Connecting,
-    /// The transport broke: reopening it, waiting for the peer to come back,
-    /// or handshaking again on the new transport.
+    /// The peer was lost (the transport broke, or the peer fell silent):
+    /// reopening the transport, handshaking again on the new one, probing the
+    /// peer, or waiting for it to come back.
     Reconnecting,
     /// Messages flow.
     Up,

@@ -17,7 +17,7 @@ mod options;
 mod reconnect;
 mod stats;
 
-pub use options::{Connector, LinkOptions};
+pub use options::{Connector, LinkOptions, ReconnectPolicy};
 
 use crate::body::{Body, Payload, Release};
 use crate::clock::{now, random_u64};
@@ -80,6 +80,17 @@ pub struct LinkActor {
     timer: Deadline,
     connector: Option<Connector>,
     resume_window: Option<std::time::Duration>,
+    /// How a lost peer is got back (see `reconnect.rs`).
+    reconnect: ReconnectPolicy,
+    /// Where outages are reported.
+    events: Option<crate::event_bus::EventBus>,
+    /// The peer is lost: since when, and the attempts so far.
+    outage: Option<reconnect::Outage>,
+    /// Counts probe loops: a probe timer armed by an earlier one is ignored.
+    probes: u64,
+    /// A HELLO may be repeated on a reopened transport (the reliable mode,
+    /// without the authenticated mode's handshake).
+    rehello: bool,
     /// Counts transports: messages from the tasks of an older one are ignored.
     generation: u64,
     reconnecting: bool,
@@ -146,6 +157,8 @@ impl LinkActor {
         let progress = scheduler.progress.clone();
         let (spool, flush, connector) = (options.spool, options.flush, options.connector);
         let resume_window = options.resume_window;
+        let (reconnect, events) = (options.reconnect, options.events);
+        let rehello = config.reliable.is_some() && config.secure.is_none();
         let read_size = io::read_size(options.batch_budget);
         let inbox_progress = progress.clone();
         let peer: Arc<std::sync::OnceLock<netcore_proto::secure::KeyId>> = Arc::default();
@@ -183,6 +196,11 @@ impl LinkActor {
                 timer: Deadline::default(),
                 connector,
                 resume_window,
+                reconnect,
+                events,
+                outage: None,
+                probes: 0,
+                rehello,
                 generation: 0,
                 reconnecting: false,
                 peer_going_away: None,
@@ -281,11 +299,16 @@ impl LinkActor {
             LinkEvent::Pong { .. } | LinkEvent::Sent { .. } | LinkEvent::WantsBody { .. } => {}
             LinkEvent::Resumed => {
                 tracing::info!(link = %self.id, "reconnected; session resumed");
-                self.state.send_replace(LinkState::Up);
+                self.peer_back();
             }
             LinkEvent::PeerReset => {
                 tracing::warn!(link = %self.id, "reconnected to a peer that lost the session");
-                self.state.send_replace(LinkState::Up);
+                self.peer_back();
+            }
+            LinkEvent::Silent { what } => self.peer_silent(what, ctx),
+            LinkEvent::Heard => {
+                tracing::info!(link = %self.id, "silent peer heard again");
+                self.peer_back();
             }
             LinkEvent::GoAway { code, reason, .. } => {
                 tracing::info!(link = %self.id, %code, %reason, "peer is going away");

@@ -54,12 +54,8 @@ impl LinkActor {
     /// What the actor knows of the link beside the protocol's halves.
     fn runtime_stats(&self) -> RuntimeStats {
         let state = match &*self.state.borrow() {
-            // A broken transport being replaced, or the handshake on its
-            // replacement (the first transport is generation 1).
-            LinkState::Connecting if self.reconnecting || self.generation > 1 => {
-                LinkStatus::Reconnecting
-            }
             LinkState::Connecting => LinkStatus::Connecting,
+            LinkState::Reconnecting => LinkStatus::Reconnecting,
             LinkState::Up => LinkStatus::Up,
             LinkState::Closing(_) => LinkStatus::Closing,
             LinkState::Down(_) => LinkStatus::Down,

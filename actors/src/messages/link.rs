@@ -54,8 +54,14 @@ impl Response {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LinkState {
-    /// Handshake in progress (also while reconnecting).
+    /// The first handshake is in progress.
     Connecting,
+    /// The peer was lost after the link was up (its transport broke, or it fell
+    /// silent) and the link is getting it back: reopening the transport,
+    /// probing the peer, or waiting for it to reconnect. Calls may be made;
+    /// they wait (with their own timeouts), and everything in flight resumes
+    /// with the session.
+    Reconnecting,
     /// Messages flow.
     Up,
     /// Going away (the peer sent GOAWAY, with the reason it will go down

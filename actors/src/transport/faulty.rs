@@ -39,6 +39,9 @@
 //!   that `poll_write` returns `Pending`, as on a UART.
 //! * **Bounded.** A direction holds at most [`FaultConfig::buffer_len`] bytes
 //!   (unread plus an unfinished frame); a writer past that gets `Pending`.
+//! * **Silence.** [`FaultHandle::silence`] swallows every frame both ways for
+//!   a while without an error: a radio out of range, where a cut is a
+//!   port that fails.
 //! * **Cuts.** [`FaultHandle::cut`], or the first time of the
 //!   [`CutSchedule`] after the pair was opened, kills the pair for good: reads
 //!   return end of stream (undelivered bytes are lost) and writes and flushes
@@ -449,6 +452,18 @@ impl FaultHandle {
             let mut state = direction.lock();
             wake(&mut state.reader_waker);
             wake(&mut state.writer_waker);
+        }
+    }
+
+    /// Makes the line silent both ways for `duration` from now, as a radio out
+    /// of range: every frame finished meanwhile vanishes (counted as
+    /// dropped), while both ends stay open and writable, with no error. Frames
+    /// already on their way still arrive. A later call replaces the end of the
+    /// silence (`Duration::ZERO` ends it now).
+    pub fn silence(&self, duration: Duration) {
+        let until = later(Instant::now(), duration);
+        for direction in &self.shared.directions {
+            direction.lock().silent_until = Some(until);
         }
     }
 
@@ -1075,6 +1090,7 @@ impl Direction {
                 flips,
                 gap,
                 stats: FaultStats::default(),
+                silent_until: None,
                 writer_closed: false,
                 reader_closed: false,
                 reader_waker: None,
@@ -1179,6 +1195,8 @@ struct State {
     /// Bits to let through before the next flip.
     gap: u64,
     stats: FaultStats,
+    /// Frames finished before this time vanish ([`FaultHandle::silence`]).
+    silent_until: Option<Instant>,
     writer_closed: bool,
     reader_closed: bool,
     reader_waker: Option<Waker>,
@@ -1226,6 +1244,12 @@ impl State {
             return;
         }
         self.stats.frames += 1;
+        if self.silent_until.is_some_and(|until| now < until) {
+            // Out of range: lost whole, no fault drawn (the line's faults go
+            // on as before once it is back).
+            self.stats.dropped += 1;
+            return;
+        }
         if clean {
             self.stats.passed += 1;
             self.deliver(frame, later(on_wire, faults.latency));
@@ -1362,5 +1386,23 @@ mod tests {
         assert_eq!(state.queue[0].data, [0xff, 0xf0, 0x00]);
         assert_eq!(state.stats.bits_flipped, 24);
         assert_eq!(state.stats.corrupted, 1);
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_silence_swallows_frames_both_ways_then_ends() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut a, mut b) = faulty_pair(FaultConfig::new(5));
+        let handle = a.handle();
+        handle.silence(Duration::from_secs(30));
+        a.write_all(b"lost\0").await.unwrap();
+        b.write_all(b"lost too\0").await.unwrap();
+        tokio::time::sleep(Duration::from_secs(31)).await;
+        a.write_all(b"back\0").await.unwrap();
+        let mut got = [0u8; 5];
+        b.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"back\0");
+        assert_eq!(handle.sent().dropped, 1);
+        assert_eq!(handle.received().dropped, 1);
+        assert!(!handle.is_cut());
     }
 }

@@ -61,6 +61,14 @@ pub enum Command {
     /// The peer lost our session: forget every queued message and frame in flight
     /// (a `PeerHello` follows, as on a first connection).
     Reset,
+    /// The peer is silent: send something it must answer (the oldest frame it
+    /// has not acknowledged in the reliable mode, else a PING), once, whatever
+    /// the window or the retransmission limit.
+    Probe,
+    /// The peer was heard after a silence: send every frame it has not
+    /// acknowledged again, at the round-trip pace (the backoff earned while it
+    /// was silent is cleared), and go on.
+    Heard,
     /// The link failed: send this GOAWAY and no further CANCEL frames.
     Fail(GoAway),
     /// Authenticated mode: send this handshake frame unsealed, ahead of everything.

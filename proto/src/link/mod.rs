@@ -73,6 +73,14 @@ pub struct LinkConfig {
     pub reliable: Option<ReliableConfig>,
     /// PING an idle link and fail it after unanswered PINGs.
     pub keepalive: Option<Keepalive>,
+    /// A peer that stops answering (keepalive PINGs unanswered, a reliable-mode
+    /// frame sent `max_sends` times) does not fail the link: the session reports
+    /// [`LinkEvent::Silent`], keeps everything in flight, sends nothing new
+    /// on its own, and [`Session::probe`] asks the peer for a sign of life; the
+    /// first frame heard from it ends the silence ([`LinkEvent::Heard`]) and what
+    /// it had not acknowledged is sent again. Off: the link fails with
+    /// [`ProtocolError::Unresponsive`].
+    pub supervised: bool,
     /// Identifies this side's session across reconnections (sent in HELLO with the
     /// reliable mode). Must be new for every link: the runtime draws it at random
     /// (a restarted peer is recognized by its new id).
@@ -95,7 +103,8 @@ pub struct LinkConfig {
 
 /// Keepalive: after `interval` without any frame from the peer, a PING; after
 /// `max_missed` unanswered PINGs in a row, the link fails
-/// ([`ProtocolError::Unresponsive`]).
+/// ([`ProtocolError::Unresponsive`]), or, [`LinkConfig::supervised`], the peer
+/// is silent ([`LinkEvent::Silent`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Keepalive {
     /// Silence before each PING.
@@ -139,6 +148,7 @@ impl LinkConfig {
             nonce,
             reliable: (framing == FramingKind::Serial).then(ReliableConfig::default),
             keepalive: None,
+            supervised: false,
             session_id: nonce.rotate_left(29) ^ 0x5e55_1011_d00d_f00d,
             budget: None,
             stall_timeout: Some(crate::config::DEFAULT_STALL_TIMEOUT),
@@ -274,6 +284,15 @@ pub enum LinkEvent {
     /// reported as [`LinkEvent::Canceled`] with [`ErrorCode::PeerReset`] first. The
     /// link goes on as a new session.
     PeerReset,
+    /// The peer stopped answering ([`LinkConfig::supervised`]): the link stays,
+    /// messages wait, [`Link::probe`] asks the peer for a sign of life.
+    Silent {
+        /// Which mechanism noticed: the keepalive or the reliable mode.
+        what: &'static str,
+    },
+    /// A frame from the peer ended its silence: what it had not acknowledged is
+    /// being sent again, the link goes on.
+    Heard,
     /// The link failed fatally; a GOAWAY was queued. No further input is processed.
     Failed {
         /// Why.
@@ -497,6 +516,19 @@ impl Link {
     pub fn ping(&mut self, opaque: u64) {
         self.session.ping(opaque);
         self.pump();
+    }
+
+    /// While the peer is silent, asks it for a sign of life (see
+    /// [`Session::probe`]); call with the backoff of your choice.
+    pub fn probe(&mut self) {
+        self.session.probe();
+        self.pump();
+    }
+
+    /// True while the peer is silent ([`LinkEvent::Silent`] until
+    /// [`LinkEvent::Heard`]).
+    pub fn is_silent(&self) -> bool {
+        self.session.is_silent()
     }
 
     /// Appends the next framed frame to `dst`; returns the wire bytes added, 0 when

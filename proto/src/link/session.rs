@@ -89,6 +89,9 @@ pub struct Session {
     now: Instant,
     last_heard: Instant,
     pings_unanswered: u32,
+    /// The peer stopped answering ([`LinkConfig::supervised`]): from
+    /// [`LinkEvent::Silent`] until a frame from it arrives.
+    silent: bool,
     /// The authenticated mode's inbound state, when it is on.
     #[cfg(feature = "secure")]
     secure: Option<crate::secure::SecureLink>,
@@ -134,6 +137,7 @@ impl Session {
             now: Instant::ZERO,
             last_heard: Instant::ZERO,
             pings_unanswered: 0,
+            silent: false,
             pending_pong: None,
             peer_session: None,
             #[cfg(feature = "secure")]
@@ -316,6 +320,9 @@ impl Session {
         self.rx_counted = 0;
         self.pings_unanswered = 0;
         self.last_heard = self.now;
+        // A new transport is a new chance: the handshake, not probes, tells
+        // whether the peer is there (a silence resumes with the session).
+        self.silent = false;
         self.commands.push_back(Command::Reconnect);
         self.hello_pending = true;
     }
@@ -506,6 +513,72 @@ impl Session {
             .push_back(Command::Control(Frame::Ping(Ping { opaque })));
     }
 
+    /// While the peer is silent ([`LinkEvent::Silent`]), asks it for a sign of
+    /// life: the oldest frame it has not acknowledged goes again (the reliable
+    /// mode answers any sequenced frame, even a duplicate, with an ACK), else a
+    /// PING. One probe, a frame or two on the wire; the caller chooses the
+    /// backoff between probes. Does nothing when the peer is not silent.
+    ///
+    /// After [`Session::reconnect`] in the reliable mode, while the peer's HELLO
+    /// has not come, it sends our HELLO again instead (the first may have been
+    /// lost on a line that was still down; a peer that already resumed answers
+    /// a repeated HELLO with its own).
+    pub fn probe(&mut self) {
+        match self.state {
+            State::Connected | State::Closing if self.silent => {
+                self.commands.push_back(Command::Probe);
+            }
+            State::Handshaking if self.can_rehello() && !self.hello_pending => {
+                let hello = self.hello();
+                self.commands.push_back(Command::Hello(hello));
+            }
+            _ => {}
+        }
+    }
+
+    /// True when a HELLO may be repeated on a live transport: a resumable
+    /// session (the reliable mode, a peer known) without the authenticated
+    /// mode (whose HELLO follows a handshake of its own).
+    fn can_rehello(&self) -> bool {
+        #[cfg(feature = "secure")]
+        if self.secure.is_some() {
+            return false;
+        }
+        self.config.reliable.is_some() && self.peer_session.is_some()
+    }
+
+    /// The peer said HELLO again on this transport while connected: it reopened
+    /// its end of a line whose other end (ours) stayed open, repeated a HELLO
+    /// whose answer was lost, or restarted. Handshake again on the same
+    /// transport: our HELLO goes out, and the peer's resumes the session (or
+    /// resets it).
+    fn rehandshake(&mut self) {
+        self.state = State::Handshaking;
+        self.silent = false;
+        self.pings_unanswered = 0;
+        self.commands.push_back(Command::Reconnect);
+        self.hello_pending = true;
+        self.send_hello_when_ready();
+    }
+
+    /// True while the peer is silent ([`LinkEvent::Silent`] until
+    /// [`LinkEvent::Heard`]).
+    pub fn is_silent(&self) -> bool {
+        self.silent
+    }
+
+    /// The peer stopped answering: fail the link, or, supervised, wait for it.
+    fn unresponsive(&mut self, what: &'static str) {
+        if !self.config.supervised || !matches!(self.state, State::Connected | State::Closing) {
+            self.fail(ProtocolError::Unresponsive { what });
+            return;
+        }
+        if !self.silent {
+            self.silent = true;
+            self.events.push_back(LinkEvent::Silent { what });
+        }
+    }
+
     // ----- output -----------------------------------------------------------------
 
     /// The next event for the runtime.
@@ -595,6 +668,12 @@ impl Session {
                     self.frames_in += 1;
                     self.last_heard = self.now;
                     self.pings_unanswered = 0;
+                    if self.silent {
+                        // Any frame: the line carries the peer's bytes again.
+                        self.silent = false;
+                        self.commands.push_back(Command::Heard);
+                        self.events.push_back(LinkEvent::Heard);
+                    }
                     let raw = match self.unseal(raw) {
                         Ok(Some(raw)) => raw,
                         Ok(None) => continue,
@@ -627,6 +706,23 @@ impl Session {
     /// A decoded frame: through the reliable receiver when that mode is on.
     fn receive(&mut self, envelope: Envelope) -> Result<(), ProtocolError> {
         let Envelope { seq, frame } = envelope;
+        let hello_again = self.state == State::Connected
+            && seq.is_none()
+            && matches!(frame, Frame::Hello(_))
+            && self.reliable.is_some()
+            && self.can_rehello();
+        if hello_again {
+            self.rehandshake();
+        }
+        if self.state == State::Handshaking
+            && !matches!(frame, Frame::Hello(_))
+            && self.can_rehello()
+        {
+            // Resuming on a line whose far end stayed open: the peer's frames
+            // sent before it heard our HELLO are dropped (they go again once
+            // the session resumed).
+            return Ok(());
+        }
         if self.state == State::Handshaking {
             // HELLO (first or after a reconnection) is never sequenced.
             if seq.is_some() && matches!(frame, Frame::Hello(_)) {
@@ -670,6 +766,8 @@ impl Session {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let ack = self.reliable.as_ref().and_then(Receiver::poll_timeout);
         let keepalive = match (self.config.keepalive, self.state) {
+            // A silent peer is probed by the runtime, not PINGed.
+            _ if self.silent => None,
             (Some(k), State::Connected | State::Closing) => {
                 Some(self.last_heard + k.interval * (self.pings_unanswered + 1))
             }
@@ -713,7 +811,7 @@ impl Session {
         let Some(keepalive) = self.config.keepalive else {
             return;
         };
-        if !matches!(self.state, State::Connected | State::Closing) {
+        if !matches!(self.state, State::Connected | State::Closing) || self.silent {
             return;
         }
         let due = self.last_heard + keepalive.interval * (self.pings_unanswered + 1);
@@ -721,9 +819,7 @@ impl Session {
             return;
         }
         if self.pings_unanswered >= keepalive.max_missed {
-            self.fail(ProtocolError::Unresponsive {
-                what: "keepalive PINGs unanswered",
-            });
+            self.unresponsive("keepalive PINGs unanswered");
             return;
         }
         self.pings_unanswered += 1;
@@ -760,10 +856,14 @@ impl Session {
     }
 
     /// The transmitter says the link must fail ([`Transmitter::failure`](super::Transmitter::failure)):
-    /// the peer is gone (reliable mode), or it provoked more control frames than
+    /// the peer is gone (reliable mode; [`LinkConfig::supervised`]: it is
+    /// silent, the link waits for it), or it provoked more control frames than
     /// may queue without reading them.
     pub fn transmitter_failed(&mut self, error: ProtocolError) {
-        self.fail(error);
+        match error {
+            ProtocolError::Unresponsive { what } => self.unresponsive(what),
+            error => self.fail(error),
+        }
     }
 
     /// The peer's session id (from its HELLO, reliable mode), to route a

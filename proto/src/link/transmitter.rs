@@ -21,6 +21,9 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use bytes::{Bytes, BytesMut};
 
+/// The value of the PING that probes a silent peer with nothing in flight.
+const PROBE_PING: u64 = 0x7072_6f62_6550_494e; // "probePIN"
+
 /// Outbound progress of one message, fit for a progress bar.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Progress {
@@ -191,6 +194,18 @@ impl Transmitter {
                 let now = self.now;
                 if let Some(sender) = self.reliable.as_mut() {
                     sender.on_ack(ack, now);
+                }
+            }
+            Command::Probe => {
+                let probed = self.reliable.as_mut().is_some_and(Sender::probe);
+                if !probed {
+                    self.scheduler
+                        .push_control(Frame::Ping(crate::frame::Ping { opaque: PROBE_PING }));
+                }
+            }
+            Command::Heard => {
+                if let Some(sender) = self.reliable.as_mut() {
+                    sender.revive();
                 }
             }
             Command::Fail(goaway) => {

@@ -36,6 +36,8 @@ pub struct Sender {
     timer: Option<Instant>,
     failed: bool,
     retransmissions: u64,
+    /// A frame to send once more as a probe of a silent peer (see [`Sender::probe`]).
+    probe: Option<u64>,
 }
 
 impl Sender {
@@ -52,6 +54,7 @@ impl Sender {
             timer: None,
             failed: false,
             retransmissions: 0,
+            probe: None,
         }
     }
 
@@ -103,6 +106,19 @@ impl Sender {
     /// The next frame to send again, if any is due (retransmissions go before new
     /// frames). Returns its head and payload.
     pub fn poll_retransmit(&mut self, now: Instant) -> Option<(Bytes, Bytes)> {
+        if let Some(seq) = self.probe.take() {
+            let index = seq.checked_sub(self.base).map(|i| i as usize);
+            if let Some(pending) = index.and_then(|i| self.unacked.get_mut(i)) {
+                pending.retransmitted = true;
+                pending.sends = pending.sends.saturating_add(1);
+                pending.sent_at = now;
+                self.retransmissions += 1;
+                return Some((pending.head.clone(), pending.payload.clone()));
+            }
+        }
+        if self.failed {
+            return None;
+        }
         while let Some(seq) = self.retransmit.pop_front() {
             let Some(index) = seq.checked_sub(self.base) else {
                 continue; // acknowledged meanwhile
@@ -206,6 +222,8 @@ impl Sender {
     /// cleared: a link that comes back recovers at its round-trip pace, not at
     /// the backed-off timeout's.
     pub fn resume(&mut self, peer_received: u64) {
+        self.failed = false;
+        self.probe = None;
         while self.base < peer_received && !self.unacked.is_empty() {
             self.unacked.pop_front();
             self.base += 1;
@@ -221,6 +239,29 @@ impl Sender {
         }
         self.rto.clear_backoff();
         self.timer = None;
+    }
+
+    /// The peer is silent: the oldest frame it has not acknowledged goes out
+    /// once more with the next [`Sender::poll_retransmit`], even past
+    /// `max_sends` (its answer, an ACK, is the sign of life). False when
+    /// nothing is in flight (probe with a new frame then: a PING).
+    pub fn probe(&mut self) -> bool {
+        match self.unacked.iter().position(|p| !p.sacked) {
+            Some(index) => {
+                self.probe = Some(self.base + index as u64);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The peer was heard after a silence: every frame it has not acknowledged
+    /// goes again (the silence may have swallowed any of them), the timeout's
+    /// backoff is cleared and the retransmission limit counts afresh, as after a
+    /// reconnection.
+    pub fn revive(&mut self) {
+        let base = self.base;
+        self.resume(base);
     }
 
     /// When [`Sender::handle_timeout`] must run next.

@@ -346,3 +346,48 @@ proptest! {
         prop_assert_eq!(delivered, (0..300).collect::<Vec<_>>());
     }
 }
+
+#[test]
+fn a_given_up_sender_sends_only_probes_until_revived() {
+    let mut s = sender();
+    send(&mut s, 0, at(0));
+    send(&mut s, 1, at(0));
+    // Five sends of frame 0 without an answer: the sender gives up.
+    let mut now = 0;
+    while !s.is_failed() {
+        now = s.poll_timeout().expect("armed").as_micros() / 1000;
+        s.handle_timeout(at(now));
+        let _ = s.poll_retransmit(at(now));
+    }
+    assert!(!s.can_send());
+    assert!(s.poll_retransmit(at(now)).is_none(), "nothing by itself");
+    // A probe sends the oldest frame once more, past the limit.
+    assert!(s.probe());
+    let (head, _) = s.poll_retransmit(at(now)).expect("the probe");
+    assert_eq!(head[0], 0);
+    assert!(s.poll_retransmit(at(now)).is_none(), "one frame per probe");
+    // The peer answered: everything unacknowledged goes again, the backoff is gone.
+    s.revive();
+    assert!(!s.is_failed());
+    assert_eq!(s.rto(), ms(100));
+    let resent: Vec<u8> = core::iter::from_fn(|| s.poll_retransmit(at(now)))
+        .map(|(head, _)| head[0])
+        .collect();
+    assert_eq!(resent, [0, 1]);
+    assert!(s.can_send());
+}
+
+#[test]
+fn nothing_in_flight_nothing_to_probe_with() {
+    let mut s = sender();
+    assert!(!s.probe());
+    send(&mut s, 0, at(0));
+    s.on_ack(
+        Ack {
+            next: 1,
+            selective: 0,
+        },
+        at(10),
+    );
+    assert!(!s.probe());
+}
