@@ -73,7 +73,7 @@ impl Prober {
                 self.next = Some((now + Duration::from_millis(100), Duration::from_millis(100)))
             }
             Some((at, wait)) if now >= at => {
-                side.link.probe();
+                side.link.probe(now);
                 self.probes += 1;
                 let wait = (wait * 2).min(Duration::from_secs(1));
                 self.next = Some((now + wait, wait));
@@ -232,7 +232,7 @@ fn a_silent_peer_gets_one_probe_per_call_and_nothing_else() {
     let idle = p.a.link.stats().frames_out;
     assert_eq!(idle, before, "a silent link sends nothing by itself");
     for _ in 0..3 {
-        p.a.link.probe();
+        p.a.link.probe(p.now);
         p.drive_until(p.now + Duration::from_millis(100));
     }
     let probed = p.a.link.stats().frames_out;
@@ -257,8 +257,16 @@ fn a_hello_repeated_on_a_live_transport_resumes_the_session() {
     p.drive_until(Instant::from_millis(500));
     silence.set(false, false);
     assert!(!p.a.link.is_connected());
+    // Within a retransmission timeout (500 ms) of the first HELLO, no repeat.
+    p.drive_until(Instant::from_millis(600));
+    let before = p.a.link.stats().frames_out;
+    p.a.link.probe(p.now);
+    p.drive_until(Instant::from_millis(700));
+    assert_eq!(p.a.link.stats().frames_out, before);
+    assert!(!p.a.link.is_connected());
     // The repeated HELLO gets through; B answers with its own and both resume.
-    p.a.link.probe();
+    p.drive_until(Instant::from_millis(900));
+    p.a.link.probe(p.now);
     p.drive_until(Instant::from_millis(3_000));
     assert!(
         p.a.link.is_connected() && p.b.link.is_connected(),

@@ -140,7 +140,7 @@ impl LinkActor {
             if act.probes != armed || act.outage.is_none() || act.reconnecting {
                 return;
             }
-            act.session.probe();
+            act.session.probe(crate::clock::now());
             act.pump(ctx);
             if let Some(outage) = act.outage.as_mut() {
                 outage.last_error = NO_ANSWER;

@@ -519,9 +519,10 @@ impl Link {
     }
 
     /// While the peer is silent, asks it for a sign of life (see
-    /// [`Session::probe`]); call with the backoff of your choice.
-    pub fn probe(&mut self) {
-        self.session.probe();
+    /// [`Session::probe`]); call with the backoff of your choice, `now` the time.
+    pub fn probe(&mut self, now: Instant) {
+        self.transmitter.set_now(now);
+        self.session.probe(now);
         self.pump();
     }
 

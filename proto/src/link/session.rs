@@ -97,6 +97,9 @@ pub struct Session {
     secure: Option<crate::secure::SecureLink>,
     /// Our HELLO waits for the handshake of the authenticated mode.
     hello_pending: bool,
+    /// When our latest HELLO was queued (a repeat waits a retransmission
+    /// timeout after it: see [`Session::probe`]).
+    hello_at: Instant,
     /// The latest PING of the current read, answered once the read is decoded.
     pending_pong: Option<u64>,
 }
@@ -143,6 +146,7 @@ impl Session {
             #[cfg(feature = "secure")]
             secure: None,
             hello_pending: true,
+            hello_at: Instant::ZERO,
         };
         #[cfg(feature = "secure")]
         if let Some(role) = session.config.secure.clone() {
@@ -175,6 +179,7 @@ impl Session {
             return;
         }
         self.hello_pending = false;
+        self.hello_at = self.now;
         let hello = self.hello();
         self.commands.push_back(Command::Hello(hello));
     }
@@ -522,15 +527,25 @@ impl Session {
     /// After [`Session::reconnect`] in the reliable mode, while the peer's HELLO
     /// has not come, it sends our HELLO again instead (the first may have been
     /// lost on a line that was still down; a peer that already resumed answers
-    /// a repeated HELLO with its own).
-    pub fn probe(&mut self) {
+    /// a repeated HELLO with its own), at most once per initial retransmission
+    /// timeout (`now` is the time): an answer still on its way is not
+    /// overtaken by repeats, each of which the peer would answer.
+    pub fn probe(&mut self, now: Instant) {
+        self.now = self.now.max(now);
         match self.state {
             State::Connected | State::Closing if self.silent => {
                 self.commands.push_back(Command::Probe);
             }
             State::Handshaking if self.can_rehello() && !self.hello_pending => {
-                let hello = self.hello();
-                self.commands.push_back(Command::Hello(hello));
+                let pause = self
+                    .config
+                    .reliable
+                    .map_or(core::time::Duration::ZERO, |r| r.rto.initial);
+                if self.now >= self.hello_at + pause {
+                    self.hello_at = self.now;
+                    let hello = self.hello();
+                    self.commands.push_back(Command::Hello(hello));
+                }
             }
             _ => {}
         }
