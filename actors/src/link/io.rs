@@ -42,10 +42,11 @@ impl LinkActor {
                 if buf.capacity() - buf.len() < size.want / 16 {
                     buf.reserve(size.want);
                 }
+                let offered = buf.capacity() - buf.len();
                 match reader.read_buf(&mut buf).await {
                     Ok(0) => break DownReason::EndOfStream,
                     Ok(n) => {
-                        size.after_read(n);
+                        size.after_read(n, offered);
                         match link.send(Input(buf, generation, size.want)).await {
                             Ok(rest) => buf = size.keep(rest),
                             Err(_) => return,
@@ -98,8 +99,8 @@ pub(super) fn read_size(batch_budget: usize) -> usize {
 }
 
 /// How much the reader asks for next: it doubles after a read that filled half
-/// of it or more (the transport had more), up to the link's [`read_size`], and
-/// halves after one under an eighth, down to 16 KiB. A busy link reads large
+/// of the room it was offered or more (the transport had more), up to the link's
+/// [`read_size`], and halves after one under an eighth of it, down to 16 KiB. A busy link reads large
 /// buffers; a quiet one (most of a gateway's links, and a peer that stopped
 /// sending) holds 16 KiB instead of 256 KiB. With less than a sixteenth of `want`
 /// left, the reader gets a new buffer before reading.
@@ -119,11 +120,11 @@ impl ReadSize {
         }
     }
 
-    /// Adapts to a read of `n` bytes.
-    pub(super) fn after_read(&mut self, n: usize) {
-        if n.saturating_mul(2) >= self.want {
+    /// Adapts to a read of `n` bytes into `offered` bytes of room.
+    pub(super) fn after_read(&mut self, n: usize, offered: usize) {
+        if n.saturating_mul(2) >= offered {
             self.want = self.want.saturating_mul(2).min(self.max);
-        } else if n.saturating_mul(8) < self.want {
+        } else if n.saturating_mul(8) < offered {
             self.want = (self.want / 2).max(MIN_READ.min(self.max));
         }
     }
@@ -229,7 +230,7 @@ mod tests {
     #[test]
     fn a_serial_link_keeps_its_small_reads() {
         let mut size = ReadSize::new(read_size(1));
-        size.after_read(16 * 1024);
+        size.after_read(16 * 1024, 16 * 1024);
         assert_eq!(size.want, 16 * 1024);
     }
 
