@@ -212,17 +212,15 @@ mod tests {
         let mut size = ReadSize::new(256 * 1024);
         assert_eq!(size.want, 16 * 1024);
         for expected in [32, 64, 128, 256, 256] {
-            size.after_read(size.want);
+            size.after_read(size.want, size.want);
             assert_eq!(size.want, expected * 1024);
         }
-        size.after_read(100 * 1024);
-        assert_eq!(
-            size.want,
-            256 * 1024,
-            "a read between an eighth and a half keeps the size"
-        );
+        size.after_read(100 * 1024, 256 * 1024);
+        assert_eq!(size.want, 256 * 1024, "between an eighth and a half: kept");
+        size.after_read(20 * 1024, 24 * 1024);
+        assert_eq!(size.want, 256 * 1024, "the little room left was filled");
         for expected in [128, 64, 32, 16, 16] {
-            size.after_read(100);
+            size.after_read(100, 256 * 1024);
             assert_eq!(size.want, expected * 1024);
         }
     }
