@@ -68,11 +68,14 @@ fn server_process() {
     });
 }
 
-/// Starts the server process and returns it with its address.
-fn start_server() -> (Child, SocketAddr) {
+/// Starts the server process, its temporary files (spooled bodies) in `tmp`, and
+/// returns it with its address. The server is killed at the end, so it never
+/// deletes its spool files itself: the caller removes `tmp`.
+fn start_server(tmp: &std::path::Path) -> (Child, SocketAddr) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "server_process", "--ignored", "--nocapture"])
         .env(SERVER_ENV, "1")
+        .env("TMPDIR", tmp)
         .env("RUST_LOG", "error")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -305,7 +308,8 @@ fn start_attacks(addr: SocketAddr) -> (std::sync::mpsc::Sender<()>, std::thread:
 
 #[actix_rt::test]
 async fn hostile_peers_leave_memory_bounded() {
-    let (mut server, addr) = start_server();
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut server, addr) = start_server(tmp.path());
     let (baseline, _) = resident(server.id());
 
     let (stop, attackers) = start_attacks(addr);
