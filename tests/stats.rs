@@ -160,7 +160,7 @@ async fn a_slow_line_shows_queued_bytes_by_class_until_sent() {
 
 #[actix_rt::test]
 async fn a_faulty_line_counts_retransmissions_drops_and_round_trips() {
-    const CALLS: usize = 200;
+    const CALLS: usize = 100;
     let server = Endpoint::builder()
         .route("echo", |body: bytes::Bytes| async move { body })
         .start();
@@ -168,8 +168,8 @@ async fn a_faulty_line_counts_retransmissions_drops_and_round_trips() {
     // Frames lost and bits flipped both ways: the receiver drops damaged frames
     // (CRC), the reliable mode sends them again.
     let faults = Faults::none()
-        .with_drop(0.02)
-        .with_bit_error_rate(2e-5)
+        .with_drop(0.01)
+        .with_bit_error_rate(1e-5)
         .with_bytes_per_sec(2_000_000);
     let (a, b) = faulty_pair(FaultConfig::new(2027).with_faults(faults));
     let options = || {
@@ -181,8 +181,9 @@ async fn a_faulty_line_counts_retransmissions_drops_and_round_trips() {
     let (link, server_link) = (l.unwrap(), s.unwrap());
     let calls: Vec<_> = (0..CALLS)
         .map(|i| {
+            // Generous: a loaded machine stretches the retransmission timers.
             link.request("echo", common::random_bytes(i as u64, 2000))
-                .timeout(common::HANG)
+                .timeout(Duration::from_secs(120))
                 .into_future()
         })
         .collect();
