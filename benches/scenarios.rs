@@ -10,7 +10,7 @@
 //! | `data`, `stats`, `process` | test data and its checks; summaries; /proc figures |
 //! | `peers` | two netcore endpoints on two threads joined by one link |
 //! | `raw_tcp`, `yamux_base`, `threads` | the baselines, their connections kept on threads of their own |
-//! | one module per scenario | `tcp_bulk`, `tcp_mux`, `tcp_rpc`, `serial_hol`, `overhead`, `large_spool`, `lossy`, `idle_cpu`, `gateway_scale`, `radio_pacing`, `secure` (not in the contract: the authenticated mode's costs), `accept_burst` (not in the contract: `serve_tcp` against a sequential accept loop) |
+//! | one module per scenario | `tcp_bulk`, `tcp_mux`, `tcp_rpc`, `serial_hol`, `overhead`, `large_spool`, `lossy`, `idle_cpu`, `gateway_scale`, `radio_pacing`, `resume`, `secure` (not in the contract: the authenticated mode's costs), `accept_burst` (not in the contract: `serve_tcp` against a sequential accept loop) |
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 #[path = "scenarios/data.rs"]
@@ -44,6 +44,8 @@ mod lossy;
 mod overhead;
 #[path = "scenarios/radio_pacing.rs"]
 mod radio_pacing;
+#[path = "scenarios/resume.rs"]
+mod resume;
 #[path = "scenarios/secure.rs"]
 mod secure;
 #[path = "scenarios/serial_hol.rs"]
@@ -73,6 +75,7 @@ const SCENARIOS: &[Scenario] = &[
     ("idle_cpu", idle_cpu::run),
     ("gateway_scale", gateway_scale::run),
     ("radio_pacing", radio_pacing::run),
+    ("resume", resume::run),
     ("secure", secure::run),
     ("accept_burst", accept_burst::run),
 ];

@@ -38,10 +38,26 @@ impl Peers {
         Fut: Future<Output = io::Result<T>> + 'static,
         T: Transport,
     {
+        let server_options = options.clone();
+        Peers::start_each(server, accept, client_transport, options, server_options).await
+    }
+
+    /// [`Peers::start`] with options of each side's own (a connector each, say).
+    pub async fn start_each<F, Fut, T>(
+        server: EndpointBuilder,
+        accept: F,
+        client_transport: impl Future<Output = io::Result<impl Transport>>,
+        options: LinkOptions,
+        server_options: LinkOptions,
+    ) -> Result<Peers, Error>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = io::Result<T>> + 'static,
+        T: Transport,
+    {
         let arbiter = Arbiter::new();
         let (up_tx, up_rx) = oneshot::channel::<Result<(), String>>();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let server_options = options.clone();
         arbiter.spawn_fn(move || {
             actix_rt::spawn(async move {
                 let endpoint = server.start();
