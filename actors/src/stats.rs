@@ -390,3 +390,162 @@ fn opt_secs<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error
         None => s.serialize_none(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netcore_proto::link::ReliableStats;
+    use netcore_proto::secure::SecureStats;
+
+    fn runtime(link: u64, state: LinkStatus) -> RuntimeStats {
+        RuntimeStats {
+            link: LinkId(link),
+            state,
+            uptime: Duration::from_secs(3),
+            time_in_state: Duration::from_secs(1),
+            reconnects: 2,
+            calls_awaiting_answer: 4,
+            requests_in_service: 5,
+        }
+    }
+
+    /// Every counter of both halves set to a distinct value.
+    fn halves() -> (SessionStats, TransmitterStats) {
+        let mut framing = FramingStats::default();
+        framing.dropped_crc = 1;
+        framing.dropped_cobs = 2;
+        framing.dropped_runt = 3;
+        framing.dropped_oversize = 4;
+        framing.dropped_length = 5;
+        framing.bytes_discarded = 99;
+        let mut secure = SecureStats::default();
+        secure.dropped_tampered = 6;
+        secure.dropped_replayed = 7;
+        secure.dropped_too_old = 8;
+        secure.dropped_malformed = 9;
+        let session = SessionStats {
+            frames_in: 10,
+            bytes_in: 11,
+            payload_in: 12,
+            framing,
+            secure,
+            duplicates: 13,
+            streams_in: 14,
+            buffered_bytes: 15,
+            awaiting_answer: 16,
+            unanswered: 17,
+        };
+        let transmitter = TransmitterStats {
+            frames_out: 20,
+            bytes_out: 21,
+            payload_out: 22,
+            queued_bytes: [23, 24, 25, 26],
+            streams_out: 27,
+            reliable: Some(ReliableStats {
+                in_flight: 28,
+                in_flight_bytes: 29,
+                retransmissions: 30,
+                srtt: Some(Duration::from_millis(31)),
+                rttvar: Duration::from_millis(32),
+                rto: Duration::from_millis(33),
+            }),
+            pacing_rate: Some(34),
+        };
+        (session, transmitter)
+    }
+
+    #[test]
+    fn join_takes_each_field_from_its_half() {
+        let (session, transmitter) = halves();
+        let s = LinkStats::join(runtime(1, LinkStatus::Up), &session, &transmitter);
+        assert_eq!((s.frames_in, s.bytes_in, s.payload_in), (10, 11, 12));
+        assert_eq!((s.frames_out, s.bytes_out, s.payload_out), (20, 21, 22));
+        let dropped = [
+            s.dropped.crc,
+            s.dropped.cobs,
+            s.dropped.runt,
+            s.dropped.oversize,
+            s.dropped.length,
+            s.dropped.tampered,
+            s.dropped.replayed,
+            s.dropped.too_old,
+            s.dropped.malformed,
+        ];
+        assert_eq!(dropped, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(s.dropped.total(), 45);
+        assert_eq!(s.dropped.bytes_discarded, 99);
+        assert_eq!((s.duplicates, s.retransmissions), (13, 30));
+        assert_eq!(
+            (s.streams_in, s.streams_out, s.buffered_bytes_in),
+            (14, 27, 15)
+        );
+        assert_eq!((s.calls_awaiting_answer, s.requests_in_service), (4, 5));
+        assert!(s.reliable);
+        assert_eq!(s.srtt, Some(Duration::from_millis(31)));
+        assert_eq!(s.rttvar, Some(Duration::from_millis(32)));
+        assert_eq!(s.rto, Some(Duration::from_millis(33)));
+        assert_eq!(
+            (s.in_flight_frames, s.in_flight_bytes),
+            (Some(28), Some(29))
+        );
+        assert_eq!(s.pacing_rate, Some(34));
+        assert_eq!(s.queued_bytes.get(Priority::Urgent), 23);
+        assert_eq!(s.queued_bytes.get(Priority::Bulk), 26);
+        assert_eq!(s.queued_bytes.total(), 23 + 24 + 25 + 26);
+        assert_eq!((s.reconnects, s.uptime), (2, Duration::from_secs(3)));
+        // Without the reliable mode there is no round trip nor anything in flight.
+        let plain = TransmitterStats {
+            reliable: None,
+            ..transmitter
+        };
+        let s = LinkStats::join(runtime(1, LinkStatus::Up), &session, &plain);
+        assert!(!s.reliable);
+        assert_eq!((s.srtt, s.rttvar, s.rto), (None, None, None));
+        assert_eq!(
+            (s.in_flight_frames, s.in_flight_bytes, s.retransmissions),
+            (None, None, 0)
+        );
+    }
+
+    #[test]
+    fn endpoint_stats_sort_links_and_sum_them() {
+        let (session, transmitter) = halves();
+        let a = LinkStats::join(runtime(7, LinkStatus::Up), &session, &transmitter);
+        let b = LinkStats::join(runtime(3, LinkStatus::Reconnecting), &session, &transmitter);
+        let all = EndpointStats::of(vec![a, b]);
+        assert_eq!(
+            all.links.iter().map(|l| l.link.0).collect::<Vec<_>>(),
+            [3, 7]
+        );
+        let t = all.totals;
+        assert_eq!((t.links, t.up, t.reconnects), (2, 1, 4));
+        assert_eq!((t.payload_in, t.payload_out), (24, 44));
+        assert_eq!(
+            (t.frames_in, t.frames_out, t.bytes_in, t.bytes_out),
+            (20, 40, 22, 42)
+        );
+        assert_eq!((t.dropped.total(), t.dropped.bytes_discarded), (90, 198));
+        assert_eq!(
+            (t.retransmissions, t.duplicates, t.in_flight_bytes),
+            (60, 26, 58)
+        );
+        assert_eq!(t.queued_bytes.total(), 2 * (23 + 24 + 25 + 26));
+        assert_eq!(
+            (t.streams_in, t.streams_out, t.buffered_bytes_in),
+            (28, 54, 30)
+        );
+        assert_eq!((t.calls_awaiting_answer, t.requests_in_service), (8, 10));
+    }
+
+    #[test]
+    fn durations_serialize_as_seconds() {
+        let (session, transmitter) = halves();
+        let s = LinkStats::join(runtime(1, LinkStatus::Closing), &session, &transmitter);
+        let json = serde_json::to_value(s).unwrap_or_default();
+        assert_eq!(json["uptime"], 3.0);
+        assert_eq!(json["srtt"], 0.031);
+        assert_eq!(json["state"], "closing");
+        assert_eq!(json["queued_bytes"]["high"], 24);
+        assert_eq!(json["dropped"]["too_old"], 8);
+    }
+}
