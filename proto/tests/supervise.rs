@@ -287,6 +287,101 @@ fn a_hello_repeated_on_a_live_transport_resumes_the_session() {
     assert_eq!(one_ways(&p.b.events), sent);
 }
 
+#[test]
+fn a_peer_restarted_on_the_same_line_resets_the_session() {
+    let (mut p, silence) = pair();
+    p.on_b(Box::new(|link, event, _| {
+        if let LinkEvent::Message { head, body } = event {
+            if head.kind == MessageKind::Request {
+                let answer = Message::new("", body.clone());
+                link.respond(head.stream, Ok(()), answer)
+                    .expect("answer once");
+            }
+        }
+    }));
+    let mut probers = (Prober::default(), Prober::default());
+    // B falls silent with A's call unanswered, reboots out of range, and is
+    // back with a new session; A's port never closed.
+    silence.set(true, true);
+    let lost = p.a.link.request(Message::new("echo", "lost")).expect("up");
+    drive(&mut p, Instant::from_millis(6_000), &mut probers);
+    assert!(p.a.link.is_silent());
+    p.b.link = netcore_proto::link::Link::new(config(11), None);
+    p.b.events.clear();
+    silence.set(false, false);
+    drive(&mut p, Instant::from_millis(10_000), &mut probers);
+    // A's frames of the old session did not fail the new B; B's HELLO reset A.
+    no_failure(&p.a);
+    no_failure(&p.b);
+    assert!(p.a.link.is_connected() && p.b.link.is_connected());
+    assert!(p
+        .a
+        .events
+        .iter()
+        .any(|(_, e)| matches!(e, LinkEvent::PeerReset)));
+    assert!(p.a.events.iter().any(|(_, e)| matches!(
+        e,
+        LinkEvent::Canceled { stream, code: netcore_proto::ErrorCode::PeerReset } if *stream == lost
+    )));
+    // The link goes on as a new session.
+    let again = p.a.link.request(Message::new("echo", "again")).expect("up");
+    drive(&mut p, Instant::from_millis(12_000), &mut probers);
+    let answered = p.a.events.iter().any(|(_, e)| {
+        matches!(
+            e,
+            LinkEvent::Message { head, body } if head.stream == again && body.as_ref() == b"again"
+        )
+    });
+    assert!(answered);
+}
+
+/// Frames of the reliable mode sent before our first HELLO: on a serial line
+/// they come from a peer whose session with our predecessor is still open (we
+/// restarted, the line stayed), and are dropped, not fatal; its HELLO then
+/// connects. Anything else before a HELLO stays fatal.
+#[test]
+fn a_restarted_side_drops_the_old_sessions_frames_until_the_hello() {
+    use netcore_proto::frame::{Ack, Frame, Hello, Ping};
+    use netcore_proto::framing::{Framer, Framing, FramingKind};
+    use netcore_proto::Envelope;
+    let wire = |seq: Option<u8>, frame: Frame| {
+        let envelope = Envelope { seq, frame };
+        let mut head = Vec::new();
+        envelope.encode_head(&mut head);
+        let mut out = bytes::BytesMut::new();
+        Framer::new(FramingKind::Serial, 1 << 20).encode(&head, envelope.frame.payload(), &mut out);
+        out.to_vec()
+    };
+    let mut link = netcore_proto::link::Link::new(config(1_000), None);
+    link.handle_input(
+        &wire(Some(7), Frame::Ping(Ping { opaque: 1 })),
+        Instant::ZERO,
+    )
+    .expect("a sequenced frame of an old session is dropped");
+    link.handle_input(
+        &wire(
+            None,
+            Frame::Ack(Ack {
+                next: 3,
+                selective: 0,
+            }),
+        ),
+        Instant::ZERO,
+    )
+    .expect("so is its ACK");
+    assert!(!link.is_failed() && !link.is_connected());
+    let mut hello = Hello::new(5);
+    hello.features = netcore_proto::frame::features::RELIABLE;
+    link.handle_input(&wire(None, Frame::Hello(hello)), Instant::ZERO)
+        .expect("the HELLO connects");
+    assert!(link.is_connected());
+    // An unsequenced frame other than an ACK before the HELLO still fails.
+    let mut fresh = netcore_proto::link::Link::new(config(1_000), None);
+    assert!(fresh
+        .handle_input(&wire(None, Frame::Ping(Ping { opaque: 1 })), Instant::ZERO)
+        .is_err());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 

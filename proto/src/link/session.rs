@@ -562,6 +562,21 @@ impl Session {
         self.config.reliable.is_some() && self.peer_session.is_some()
     }
 
+    /// A frame of the reliable mode (sequenced, or an ACK) before the first
+    /// HELLO on a serial line: the peer still runs a session with our
+    /// predecessor on this line (we restarted, the line stayed), not a peer
+    /// breaking the handshake. Plain links only.
+    fn stale_before_hello(&self, sequenced: bool, frame: &Frame) -> bool {
+        #[cfg(feature = "secure")]
+        if self.secure.is_some() {
+            return false;
+        }
+        self.peer_session.is_none()
+            && self.config.framing == FramingKind::Serial
+            && self.config.reliable.is_some()
+            && (sequenced || matches!(frame, Frame::Ack(_)))
+    }
+
     /// The peer said HELLO again on this transport while connected: it reopened
     /// its end of a line whose other end (ours) stayed open, repeated a HELLO
     /// whose answer was lost, or restarted. Handshake again on the same
@@ -731,11 +746,13 @@ impl Session {
         }
         if self.state == State::Handshaking
             && !matches!(frame, Frame::Hello(_))
-            && self.can_rehello()
+            && (self.can_rehello() || self.stale_before_hello(seq.is_some(), &frame))
         {
             // Resuming on a line whose far end stayed open: the peer's frames
             // sent before it heard our HELLO are dropped (they go again once
-            // the session resumed).
+            // the session resumed). Or we restarted on such a line: the frames
+            // of the peer's old session are dropped until it heard our HELLO
+            // (which resets that session).
             return Ok(());
         }
         if self.state == State::Handshaking {
