@@ -184,8 +184,8 @@ impl ReconnectPolicy {
     /// local device is cheap and the line's return is what matters: the cap
     /// bounds the time from "line back" to the link resumed to about 250 ms plus
     /// a handshake. A probe is one frame (up to a chunk, ~10 ms of the line): a
-    /// silent peer costs at most ~4% of the line while it is away; raise `max`
-    /// on a shared radio channel.
+    /// silent peer costs one such frame every 125–250 ms, about 5% of the line,
+    /// while it is away; raise `max` on a shared radio channel.
     pub fn serial() -> ReconnectPolicy {
         ReconnectPolicy {
             initial: Duration::from_millis(20),
