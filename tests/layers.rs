@@ -31,7 +31,14 @@ const CRATES: &[Crate] = &[
             &["varint"],
             &["frame"],
             // One concern each, over frames.
-            &["framing", "scheduler", "reassembly", "reliable", "secure"],
+            &[
+                "framing",
+                "scheduler",
+                "reassembly",
+                "reliable",
+                "secure",
+                "pydialect",
+            ],
             // The link state machine joins them.
             &["link"],
             // Test tooling and measurements over whole links.

@@ -27,6 +27,8 @@
 //!   with a pre-shared key per device, then every frame sealed with ChaCha20-Poly1305.
 //! - [`link`]: one link's whole state machine (handshake, flow control, cancellation),
 //!   driven with `handle_*` calls and drained with `poll_*` calls.
+//! - [`pydialect`]: the wire format of Python Netcore 0.1.3 (`netcore==0.1.3`), for links
+//!   to Python endpoints: its frames, JSON and codec.
 //! - `sim` (feature `test-util`): a deterministic pair of links with simulated time, for tests.
 //! - `fuzzing` (features `test-util` and `std`): the fuzz drivers the cargo-fuzz targets and the
 //!   corpus tests share.
@@ -47,6 +49,7 @@ pub mod ids;
 pub mod link;
 #[cfg(any(test, feature = "test-util"))]
 pub mod overhead;
+pub mod pydialect;
 pub mod reassembly;
 pub mod reliable;
 #[cfg(any(test, feature = "test-util"))]

@@ -61,6 +61,11 @@ fn corpus_secure() {
 }
 
 #[test]
+fn corpus_pydialect() {
+    run_corpus("pydialect", fuzzing::pydialect);
+}
+
+#[test]
 fn corpus_scheduler() {
     run_corpus("scheduler", fuzzing::scheduler);
 }
@@ -97,6 +102,13 @@ const FRAME_PREFIXES: &[&[u8]] = &[
     b"\x58",
 ];
 
+/// Python-dialect streams' openings (size selector, split seed, then a frame's start).
+const PY_PREFIXES: &[&[u8]] = &[
+    b"\x0c\x01\x13\x00\x00\x00{\"type\": \"mission\"}",
+    b"\x0c\x02\x27\x00\x00\x00{\"type\": \"data\", \"extension\": \"abcdef\"}",
+    b"\x0c\x03\x29\x00\x00\x00{\"type\": \"cancel\", \"extension\": \"abcdef\"}",
+];
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 4000, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -113,6 +125,11 @@ proptest! {
     #[test]
     fn arbitrary_length_streams(data in proptest::collection::vec(any::<u8>(), 0..300)) {
         fuzzing::length(&data);
+    }
+
+    #[test]
+    fn arbitrary_pydialect_streams(data in input(PY_PREFIXES, 300)) {
+        fuzzing::pydialect(&data);
     }
 }
 

@@ -9,6 +9,7 @@
 //! | [`cobs`] | the serial framing's decoder on arbitrary input in arbitrary pieces |
 //! | [`length`] | the stream framing's decoder likewise |
 //! | [`frame`] | `Envelope::decode` and the re-encoding of whatever it accepts |
+//! | [`pydialect`] | the Python dialect's frame decoder likewise, and the re-encoding of what it decodes |
 //! | [`link`] | a whole `Link` after its handshake, and a bare `Session` agreeing with it |
 //! | [`reassembly`] | reassembly's limits, accounting and credit under arbitrary frames |
 //! | [`scheduler`] | the outbound scheduler against a model |
@@ -16,11 +17,13 @@
 
 mod framing;
 mod link;
+mod pydialect;
 #[cfg(feature = "secure")]
 mod secure;
 
 pub use framing::{cobs, frame, framing_input, length};
 pub use link::link;
+pub use pydialect::pydialect;
 #[cfg(feature = "secure")]
 pub use secure::secure;
 
