@@ -6,16 +6,20 @@
 //!   as its `json.dumps`.
 //! - [`frame`]: [`PyFrame`] (head, data, cancel), the stream decoder [`PyDecoder`] and
 //!   the encoder [`encode`](frame::encode).
+//! - [`session`]: [`PySession`], one link at the message level: requests and responses
+//!   out as Python chunks them, frames in as complete messages under limits.
 //!
 //! Nothing here shares code with the native dialect: the format has no integrity check,
 //! priorities, retransmission, keepalive, error replies or version negotiation.
 
 pub mod frame;
 pub mod json;
+pub mod session;
 
 use core::fmt;
 
 pub use frame::{MissionId, PyDecoder, PyFrame};
+pub use session::{PyInbound, PyMessage, PySession, PySessionLimits};
 
 /// Limits on what a Python-dialect peer may make this side hold.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,6 +98,65 @@ pub enum PyError {
         /// The most Python reads.
         max: usize,
     },
+    /// Sending refused: a 0-byte body (a Python receiver never completes it).
+    EmptyBody,
+    /// Sending refused: this many requests already await a response.
+    TooManyPending {
+        /// The limit.
+        max: usize,
+    },
+    /// One mission: its announced body is above the limit; its data is dropped.
+    BodyTooLarge {
+        /// The announced length.
+        length: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// One mission: accepting it would hold more body bytes than the limit; its data
+    /// is dropped.
+    BufferFull {
+        /// The announced length.
+        length: u64,
+        /// Bytes already committed to bodies being received.
+        buffered: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// One mission: this many are being received already; its data will be unknown.
+    TooManyMissions {
+        /// The limit.
+        max: usize,
+    },
+    /// One frame: data for a mission with no head (after the stash for early data
+    /// filled up or timed out).
+    UnknownMission {
+        /// The mission id.
+        mission: alloc::string::String,
+    },
+    /// One mission: more data than its head announced; the mission is dropped.
+    DataBeyondLength {
+        /// The mission id.
+        mission: alloc::string::String,
+        /// The announced length.
+        length: u64,
+        /// Bytes received with this frame.
+        received: u64,
+    },
+    /// One message: it claims to be a response but answers no pending request of
+    /// this side (a late reply, or one for another peer); dropped, never routed.
+    UnsolicitedResponse {
+        /// Its `message_id` (at most 32 characters).
+        message_id: alloc::string::String,
+    },
+    /// One mission: no frame for it within the idle timeout; dropped.
+    MissionExpired {
+        /// The mission id.
+        mission: alloc::string::String,
+        /// Bytes received.
+        received: u64,
+        /// The announced length.
+        length: u64,
+    },
 }
 
 impl PyError {
@@ -126,6 +189,42 @@ impl fmt::Display for PyError {
                     "{what} of {len} bytes: a Python peer reads at most {max}"
                 )
             }
+            PyError::EmptyBody => f.write_str("a 0-byte body: a Python peer never completes it"),
+            PyError::TooManyPending { max } => write!(f, "{max} requests already pending"),
+            PyError::BodyTooLarge { length, max } => {
+                write!(f, "body of {length} bytes above the limit {max}")
+            }
+            PyError::BufferFull {
+                length,
+                buffered,
+                max,
+            } => write!(
+                f,
+                "body of {length} bytes refused: {buffered} of {max} bytes already buffered"
+            ),
+            PyError::TooManyMissions { max } => write!(f, "{max} missions already in progress"),
+            PyError::UnknownMission { mission } => {
+                write!(f, "data for unknown mission {mission:?}")
+            }
+            PyError::DataBeyondLength {
+                mission,
+                length,
+                received,
+            } => write!(
+                f,
+                "mission {mission:?}: {received} bytes received, {length} announced"
+            ),
+            PyError::UnsolicitedResponse { message_id } => {
+                write!(f, "response {message_id:?} answers no pending request")
+            }
+            PyError::MissionExpired {
+                mission,
+                received,
+                length,
+            } => write!(
+                f,
+                "mission {mission:?} idle with {received} of {length} bytes"
+            ),
         }
     }
 }
@@ -135,3 +234,5 @@ impl std::error::Error for PyError {}
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_session;

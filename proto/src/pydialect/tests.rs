@@ -286,10 +286,7 @@ fn the_encoder_refuses_what_python_cannot_read() {
         Err(PyError::Unsendable { what: "ext", .. })
     ));
     let mut info = Object::new();
-    info.push(
-        "route",
-        Value::String("r".repeat(5000)),
-    );
+    info.push("route", Value::String("r".repeat(5000)));
     assert!(matches!(
         encode(
             &PyFrame::Head {
