@@ -18,11 +18,12 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-/// 115200 baud, supervised, with a quick keepalive (silence noticed in ~3 s).
+/// 115200 baud, supervised, with a quicker keepalive than the default (silence
+/// noticed in ~6 s; a loaded machine would need to stall that long to fake one).
 fn radio() -> LinkOptions {
     let mut options = LinkOptions::serial_flushed(115_200);
     options.config.keepalive = Some(Keepalive {
-        interval: Duration::from_secs(1),
+        interval: Duration::from_secs(2),
         max_missed: 2,
     });
     options
@@ -131,8 +132,9 @@ async fn a_radio_silent_for_thirty_seconds_resumes_by_itself_with_every_message_
     assert!(line.sent().dropped > 0, "the silence swallowed frames");
 
     // The events: down (reconnecting), a probe per attempt with its number and
-    // wait, recovered, up.
-    let (mut downs, mut probes, mut recovered, mut ups) = (0, Vec::new(), None, 0);
+    // wait, recovered, up. (A stall of the loaded machine as long as the
+    // keepalive's patience would add an outage of its own: each is checked.)
+    let (mut downs, mut probes, mut outages, mut ups) = (0, Vec::new(), Vec::new(), 0);
     while let Ok(event) = events.try_recv() {
         match event {
             Event::LinkDown {
@@ -152,18 +154,23 @@ async fn a_radio_silent_for_thirty_seconds_resumes_by_itself_with_every_message_
             }
             Event::LinkRecovered {
                 attempts, outage, ..
-            } => recovered = Some((attempts, outage)),
+            } => outages.push((attempts, outage)),
             Event::LinkUp { .. } => ups += 1,
             _ => {}
         }
     }
-    assert_eq!(downs, 1);
-    assert!(probes.len() > 20, "{} probes", probes.len());
-    assert_eq!(probes, (1..=probes.len() as u32).collect::<Vec<_>>());
-    let (attempts, outage) = recovered.expect("recovered");
-    assert_eq!(attempts as usize, probes.len());
-    assert!(outage > Duration::from_secs(20), "{outage:?}");
-    assert_eq!(ups, 2, "up, then up again");
+    assert!(downs >= 1);
+    assert_eq!(outages.len(), downs, "each outage recovered");
+    assert_eq!(ups, downs + 1, "up, then up again after each outage");
+    // Attempts count 1, 2, 3, … within each outage.
+    let mut expected = 0;
+    for attempt in &probes {
+        expected = if *attempt == 1 { 1 } else { expected + 1 };
+        assert_eq!(*attempt, expected, "{probes:?}");
+    }
+    let (attempts, outage) = outages.iter().max_by_key(|(_, outage)| *outage).unwrap();
+    assert!(*outage > Duration::from_secs(20), "{outage:?}");
+    assert!(*attempts > 20, "{attempts} probes");
     eprintln!("resumed {resumed_after:?} after the line came back");
 }
 
@@ -196,9 +203,9 @@ async fn a_silent_peer_is_given_up_on_at_the_give_up_time() {
         "{cause}"
     );
     assert!(*after >= Duration::from_secs(2), "{after:?}");
-    // Silence noticed after ~3 s, then 2 s of probes.
+    // Silence noticed after ~6 s, then 2 s of probes.
     assert!(
-        silent_at.elapsed() >= Duration::from_secs(4),
+        silent_at.elapsed() >= Duration::from_secs(6),
         "{:?}",
         silent_at.elapsed()
     );
@@ -309,7 +316,10 @@ async fn a_port_that_comes_back_is_reopened_with_an_event_per_attempt() {
                     wait,
                     ..
                 } => reopens.push((attempt, error, wait)),
-                Event::LinkRecovered { attempts, .. } => recovered = Some(attempts),
+                // (After the reopenings: not a stall-made outage before them.)
+                Event::LinkRecovered { attempts, .. } if !reopens.is_empty() => {
+                    recovered = Some(attempts)
+                }
                 _ => {}
             }
         }
