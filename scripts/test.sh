@@ -15,6 +15,11 @@ step "python3 (tests/spec_peer.rs runs a peer written from the wire spec with it
 command -v python3 >/dev/null ||
   echo "python3 is missing: tests/spec_peer.rs will skip its peer" >&2
 
+step "python venv with netcore==0.1.3 (tests/py_interop.rs runs real Python Netcore peers), cached in target/py-venv"
+if command -v python3 >/dev/null; then
+  ./scripts/py-venv.sh >/dev/null
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
