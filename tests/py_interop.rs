@@ -3,7 +3,9 @@
 //! loopback with the sans-IO codec and session of `netcore_proto::pydialect`
 //! directly: a Python client calling a Rust server, and a Rust client calling a Python
 //! server. Bodies cross byte-identical; what Python would lose is refused locally;
-//! Python's silence on an unknown route ends in a timeout.
+//! Python's silence on an unknown route ends in a timeout; a request cancelled
+//! mid-body leaves the Python server serving; a Python server killed mid-transfer
+//! ends the stream and leaves nothing held.
 //!
 //! Python peers busy-spin and convoy on the GIL on 2 cores, so each runs pinned to one
 //! CPU (`taskset -c 0`) where `taskset` exists. Without python3 the tests skip.
@@ -74,6 +76,8 @@ struct PyConn {
     start: std::time::Instant,
     /// Frame-level and message-level errors seen (none expected from Python).
     errors: Vec<PyError>,
+    /// Whether the stream ended (end of file or a read error).
+    ended: bool,
 }
 
 impl PyConn {
@@ -86,6 +90,7 @@ impl PyConn {
             input: BytesMut::new(),
             start: std::time::Instant::now(),
             errors: Vec::new(),
+            ended: false,
         }
     }
 
@@ -106,7 +111,23 @@ impl PyConn {
         self.stream.write_all(&out).await.unwrap();
     }
 
-    /// The next inbound message or cancel; `None` at end of stream or after `wait`.
+    /// Writes at most `frames` of the frames the session has ready; how many went out.
+    async fn send_frames(&mut self, frames: usize) -> std::io::Result<usize> {
+        let mut sent = 0;
+        while sent < frames {
+            let Some(frame) = self.session.poll_frame() else {
+                break;
+            };
+            let mut out = BytesMut::new();
+            encode(&frame, &mut out).expect("encodable");
+            self.stream.write_all(&out).await?;
+            sent += 1;
+        }
+        Ok(sent)
+    }
+
+    /// The next inbound message or cancel; `None` at the end of the stream (`ended`
+    /// set) or after `wait`.
     async fn next(&mut self, wait: Duration) -> Option<PyInbound> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
@@ -133,7 +154,11 @@ impl PyConn {
             self.input.reserve(64 * 1024);
             let read = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.input));
             match read.await {
-                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return None,
+                Ok(Ok(0)) | Ok(Err(_)) => {
+                    self.ended = true;
+                    return None;
+                }
+                Err(_) => return None,
                 Ok(Ok(_)) => {}
             }
         }
@@ -197,13 +222,10 @@ impl Drop for Killed {
     }
 }
 
-#[tokio::test]
-async fn a_rust_client_calls_a_python_server() {
-    let Some(python) = venv_python() else {
-        return;
-    };
+/// Starts the Python server; returns it (killed when dropped) and a connection to it.
+async fn python_server(python: &PathBuf, seed: u64) -> (Killed, PyConn) {
     let mut server = Killed(
-        peer_command(&python, &["server", "127.0.0.1", "0"])
+        peer_command(python, &["server", "127.0.0.1", "0"])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -225,7 +247,15 @@ async fn a_rust_client_calls_a_python_server() {
     });
     let port = tokio::time::timeout(PY_HANG, port).await.unwrap().unwrap();
     let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let mut conn = PyConn::new(stream, 0xC11E);
+    (server, PyConn::new(stream, seed))
+}
+
+#[tokio::test]
+async fn a_rust_client_calls_a_python_server() {
+    let Some(python) = venv_python() else {
+        return;
+    };
+    let (_server, mut conn) = python_server(&python, 0xC11E).await;
 
     // What Python would lose never leaves.
     assert_eq!(
@@ -280,4 +310,59 @@ async fn a_rust_client_calls_a_python_server() {
     assert_eq!(conn.next(Duration::from_secs(2)).await, None);
     assert!(conn.session.forget_request(&lost.message_id));
     assert!(conn.errors.is_empty(), "{:?}", conn.errors);
+}
+
+#[tokio::test]
+async fn a_request_cancelled_mid_body_leaves_the_python_server_serving() {
+    let Some(python) = venv_python() else {
+        return;
+    };
+    let (_server, mut conn) = python_server(&python, 0xCA9C).await;
+    let body = Bytes::from(netcore_proto::rng::SplitMix64::new(3).bytes(1 << 20));
+    let cancelled = conn.session.request("echo", Object::new(), body).unwrap();
+    // The head and 10 of its 256 chunks, then the cancel.
+    assert_eq!(conn.send_frames(11).await.unwrap(), 11);
+    assert!(conn.session.cancel(&cancelled.mission));
+    conn.flush().await;
+    assert!(conn.session.forget_request(&cancelled.message_id));
+    // The Python server dropped the partial message and still answers.
+    let after = conn
+        .session
+        .request("echo", Object::new(), Bytes::from_static(b"after-cancel"))
+        .unwrap();
+    conn.flush().await;
+    let Some(PyInbound::Response(message)) = conn.next(PY_HANG).await else {
+        panic!("no answer after the cancel; errors {:?}", conn.errors)
+    };
+    assert_eq!(message.message_id(), Some(after.message_id.as_str()));
+    assert_eq!(&message.body[..], b"after-cancel");
+    // Nothing ever answers the cancelled request.
+    assert_eq!(conn.next(Duration::from_secs(1)).await, None);
+    assert!(conn.errors.is_empty(), "{:?}", conn.errors);
+}
+
+#[tokio::test]
+async fn a_python_server_killed_mid_transfer_ends_the_stream_not_the_caller() {
+    let Some(python) = venv_python() else {
+        return;
+    };
+    let (mut server, mut conn) = python_server(&python, 0xDEAD).await;
+    let body = Bytes::from(netcore_proto::rng::SplitMix64::new(4).bytes(16 << 20));
+    let call = conn.session.request("echo", Object::new(), body).unwrap();
+    assert_eq!(conn.send_frames(100).await.unwrap(), 100);
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
+    // Writing the rest fails or is lost; reading sees the end of the stream, well
+    // before any hang.
+    let _ = conn.send_frames(usize::MAX).await;
+    assert_eq!(conn.next(PY_HANG).await, None);
+    assert!(conn.ended, "the end of the stream is seen");
+    // The caller ends its call; nothing of the dead peer is held.
+    assert!(conn.session.forget_request(&call.message_id));
+    assert_eq!(conn.session.pending_requests(), 0);
+    assert_eq!(
+        (conn.session.committed(), conn.session.missions_in()),
+        (0, 0)
+    );
+    assert!(!conn.decoder.is_failed());
 }
