@@ -40,29 +40,8 @@ async fn sixteen_mib_survive_a_cut_every_two_seconds() {
     let (a, b) = line.reconnect();
     // A's connector opens the next pair and hands B its end.
     let (to_b, from_a) = tokio::sync::mpsc::unbounded_channel::<BoxedTransport>();
-    let from_a = Arc::new(tokio::sync::Mutex::new(from_a));
-    let connector_a = {
-        let line = line.clone();
-        Connector::new(move || {
-            let (line, to_b) = (line.clone(), to_b.clone());
-            async move {
-                let (a, b) = line.reconnect();
-                let _ = to_b.send(Box::new(b));
-                Ok(Box::new(a) as BoxedTransport)
-            }
-        })
-    };
-    let connector_b = Connector::new(move || {
-        let from_a = from_a.clone();
-        async move {
-            from_a
-                .lock()
-                .await
-                .recv()
-                .await
-                .ok_or_else(|| std::io::Error::other("no more pairs"))
-        }
-    });
+    let connector_a = common::opening_connector(&line, to_b, || async { Ok(()) });
+    let connector_b = common::receiving_connector(from_a);
     let options = |connector: Connector| {
         let mut options = LinkOptions::serial_flushed(40_000_000);
         options.config.chunk_len = 4096;
@@ -123,17 +102,7 @@ async fn a_restarted_peer_fails_calls_in_flight_with_peer_reset() {
     let line = FaultyLine::new(FaultConfig::new(9));
     let (a, b) = line.reconnect();
     let (to_test, mut new_b_ends) = tokio::sync::mpsc::unbounded_channel::<BoxedTransport>();
-    let connector = {
-        let line = line.clone();
-        Connector::new(move || {
-            let (line, to_test) = (line.clone(), to_test.clone());
-            async move {
-                let (a, b) = line.reconnect();
-                let _ = to_test.send(Box::new(b));
-                Ok(Box::new(a) as BoxedTransport)
-            }
-        })
-    };
+    let connector = common::opening_connector(&line, to_test, || async { Ok(()) });
     let mut options = LinkOptions::serial_flushed(40_000_000);
     options.connector = Some(connector);
     let started = Arc::new(tokio::sync::Notify::new());

@@ -224,32 +224,20 @@ async fn a_reconnection_is_reported_counted_and_restarts_the_state_clock() {
     let line = FaultyLine::new(FaultConfig::new(11));
     let (a, b) = line.reconnect();
     let (to_b, from_a) = tokio::sync::mpsc::unbounded_channel::<BoxedTransport>();
-    let from_a = Arc::new(tokio::sync::Mutex::new(from_a));
     // The line comes back when the test says so.
     let line_back = Arc::new(tokio::sync::Semaphore::new(0));
-    let connector_a = {
-        let (line, line_back) = (line.clone(), line_back.clone());
-        Connector::new(move || {
-            let (line, to_b, line_back) = (line.clone(), to_b.clone(), line_back.clone());
-            async move {
-                line_back.acquire().await.unwrap().forget();
-                let (a, b) = line.reconnect();
-                let _ = to_b.send(Box::new(b));
-                Ok(Box::new(a) as BoxedTransport)
-            }
-        })
-    };
-    let connector_b = Connector::new(move || {
-        let from_a = from_a.clone();
+    let back = line_back.clone();
+    let connector_a = common::opening_connector(&line, to_b, move || {
+        let back = back.clone();
         async move {
-            from_a
-                .lock()
+            back.acquire()
                 .await
-                .recv()
-                .await
-                .ok_or_else(|| std::io::Error::other("no more pairs"))
+                .map_err(std::io::Error::other)?
+                .forget();
+            Ok(())
         }
     });
+    let connector_b = common::receiving_connector(from_a);
     let options = |connector: Connector| {
         let mut options = LinkOptions::serial_flushed(40_000_000);
         options.connector = Some(connector);

@@ -223,35 +223,17 @@ fn connector(
     down: &Arc<AtomicBool>,
     to_b: tokio::sync::mpsc::UnboundedSender<BoxedTransport>,
 ) -> Connector {
-    let (line, down) = (line.clone(), down.clone());
-    Connector::new(move || {
-        let (line, down, to_b) = (line.clone(), down.clone(), to_b.clone());
+    let down = down.clone();
+    common::opening_connector(line, to_b, move || {
+        let down = down.load(Ordering::SeqCst);
         async move {
-            if down.load(Ordering::SeqCst) {
+            if down {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::NotFound,
                     "no such device",
                 ));
             }
-            let (a, b) = line.reconnect();
-            let _ = to_b.send(Box::new(b));
-            Ok(Box::new(a) as BoxedTransport)
-        }
-    })
-}
-
-/// B's side: takes the ends A's connector opened.
-fn receiving_connector(from_a: tokio::sync::mpsc::UnboundedReceiver<BoxedTransport>) -> Connector {
-    let from_a = Arc::new(tokio::sync::Mutex::new(from_a));
-    Connector::new(move || {
-        let from_a = from_a.clone();
-        async move {
-            from_a
-                .lock()
-                .await
-                .recv()
-                .await
-                .ok_or_else(|| std::io::Error::other("no more pairs"))
+            Ok(())
         }
     })
 }
@@ -265,7 +247,7 @@ async fn a_port_that_comes_back_is_reopened_with_an_event_per_attempt() {
     let mut options_a = radio();
     options_a.connector = Some(connector(&line, &down, to_b));
     let mut options_b = radio();
-    options_b.connector = Some(receiving_connector(from_a));
+    options_b.connector = Some(common::receiving_connector(from_a));
     let log: Arc<Mutex<Vec<Bytes>>> = Arc::default();
     let server = receiver(log.clone()).start();
     let client = Endpoint::builder().start();

@@ -241,3 +241,46 @@ pub fn gated_route(builder: EndpointBuilder, route: &str) -> (EndpointBuilder, G
     };
     (builder, gated)
 }
+
+/// A side's connector over an in-process `line`: each call waits for `ready`
+/// (the line coming back; an error is a failed attempt), opens the line's next
+/// pair of ends and sends the other end to `to_b` for the other side's
+/// [`receiving_connector`].
+pub fn opening_connector<F, Fut>(
+    line: &netcore::actors::transport::FaultyLine,
+    to_b: tokio::sync::mpsc::UnboundedSender<netcore::actors::transport::BoxedTransport>,
+    ready: F,
+) -> netcore::actors::Connector
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+{
+    let (line, ready) = (line.clone(), std::sync::Arc::new(ready));
+    netcore::actors::Connector::new(move || {
+        let (line, to_b, ready) = (line.clone(), to_b.clone(), ready.clone());
+        async move {
+            ready().await?;
+            let (a, b) = line.reconnect();
+            let _ = to_b.send(Box::new(b));
+            Ok(Box::new(a) as netcore::actors::transport::BoxedTransport)
+        }
+    })
+}
+
+/// The other side's connector: takes the ends [`opening_connector`] opened.
+pub fn receiving_connector(
+    from_a: tokio::sync::mpsc::UnboundedReceiver<netcore::actors::transport::BoxedTransport>,
+) -> netcore::actors::Connector {
+    let from_a = std::sync::Arc::new(tokio::sync::Mutex::new(from_a));
+    netcore::actors::Connector::new(move || {
+        let from_a = from_a.clone();
+        async move {
+            from_a
+                .lock()
+                .await
+                .recv()
+                .await
+                .ok_or_else(|| std::io::Error::other("no more pairs"))
+        }
+    })
+}
