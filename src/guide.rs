@@ -380,8 +380,10 @@
 //! With the `test-util` feature (in your dev-dependencies:
 //! `netcore = { version = "…", features = ["test-util"] }`), tests get lines
 //! that misbehave on purpose: `netcore::actors::transport::throttled_pair`
-//! (a serial line at a baud rate) and `faulty_pair` (seeded frame loss,
-//! bit errors, duplicates, truncation, latency, cuts). Reliable mode (the serial
+//! (a serial line at a baud rate), `faulty_pair` (seeded frame loss,
+//! bit errors, duplicates, truncation, latency, cuts) and `modem_pair` (a radio
+//! modem behind a fast UART: a bounded buffer that drops when full, a slower
+//! air with latency and seeded frame loss). Reliable mode (the serial
 //! default) delivers every message exactly once through them:
 //!
 //! ```

@@ -106,6 +106,7 @@ pub fn run(quick: bool) -> Result<Report, Error> {
         }
         Ok::<(), Error>(())
     })?;
+    let each: Vec<f64> = busy.iter().map(|d| ms(*d)).collect();
     let p50 = ms(percentile(&mut busy, 50.0));
     let p99 = ms(percentile(&mut busy, 99.0));
     let max = ms(busy.iter().copied().max().unwrap_or(Duration::MAX));
@@ -119,6 +120,7 @@ pub fn run(quick: bool) -> Result<Report, Error> {
     report.field("p50_ms", p50);
     report.field("p99_ms", p99);
     report.field("max_ms", max);
+    report.field("calls_ms", each);
     report.field("ideal_ms", ideal_ms);
     report.field("ratio_p99_ideal", p99 / ideal_ms);
     report.field("bulk_seconds", bulk_elapsed.as_secs_f64());
@@ -128,6 +130,7 @@ pub fn run(quick: bool) -> Result<Report, Error> {
     report.field("modem_overflow_bytes", sent.overflow_bytes);
     report.field("air_frames", sent.frames);
     report.field("air_lost", sent.lost);
+    report.field("air_lost_back", modem.received().lost);
     report.row = format!(
         "{} KiB bulk + {samples} urgent calls: p50 {p50:.0} ms, p99 {p99:.0} ms (ideal {ideal_ms:.0} ms, ratio {}), bulk utilization {utilization:.2}, modem buffer max {} B, {} B overflowed",
         bulk_len >> 10,

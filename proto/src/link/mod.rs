@@ -30,7 +30,7 @@ mod session;
 mod stats;
 mod transmitter;
 
-pub use crate::reliable::ReliableConfig;
+pub use crate::reliable::{PacingConfig, ReliableConfig};
 pub use command::{Command, TellPeer};
 pub use session::Session;
 pub use stats::{SessionStats, TransmitterStats};
@@ -71,6 +71,11 @@ pub struct LinkConfig {
     /// Offer the reliable mode (sequence numbers, ACK, retransmission); it is used
     /// when both sides offer it. On by default for the serial framing.
     pub reliable: Option<ReliableConfig>,
+    /// Pace the reliable mode's frames to the rate the path delivers (see
+    /// [`crate::reliable::Pacer`]): on by default for the serial framing, whose
+    /// path may hide a slow radio behind a fast UART; a stream transport has
+    /// its own congestion control. Used only with the reliable mode.
+    pub pacing: Option<PacingConfig>,
     /// PING an idle link and fail it after unanswered PINGs.
     pub keepalive: Option<Keepalive>,
     /// A peer that stops answering (keepalive PINGs unanswered, a reliable-mode
@@ -147,6 +152,7 @@ impl LinkConfig {
             class_weights: scheduler.class_weights,
             nonce,
             reliable: (framing == FramingKind::Serial).then(ReliableConfig::default),
+            pacing: (framing == FramingKind::Serial).then(PacingConfig::default),
             keepalive: None,
             supervised: false,
             session_id: nonce.rotate_left(29) ^ 0x5e55_1011_d00d_f00d,
@@ -618,6 +624,12 @@ impl Link {
     /// The reliable mode's frames in flight and retransmissions, if it is on.
     pub fn reliable_stats(&self) -> Option<ReliableStats> {
         self.transmitter.reliable_stats()
+    }
+
+    /// The rate, bytes per second, the pacer lets frames leave at (see
+    /// [`Transmitter::pacing_rate`]).
+    pub fn pacing_rate(&self) -> Option<u64> {
+        self.transmitter.pacing_rate()
     }
 
     /// The session (its state: handshake, peer, resume secret).

@@ -14,7 +14,7 @@ use crate::frame::MIN_MAX_FRAME_LEN;
 use crate::frame::{Ack, Cancel, Credit, Envelope, Frame, Hello};
 use crate::framing::{Framer, FramingKind, WireOut};
 use crate::ids::StreamId;
-use crate::reliable::Sender;
+use crate::reliable::{PacingConfig, Sender};
 use crate::scheduler::{Scheduler, SchedulerConfig, SchedulerEvent};
 use crate::time::Instant;
 use alloc::collections::BTreeMap;
@@ -51,6 +51,10 @@ pub struct Transmitter {
     reliable: Option<Sender>,
     /// The latest acknowledgement to send, ahead of everything.
     ack: Option<Ack>,
+    /// Pacing for the reliable mode's sender, when it is on.
+    pacing: Option<PacingConfig>,
+    /// Frames wait for the pacer until then ([`Transmitter::poll_timeout`]).
+    paced_until: Option<Instant>,
     now: Instant,
     /// A HELLO to send first; while `paused` (reconnecting) nothing else goes out.
     hello: Option<Hello>,
@@ -95,6 +99,8 @@ impl Transmitter {
             failed: false,
             reliable: None,
             ack: None,
+            pacing: config.pacing,
+            paced_until: None,
             now: Instant::ZERO,
             hello: None,
             paused: false,
@@ -154,7 +160,8 @@ impl Transmitter {
                 reliable,
             } => {
                 self.retire_sender();
-                self.reliable = reliable.map(|r| Sender::new(r.window, r.max_sends, r.rto));
+                self.reliable = reliable
+                    .map(|r| Sender::new(r.window, r.max_sends, r.rto).with_pacing(self.pacing));
                 if self.chunk_len > max_chunk_len {
                     self.set_chunk_len(max_chunk_len);
                 }
@@ -261,7 +268,11 @@ impl Transmitter {
     /// nothing is ready. Call whenever the transport can take more.
     ///
     /// In the reliable mode the order is: a pending ACK, then frames due for
-    /// retransmission, then new frames while the window has room.
+    /// retransmission, then new frames while the window has room. With pacing,
+    /// retransmissions and new message frames wait for the pacer's release time
+    /// and new ones for room under its in-flight cap; ACKs, control frames and
+    /// Urgent message frames do not wait for the release time (Urgent ones do
+    /// for the cap), and every sequenced frame's bytes count against the rate.
     pub fn poll_transmit(&mut self, dst: &mut impl WireOut) -> usize {
         #[cfg(feature = "secure")]
         if let Some(secure) = self.secure.as_mut() {
@@ -289,15 +300,35 @@ impl Transmitter {
             if let Some(ack) = self.ack.take() {
                 return self.encode(&Envelope::from(Frame::Ack(ack)), dst);
             }
-            if let Some(sender) = self.reliable.as_mut() {
-                if let Some((head, payload)) = sender.poll_retransmit(now) {
-                    return self.write(&head, &payload, dst);
+            self.paced_until = None;
+            match self.reliable.as_mut() {
+                Some(sender) => {
+                    let paced = sender.may_send_paced(now);
+                    if paced {
+                        if let Some((head, payload)) = sender.poll_retransmit(now) {
+                            return self.write(&head, &payload, dst);
+                        }
+                    }
+                    if !sender.can_send() {
+                        return 0;
+                    }
+                    let open = sender.window_open();
+                    let frame = if paced && open {
+                        self.scheduler.poll_transmit()
+                    } else {
+                        self.scheduler.poll_urgent(open)
+                    };
+                    if frame.is_none() {
+                        if paced && open {
+                            sender.set_app_limited();
+                        } else if !paced && (sender.has_retransmit() || !self.scheduler.is_idle()) {
+                            self.paced_until = sender.paced_release();
+                        }
+                    }
+                    frame
                 }
-                if !sender.can_send() {
-                    return 0;
-                }
+                None => self.scheduler.poll_transmit(),
             }
-            self.scheduler.poll_transmit()
         };
         let Some(frame) = frame else {
             return 0;
@@ -368,14 +399,22 @@ impl Transmitter {
         self.now = self.now.max(now);
     }
 
-    /// When [`Transmitter::handle_timeout`] must run next (the retransmission timer).
+    /// When [`Transmitter::handle_timeout`] must run next (the retransmission
+    /// timer), or when frames held back by the pacer may leave: poll again then.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.reliable.as_ref().and_then(Sender::poll_timeout)
+        let rto = self.reliable.as_ref().and_then(Sender::poll_timeout);
+        match (rto, self.paced_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Time passed: a retransmission timer that expired queues its frame again.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.set_now(now);
+        if self.paced_until.is_some_and(|at| at <= now) {
+            self.paced_until = None;
+        }
         if let Some(sender) = self.reliable.as_mut() {
             sender.handle_timeout(now);
         }
@@ -403,6 +442,15 @@ impl Transmitter {
             });
         }
         self.scheduler.backlog().cloned()
+    }
+
+    /// The rate the pacer lets frames leave at, bytes per second: `None` without
+    /// pacing, or before the path's delivery rate was first measured.
+    pub fn pacing_rate(&self) -> Option<u64> {
+        self.reliable
+            .as_ref()
+            .and_then(Sender::pacer)
+            .and_then(|p| p.pacing_rate())
     }
 
     /// The reliable mode's frames in flight, retransmissions and round-trip
@@ -434,8 +482,7 @@ impl Transmitter {
             queued_bytes: self.scheduler.queued_bytes(),
             streams_out: self.scheduler.stream_count(),
             reliable: self.reliable_stats(),
-            // Frames leave whenever the transport can take them.
-            pacing_rate: None,
+            pacing_rate: self.pacing_rate(),
         }
     }
 

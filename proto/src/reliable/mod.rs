@@ -12,15 +12,21 @@
 //!   timer: resend the oldest unacked frame, RTO doubles; max_sends reached: link failed
 //! ```
 //!
+//! With pacing on ([`PacingConfig`], the serial framing's default), the sender also
+//! learns the rate the path delivers from the ACKs and paces new frames to it
+//! ([`Pacer`], whose module docs give the algorithm).
+//!
 //! Sequence numbers are one byte on the wire (the `SEQ` flag of the type byte); the
 //! window (≤ 64) is below half the space, so every byte maps to one absolute
 //! number. ACK frames carry no sequence number and are never retransmitted: the
 //! receiver acknowledges again whenever a duplicate shows an ACK was lost.
 
+mod pacer;
 mod receiver;
 mod rto;
 mod sender;
 
+pub use pacer::{Pacer, PacingConfig, SendStamp};
 pub use receiver::Receiver;
 pub use rto::{RtoConfig, RtoEstimator};
 pub use sender::Sender;

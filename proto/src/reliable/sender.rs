@@ -1,6 +1,7 @@
 //! The sending half of the reliable mode: sequence numbers, the retransmission
 //! buffer, acknowledgements and the retransmission timer.
 
+use super::pacer::{Pacer, PacingConfig, SendStamp};
 use super::rto::{RtoConfig, RtoEstimator};
 use crate::frame::Ack;
 use crate::time::Instant;
@@ -21,6 +22,14 @@ struct Pending {
     /// Queued for retransmission.
     queued: bool,
     sends: u32,
+    /// The pacer's stamp of its latest send.
+    stamp: Option<SendStamp>,
+}
+
+/// Wire bytes of a frame of `head` and `payload` as the pacer counts them: the
+/// frame plus 6 bytes of framing (a serial frame's CRC, delimiter and COBS code).
+fn wire_size(head: &Bytes, payload: &Bytes) -> u64 {
+    (head.len() + payload.len() + 6) as u64
 }
 
 /// Sequence numbers, the window of unacknowledged frames, retransmissions.
@@ -38,6 +47,8 @@ pub struct Sender {
     retransmissions: u64,
     /// A frame to send once more as a probe of a silent peer (see [`Sender::probe`]).
     probe: Option<u64>,
+    /// Paces new frames to the path's delivery rate, when pacing is on.
+    pacer: Option<Pacer>,
 }
 
 impl Sender {
@@ -55,6 +66,46 @@ impl Sender {
             failed: false,
             retransmissions: 0,
             probe: None,
+            pacer: None,
+        }
+    }
+
+    /// The same sender pacing its frames with `pacing` (`None`: unpaced).
+    pub fn with_pacing(mut self, pacing: Option<PacingConfig>) -> Sender {
+        self.pacer = pacing.map(Pacer::new);
+        self
+    }
+
+    /// The pacer, when pacing is on.
+    pub fn pacer(&self) -> Option<&Pacer> {
+        self.pacer.as_ref()
+    }
+
+    /// A paced frame (a retransmission or a new data frame) may leave at `now`.
+    pub fn may_send_paced(&self, now: Instant) -> bool {
+        self.pacer.as_ref().is_none_or(|p| p.may_send(now))
+    }
+
+    /// When the next paced frame may leave, if pacing holds frames back.
+    pub fn paced_release(&self) -> Option<Instant> {
+        self.pacer.as_ref().and_then(Pacer::release_at)
+    }
+
+    /// Room under the pacer's in-flight cap for a new data frame.
+    pub fn window_open(&self) -> bool {
+        self.pacer.as_ref().is_none_or(Pacer::window_open)
+    }
+
+    /// A frame is queued for retransmission (or as a probe).
+    pub fn has_retransmit(&self) -> bool {
+        !self.retransmit.is_empty() || self.probe.is_some()
+    }
+
+    /// The sender had nothing to send with room to send it (see
+    /// [`Pacer::set_app_limited`]).
+    pub fn set_app_limited(&mut self) {
+        if let Some(pacer) = self.pacer.as_mut() {
+            pacer.set_app_limited();
         }
     }
 
@@ -89,6 +140,8 @@ impl Sender {
 
     /// A frame went out with sequence number [`Sender::next_seq`].
     pub fn record(&mut self, head: Bytes, payload: Bytes, now: Instant) {
+        let size = wire_size(&head, &payload);
+        let stamp = self.pacer.as_mut().map(|p| p.on_send(size, now, false));
         self.unacked.push_back(Pending {
             head,
             payload,
@@ -97,6 +150,7 @@ impl Sender {
             sacked: false,
             queued: false,
             sends: 1,
+            stamp,
         });
         if self.timer.is_none() {
             self.timer = Some(now + self.rto.rto());
@@ -139,6 +193,11 @@ impl Sender {
             pending.retransmitted = pending.sends > 0;
             pending.sends += 1;
             pending.sent_at = now;
+            if let Some(pacer) = self.pacer.as_mut() {
+                let size = wire_size(&pending.head, &pending.payload);
+                // A copy resent after a reconnection is back in flight.
+                pending.stamp = Some(pacer.on_send(size, now, pending.sends > 1));
+            }
             self.retransmissions += 1;
             if self.timer.is_none() {
                 self.timer = Some(now + self.rto.rto());
@@ -167,12 +226,20 @@ impl Sender {
         for _ in 0..offset {
             if let Some(pending) = self.unacked.pop_front() {
                 if !pending.retransmitted {
-                    sample = Some(now - pending.sent_at);
+                    sample = Some((
+                        now - pending.sent_at,
+                        wire_size(&pending.head, &pending.payload),
+                    ));
+                }
+                if let (Some(pacer), Some(stamp), false) =
+                    (self.pacer.as_mut(), pending.stamp.as_ref(), pending.sacked)
+                {
+                    pacer.on_delivered(stamp, now);
                 }
             }
             self.base += 1;
         }
-        if let Some(rtt) = sample {
+        if let Some((rtt, _)) = sample {
             self.rto.sample(rtt);
         }
         // Selective part: frames after the first missing one that arrived.
@@ -183,6 +250,11 @@ impl Sender {
             if bits & 1 == 1 {
                 let index = 1 + i;
                 if let Some(pending) = self.unacked.get_mut(index as usize) {
+                    if !pending.sacked {
+                        if let (Some(pacer), Some(stamp)) = (self.pacer.as_mut(), &pending.stamp) {
+                            pacer.on_delivered(stamp, now);
+                        }
+                    }
                     pending.sacked = true;
                     highest_sacked = Some(index);
                 }
@@ -203,6 +275,9 @@ impl Sender {
                     self.queue(self.base + index);
                 }
             }
+        }
+        if let Some(pacer) = self.pacer.as_mut() {
+            pacer.on_ack(now, sample);
         }
         self.timer = if self.unacked.iter().all(|p| p.sacked) {
             None
@@ -239,6 +314,10 @@ impl Sender {
         }
         self.rto.clear_backoff();
         self.timer = None;
+        // A new transport may be another path: learn it again.
+        if let Some(pacer) = self.pacer.as_mut() {
+            *pacer = Pacer::new(pacer.config());
+        }
     }
 
     /// The peer is silent: the oldest frame it has not acknowledged goes out
@@ -278,6 +357,9 @@ impl Sender {
         }
         self.rto.back_off();
         self.timer = Some(now + self.rto.rto());
+        if let Some(pacer) = self.pacer.as_mut() {
+            pacer.on_timeout(now);
+        }
         if let Some(index) = self.unacked.iter().position(|p| !p.sacked) {
             self.queue(self.base + index as u64);
         }

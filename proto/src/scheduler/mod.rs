@@ -586,11 +586,23 @@ impl Scheduler {
     /// The next frame to put on the wire, or `None` if nothing may be sent now
     /// (nothing queued, or everything waits for credit or body bytes).
     pub fn poll_transmit(&mut self) -> Option<Frame> {
+        self.poll_classes(Priority::COUNT)
+    }
+
+    /// Like [`Scheduler::poll_transmit`], but of the message frames only the
+    /// Urgent class's (with `urgent` false: control frames only): what may leave
+    /// while pacing holds the other classes back.
+    pub fn poll_urgent(&mut self, urgent: bool) -> Option<Frame> {
+        self.poll_classes(usize::from(urgent))
+    }
+
+    /// Control frames, then message frames of the `classes` most urgent classes.
+    fn poll_classes(&mut self, classes: usize) -> Option<Frame> {
         if let Some(frame) = self.poll_control() {
             return Some(frame);
         }
         let link_open = self.link_credit > 0;
-        let ready = core::array::from_fn(|c| self.classes[c].ready(link_open));
+        let ready = core::array::from_fn(|c| c < classes && self.classes[c].ready(link_open));
         let class = self.stride.pick(ready)?;
         let frame = self.poll_free(class).or_else(|| {
             if link_open {
