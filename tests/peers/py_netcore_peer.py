@@ -4,7 +4,8 @@ the interop tests (tests/py_interop.rs). Run with the venv of scripts/py-venv.sh
 
     python py_netcore_peer.py client HOST PORT
         Connects and calls: `echo` with a dict body, `echo` with 1 MiB of bytes,
-        `size` with 1 MiB, then 50 `echo` calls at once. Prints one line per check;
+        `size` with 1 MiB, `echo` with 16 MiB, `size` with 0 bytes (a head alone),
+        then 50 `echo` calls at once. Prints one line per check;
         exits 0 when every answer came back intact within its timeout, 1 otherwise.
 
     python py_netcore_peer.py server HOST PORT
@@ -86,6 +87,14 @@ def client(host, port):
 
     [answer] = call_all(endpoint, [("size", big)])
     check("size 1 MiB", answer is not None and json.loads(answer) == {"size": 1 << 20})
+
+    huge = bytes(i * 13 % 253 for i in range(16 << 20))
+    [answer] = call_all(endpoint, [("echo", huge)])
+    check("echo 16 MiB", answer is not None and hashlib.sha256(answer).digest() == hashlib.sha256(huge).digest())
+
+    # Python sends a 0-byte body as a head alone; a Python receiver never completes it.
+    [answer] = call_all(endpoint, [("size", b"")])
+    check("size 0 bytes", answer is not None and json.loads(answer) == {"size": 0})
 
     bodies = [f"call {i}".encode() * (i + 1) for i in range(50)]
     answers = call_all(endpoint, [("echo", b) for b in bodies])
