@@ -25,7 +25,7 @@ import time
 
 from netcore import Endpoint, Pipe, Response, request
 
-TIMEOUT = 30.0
+TIMEOUT = 120.0
 
 
 def pipe_over(sock):
