@@ -39,8 +39,7 @@ async fn urgent_calls_stay_quick_behind_a_slow_radio() {
         .with_frame_loss(0.005);
     let (a, b) = modem_pair(path);
     let modem = a.handle();
-    let mut options = LinkOptions::serial_flushed(BAUD);
-    options.config.pacing = Some(netcore::proto::reliable::PacingConfig::default());
+    let options = LinkOptions::serial_flushed(BAUD);
     let (link, device_link) = tokio::join!(
         gateway.attach(a, options.clone()),
         device.attach(b, options)

