@@ -150,6 +150,9 @@ impl Side {
     /// Transmits while the wire is free; returns the bytes to deliver with arrival times.
     fn transmit(&mut self, now: Instant) -> Vec<(Instant, Vec<u8>)> {
         let mut out = Vec::new();
+        // The link stamps and paces frames at the time it was last given: give it
+        // the wire's, as the runtime does before every poll.
+        self.link.set_now(now);
         while self.wire_free_at <= now {
             self.scratch.clear();
             let written = if self.wire.bytes_per_sec.is_some() {
@@ -293,10 +296,6 @@ impl Pair {
             let mut progress = self.a.run_timers(now) | self.b.run_timers(now);
             progress |= self.a.collect_events(now) | self.b.collect_events(now);
             progress |= self.exchange(now);
-            // A link polled for frames knows only the time it was last given, so a
-            // deadline it sets then (the pacer's) may already be due: run it now,
-            // before time moves on past it.
-            progress |= self.a.run_timers(now) | self.b.run_timers(now);
             progress |= self.deliver(now);
             if !progress {
                 break;

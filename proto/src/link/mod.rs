@@ -500,9 +500,11 @@ impl Link {
         self.pump();
     }
 
-    /// Time passed, without input (see [`Session::set_now`]).
+    /// Time passed, without input (see [`Session::set_now`]): both halves take
+    /// it, so frames polled next are stamped and paced at `now`.
     pub fn set_now(&mut self, now: Instant) {
         self.session.set_now(now);
+        self.transmitter.set_now(now);
     }
 
     /// The consumer of a sink stream (`Accepted::Pending`) finished `len` bytes: grants
