@@ -29,6 +29,9 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "netcore-proto builds without std (firmware profile)"
 cargo build -p netcore-proto --no-default-features --quiet
 
+step "the library builds without the netcore tool's dependencies (default-features = false)"
+cargo check -p netcore --no-default-features --quiet
+
 step "examples run to completion (quickstart, comprehensive, gateway_actor)"
 mkdir -p target
 for example in quickstart comprehensive gateway_actor; do
