@@ -6,6 +6,7 @@
 //! `Pipe(recv_func, send_func)`). A client on the other end of the pipe calls it.
 #![allow(clippy::print_stdout)]
 
+use netcore::actors::transport::Pipe;
 use netcore::{
     Blueprint, CallError, Endpoint, Event, HandlerError, Json, Next, Reply, RequestContext, State,
 };
@@ -90,9 +91,15 @@ fn pipe_functions(
     let mut writer = stream;
     let recv = move |n: usize| {
         let mut buf = vec![0u8; n];
-        let got = reader.read(&mut buf)?;
-        buf.truncate(got);
-        Ok(buf)
+        // As in Python, returning no bytes means "nothing yet": a closed socket
+        // (a read of 0) has to say end of stream instead.
+        match reader.read(&mut buf)? {
+            0 => Err(Pipe::end_of_stream()),
+            got => {
+                buf.truncate(got);
+                Ok(buf)
+            }
+        }
     };
     let send = move |bytes: &[u8]| writer.write_all(bytes);
     Ok((recv, send))

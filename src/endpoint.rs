@@ -1146,15 +1146,46 @@ impl Endpoint {
 
     /// Runs a link over a pair of plain blocking functions (Python Netcore's
     /// `Pipe(recv, send)`), called on their own threads, with the serial framing
-    /// (such functions usually wrap a radio or a UART driver).
+    /// at 115200 baud, flushed after each write (such functions usually wrap a
+    /// radio or a UART driver): [`attach_pipe_with`](Self::attach_pipe_with)
+    /// with those options.
+    ///
+    /// As in Python, `recv` returning no bytes means nothing yet (a serial read
+    /// that timed out): it is called again, with a pause of up to 20 ms when it
+    /// keeps coming back empty. `recv` ends the stream with an
+    /// [`UnexpectedEof`](io::ErrorKind::UnexpectedEof) error
+    /// ([`Pipe::end_of_stream`](netcore_actors::transport::Pipe::end_of_stream)):
+    /// the link goes down with [`DownReason::EndOfStream`]; any other error
+    /// takes it down with [`DownReason::Transport`]. See
+    /// [`transport::pipe`](netcore_actors::transport::pipe).
     pub async fn attach_pipe<R, S>(&self, recv: R, send: S) -> Result<Link, CallError>
     where
         R: FnMut(usize) -> io::Result<Vec<u8>> + Send + 'static,
         S: FnMut(&[u8]) -> io::Result<()> + Send + 'static,
     {
-        let pipe = PipeTransport::new(recv, send)?;
         let mut options = LinkOptions::serial(115_200);
         options.flush = true;
+        self.attach_pipe_with(recv, send, options).await
+    }
+
+    /// [`attach_pipe`](Self::attach_pipe) with the link's options, as for any
+    /// other link: the framing ([`LinkOptions::serial`] for a UART or radio,
+    /// [`LinkOptions::stream`] for a reliable byte stream), the baud rate that
+    /// sizes chunks and one-way queues, pacing
+    /// ([`LinkConfig::pacing`](netcore_proto::link::LinkConfig::pacing)),
+    /// keepalive, reconnection, security. [`LinkOptions::serial_flushed`] fits
+    /// most pipes over a line: flushing a pipe waits only until `send` returned.
+    pub async fn attach_pipe_with<R, S>(
+        &self,
+        recv: R,
+        send: S,
+        options: LinkOptions,
+    ) -> Result<Link, CallError>
+    where
+        R: FnMut(usize) -> io::Result<Vec<u8>> + Send + 'static,
+        S: FnMut(&[u8]) -> io::Result<()> + Send + 'static,
+    {
+        let pipe = PipeTransport::new(recv, send)?;
         self.attach(pipe, options).await
     }
 

@@ -74,9 +74,13 @@ async fn blocking_send_and_recv_functions() {
         let mut writer = stream;
         let recv = move |n: usize| {
             let mut buf = vec![0u8; n];
-            let got = reader.read(&mut buf)?;
-            buf.truncate(got);
-            Ok(buf)
+            match reader.read(&mut buf)? {
+                0 => Err(netcore::actors::transport::Pipe::end_of_stream()),
+                got => {
+                    buf.truncate(got);
+                    Ok(buf)
+                }
+            }
         };
         let send = move |bytes: &[u8]| writer.write_all(bytes);
         (recv, send)

@@ -195,14 +195,28 @@ mod pipe {
     }
 
     #[tokio::test]
-    async fn empty_recv_is_end_of_stream() {
-        let mut replies = vec![b"abc".to_vec(), b"de".to_vec(), Vec::new()].into_iter();
+    async fn empty_recv_is_nothing_yet_and_unexpected_eof_ends_the_stream() {
+        let mut replies = vec![
+            Ok(Vec::new()),
+            Ok(b"abc".to_vec()),
+            Ok(Vec::new()),
+            Ok(Vec::new()),
+            Ok(Vec::new()),
+            Ok(b"de".to_vec()),
+            Ok(Vec::new()),
+            Err(Pipe::end_of_stream()),
+        ]
+        .into_iter();
         let asked = Arc::new(AtomicUsize::new(0));
-        let asked_in_recv = Arc::clone(&asked);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (asked_in_recv, calls_in_recv) = (Arc::clone(&asked), Arc::clone(&calls));
         let mut pipe = Pipe::new(
             move |max_len| {
                 asked_in_recv.store(max_len, Ordering::SeqCst);
-                Ok(replies.next().unwrap_or_default())
+                calls_in_recv.fetch_add(1, Ordering::SeqCst);
+                replies
+                    .next()
+                    .unwrap_or_else(|| panic!("recv called after the end of stream"))
             },
             |_| Ok(()),
         )
@@ -210,12 +224,108 @@ mod pipe {
         let mut got = Vec::new();
         pipe.read_to_end(&mut got).await.unwrap();
         assert_eq!(got, b"abcde");
+        assert_eq!(calls.load(Ordering::SeqCst), 8);
         assert_eq!(
             asked.load(Ordering::SeqCst),
             PipeConfig::default().read_chunk_len
         );
         // Still end of stream when read again.
         assert_eq!(pipe.read(&mut [0; 8]).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn from_io_read_timeouts_are_nothing_yet_and_zero_is_the_end() {
+        /// A reader that times out before each piece, then ends.
+        struct TimingOut(Vec<io::Result<Vec<u8>>>);
+        impl io::Read for TimingOut {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                match self.0.pop() {
+                    Some(Ok(bytes)) => {
+                        buf[..bytes.len()].copy_from_slice(&bytes);
+                        Ok(bytes.len())
+                    }
+                    Some(Err(err)) => Err(err),
+                    None => Ok(0),
+                }
+            }
+        }
+        let timed_out = || Err(io::Error::from(io::ErrorKind::TimedOut));
+        let would_block = || Err(io::Error::from(io::ErrorKind::WouldBlock));
+        let mut script = vec![
+            timed_out(),
+            Ok(b"serial ".to_vec()),
+            would_block(),
+            timed_out(),
+            Err(io::Error::from(io::ErrorKind::Interrupted)),
+            Ok(b"line".to_vec()),
+        ];
+        script.reverse();
+        let mut pipe = Pipe::from_io(TimingOut(script), io::sink()).unwrap();
+        let mut got = Vec::new();
+        pipe.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"serial line");
+    }
+
+    /// A `recv` that never has anything, counting its calls.
+    fn always_empty(calls: Arc<AtomicUsize>) -> impl FnMut(usize) -> io::Result<Vec<u8>> + Send {
+        move |_| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Ok(Vec::new())
+        }
+    }
+
+    /// Waits (up to a generous limit) until `calls` reaches `at_least`.
+    async fn wait_for_calls(calls: &AtomicUsize, at_least: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while calls.load(Ordering::SeqCst) < at_least {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "recv called only {} times",
+                calls.load(Ordering::SeqCst)
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn an_always_empty_recv_is_called_again_without_spinning() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let pipe = Pipe::new(always_empty(Arc::clone(&calls)), |_| Ok(())).unwrap();
+        // It keeps being called: empty is not the end...
+        wait_for_calls(&calls, 10).await;
+        // ...but at most once per 20 ms pause (about 50 a second) once the pause
+        // reached its cap after 7 calls; a spinning thread makes millions. The
+        // bound is 40 times the expected count, and a loaded machine only makes
+        // fewer calls: sleeps never end early.
+        let before = calls.load(Ordering::SeqCst);
+        std::thread::sleep(Duration::from_secs(1));
+        let in_a_second = calls.load(Ordering::SeqCst) - before;
+        assert!(
+            in_a_second < 2000,
+            "{in_a_second} calls of an always-empty recv in one second"
+        );
+        drop(pipe);
+    }
+
+    #[tokio::test]
+    async fn dropping_the_transport_ends_a_recv_thread_getting_nothing() {
+        let (dropped_tx, dropped) = mpsc::channel();
+        let signal = DropSignal(dropped_tx);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut empty = always_empty(Arc::clone(&calls));
+        let pipe = Pipe::new(
+            move |max_len| {
+                let _keep = &signal;
+                empty(max_len)
+            },
+            |_| Ok(()),
+        )
+        .unwrap();
+        wait_for_calls(&calls, 3).await;
+        drop(pipe);
+        dropped
+            .recv_timeout(Duration::from_secs(5))
+            .expect("recv thread exits at its next empty result once the transport is dropped");
     }
 
     #[tokio::test]

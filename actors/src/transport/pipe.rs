@@ -1,6 +1,6 @@
 //! [`Pipe`]: a transport over two *blocking* functions, `recv(max_len)` and
 //! `send(bytes)`, for byte channels that only come as a C driver, a vendor SDK
-//! or a `std::io::Read`/`Write` pair.
+//! or a `std::io::Read`/`Write` pair (Python Netcore's `Pipe(recv, send)`).
 //!
 //! ```text
 //!             async side (PipeTransport)        dedicated threads      user code
@@ -8,6 +8,25 @@
 //!  poll_write ── bounded queue (queue_depth) ──> "netcore-pipe-send" ── send(bytes)
 //!  poll_flush <── bytes-sent counter + waker ─── (after send returns)
 //! ```
+//!
+//! What `recv` returns means, as in Python:
+//!
+//! | `recv(max_len)` returns | meaning | the transport |
+//! |---|---|---|
+//! | `Ok(bytes)`, not empty | data (up to `max_len` bytes asked; more are accepted) | hands them to the reader |
+//! | `Ok(vec![])` | **nothing yet** (a serial read that timed out, a poll that found nothing) | calls `recv` again, after a pause if it keeps coming back empty |
+//! | `Err(e)`, `e.kind() == UnexpectedEof` ([`PipeTransport::end_of_stream`]) | end of stream | the reader sees end of stream; the link goes down with `EndOfStream` (or reconnects, per its policy) |
+//! | any other `Err(e)` | the channel failed | the reader gets `e`; the link goes down with the error (or reconnects) |
+//!
+//! **Empty results back off.** A `recv` that returns empty at once (a
+//! non-blocking poll) would otherwise spin a core. The receive thread pauses
+//! between consecutive empty results ([`PipeConfig::idle_pause`]): not at all
+//! after the first, then 1 ms, doubling up to [`PipeConfig::max_idle_pause`]
+//! (20 ms by default); any data resets it. Time spent inside `recv` counts
+//! towards the pause, so a `recv` that itself blocks until a timeout (a serial
+//! read with a 100 ms timeout) is called again at once and adds no latency. At
+//! the cap, an always-empty `recv` is called at most about 50 times a second,
+//! and data that arrives during a pause waits at most that long.
 //!
 //! Each function runs on a thread of its own rather than on tokio's blocking
 //! pool: a `recv` may block for ever (a quiet radio), and a pool thread pinned
@@ -24,8 +43,9 @@
 //! closes the send queue; the send thread hands the chunks already queued to
 //! `send` and exits, dropping `send`. The receive thread cannot be interrupted
 //! while blocked inside the user's `recv`: it exits the next time `recv`
-//! returns, dropping `recv` then. A `recv` that never returns keeps its thread
-//! (and whatever it captured) alive until the process exits.
+//! returns (with data, empty or an error), dropping `recv` then. A `recv` that
+//! never returns keeps its thread (and whatever it captured) alive until the
+//! process exits.
 
 use std::fmt;
 use std::future::Future;
@@ -34,6 +54,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{ready, Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc::error::{SendError, TrySendError};
@@ -54,16 +75,22 @@ pub struct PipeConfig {
     pub queue_depth: usize,
     /// Prefix of the two thread names (`{prefix}-recv`, `{prefix}-send`).
     pub thread_name: String,
+    /// The longest pause between two calls of a `recv` that keeps returning
+    /// nothing (see [`PipeConfig::idle_pause`]): the most latency an
+    /// always-empty-at-once `recv` adds, and the least time between its calls.
+    pub max_idle_pause: Duration,
 }
 
 impl Default for PipeConfig {
-    /// 4 KiB chunks, two queued each way, threads named `netcore-pipe-*`.
+    /// 4 KiB chunks, two queued each way, threads named `netcore-pipe-*`,
+    /// empty `recv` results retried at most 20 ms apart.
     fn default() -> Self {
         Self {
             read_chunk_len: 4096,
             write_chunk_len: 4096,
             queue_depth: 2,
             thread_name: "netcore-pipe".to_owned(),
+            max_idle_pause: Duration::from_millis(20),
         }
     }
 }
@@ -74,6 +101,21 @@ impl PipeConfig {
     /// one inside `send`).
     pub fn max_unsent_bytes(&self) -> usize {
         (self.queue_depth.max(1) + 1) * self.write_chunk_len.max(1)
+    }
+
+    /// How long the receive thread waits before calling `recv` again after
+    /// `empty_in_a_row` consecutive empty results: nothing after the first
+    /// (a timed-out read is usually followed by data), then 1 ms, 2 ms, 4 ms, …
+    /// doubling up to [`max_idle_pause`](Self::max_idle_pause). The time the last
+    /// call spent inside `recv` is taken off the pause.
+    pub fn idle_pause(&self, empty_in_a_row: u32) -> Duration {
+        let pause = match empty_in_a_row {
+            0 | 1 => Duration::ZERO,
+            n => 1u32
+                .checked_shl(n - 2)
+                .map_or(Duration::MAX, |ms| Duration::from_millis(u64::from(ms))),
+        };
+        pause.min(self.max_idle_pause)
     }
 }
 
@@ -87,7 +129,8 @@ impl PipeConfig {
 /// // A loopback: what is sent comes back.
 /// let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
 /// let transport = Pipe::new(
-///     move |_max_len| Ok(rx.recv().unwrap_or_default()), // empty = end of stream
+///     // Empty would be "nothing yet"; the channel's end is the end of stream.
+///     move |_max_len| rx.recv().map_err(|_| Pipe::end_of_stream()),
 ///     move |bytes| tx.send(bytes.to_vec()).map_err(|_| io::ErrorKind::BrokenPipe.into()),
 /// )?;
 /// # Ok::<(), io::Error>(())
@@ -98,11 +141,15 @@ impl PipeTransport {
     /// Starts the two threads calling the blocking `recv` and `send`, with the
     /// [default sizes](PipeConfig::default).
     ///
-    /// `recv(max_len)` returns up to `max_len` bytes (more are accepted too);
-    /// an empty `Vec` means end of stream and an `Err` is handed to the reader,
-    /// both ending the receive thread. `send(bytes)` must send all of `bytes`
-    /// or fail; a failure is returned from the next write or flush, and ends
-    /// the send thread.
+    /// `recv(max_len)` returns up to `max_len` bytes (more are accepted too).
+    /// An empty `Vec` means nothing yet: `recv` is called again, pausing
+    /// between consecutive empty results ([`PipeConfig::idle_pause`]).
+    /// `Err` with [`io::ErrorKind::UnexpectedEof`]
+    /// ([`end_of_stream`](Self::end_of_stream)) ends the stream: the reader
+    /// sees end of stream. Any other `Err` is handed to the reader. Both end
+    /// the receive thread. `send(bytes)` must send all of `bytes` or fail; a
+    /// failure is returned from the next write or flush, and ends the send
+    /// thread.
     ///
     /// # Errors
     /// The operating system's error when a thread cannot be spawned.
@@ -130,9 +177,10 @@ impl PipeTransport {
         let progress = Arc::new(SendProgress::default());
 
         let recv_name = format!("{}-recv", config.thread_name);
+        let idle = config.clone();
         std::thread::Builder::new()
             .name(recv_name.clone())
-            .spawn(move || recv_loop(recv, read_chunk_len, event_tx))
+            .spawn(move || recv_loop(recv, read_chunk_len, &idle, event_tx))
             .map_err(|err| with_context(err, format_args!("spawning thread {recv_name}")))?;
         let send_name = format!("{}-send", config.thread_name);
         let thread_progress = Arc::clone(&progress);
@@ -154,9 +202,33 @@ impl PipeTransport {
         })
     }
 
+    /// The error a `recv` returns to end the stream: [`io::ErrorKind::UnexpectedEof`],
+    /// "end of stream". Any error of that kind does the same (`read_exact` on a
+    /// stream that ended, for one).
+    ///
+    /// ```
+    /// # use std::io;
+    /// use netcore_actors::transport::Pipe;
+    ///
+    /// let mut device = io::Cursor::new(b"frame".to_vec());
+    /// let recv = move |max_len: usize| {
+    ///     let mut buf = vec![0; max_len];
+    ///     match io::Read::read(&mut device, &mut buf)? {
+    ///         0 => Err(Pipe::end_of_stream()), // closed: not "nothing yet"
+    ///         n => Ok(buf[..n].to_vec()),
+    ///     }
+    /// };
+    /// # let _ = recv;
+    /// ```
+    pub fn end_of_stream() -> io::Error {
+        io::Error::new(io::ErrorKind::UnexpectedEof, "end of stream")
+    }
+
     /// A pipe over the blocking halves of an existing byte stream: `reader` is
-    /// read for `recv` (a zero-length read is end of stream; `Interrupted` is
-    /// retried), `writer` gets `write_all` then `flush` for `send`.
+    /// read for `recv`, `writer` gets `write_all` then `flush` for `send`.
+    /// A zero-length read is end of stream (as [`Read`] defines it); a read
+    /// that times out (`TimedOut` or `WouldBlock`: a serial port or socket with
+    /// a read timeout) is nothing yet; `Interrupted` is retried.
     ///
     /// The writer is dropped when the transport is shut down or dropped; the
     /// reader when its blocked `read` next returns. With two halves of one
@@ -189,11 +261,20 @@ impl PipeTransport {
             let mut buf = vec![0; max_len];
             loop {
                 match reader.read(&mut buf) {
+                    Ok(0) => return Err(Self::end_of_stream()),
                     Ok(len) => {
                         buf.truncate(len);
                         return Ok(buf);
                     }
                     Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                    Err(err)
+                        if matches!(
+                            err.kind(),
+                            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+                        ) =>
+                    {
+                        return Ok(Vec::new())
+                    }
                     Err(err) => return Err(err),
                 }
             }
@@ -213,17 +294,35 @@ enum RecvEvent {
     Failed(io::Error),
 }
 
-fn recv_loop<R>(mut recv: R, max_len: usize, events: mpsc::Sender<RecvEvent>)
+fn recv_loop<R>(mut recv: R, max_len: usize, idle: &PipeConfig, events: mpsc::Sender<RecvEvent>)
 where
     R: FnMut(usize) -> io::Result<Vec<u8>>,
 {
     tracing::trace!("pipe recv thread started");
+    let mut empty_in_a_row = 0u32;
     loop {
+        let called = Instant::now();
         let event = match recv(max_len) {
-            Ok(bytes) if bytes.is_empty() => RecvEvent::Eof,
+            Ok(bytes) if bytes.is_empty() => {
+                // Nothing yet: no event, so check whether anyone still reads.
+                if events.is_closed() {
+                    tracing::debug!("pipe transport dropped; recv thread exits");
+                    return;
+                }
+                empty_in_a_row = empty_in_a_row.saturating_add(1);
+                let pause = idle
+                    .idle_pause(empty_in_a_row)
+                    .saturating_sub(called.elapsed());
+                if !pause.is_zero() {
+                    std::thread::sleep(pause);
+                }
+                continue;
+            }
             Ok(bytes) => RecvEvent::Data(bytes),
+            Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => RecvEvent::Eof,
             Err(err) => RecvEvent::Failed(err),
         };
+        empty_in_a_row = 0;
         let last = !matches!(event, RecvEvent::Data(_));
         match &event {
             RecvEvent::Eof => tracing::debug!("pipe recv: end of stream"),
@@ -473,5 +572,57 @@ impl AsyncWrite for PipeTransport {
             self.chunks = None;
         }
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn ms(millis: u64) -> Duration {
+        Duration::from_millis(millis)
+    }
+
+    #[test]
+    fn idle_pause_schedule() {
+        let config = PipeConfig::default();
+        let pauses: Vec<Duration> = (0..10).map(|n| config.idle_pause(n)).collect();
+        assert_eq!(
+            pauses,
+            [0, 0, 1, 2, 4, 8, 16, 20, 20, 20].map(ms),
+            "no pause after the first empty result, then 1 ms doubling to the cap"
+        );
+        assert_eq!(config.idle_pause(u32::MAX), ms(20));
+    }
+
+    #[test]
+    fn idle_pause_follows_its_cap() {
+        let config = PipeConfig {
+            max_idle_pause: ms(5),
+            ..PipeConfig::default()
+        };
+        assert_eq!(config.idle_pause(4), ms(4));
+        assert_eq!(config.idle_pause(5), ms(5));
+        assert_eq!(config.idle_pause(40), ms(5));
+        let never = PipeConfig {
+            max_idle_pause: Duration::ZERO,
+            ..PipeConfig::default()
+        };
+        assert_eq!(never.idle_pause(7), Duration::ZERO);
+    }
+
+    proptest! {
+        /// The pause never shrinks while results stay empty, never exceeds the
+        /// cap, and reaches the cap (2^14 ms is over any cap drawn here): an
+        /// always-empty `recv` ends up called at most once per cap.
+        #[test]
+        fn idle_pause_grows_to_its_cap(cap_ms in 1u64..10_000, n in 0u32..200) {
+            let config = PipeConfig { max_idle_pause: ms(cap_ms), ..PipeConfig::default() };
+            let (now, next) = (config.idle_pause(n), config.idle_pause(n + 1));
+            prop_assert!(now <= next);
+            prop_assert!(next <= ms(cap_ms));
+            prop_assert_eq!(config.idle_pause(n + 16), ms(cap_ms));
+        }
     }
 }
