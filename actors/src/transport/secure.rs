@@ -145,7 +145,16 @@ pub async fn peek_secure_hello<T: AsyncRead + AsyncWrite + Unpin>(
                 "handshake answer not written in time",
             )
         })??;
-    let hello = match next_frame(&mut stream, &mut read, first_len, deadline).await? {
+    // The initiator resends its opening until answered: skip copies of it (the
+    // link that takes the connection answers them again).
+    let mut after = first_len;
+    let next = loop {
+        match next_frame(&mut stream, &mut read, after, deadline).await? {
+            Some((frame, len)) if frame == first => after += len,
+            next => break next,
+        }
+    };
+    let hello = match next {
         Some((sealed, _)) => {
             let (_, mut opener) = established.channel();
             let mut stats = SecureStats::default();
@@ -239,6 +248,47 @@ mod tests {
         assert!(server.is_connected());
         assert_eq!(server.session().secure_peer(), Some(&KeyId::from("dev")));
         drop(client);
+    }
+
+    #[tokio::test]
+    async fn a_resent_opening_is_skipped_and_answered_again_by_the_link() {
+        let (mut client_end, server_end) = tokio::io::duplex(1 << 16);
+        let client_side = tokio::spawn(async move {
+            let mut link = client(KEY);
+            let mut opening = BytesMut::new();
+            while link.poll_transmit(&mut opening) > 0 {}
+            // Unanswered for a while: the opening goes again before the answer.
+            client_end.write_all(&opening).await.unwrap();
+            client_end.write_all(&opening).await.unwrap();
+            let mut buf = [0u8; 4096];
+            let n = client_end.read(&mut buf).await.unwrap();
+            link.handle_input(&buf[..n], Instant::ZERO).unwrap();
+            let mut hello = BytesMut::new();
+            while link.poll_transmit(&mut hello) > 0 {}
+            client_end.write_all(&hello).await.unwrap();
+            (link, client_end)
+        });
+        let first = peek_secure_hello(server_end, &keys(), Duration::from_secs(5))
+            .await
+            .unwrap();
+        let session = first.hello.and_then(|h| h.session);
+        assert_eq!(
+            session.map(|s| s.id),
+            Some(0xfeed),
+            "the sealed HELLO found"
+        );
+        let (_client, _client_end) = client_side.await.unwrap();
+        let mut server_config = LinkConfig::stream(9);
+        server_config.reliable = Some(ReliableConfig::default());
+        server_config.secure = Some(SecureRole::Established(first.established.unwrap()));
+        let mut server = Link::new(server_config, None);
+        let mut transport = first.transport;
+        let mut buf = vec![0u8; 4096];
+        let n = transport.read(&mut buf).await.unwrap();
+        server
+            .handle_input(&buf[..n], Instant::ZERO)
+            .expect("the copy of the opening is no protocol error");
+        assert!(server.is_connected());
     }
 
     #[tokio::test]

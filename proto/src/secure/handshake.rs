@@ -80,6 +80,9 @@ pub struct Established {
     recv_key: [u8; 32],
     key_id: KeyId,
     handshake_hash: [u8; 32],
+    /// On the responder: the opening it answered and its answer, so a link
+    /// taking over the connection answers a repeated opening the same way.
+    exchange: Option<(Bytes, Bytes)>,
 }
 
 impl core::fmt::Debug for Established {
@@ -113,7 +116,15 @@ impl Established {
             recv_key,
             key_id,
             handshake_hash,
+            exchange: None,
         })
+    }
+
+    /// On the responder: the opening answered and the answer sent
+    /// ([`respond`]). An initiator resends its opening until answered, so a copy
+    /// may follow the answer onto the link that takes over the connection.
+    pub(crate) fn exchange(&self) -> Option<&(Bytes, Bytes)> {
+        self.exchange.as_ref()
     }
 
     /// The key id the handshake authenticated: the peer's identity.
@@ -285,6 +296,8 @@ pub fn respond(keys: &SecureKeys, opening: &[u8]) -> Result<(Bytes, Established)
     reply.extend_from_slice(&HANDSHAKE_MARKER);
     reply.push(STEP_REPLY);
     reply.extend_from_slice(&noise_out[..len]);
-    let established = Established::from_state(state, key_id)?;
-    Ok((Bytes::from(reply), established))
+    let reply = Bytes::from(reply);
+    let mut established = Established::from_state(state, key_id)?;
+    established.exchange = Some((Bytes::copy_from_slice(opening), reply.clone()));
+    Ok((reply, established))
 }

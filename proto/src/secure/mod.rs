@@ -296,6 +296,7 @@ impl SecureLink {
             SecureRole::Responder { .. } => {}
             SecureRole::Established(established) => {
                 let established = established.clone();
+                self.last_exchange = established.exchange().cloned();
                 self.install(established);
                 // A later transport must come with its own handshake.
                 self.role = SecureRole::Responder {
@@ -309,7 +310,7 @@ impl SecureLink {
     /// A new transport whose handshake the runtime already ran.
     pub fn start_established(&mut self, established: Established) {
         self.handshake = None;
-        self.last_exchange = None;
+        self.last_exchange = established.exchange().cloned();
         self.resend_at = None;
         self.install(established);
     }

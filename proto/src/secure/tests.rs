@@ -87,3 +87,43 @@ fn handshake_errors() {
     }
     assert!(Handshake::initiate(&KeyId::new([0u8; 65]), &[1; 32]).is_err());
 }
+
+/// An initiator resends its opening until answered, so over a slow connection a
+/// copy can reach the link that took the connection over from the runtime's
+/// handshake (an accepting endpoint answers the first opening itself): the link
+/// answers it again, as the responder that answered it would, instead of failing.
+#[test]
+fn a_repeated_opening_after_a_runtime_handshake_gets_the_same_answer() {
+    use super::{Inbound, SecureLink, SecureOutput, SecureRole};
+    use crate::time::Instant;
+    let keys = SecureKeys::new().with("d", [1; 32]);
+    let handshake = Handshake::initiate(&KeyId::from("d"), &[1; 32]).unwrap();
+    let opening = handshake.first_message().clone();
+    let (answer, established) = respond(&keys, &opening).unwrap();
+    let answered_again = |link: &mut SecureLink| {
+        while let Some(SecureOutput::Ready(_)) = link.poll_output() {}
+        assert!(matches!(
+            link.handle(opening.clone()),
+            Ok(Inbound::Consumed)
+        ));
+        match link.poll_output() {
+            Some(SecureOutput::Send(again)) => assert_eq!(again, answer),
+            other => panic!("no answer to the repeated opening: {other:?}"),
+        }
+    };
+
+    // A new link started with the runtime's keys...
+    let mut link = SecureLink::new(SecureRole::Established(established.clone()));
+    link.start(Instant::ZERO).unwrap();
+    answered_again(&mut link);
+    // ...and a link resuming its session on the new connection.
+    let mut link = SecureLink::new(SecureRole::Responder { keys: keys.clone() });
+    link.start_established(established);
+    answered_again(&mut link);
+    // Any other handshake frame after the handshake still fails the link.
+    let other = Handshake::initiate(&KeyId::from("d"), &[1; 32]).unwrap();
+    assert!(matches!(
+        link.handle(other.first_message().clone()),
+        Err(SecureError::Unexpected { .. })
+    ));
+}
