@@ -16,6 +16,8 @@
 //! }
 //! ```
 //!
+//! A one-way message goes on as one with [`Link::forward_one_way`].
+//!
 //! The forwarded call keeps the inbound request's priority and headers; its
 //! timeout is the endpoint's call timeout (timeouts do not travel on the wire),
 //! see [`CallBuilder::timeout`]. When the inbound request is canceled (its
@@ -23,7 +25,8 @@
 //! forwarded call, which is canceled on the wire in turn.
 
 use crate::link::{CallBuilder, Link};
-use netcore_actors::{Body, Payload, Reply, Request, Response};
+use netcore_actors::{Body, CallError, Payload, Reply, Request, Response};
+use netcore_proto::link::Message;
 
 /// Chunks of a spooled or streamed body handed on, at most this long.
 const FORWARD_CHUNK: usize = 16 * 1024;
@@ -39,6 +42,27 @@ impl Link {
         self.request(head.route, body_payload(body))
             .priority(head.priority)
             .headers(head.headers)
+    }
+}
+
+impl Link {
+    /// Passes on `request`, a one-way message that arrived on another link, as
+    /// a one-way message to this link's peer: same route (set
+    /// `request.head.route` first to change it), priority, headers and body, a
+    /// spooled or streamed body streamed on as it is read. Returns once it is
+    /// queued, waiting for room in the link's one-way queue as [`Link::send`]
+    /// does; nothing says whether the peer took it.
+    pub async fn forward_one_way(&self, request: Request) -> Result<(), CallError> {
+        let Request { head, body, .. } = request;
+        let message = Message {
+            route: head.route,
+            priority: head.priority,
+            headers: head.headers,
+            ..Message::default()
+        };
+        self.send_message(message, body_payload(body))
+            .await
+            .map(drop)
     }
 }
 

@@ -244,6 +244,16 @@ impl Link {
             priority,
             ..Message::default()
         };
+        self.send_message(message, body).await
+    }
+
+    /// Queues `message` (route, priority, headers) with `body` as a one-way
+    /// message; returns its stream and the body length it announced.
+    pub(crate) async fn send_message(
+        &self,
+        message: Message,
+        body: Payload,
+    ) -> Result<(StreamId, Option<u64>), CallError> {
         let (message, payload) = with_payload(message, body).await?;
         let announced = message.streamed_len;
         let stream = self

@@ -167,8 +167,17 @@ fn serve_and_call_over_tcp() {
     let error: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(error["error"]["code"], "NotFound", "{error}");
 
+    // SIGTERM (a service manager stopping it) stops the server cleanly: exit 0.
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let (status, _, stderr) = server.finish();
+    assert!(status.success(), "{status:?}: {stderr}");
+
     // A link that does not open: exit code 1, one line, no panic.
-    drop(server);
     let refused = run(&["call", "--tcp", &addr, "echo", "x"]);
     assert_eq!(refused.status.code(), Some(1));
     let stderr = text(&refused.stderr);

@@ -136,3 +136,65 @@ async fn a_canceled_request_cancels_its_forwarded_call() {
     // was canceled on the device: the device's handler is dropped too.
     assert_eq!(gate.aborted().await, "held");
 }
+
+#[actix_rt::test]
+async fn a_one_way_message_is_forwarded_as_one_keeping_priority_and_body() {
+    // The gateway passes every one-way message under `dev/` on to its device.
+    let gateway = Endpoint::builder().blueprint(Blueprint::new("devices", "dev/").default_handler(
+        |endpoint: Endpoint, Remainder(rest): Remainder, mut request: Request| async move {
+            if !request.is_one_way() {
+                return Err(HandlerError::bad_request("one-way messages only"));
+            }
+            request.head.route = rest;
+            let device = endpoint
+                .links()
+                .into_iter()
+                .last()
+                .ok_or_else(|| HandlerError::failed("no device"))?;
+            device.forward_one_way(request).await?;
+            Ok(Reply::empty())
+        },
+    ));
+    // The device reports each one-way message it got: kind, route, priority, body.
+    let (seen, mut got) = tokio::sync::mpsc::unbounded_channel();
+    let device = Endpoint::builder().route("log", move |request: Request| {
+        let seen = seen.clone();
+        async move {
+            let one_way = request.is_one_way();
+            let (route, priority) = (request.head.route.clone(), request.head.priority);
+            let body = request.body.into_bytes().await?;
+            let _ = seen.send((one_way, route, priority, body));
+            Ok(Reply::empty())
+        }
+    });
+    let (gateway, _, _client_side, client) = tcp_pair(gateway, Endpoint::builder()).await;
+    let device = device.start();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (to_dev, from_gateway) =
+        tokio::join!(gateway.connect_tcp(addr), device.accept_tcp(&listener));
+    let (_to_dev, _from_gateway) = (to_dev.unwrap(), from_gateway.unwrap());
+
+    client
+        .send_with("dev/log", "boot", Priority::High)
+        .await
+        .unwrap();
+    let (one_way, route, priority, body) = within("the small message", got.recv()).await.unwrap();
+    assert!(one_way, "arrives as a one-way message");
+    assert_eq!((route.as_str(), priority), ("log", Priority::High));
+    assert_eq!(body.as_ref(), b"boot");
+
+    // A body the gateway spools to disk is streamed on, byte-identical.
+    let big = random_bytes(21, 9 * 1024 * 1024);
+    client
+        .send_with("dev/log", big.clone(), Priority::Bulk)
+        .await
+        .unwrap();
+    let (one_way, route, priority, body) = within("the big message", got.recv()).await.unwrap();
+    assert!(one_way);
+    assert_eq!((route.as_str(), priority), ("log", Priority::Bulk));
+    assert!(
+        body.as_ref() == big.as_slice(),
+        "the big body arrives intact"
+    );
+}

@@ -6,14 +6,14 @@
 //! side with `Link::forward` (same route, priority, headers and body, a large
 //! body streamed on as it arrives) and the answer, error answers included,
 //! comes back to the caller; a caller that cancels cancels the forwarded call.
-//! One-way messages go on as one-way messages (route, priority and body). A
+//! One-way messages go on as one-way messages (`Link::forward_one_way`). A
 //! listening side may have many links: requests from the other side go to the
 //! oldest one that is up. A side with no link up answers `GoingAway`.
 
 use crate::link_args::{self, LinkArgs, Opened, Side};
 use crate::output::{self, CliError};
 use clap::Args;
-use netcore::{Body, ErrorCode, HandlerError, Link, LinkId, Payload, Reply, Request, Response};
+use netcore::{ErrorCode, HandlerError, Link, LinkId, Reply, Request, Response};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -144,7 +144,7 @@ pub async fn run(args: BridgeArgs) -> Result<(), CliError> {
     let lost = futures_util::future::select_all(watchers);
     let outcome = tokio::select! {
         (error, _, _) = lost => Err(error),
-        _ = tokio::signal::ctrl_c() => Ok(()),
+        _ = output::shutdown() => Ok(()),
     };
     endpoint.stop().await;
     outcome
@@ -155,41 +155,9 @@ async fn forward(state: &Sides, from: LinkId, request: Request) -> Result<Reply,
     let to = state.across(from).await?;
     tracing::debug!(%from, to = %to.id(), route = request.route(), "forwarding");
     if request.is_one_way() {
-        let route = request.head.route.clone();
-        let priority = request.head.priority;
-        to.send_with(route, stream_body(request.body), priority)
-            .await?;
+        to.forward_one_way(request).await?;
         return Ok(Reply::empty());
     }
     let answer: Response = to.forward(request).await?;
     netcore::IntoReply::into_reply(answer)
-}
-
-/// A received body as one to send: bytes as they are, else streamed on through
-/// a channel as it is read.
-fn stream_body(body: Body) -> Payload {
-    let total = match &body {
-        Body::Bytes(bytes) => return Payload::Bytes(bytes.clone()),
-        Body::File(file) => Some(file.len()),
-        Body::Stream(stream) => stream.total_len(),
-    };
-    let (sender, chunks) = tokio::sync::mpsc::channel(4);
-    actix_rt::spawn(async move {
-        let mut body = body.into_chunks(16 * 1024);
-        loop {
-            match body.next().await {
-                Ok(Some(chunk)) => {
-                    if sender.send(chunk).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(None) => return,
-                Err(error) => {
-                    tracing::warn!(%error, "reading a forwarded body failed");
-                    return;
-                }
-            }
-        }
-    });
-    Payload::stream(chunks, total)
 }

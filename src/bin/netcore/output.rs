@@ -77,6 +77,24 @@ impl<E: std::error::Error> From<E> for CliError {
     }
 }
 
+/// Resolves when the process is asked to stop: Ctrl-C (SIGINT), or SIGTERM on
+/// Unix (a service manager stopping it). Long-running commands then stop their
+/// endpoint, which lets calls in flight finish, and exit with 0.
+pub async fn shutdown() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 /// Writes `bytes` to stdout and flushes.
 pub fn write_stdout(bytes: &[u8]) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();

@@ -1,6 +1,6 @@
 //! `netcore serve`: an endpoint with the built-in routes, for poking at a link:
 //! `echo` (the body back), `stats` (the endpoint's link statistics as JSON)
-//! and, with `--dir`, the file store ([`crate::files`]). Runs until Ctrl-C, or
+//! and, with `--dir`, the file store ([`crate::files`]). Runs until Ctrl-C or SIGTERM, or
 //! until its one opened link goes down for good.
 
 use crate::files;
@@ -98,7 +98,7 @@ pub async fn run(args: ServeArgs) -> Result<(), CliError> {
     };
     tokio::select! {
         outcome = serving => outcome,
-        _ = tokio::signal::ctrl_c() => {
+        _ = output::shutdown() => {
             endpoint.stop().await;
             Ok(())
         }

@@ -226,7 +226,7 @@ pub async fn receive(args: RecvArgs) -> Result<(), CliError> {
     let outcome = tokio::select! {
         outcome = receiving => outcome,
         error = link_lost => Err(error),
-        _ = tokio::signal::ctrl_c() => Ok(()),
+        _ = output::shutdown() => Ok(()),
     };
     // The last answer reaches the sender before the endpoint stops.
     endpoint.stop().await;

@@ -22,7 +22,7 @@ pub struct WatchArgs {
     /// Time between updates (`1s`, `250ms`).
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = output::parse_duration)]
     pub interval: Duration,
-    /// Exit after this many updates (0: until Ctrl-C).
+    /// Exit after this many updates (0: until Ctrl-C or SIGTERM).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub updates: u64,
     /// Serve the file store over DIR too (as `serve --dir`).
@@ -107,7 +107,7 @@ pub async fn run(args: WatchArgs) -> Result<(), CliError> {
     };
     let outcome = tokio::select! {
         outcome = watching => outcome,
-        _ = tokio::signal::ctrl_c() => Ok(()),
+        _ = output::shutdown() => Ok(()),
     };
     endpoint.stop().await;
     outcome
@@ -171,15 +171,17 @@ fn render_link(text: &mut String, link: &LinkStats) {
         output::bytes(link.payload_in),
         link.frames_in
     );
-    let dropped = link.dropped;
     let _ = writeln!(
         text,
-        "  rtt {} (rto {}), {} retransmitted, {} duplicates, dropped {:?}",
+        "  rtt {} (rto {}), {} retransmitted, {} duplicates, {} dropped (crc {}, tampered {}, replayed {})",
         ms(link.srtt),
         ms(link.rto),
         link.retransmissions,
         link.duplicates,
-        dropped
+        link.dropped.total(),
+        link.dropped.crc,
+        link.dropped.tampered,
+        link.dropped.replayed
     );
     let q = link.queued_bytes;
     let _ = writeln!(
