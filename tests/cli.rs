@@ -233,13 +233,15 @@ fn send_file_and_recv_file_are_byte_identical_and_quiet_when_piped() {
 }
 
 #[actix_rt::test]
-async fn send_file_draws_a_progress_bar_on_a_terminal() {
+async fn send_file_and_recv_file_draw_a_progress_bar_on_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     std::fs::create_dir(&store).unwrap();
     let source = dir.path().join("big.bin");
     let data = common::random_bytes(7, 2 << 20);
     std::fs::write(&source, &data).unwrap();
+
+    // The sender on a terminal, to a server.
     let mut server = Running::spawn(&[
         "serve",
         "--listen",
@@ -248,48 +250,74 @@ async fn send_file_draws_a_progress_bar_on_a_terminal() {
         store.to_str().unwrap(),
     ]);
     let addr = server.listening();
+    let drawn = on_a_terminal(&["send-file", source.to_str().unwrap(), "--tcp", &addr]).await;
+    assert!(
+        drawn.contains("big.bin") && drawn.contains("eta"),
+        "{drawn:?}"
+    );
+    assert_eq!(std::fs::read(store.join("big.bin")).unwrap(), data);
 
-    // The sender's stderr is a pseudo-terminal; its master end reads what it drew.
+    // The receiver on a terminal, connecting to a sender that listens.
+    let inbox = dir.path().join("inbox");
+    std::fs::create_dir(&inbox).unwrap();
+    let mut sender = Running::spawn(&[
+        "send-file",
+        source.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let addr = sender.listening();
+    let drawn = on_a_terminal(&["recv-file", inbox.to_str().unwrap(), "--tcp", &addr]).await;
+    assert!(
+        drawn.contains("big.bin") && drawn.contains("eta"),
+        "{drawn:?}"
+    );
+    let (status, _, stderr) = tokio::task::spawn_blocking(move || sender.finish())
+        .await
+        .unwrap();
+    assert!(status.success(), "{stderr}");
+    assert_eq!(std::fs::read(inbox.join("big.bin")).unwrap(), data);
+}
+
+/// Runs `netcore ARGS` with its stderr on a pseudo-terminal until it exits
+/// successfully; returns what it drew there.
+async fn on_a_terminal(args: &[&str]) -> String {
     let (mut master, slave) = pty_pair().unwrap();
     let terminal = std::fs::OpenOptions::new()
         .write(true)
         .open(tokio_serial::SerialPort::name(&slave).unwrap())
         .unwrap();
     drop(slave);
-    let sender = Command::new(BIN)
-        .args(["send-file", source.to_str().unwrap(), "--tcp", &addr])
+    let child = Command::new(BIN)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(terminal))
         .spawn()
         .unwrap();
-    let mut sender = Killed(sender);
+    let mut child = Killed(child);
     let mut drawn = Vec::new();
     let mut buf = [0u8; 4096];
     let deadline = Instant::now() + common::HANG;
     loop {
         let read = tokio::io::AsyncReadExt::read(&mut master, &mut buf);
         match tokio::time::timeout(Duration::from_millis(100), read).await {
-            Ok(Ok(0)) | Ok(Err(_)) => break, // the sender closed the terminal
+            Ok(Ok(0)) | Ok(Err(_)) => break, // the process closed the terminal
             Ok(Ok(n)) => drawn.extend_from_slice(&buf[..n]),
             Err(_) => {
-                if sender.0.try_wait().unwrap().is_some() {
+                if child.0.try_wait().unwrap().is_some() {
                     break;
                 }
             }
         }
-        assert!(Instant::now() < deadline, "the sender did not finish");
+        assert!(Instant::now() < deadline, "{args:?} did not finish");
     }
-    let status = tokio::task::spawn_blocking(move || sender.0.wait().unwrap())
+    let status = tokio::task::spawn_blocking(move || child.0.wait().unwrap())
         .await
         .unwrap();
-    assert!(status.success());
     let drawn = text(&drawn);
-    assert!(
-        drawn.contains("big.bin") && drawn.contains("eta"),
-        "{drawn:?}"
-    );
-    assert_eq!(std::fs::read(store.join("big.bin")).unwrap(), data);
+    assert!(status.success(), "{args:?}: {drawn}");
+    drawn
 }
 
 /// A `std::process::Child` killed when dropped.
