@@ -504,3 +504,83 @@ fn the_binary_uses_the_public_api_only() {
         }
     }
 }
+
+#[test]
+fn authenticated_links_take_a_key_id_and_a_key_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let psk = dir.path().join("gateway.psk");
+    std::fs::write(&psk, format!("{}\n", "5a".repeat(32))).unwrap();
+    let wrong = dir.path().join("wrong.psk");
+    std::fs::write(&wrong, [7u8; 32]).unwrap(); // 32 raw bytes: another key
+    let keys = dir.path().join("keys");
+    std::fs::write(&keys, format!("# id key\ngateway {}\n", "5a".repeat(32))).unwrap();
+    let (psk, wrong, keys) = (
+        psk.to_str().unwrap(),
+        wrong.to_str().unwrap(),
+        keys.to_str().unwrap(),
+    );
+
+    let mut server = Running::spawn(&["serve", "--listen", "127.0.0.1:0", "--keys", keys]);
+    let addr = server.listening();
+    let ok = run(&[
+        "call",
+        "--tcp",
+        &addr,
+        "--key-id",
+        "gateway",
+        "--psk-file",
+        psk,
+        "echo",
+        "sealed",
+    ]);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    assert_eq!(text(&ok.stdout), "sealed");
+    // The wrong key, or none: no link, exit code 1.
+    let bad = run(&[
+        "call",
+        "--tcp",
+        &addr,
+        "--key-id",
+        "gateway",
+        "--psk-file",
+        wrong,
+        "echo",
+        "x",
+    ]);
+    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad.stderr));
+    let plain = run(&["call", "--tcp", &addr, "echo", "x"]);
+    assert_eq!(plain.status.code(), Some(1), "{}", text(&plain.stderr));
+    for failed in [&bad, &plain] {
+        let stderr = text(&failed.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        assert!(
+            stderr.contains("handshake") || stderr.contains("HELLO"),
+            "{stderr}"
+        );
+    }
+
+    // A listener given --key-id and --psk-file accepts that key.
+    let mut server = Running::spawn(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--key-id",
+        "gateway",
+        "--psk-file",
+        psk,
+    ]);
+    let addr = server.listening();
+    let ok = run(&[
+        "call",
+        "--tcp",
+        &addr,
+        "--key-id",
+        "gateway",
+        "--psk-file",
+        psk,
+        "echo",
+        "again",
+    ]);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    assert_eq!(text(&ok.stdout), "again");
+}

@@ -28,8 +28,9 @@ use std::process::ExitCode;
 #[derive(Parser, Debug)]
 #[command(name = "netcore", version, propagate_version = true)]
 struct Cli {
-    /// More log output on stderr: -v info, -vv debug, -vvv trace (RUST_LOG,
-    /// when set, decides instead).
+    /// Log output on stderr: errors only by default (a failure is then one
+    /// line), -v info, -vv debug, -vvv trace (RUST_LOG, when set, decides
+    /// instead).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
     #[command(subcommand)]
@@ -85,12 +86,12 @@ async fn run(command: Command) -> Result<(), output::CliError> {
     }
 }
 
-/// Logs to stderr through tracing-subscriber: `RUST_LOG` when set, else warnings
-/// and errors, more with each `-v`.
+/// Logs to stderr through tracing-subscriber: `RUST_LOG` when set, else errors
+/// only, more with each `-v`.
 fn init_logging(verbose: u8) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
-        0 => "warn",
+        0 => "error",
         1 => "info",
         2 => "debug",
         _ => "trace",

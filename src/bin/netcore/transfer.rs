@@ -168,7 +168,7 @@ impl Watcher for Receiving {
                     elapsed,
                 ));
             }
-            Err(error) => tracing::warn!(%error, "an upload failed"),
+            Err(error) => eprintln!("warning: an upload failed: {error}"),
         }
     }
 }
