@@ -1,6 +1,7 @@
 //! `netcore`: the command-line tool. Serves and calls over any link, moves files
 //! with a progress bar, watches a link's statistics, bridges two links and lists
-//! serial ports, on the library's public API only.
+//! serial ports, and runs a gateway from a config file (with `/metrics` and a
+//! status page), on the library's public API only.
 //!
 //! Each subcommand has its module; `link_args` turns the link options every
 //! command shares into links, `output` prints for humans or scripts (`--json`)
@@ -13,6 +14,8 @@
 mod bridge;
 mod call;
 mod files;
+mod gateway;
+mod http;
 mod link_args;
 mod output;
 mod ports;
@@ -58,6 +61,10 @@ enum Command {
     Bridge(bridge::BridgeArgs),
     /// Lists serial ports with their USB identities.
     Ports(ports::PortsArgs),
+    /// Runs a gateway from a config file: devices, listeners, uplinks,
+    /// forwarding and telemetry rules; `/metrics` and a status page with
+    /// `--http`. `--check` validates the file only.
+    Gateway(gateway::GatewayArgs),
 }
 
 fn main() -> ExitCode {
@@ -83,6 +90,7 @@ async fn run(command: Command) -> Result<(), output::CliError> {
         Command::Watch(args) => watch::run(args).await,
         Command::Bridge(args) => bridge::run(args).await,
         Command::Ports(args) => ports::run(args),
+        Command::Gateway(args) => gateway::run(args).await,
     }
 }
 
