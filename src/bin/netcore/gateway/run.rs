@@ -16,7 +16,7 @@ use netcore::actors::{Connector, LinkOptions};
 use netcore::proto::secure::{KeyId, Psk, SecureKeys, SecureRole};
 use netcore::{
     Blueprint, Bytes, DownReason, Endpoint, EndpointBuilder, ErrorCode, Event, HandlerError, Link,
-    LinkId, LinkStats, ReconnectPolicy, Remainder, Reply, Request, Response, ServeHandle,
+    LinkId, LinkState, LinkStats, ReconnectPolicy, Remainder, Reply, Request, Response, ServeHandle,
 };
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -690,7 +690,7 @@ fn supervise(
                             slot.last_error = None;
                         }
                     }
-                    let reason: DownReason = link.closed().await;
+                    let reason = until_down(&link, &name).await;
                     tracing::warn!(%kind, %name, %reason, "link down; opening it again");
                     let mut shared = shared.lock().unwrap_or_else(|e| e.into_inner());
                     if let Some(slot) = shared.slots.get_mut(&name) {
@@ -717,6 +717,23 @@ fn supervise(
             tokio::time::sleep(backoff(&policy, failures)).await;
         }
     });
+}
+
+/// Waits until `link` is down; a link whose peer said it is going away (a
+/// device whose firmware stops or restarts) is closed at once, so that the
+/// supervisor opens it again instead of waiting for the silence to show.
+async fn until_down(link: &Link, name: &str) -> DownReason {
+    loop {
+        tokio::select! {
+            reason = link.closed() => return reason,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                if matches!(link.state(), LinkState::Closing(_)) {
+                    tracing::info!(%name, "the peer is going away; closing the link to open it again");
+                    link.close("the peer is going away").await;
+                }
+            }
+        }
+    }
 }
 
 /// The wait after `failures` failed opens in a row: the policy's first wait
