@@ -20,6 +20,16 @@ if command -v python3 >/dev/null; then
   ./scripts/py-venv.sh >/dev/null
 fi
 
+step "chromium (tests/gateway_cli.rs renders the gateway's status page in a headless browser)"
+if ! command -v chromium >/dev/null; then
+  if command -v apt-get >/dev/null; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } ||
+      echo "installing chromium failed: tests/gateway_cli.rs will fail (NETCORE_SKIP_BROWSER=1 skips its browser part)" >&2
+  else
+    echo "chromium is missing and apt-get is not there: tests/gateway_cli.rs will fail (NETCORE_SKIP_BROWSER=1 skips its browser part)" >&2
+  fi
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -32,9 +42,9 @@ cargo build -p netcore-proto --no-default-features --quiet
 step "the library builds without the netcore tool's dependencies (default-features = false)"
 cargo check -p netcore --no-default-features --quiet
 
-step "examples run to completion (quickstart, comprehensive, gateway_actor)"
+step "examples run to completion (quickstart, comprehensive, gateway)"
 mkdir -p target
-for example in quickstart comprehensive gateway_actor; do
+for example in quickstart comprehensive gateway; do
   timeout 120 cargo run --quiet --example "$example" >"target/example-$example.txt" 2>&1 ||
     { echo "example $example failed; its output:" >&2; cat "target/example-$example.txt" >&2; exit 1; }
 done

@@ -231,7 +231,8 @@
 //! builds it at the first request from a factory that gets the endpoint's
 //! [`Services`](crate::Services) (state, cache, timers, events, the endpoint), and
 //! rebuilds it, with fresh state, if it panics (backoff, then escalation, as the
-//! restart policy says). `examples/gateway_actor.rs` is a whole program.
+//! restart policy says). `examples/gateway.rs` is a whole program: a gateway whose
+//! telemetry-aggregating actor publishes what it gathers in the endpoint's cache.
 //!
 //! ```no_run
 //! use actix::prelude::*;

@@ -216,7 +216,9 @@ async fn ask(operator: &Link, route: &str) -> Result<String, String> {
         .timeout(Duration::from_secs(3))
         .await
     {
-        Ok(answer) => Ok(String::from_utf8_lossy(&answer.body.into_bytes().await.unwrap()).into_owned()),
+        Ok(answer) => {
+            Ok(String::from_utf8_lossy(&answer.body.into_bytes().await.unwrap()).into_owned())
+        }
         Err(error) => Err(error.to_string()),
     }
 }
@@ -293,7 +295,9 @@ async fn render(http: &str) -> Option<String> {
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             if std::env::var("NETCORE_SKIP_BROWSER").is_ok_and(|v| v == "1") {
-                eprintln!("chromium not found: the status page was not rendered (NETCORE_SKIP_BROWSER=1)");
+                eprintln!(
+                    "chromium not found: the status page was not rendered (NETCORE_SKIP_BROWSER=1)"
+                );
                 None
             } else {
                 panic!(
@@ -372,7 +376,11 @@ async fn a_gateway_from_a_config_file_forwards_supervises_and_reports() {
     let before = get(&http, "/metrics").await;
     let labels = r#"name="sensor-1""#;
     let bytes_before = sample(&before, "netcore_link_bytes_in_total", labels);
-    let forwarded_before = sample(&before, "netcore_gateway_forwarded_total", r#"gateway="test-gw""#);
+    let forwarded_before = sample(
+        &before,
+        "netcore_gateway_forwarded_total",
+        r#"gateway="test-gw""#,
+    );
     assert_eq!(sample(&before, "netcore_link_up", labels), 1.0);
     assert!(before.contains("netcore_link_queued_bytes{"), "{before}");
     assert!(before.contains("netcore_link_rtt_seconds{"), "{before}");
@@ -382,25 +390,46 @@ async fn a_gateway_from_a_config_file_forwards_supervises_and_reports() {
     let after = get(&http, "/metrics").await;
     assert!(sample(&after, "netcore_link_bytes_in_total", labels) > bytes_before);
     assert!(
-        sample(&after, "netcore_gateway_forwarded_total", r#"gateway="test-gw""#)
-            >= forwarded_before + 5.0
+        sample(
+            &after,
+            "netcore_gateway_forwarded_total",
+            r#"gateway="test-gw""#
+        ) >= forwarded_before + 5.0
     );
-    assert!(sample(&after, "netcore_gateway_telemetry_out_total", r#"gateway="test-gw""#) >= 1.0);
-    assert!(after.trim_end().ends_with("# EOF"), "OpenMetrics text ends with # EOF");
+    assert!(
+        sample(
+            &after,
+            "netcore_gateway_telemetry_out_total",
+            r#"gateway="test-gw""#
+        ) >= 1.0
+    );
+    assert!(
+        after.trim_end().ends_with("# EOF"),
+        "OpenMetrics text ends with # EOF"
+    );
 
     // The status page, in a real browser, twice with traffic between.
     if let Some(first) = render(&http).await {
         for name in ["sensor-1", "sensor-2", "operators/"] {
-            assert!(first.contains(&format!("data-link=\"{name}")), "{name} missing:\n{first}");
+            assert!(
+                first.contains(&format!("data-link=\"{name}")),
+                "{name} missing:\n{first}"
+            );
         }
         assert!(first.contains("data-state=\"up\""), "{first}");
         let forwarded = dom_value(&first, "id=\"forwarded\"");
-        let bytes_in = dom_value(&first[first.find("data-link=\"sensor-1\"").unwrap()..], "class=\"bytes_in\"");
+        let bytes_in = dom_value(
+            &first[first.find("data-link=\"sensor-1\"").unwrap()..],
+            "class=\"bytes_in\"",
+        );
         for _ in 0..5 {
             assert_eq!(ask(&operator, "s1/name").await.as_deref(), Ok("sensor-1"));
         }
         let second = render(&http).await.unwrap();
-        assert!(dom_value(&second, "id=\"forwarded\"") >= forwarded + 5.0, "{second}");
+        assert!(
+            dom_value(&second, "id=\"forwarded\"") >= forwarded + 5.0,
+            "{second}"
+        );
         let start = second.find("data-link=\"sensor-1\"").unwrap();
         assert!(dom_value(&second[start..], "class=\"bytes_in\"") > bytes_in);
     }
@@ -413,7 +442,10 @@ async fn a_gateway_from_a_config_file_forwards_supervises_and_reports() {
         if answer.is_err() {
             break;
         }
-        assert!(Instant::now() < deadline, "sensor-1 still answers after it was unplugged");
+        assert!(
+            Instant::now() < deadline,
+            "sensor-1 still answers after it was unplugged"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for _ in 0..5 {
@@ -438,8 +470,11 @@ async fn a_gateway_from_a_config_file_forwards_supervises_and_reports() {
         .clone();
     assert_eq!(row["stats"]["state"], "up", "{row}");
     assert!(
-        status["events"].as_array().unwrap().iter().any(|e| e["link"] == "sensor-1"
-            && e["text"].as_str().unwrap().starts_with("down")),
+        status["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["link"] == "sensor-1" && e["text"].as_str().unwrap().starts_with("down")),
         "the outage is among the recent events: {back}"
     );
     drop(gateway);
@@ -463,8 +498,14 @@ fn a_bad_config_exits_2_naming_line_and_field() {
         let output = command.output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{stderr}");
-        assert!(stderr.contains("line 4, column 10: device.parity"), "{stderr}");
-        assert!(stderr.contains("line 8, column 10: forward.device: no device is named \"pumps\""), "{stderr}");
+        assert!(
+            stderr.contains("line 4, column 10: device.parity"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("line 8, column 10: forward.device: no device is named \"pumps\""),
+            "{stderr}"
+        );
     }
 
     std::fs::write(&config, "[gateway]\nname = \"x\"\nhttp_port = 80\n").unwrap();
@@ -475,7 +516,10 @@ fn a_bad_config_exits_2_naming_line_and_field() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("line 3, column 1: http_port: unknown field"), "{stderr}");
+    assert!(
+        stderr.contains("line 3, column 1: http_port: unknown field"),
+        "{stderr}"
+    );
 
     let output = Command::new(BIN)
         .args(["gateway", "--check", "--config"])
@@ -499,5 +543,8 @@ fn check_passes_on_the_example_config() {
         "{stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(stdout.contains("ok (devices 2, listeners 1, uplinks 1"), "{stdout}");
+    assert!(
+        stdout.contains("ok (devices 2, listeners 1, uplinks 1"),
+        "{stdout}"
+    );
 }

@@ -67,9 +67,10 @@ fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Resp
             .headers_mut()
             .insert(hyper::header::CONTENT_TYPE, value);
     }
-    response
-        .headers_mut()
-        .insert(hyper::header::CACHE_CONTROL, hyper::header::HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(
+        hyper::header::CACHE_CONTROL,
+        hyper::header::HeaderValue::from_static("no-store"),
+    );
     response
 }
 
@@ -169,16 +170,52 @@ pub fn metrics(snapshot: &Snapshot) -> Result<String, std::fmt::Error> {
         registry.register(name, help, family.clone());
         family
     };
-    let bytes_out = counter(&mut registry, "link_bytes_out", "Wire bytes written (framing included).");
+    let bytes_out = counter(
+        &mut registry,
+        "link_bytes_out",
+        "Wire bytes written (framing included).",
+    );
     let bytes_in = counter(&mut registry, "link_bytes_in", "Wire bytes read.");
-    let frames_out = counter(&mut registry, "link_frames_out", "Frames written (control frames and retransmissions included).");
-    let frames_in = counter(&mut registry, "link_frames_in", "Frames read (damaged ones excluded).");
-    let payload_out = counter(&mut registry, "link_payload_bytes_out", "Message body bytes sent, each once.");
-    let payload_in = counter(&mut registry, "link_payload_bytes_in", "Message body bytes received, each once.");
-    let retransmissions = counter(&mut registry, "link_retransmissions", "Frames sent again (reliable mode).");
-    let duplicates = counter(&mut registry, "link_duplicates", "Frames received twice and dropped (reliable mode).");
-    let reconnects = counter(&mut registry, "link_reconnects", "Transports that replaced a broken one.");
-    let opens = counter(&mut registry, "link_opens", "Times the gateway opened the link from scratch.");
+    let frames_out = counter(
+        &mut registry,
+        "link_frames_out",
+        "Frames written (control frames and retransmissions included).",
+    );
+    let frames_in = counter(
+        &mut registry,
+        "link_frames_in",
+        "Frames read (damaged ones excluded).",
+    );
+    let payload_out = counter(
+        &mut registry,
+        "link_payload_bytes_out",
+        "Message body bytes sent, each once.",
+    );
+    let payload_in = counter(
+        &mut registry,
+        "link_payload_bytes_in",
+        "Message body bytes received, each once.",
+    );
+    let retransmissions = counter(
+        &mut registry,
+        "link_retransmissions",
+        "Frames sent again (reliable mode).",
+    );
+    let duplicates = counter(
+        &mut registry,
+        "link_duplicates",
+        "Frames received twice and dropped (reliable mode).",
+    );
+    let reconnects = counter(
+        &mut registry,
+        "link_reconnects",
+        "Transports that replaced a broken one.",
+    );
+    let opens = counter(
+        &mut registry,
+        "link_opens",
+        "Times the gateway opened the link from scratch.",
+    );
     let dropped = Family::<ReasonLabels, Counter>::default();
     registry.register(
         "link_dropped_frames",
@@ -198,32 +235,86 @@ pub fn metrics(snapshot: &Snapshot) -> Result<String, std::fmt::Error> {
         state.clone(),
     );
     let up = gauge(&mut registry, "link_up", "1 while the link is up.");
-    let in_flight = gauge(&mut registry, "link_in_flight_frames", "Frames sent and not yet acknowledged (reliable mode).");
-    let awaiting = gauge(&mut registry, "link_calls_awaiting_answer", "Calls waiting for their answer.");
-    let in_service = gauge(&mut registry, "link_requests_in_service", "Peer requests being served.");
-    let rtt = seconds(&mut registry, "link_rtt_seconds", "Smoothed round-trip time (reliable mode, once measured).");
-    let rto = seconds(&mut registry, "link_rto_seconds", "Retransmission timeout (reliable mode).");
-    let uptime = seconds(&mut registry, "link_uptime_seconds", "Time since the link started.");
+    let in_flight = gauge(
+        &mut registry,
+        "link_in_flight_frames",
+        "Frames sent and not yet acknowledged (reliable mode).",
+    );
+    let awaiting = gauge(
+        &mut registry,
+        "link_calls_awaiting_answer",
+        "Calls waiting for their answer.",
+    );
+    let in_service = gauge(
+        &mut registry,
+        "link_requests_in_service",
+        "Peer requests being served.",
+    );
+    let rtt = seconds(
+        &mut registry,
+        "link_rtt_seconds",
+        "Smoothed round-trip time (reliable mode, once measured).",
+    );
+    let rto = seconds(
+        &mut registry,
+        "link_rto_seconds",
+        "Retransmission timeout (reliable mode).",
+    );
+    let uptime = seconds(
+        &mut registry,
+        "link_uptime_seconds",
+        "Time since the link started.",
+    );
 
     let gateway_labels = GatewayLabels {
         gateway: snapshot.gateway.clone(),
     };
     let forwarded = Family::<GatewayLabels, Counter>::default();
-    registry.register("gateway_forwarded", "Requests forwarded to devices and answered.", forwarded.clone());
+    registry.register(
+        "gateway_forwarded",
+        "Requests forwarded to devices and answered.",
+        forwarded.clone(),
+    );
     let forward_errors = Family::<GatewayLabels, Counter>::default();
-    registry.register("gateway_forward_errors", "Forwarded requests that failed.", forward_errors.clone());
+    registry.register(
+        "gateway_forward_errors",
+        "Forwarded requests that failed.",
+        forward_errors.clone(),
+    );
     let telemetry_in = Family::<GatewayLabels, Counter>::default();
-    registry.register("gateway_telemetry_in", "Telemetry messages received from devices.", telemetry_in.clone());
+    registry.register(
+        "gateway_telemetry_in",
+        "Telemetry messages received from devices.",
+        telemetry_in.clone(),
+    );
     let telemetry_out = Family::<GatewayLabels, Counter>::default();
-    registry.register("gateway_telemetry_out", "Telemetry messages sent on, one per receiving link.", telemetry_out.clone());
+    registry.register(
+        "gateway_telemetry_out",
+        "Telemetry messages sent on, one per receiving link.",
+        telemetry_out.clone(),
+    );
     let gateway_uptime = Family::<GatewayLabels, Seconds>::default();
-    registry.register("gateway_uptime_seconds", "Time since the gateway started.", gateway_uptime.clone());
+    registry.register(
+        "gateway_uptime_seconds",
+        "Time since the gateway started.",
+        gateway_uptime.clone(),
+    );
     let counters = snapshot.counters;
-    forwarded.get_or_create(&gateway_labels).inc_by(counters.forwarded);
-    forward_errors.get_or_create(&gateway_labels).inc_by(counters.forward_errors);
-    telemetry_in.get_or_create(&gateway_labels).inc_by(counters.telemetry_in);
-    telemetry_out.get_or_create(&gateway_labels).inc_by(counters.telemetry_out);
-    gateway_uptime.get_or_create(&gateway_labels).set(snapshot.uptime);
+    forwarded
+        .get_or_create(&gateway_labels)
+        .inc_by(counters.forwarded);
+    forward_errors
+        .get_or_create(&gateway_labels)
+        .inc_by(counters.forward_errors);
+    telemetry_in
+        .get_or_create(&gateway_labels)
+        .inc_by(counters.telemetry_in);
+    telemetry_out
+        .get_or_create(&gateway_labels)
+        .inc_by(counters.telemetry_out);
+    gateway_uptime
+        .get_or_create(&gateway_labels)
+        .set(snapshot.uptime);
 
     for row in &snapshot.links {
         let labels = labels(&snapshot.gateway, row);
@@ -253,8 +344,17 @@ pub fn metrics(snapshot: &Snapshot) -> Result<String, std::fmt::Error> {
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default()
         });
-        for name in ["connecting", "reconnecting", "up", "closing", "down", "absent"] {
-            state.get_or_create(&state_of(name)).set(i64::from(current == name));
+        for name in [
+            "connecting",
+            "reconnecting",
+            "up",
+            "closing",
+            "down",
+            "absent",
+        ] {
+            state
+                .get_or_create(&state_of(name))
+                .set(i64::from(current == name));
         }
         up.get_or_create(&labels).set(i64::from(current == "up"));
         let Some(stats) = &row.stats else {
@@ -266,7 +366,9 @@ pub fn metrics(snapshot: &Snapshot) -> Result<String, std::fmt::Error> {
         frames_in.get_or_create(&labels).inc_by(stats.frames_in);
         payload_out.get_or_create(&labels).inc_by(stats.payload_out);
         payload_in.get_or_create(&labels).inc_by(stats.payload_in);
-        retransmissions.get_or_create(&labels).inc_by(stats.retransmissions);
+        retransmissions
+            .get_or_create(&labels)
+            .inc_by(stats.retransmissions);
         duplicates.get_or_create(&labels).inc_by(stats.duplicates);
         reconnects.get_or_create(&labels).inc_by(stats.reconnects);
         let d = &stats.dropped;

@@ -271,10 +271,9 @@ impl<'a> Errors<'a> {
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = text.get(..offset.min(text.len())).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
-    let column = before
-        .rfind('\n')
-        .map_or(before.chars().count(), |nl| before[nl + 1..].chars().count())
-        + 1;
+    let column = before.rfind('\n').map_or(before.chars().count(), |nl| {
+        before[nl + 1..].chars().count()
+    }) + 1;
     (line, column)
 }
 
@@ -439,7 +438,11 @@ fn check(file: File, base: &Path, errors: &mut Errors<'_>) -> Config {
         dialect(errors, section.dialect.as_ref(), "listener.dialect");
         let addr = match (&section.tcp, &section.unix) {
             (Some(tcp), None) => {
-                if tcp.get_ref().rsplit_once(':').is_none_or(|(_, port)| port.parse::<u16>().is_err()) {
+                if tcp
+                    .get_ref()
+                    .rsplit_once(':')
+                    .is_none_or(|(_, port)| port.parse::<u16>().is_err())
+                {
                     errors.add(
                         tcp.span(),
                         "listener.tcp",
@@ -450,14 +453,21 @@ fn check(file: File, base: &Path, errors: &mut Errors<'_>) -> Config {
             }
             (None, Some(unix)) => Some(ListenAddr::Unix(resolve(unix.get_ref()))),
             (Some(_), Some(unix)) => {
-                errors.add(unix.span(), "listener.unix", "give either tcp or unix, not both");
+                errors.add(
+                    unix.span(),
+                    "listener.unix",
+                    "give either tcp or unix, not both",
+                );
                 None
             }
             (None, None) => {
                 errors.add(
                     section.name.span(),
                     "listener",
-                    format!("listener {:?} has no address: give tcp or unix", section.name.get_ref()),
+                    format!(
+                        "listener {:?} has no address: give tcp or unix",
+                        section.name.get_ref()
+                    ),
                 );
                 None
             }
@@ -490,7 +500,10 @@ fn check(file: File, base: &Path, errors: &mut Errors<'_>) -> Config {
             ReconnectPolicy::stream(),
         );
         let tcp = section.tcp.get_ref();
-        if tcp.rsplit_once(':').is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err()) {
+        if tcp
+            .rsplit_once(':')
+            .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+        {
             errors.add(
                 section.tcp.span(),
                 "uplink.tcp",
@@ -512,7 +525,11 @@ fn check(file: File, base: &Path, errors: &mut Errors<'_>) -> Config {
     for section in &file.forward {
         let route = section.route.get_ref();
         if route.is_empty() {
-            errors.add(section.route.span(), "forward.route", "a route prefix is not empty");
+            errors.add(
+                section.route.span(),
+                "forward.route",
+                "a route prefix is not empty",
+            );
         } else if routes.contains(route) {
             errors.add(
                 section.route.span(),
@@ -526,7 +543,11 @@ fn check(file: File, base: &Path, errors: &mut Errors<'_>) -> Config {
             Some(other) => errors.add(
                 section.device.span(),
                 "forward.device",
-                format!("{:?} is a {}, not a device", section.device.get_ref(), other.noun()),
+                format!(
+                    "{:?} is a {}, not a device",
+                    section.device.get_ref(),
+                    other.noun()
+                ),
             ),
             None => errors.add(
                 section.device.span(),
@@ -559,7 +580,12 @@ fn check(file: File, base: &Path, errors: &mut Errors<'_>) -> Config {
                 .map(|(n, _)| n.clone())
                 .collect(),
         };
-        let timeout = seconds(errors, section.timeout.as_ref(), "forward.timeout", call_timeout);
+        let timeout = seconds(
+            errors,
+            section.timeout.as_ref(),
+            "forward.timeout",
+            call_timeout,
+        );
         forwards.push(Forward {
             route: route.clone(),
             device: section.device.get_ref().clone(),
@@ -573,7 +599,11 @@ fn check(file: File, base: &Path, errors: &mut Errors<'_>) -> Config {
     for section in &file.telemetry {
         let route = section.route.get_ref();
         if route.is_empty() {
-            errors.add(section.route.span(), "telemetry.route", "a route prefix is not empty");
+            errors.add(
+                section.route.span(),
+                "telemetry.route",
+                "a route prefix is not empty",
+            );
         } else if routes.contains(route) {
             errors.add(
                 section.route.span(),
@@ -590,7 +620,11 @@ fn check(file: File, base: &Path, errors: &mut Errors<'_>) -> Config {
                         Some(other) => errors.add(
                             entry.span(),
                             "telemetry.from",
-                            format!("{:?} is a {}: telemetry comes from devices", entry.get_ref(), other.noun()),
+                            format!(
+                                "{:?} is a {}: telemetry comes from devices",
+                                entry.get_ref(),
+                                other.noun()
+                            ),
                         ),
                         None => errors.add(
                             entry.span(),
@@ -608,7 +642,11 @@ fn check(file: File, base: &Path, errors: &mut Errors<'_>) -> Config {
                 .collect(),
         };
         if section.to.get_ref().is_empty() {
-            errors.add(section.to.span(), "telemetry.to", "name at least one uplink or listener");
+            errors.add(
+                section.to.span(),
+                "telemetry.to",
+                "name at least one uplink or listener",
+            );
         }
         for entry in section.to.get_ref() {
             match kind_of(entry.get_ref()) {
@@ -616,7 +654,10 @@ fn check(file: File, base: &Path, errors: &mut Errors<'_>) -> Config {
                 Some(Kind::Device) => errors.add(
                     entry.span(),
                     "telemetry.to",
-                    format!("{:?} is a device: telemetry goes to listeners and uplinks", entry.get_ref()),
+                    format!(
+                        "{:?} is a device: telemetry goes to listeners and uplinks",
+                        entry.get_ref()
+                    ),
                 ),
                 None => errors.add(
                     entry.span(),
@@ -628,7 +669,12 @@ fn check(file: File, base: &Path, errors: &mut Errors<'_>) -> Config {
         telemetry.push(Telemetry {
             route: route.clone(),
             from,
-            to: section.to.get_ref().iter().map(|e| e.get_ref().clone()).collect(),
+            to: section
+                .to
+                .get_ref()
+                .iter()
+                .map(|e| e.get_ref().clone())
+                .collect(),
         });
     }
 
@@ -657,7 +703,11 @@ fn seconds(
     match Duration::try_from_secs_f64(*value.get_ref()) {
         Ok(duration) if !duration.is_zero() => duration,
         _ => {
-            errors.add(value.span(), field, "a duration is a positive number of seconds");
+            errors.add(
+                value.span(),
+                field,
+                "a duration is a positive number of seconds",
+            );
             default
         }
     }
@@ -847,7 +897,15 @@ fn device_spec(errors: &mut Errors<'_>, section: &DeviceSection) -> Option<LinkS
                 SpecField::Usb => ("usb", section.usb.as_ref().map(Spanned::span)),
                 SpecField::Option => ("interface", section.interface.as_ref().map(Spanned::span)),
                 _ => (
-                    if section.usb.is_some() { "usb" } else if section.tcp.is_some() { "tcp" } else if section.unix.is_some() { "unix" } else { "serial" },
+                    if section.usb.is_some() {
+                        "usb"
+                    } else if section.tcp.is_some() {
+                        "tcp"
+                    } else if section.unix.is_some() {
+                        "unix"
+                    } else {
+                        "serial"
+                    },
                     given.first().map(|s| s.span()),
                 ),
             };
@@ -922,8 +980,14 @@ to = ["cloud", "operators"]
             config.devices[0].spec.to_string(),
             "serial:/dev/ttyUSB0@57600?data=7&parity=even"
         );
-        assert_eq!(config.devices[0].reconnect.give_up, Some(Duration::from_secs(600)));
-        assert_eq!(config.devices[0].reconnect.initial, Duration::from_millis(50));
+        assert_eq!(
+            config.devices[0].reconnect.give_up,
+            Some(Duration::from_secs(600))
+        );
+        assert_eq!(
+            config.devices[0].reconnect.initial,
+            Duration::from_millis(50)
+        );
         let identity = config.devices[1].identity.as_ref().expect("identity");
         assert_eq!(identity.psk_file, Path::new("/etc/netcore/keys/pump.psk"));
         assert_eq!(config.forwards[0].from, ["operators", "cloud"]);
@@ -942,7 +1006,11 @@ to = ["cloud", "operators"]
         assert!(found[0].message.contains("baudrate"), "{found:?}");
 
         let found = errors("[[device]]\nname = \"a\"\nserial = \"/dev/x\"\nbaud = \"fast\"\n");
-        assert_eq!((found[0].line, found[0].field.as_str()), (4, "baud"), "{found:?}");
+        assert_eq!(
+            (found[0].line, found[0].field.as_str()),
+            (4, "baud"),
+            "{found:?}"
+        );
 
         let found = errors("[[device]\nname = 1\n");
         assert_eq!(found[0].line, 1, "{found:?}");
@@ -963,7 +1031,10 @@ to = ["cloud", "operators"]
             ],
             "{found:?}"
         );
-        assert!(found[2].message.contains("no device is named \"b\""), "{found:?}");
+        assert!(
+            found[2].message.contains("no device is named \"b\""),
+            "{found:?}"
+        );
     }
 
     #[test]
@@ -981,7 +1052,10 @@ to = ["cloud", "operators"]
     #[test]
     fn the_python_dialect_is_refused_by_name() {
         let found = errors("[[listener]]\nname = \"l\"\ntcp = \"0.0.0.0:1\"\ndialect = \"py\"\n");
-        assert_eq!((found[0].line, found[0].field.as_str()), (4, "listener.dialect"));
+        assert_eq!(
+            (found[0].line, found[0].field.as_str()),
+            (4, "listener.dialect")
+        );
     }
 
     #[test]

@@ -16,7 +16,8 @@ use netcore::actors::{Connector, LinkOptions};
 use netcore::proto::secure::{KeyId, Psk, SecureKeys, SecureRole};
 use netcore::{
     Blueprint, Bytes, DownReason, Endpoint, EndpointBuilder, ErrorCode, Event, HandlerError, Link,
-    LinkId, LinkState, LinkStats, ReconnectPolicy, Remainder, Reply, Request, Response, ServeHandle,
+    LinkId, LinkState, LinkStats, ReconnectPolicy, Remainder, Reply, Request, Response,
+    ServeHandle,
 };
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -240,7 +241,7 @@ impl Gateway {
                 "device",
                 device.spec.clone(),
                 options,
-                device.reconnect.clone(),
+                device.reconnect,
             );
         }
         for uplink in &config.uplinks {
@@ -252,7 +253,7 @@ impl Gateway {
                 "uplink",
                 uplink.spec.clone(),
                 options,
-                uplink.reconnect.clone(),
+                uplink.reconnect,
             );
         }
         Ok(Gateway {
@@ -394,7 +395,8 @@ impl Rules {
                             (rules.clone(), shared.clone(), source.clone());
                         async move {
                             let rule = &rules.forwards[i];
-                            let outcome = forward(rule, &shared, &source, link, rest, request).await;
+                            let outcome =
+                                forward(rule, &shared, &source, link, rest, request).await;
                             let mut shared = shared.lock().unwrap_or_else(|e| e.into_inner());
                             match &outcome {
                                 Ok(_) => shared.counters.forwarded += 1,
@@ -462,7 +464,11 @@ async fn forward(
         device.send(route, body).await?;
         return Ok(Reply::empty());
     }
-    let answer: Response = device.forward(request).route(route).timeout(rule.timeout).await?;
+    let answer: Response = device
+        .forward(request)
+        .route(route)
+        .timeout(rule.timeout)
+        .await?;
     netcore::IntoReply::into_reply(answer)
 }
 
@@ -499,7 +505,10 @@ async fn fan_out(
     }
     let mut reached = 0u64;
     for target in targets.iter().filter(|l| l.is_up()) {
-        match target.send_with(route.clone(), body.clone(), priority).await {
+        match target
+            .send_with(route.clone(), body.clone(), priority)
+            .await
+        {
             Ok(_) => reached += 1,
             Err(error) => tracing::debug!(link = %target.id(), %error, "telemetry not sent on"),
         }
@@ -622,7 +631,7 @@ fn device_options(device: &Device) -> Result<LinkOptions, String> {
         }
         _ => LinkOptions::stream(),
     };
-    options.reconnect = device.reconnect.clone();
+    options.reconnect = device.reconnect;
     if let Some(identity) = &device.identity {
         options.config.secure = Some(initiator(identity)?);
     }
@@ -631,7 +640,7 @@ fn device_options(device: &Device) -> Result<LinkOptions, String> {
 
 fn uplink_options(uplink: &Uplink) -> Result<LinkOptions, String> {
     let mut options = LinkOptions::stream();
-    options.reconnect = uplink.reconnect.clone();
+    options.reconnect = uplink.reconnect;
     if let Some(identity) = &uplink.identity {
         options.config.secure = Some(initiator(identity)?);
     }
