@@ -107,7 +107,7 @@ const CRATES: &[Crate] = &[
             // The built-in routes, which `recv-file` and `watch` serve too.
             &["serve"],
             // The other subcommands.
-            &["call", "transfer", "watch", "bridge", "ports"],
+            &["call", "transfer", "watch", "bridge", "ports", "gateway"],
         ],
         same_layer: &[],
     },

@@ -15,7 +15,6 @@ mod bridge;
 mod call;
 mod files;
 mod gateway;
-mod http;
 mod link_args;
 mod output;
 mod ports;

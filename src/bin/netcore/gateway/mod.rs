@@ -1,8 +1,9 @@
 //! `netcore gateway --config FILE`: a long-running gateway from a config file
 //! ([`config`]), supervised ([`run`]), with `/metrics` and a status page
-//! (`crate::http`) when given an HTTP address.
+//! ([`http`]) when given an HTTP address.
 
 pub mod config;
+pub mod http;
 pub mod run;
 
 use crate::output::CliError;
@@ -63,7 +64,7 @@ pub async fn run(args: GatewayArgs) -> Result<(), CliError> {
             .map_err(|e| CliError::new(e.to_string()))?,
     );
     if let Some(addr) = http {
-        let bound = crate::http::serve(addr, gateway.clone())
+        let bound = http::serve(addr, gateway.clone())
             .await
             .map_err(|e| CliError::new(format!("http on {addr}: {e}")))?;
         eprintln!("http listening on {bound}");

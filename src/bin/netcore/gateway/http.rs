@@ -8,7 +8,7 @@
 //! (`Link::stats`), asked for at that moment, so nothing is kept between
 //! scrapes but the gateway's own counters and its recent events.
 
-use crate::gateway::run::{Gateway, LinkRow, Snapshot};
+use super::run::{Gateway, LinkRow, Snapshot};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
@@ -23,7 +23,7 @@ use std::rc::Rc;
 use std::sync::atomic::AtomicU64;
 
 /// The status page: one HTML file with its style and script inline.
-const STATUS_PAGE: &str = include_str!("gateway/status.html");
+const STATUS_PAGE: &str = include_str!("status.html");
 
 /// Binds `addr` and serves the gateway's pages on the current (actix) thread
 /// until the process ends. Returns the bound address.
