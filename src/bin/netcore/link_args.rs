@@ -226,7 +226,7 @@ impl Opened {
 
 /// Reads a pre-shared key: 32 bytes, or 64 hexadecimal digits (surrounding
 /// whitespace ignored).
-fn read_psk(path: &Path) -> Result<Psk, CliError> {
+pub fn read_psk(path: &Path) -> Result<Psk, CliError> {
     let bytes = std::fs::read(path)
         .map_err(|e| CliError::new(format!("reading the key file {}: {e}", path.display())))?;
     if let Ok(psk) = Psk::try_from(bytes.as_slice()) {
@@ -254,7 +254,7 @@ fn parse_hex_key(text: &str) -> Option<Psk> {
 }
 
 /// Reads a key table: lines `KEY_ID HEX_KEY`, `#` comments, blank lines.
-fn read_keys(path: &Path) -> Result<SecureKeys, CliError> {
+pub fn read_keys(path: &Path) -> Result<SecureKeys, CliError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::new(format!("reading the keys file {}: {e}", path.display())))?;
     let mut keys = SecureKeys::new();

@@ -44,18 +44,15 @@ pub async fn run(args: GatewayArgs) -> Result<(), CliError> {
         CliError::usage(last)
     })?;
     if args.check {
-        {
-            println!(
-                "{}: ok (devices {}, listeners {}, uplinks {}, forwarding rules {}, telemetry rules {})",
-                args.config.display(),
-                config.devices.len(),
-                config.listeners.len(),
-                config.uplinks.len(),
-                config.forwards.len(),
-                config.telemetry.len()
-            );
-        }
-        return Ok(());
+        return crate::output::line(format_args!(
+            "{}: ok (devices {}, listeners {}, uplinks {}, forwarding rules {}, telemetry rules {})",
+            args.config.display(),
+            config.devices.len(),
+            config.listeners.len(),
+            config.uplinks.len(),
+            config.forwards.len(),
+            config.telemetry.len()
+        ));
     }
     let http = args.http.or(config.http);
     let gateway = Rc::new(

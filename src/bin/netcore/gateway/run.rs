@@ -11,9 +11,10 @@
 //! uplink has its own task, so one that is away holds up nobody.
 
 use super::config::{Config, Device, Forward, Identity, ListenAddr, Telemetry, Uplink};
+use crate::link_args::{read_keys, read_psk};
 use netcore::actors::transport::LinkSpec;
 use netcore::actors::{Connector, LinkOptions};
-use netcore::proto::secure::{KeyId, Psk, SecureKeys, SecureRole};
+use netcore::proto::secure::{KeyId, SecureKeys, SecureRole};
 use netcore::{
     Blueprint, Bytes, DownReason, Endpoint, EndpointBuilder, ErrorCode, Event, HandlerError, Link,
     LinkId, LinkState, LinkStats, ReconnectPolicy, Remainder, Reply, Request, Response,
@@ -21,7 +22,6 @@ use netcore::{
 };
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -195,7 +195,7 @@ impl Gateway {
         let mut listeners = Vec::new();
         for listener in &config.listeners {
             let keys = match &listener.keys_file {
-                Some(path) => Some(read_keys(path).map_err(StartError)?),
+                Some(path) => Some(read_keys(path).map_err(|e| StartError(e.to_string()))?),
                 None => None,
             };
             let endpoint = rules
@@ -221,10 +221,7 @@ impl Gateway {
                 Some(addr) => addr.to_string(),
                 None => serving.local_addr().to_string(),
             };
-            #[allow(clippy::print_stderr)]
-            {
-                eprintln!("listener {} listening on {bound}", listener.name);
-            }
+            eprintln!("listener {} listening on {bound}", listener.name);
             tracing::info!(listener = %listener.name, address = %bound, "listening");
             listeners.push(Listening {
                 name: listener.name.clone(),
@@ -650,7 +647,7 @@ fn uplink_options(uplink: &Uplink) -> Result<LinkOptions, String> {
 fn initiator(identity: &Identity) -> Result<SecureRole, String> {
     Ok(SecureRole::Initiator {
         key_id: KeyId::new(&identity.key_id),
-        psk: read_psk(&identity.psk_file)?,
+        psk: read_psk(&identity.psk_file).map_err(|e| e.to_string())?,
     })
 }
 
@@ -755,62 +752,6 @@ fn backoff(policy: &ReconnectPolicy, failures: u32) -> Duration {
     doubled.min(policy.max)
 }
 
-/// Reads a pre-shared key: 32 bytes, or 64 hexadecimal digits (surrounding
-/// whitespace ignored).
-fn read_psk(path: &Path) -> Result<Psk, String> {
-    let bytes =
-        std::fs::read(path).map_err(|e| format!("reading the key file {}: {e}", path.display()))?;
-    if let Ok(psk) = Psk::try_from(bytes.as_slice()) {
-        return Ok(psk);
-    }
-    let text = String::from_utf8_lossy(&bytes);
-    parse_hex_key(text.trim()).ok_or_else(|| {
-        format!(
-            "{}: a key file holds 32 bytes or 64 hexadecimal digits",
-            path.display()
-        )
-    })
-}
-
-/// 64 hexadecimal digits as a key.
-fn parse_hex_key(text: &str) -> Option<Psk> {
-    if text.len() != 64 || !text.is_ascii() {
-        return None;
-    }
-    let mut psk = [0u8; 32];
-    for (i, byte) in psk.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(psk)
-}
-
-/// Reads a key table: lines `KEY_ID HEX_KEY`, `#` comments, blank lines.
-fn read_keys(path: &Path) -> Result<SecureKeys, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("reading the keys file {}: {e}", path.display()))?;
-    let mut keys = SecureKeys::new();
-    for (number, line) in text.lines().enumerate() {
-        let line = line.split('#').next().unwrap_or("").trim();
-        if line.is_empty() {
-            continue;
-        }
-        let bad = || {
-            format!(
-                "{} line {}: expected `KEY_ID HEX_KEY` (64 hexadecimal digits)",
-                path.display(),
-                number + 1
-            )
-        };
-        let (id, key) = line.split_once(char::is_whitespace).ok_or_else(bad)?;
-        let psk = parse_hex_key(key.trim()).ok_or_else(bad)?;
-        keys = keys.with(KeyId::new(id), psk);
-    }
-    if keys.is_empty() {
-        return Err(format!("{}: no keys", path.display()));
-    }
-    Ok(keys)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -827,13 +768,5 @@ mod tests {
             .map(|n| backoff(&policy, n).as_millis() as u64)
             .collect();
         assert_eq!(waits, [100, 100, 200, 350, 350]);
-    }
-
-    #[test]
-    fn hex_keys_parse_and_bad_ones_do_not() {
-        let hex = "00".repeat(31) + "ff";
-        assert_eq!(parse_hex_key(&hex).expect("64 digits")[31], 0xff);
-        assert!(parse_hex_key(&hex[..62]).is_none());
-        assert!(parse_hex_key(&"zz".repeat(32)).is_none());
     }
 }
