@@ -383,11 +383,13 @@ async fn a_gateway_from_a_config_file_forwards_supervises_and_reports() {
     );
     assert_eq!(sample(&before, "netcore_link_up", labels), 1.0);
     assert!(before.contains("netcore_link_queued_bytes{"), "{before}");
-    assert!(before.contains("netcore_link_rtt_seconds{"), "{before}");
+    assert!(before.contains("netcore_link_rto_seconds{"), "{before}");
     for _ in 0..5 {
         assert_eq!(ask(&operator, "s1/temp").await.as_deref(), Ok("21.5"));
     }
     let after = get(&http, "/metrics").await;
+    // Measured once acknowledged frames came back, which the calls made.
+    assert!(after.contains("netcore_link_rtt_seconds{"), "{after}");
     assert!(sample(&after, "netcore_link_bytes_in_total", labels) > bytes_before);
     assert!(
         sample(

@@ -173,97 +173,97 @@ pub fn metrics(snapshot: &Snapshot) -> Result<String, std::fmt::Error> {
     let bytes_out = counter(
         &mut registry,
         "link_bytes_out",
-        "Wire bytes written (framing included).",
+        "Wire bytes written (framing included)",
     );
-    let bytes_in = counter(&mut registry, "link_bytes_in", "Wire bytes read.");
+    let bytes_in = counter(&mut registry, "link_bytes_in", "Wire bytes read");
     let frames_out = counter(
         &mut registry,
         "link_frames_out",
-        "Frames written (control frames and retransmissions included).",
+        "Frames written (control frames and retransmissions included)",
     );
     let frames_in = counter(
         &mut registry,
         "link_frames_in",
-        "Frames read (damaged ones excluded).",
+        "Frames read (damaged ones excluded)",
     );
     let payload_out = counter(
         &mut registry,
         "link_payload_bytes_out",
-        "Message body bytes sent, each once.",
+        "Message body bytes sent, each once",
     );
     let payload_in = counter(
         &mut registry,
         "link_payload_bytes_in",
-        "Message body bytes received, each once.",
+        "Message body bytes received, each once",
     );
     let retransmissions = counter(
         &mut registry,
         "link_retransmissions",
-        "Frames sent again (reliable mode).",
+        "Frames sent again (reliable mode)",
     );
     let duplicates = counter(
         &mut registry,
         "link_duplicates",
-        "Frames received twice and dropped (reliable mode).",
+        "Frames received twice and dropped (reliable mode)",
     );
     let reconnects = counter(
         &mut registry,
         "link_reconnects",
-        "Transports that replaced a broken one.",
+        "Transports that replaced a broken one",
     );
     let opens = counter(
         &mut registry,
         "link_opens",
-        "Times the gateway opened the link from scratch.",
+        "Times the gateway opened the link from scratch",
     );
     let dropped = Family::<ReasonLabels, Counter>::default();
     registry.register(
         "link_dropped_frames",
-        "Frames dropped by integrity checks, by reason.",
+        "Frames dropped by integrity checks, by reason",
         dropped.clone(),
     );
     let queued = Family::<PriorityLabels, Gauge>::default();
     registry.register(
         "link_queued_bytes",
-        "Body bytes queued and not yet sent, by priority class.",
+        "Body bytes queued and not yet sent, by priority class",
         queued.clone(),
     );
     let state = Family::<StateLabels, Gauge>::default();
     registry.register(
         "link_state",
-        "1 for the link's state (connecting, reconnecting, up, closing, down, absent).",
+        "1 for the link's state (connecting, reconnecting, up, closing, down, absent)",
         state.clone(),
     );
-    let up = gauge(&mut registry, "link_up", "1 while the link is up.");
+    let up = gauge(&mut registry, "link_up", "1 while the link is up");
     let in_flight = gauge(
         &mut registry,
         "link_in_flight_frames",
-        "Frames sent and not yet acknowledged (reliable mode).",
+        "Frames sent and not yet acknowledged (reliable mode)",
     );
     let awaiting = gauge(
         &mut registry,
         "link_calls_awaiting_answer",
-        "Calls waiting for their answer.",
+        "Calls waiting for their answer",
     );
     let in_service = gauge(
         &mut registry,
         "link_requests_in_service",
-        "Peer requests being served.",
+        "Peer requests being served",
     );
     let rtt = seconds(
         &mut registry,
         "link_rtt_seconds",
-        "Smoothed round-trip time (reliable mode, once measured).",
+        "Smoothed round-trip time (reliable mode, once measured)",
     );
     let rto = seconds(
         &mut registry,
         "link_rto_seconds",
-        "Retransmission timeout (reliable mode).",
+        "Retransmission timeout (reliable mode)",
     );
     let uptime = seconds(
         &mut registry,
         "link_uptime_seconds",
-        "Time since the link started.",
+        "Time since the link started",
     );
 
     let gateway_labels = GatewayLabels {
@@ -272,31 +272,31 @@ pub fn metrics(snapshot: &Snapshot) -> Result<String, std::fmt::Error> {
     let forwarded = Family::<GatewayLabels, Counter>::default();
     registry.register(
         "gateway_forwarded",
-        "Requests forwarded to devices and answered.",
+        "Requests forwarded to devices and answered",
         forwarded.clone(),
     );
     let forward_errors = Family::<GatewayLabels, Counter>::default();
     registry.register(
         "gateway_forward_errors",
-        "Forwarded requests that failed.",
+        "Forwarded requests that failed",
         forward_errors.clone(),
     );
     let telemetry_in = Family::<GatewayLabels, Counter>::default();
     registry.register(
         "gateway_telemetry_in",
-        "Telemetry messages received from devices.",
+        "Telemetry messages received from devices",
         telemetry_in.clone(),
     );
     let telemetry_out = Family::<GatewayLabels, Counter>::default();
     registry.register(
         "gateway_telemetry_out",
-        "Telemetry messages sent on, one per receiving link.",
+        "Telemetry messages sent on, one per receiving link",
         telemetry_out.clone(),
     );
     let gateway_uptime = Family::<GatewayLabels, Seconds>::default();
     registry.register(
         "gateway_uptime_seconds",
-        "Time since the gateway started.",
+        "Time since the gateway started",
         gateway_uptime.clone(),
     );
     let counters = snapshot.counters;
