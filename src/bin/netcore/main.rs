@@ -68,7 +68,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    // The gateway runs for long: its warnings (a device lost, a link that
+    // cannot open) belong in its log by default.
+    init_logging(cli.verbose, matches!(cli.command, Command::Gateway(_)));
     let system = actix_rt::System::new();
     let outcome = system.block_on(run(cli.command));
     match outcome {
@@ -94,10 +96,11 @@ async fn run(command: Command) -> Result<(), output::CliError> {
 }
 
 /// Logs to stderr through tracing-subscriber: `RUST_LOG` when set, else errors
-/// only, more with each `-v`.
-fn init_logging(verbose: u8) {
+/// only (warnings too for a long-running command), more with each `-v`.
+fn init_logging(verbose: u8, long_running: bool) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
+        0 if long_running => "warn",
         0 => "error",
         1 => "info",
         2 => "debug",

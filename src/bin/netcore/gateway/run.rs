@@ -457,8 +457,9 @@ async fn forward(
     let route = format!("{}{rest}", rule.to);
     tracing::debug!(from = ?from, device = %rule.device, %route, "forwarding");
     if request.head.kind == netcore::proto::MessageKind::OneWay {
-        let body = request.body.into_bytes().await?;
-        device.send(route, body).await?;
+        let mut request = request;
+        request.head.route = route;
+        device.forward_one_way(request).await?;
         return Ok(Reply::empty());
     }
     let answer: Response = device
