@@ -181,8 +181,12 @@ pub struct LinkStats {
     pub payload_in: u64,
     /// Frames dropped by integrity checks, by reason.
     pub dropped: IntegrityDrops,
-    /// Reliable mode: frames sent again (lost, damaged, or after a reconnection).
+    /// Reliable mode: frames sent again (lost, damaged, or after a reconnection;
+    /// tail-loss probes included).
     pub retransmissions: u64,
+    /// Reliable mode: of those, tail-loss probes (the newest unacknowledged
+    /// frame sent again after two round trips without an acknowledgement).
+    pub tail_probes: u64,
     /// Reliable mode: frames received twice and dropped.
     pub duplicates: u64,
     /// Whether the reliable mode runs (serial links by default; TCP with
@@ -252,6 +256,7 @@ impl LinkStats {
             payload_in: session.payload_in,
             dropped: IntegrityDrops::of(&session.framing, &session.secure),
             retransmissions: reliable.map_or(0, |r| r.retransmissions),
+            tail_probes: reliable.map_or(0, |r| r.tail_probes),
             duplicates: session.duplicates,
             reliable: reliable.is_some(),
             srtt: reliable.and_then(|r| r.srtt),
@@ -316,6 +321,8 @@ pub struct LinkTotals {
     pub dropped: IntegrityDrops,
     /// Frames sent again.
     pub retransmissions: u64,
+    /// Of those, tail-loss probes.
+    pub tail_probes: u64,
     /// Frames received twice.
     pub duplicates: u64,
     /// Bytes sent and not yet acknowledged (reliable links).
@@ -348,6 +355,7 @@ impl LinkTotals {
         self.payload_in += link.payload_in;
         self.dropped.add(&link.dropped);
         self.retransmissions += link.retransmissions;
+        self.tail_probes += link.tail_probes;
         self.duplicates += link.duplicates;
         self.in_flight_bytes += link.in_flight_bytes.unwrap_or(0);
         self.queued_bytes.add(&link.queued_bytes);
@@ -445,6 +453,7 @@ mod tests {
                 in_flight: 28,
                 in_flight_bytes: 29,
                 retransmissions: 30,
+                tail_probes: 35,
                 srtt: Some(Duration::from_millis(31)),
                 rttvar: Duration::from_millis(32),
                 rto: Duration::from_millis(33),
@@ -474,7 +483,10 @@ mod tests {
         assert_eq!(dropped, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
         assert_eq!(s.dropped.total(), 45);
         assert_eq!(s.dropped.bytes_discarded, 99);
-        assert_eq!((s.duplicates, s.retransmissions), (13, 30));
+        assert_eq!(
+            (s.duplicates, s.retransmissions, s.tail_probes),
+            (13, 30, 35)
+        );
         assert_eq!(
             (s.streams_in, s.streams_out, s.buffered_bytes_in),
             (14, 27, 15)
@@ -529,6 +541,7 @@ mod tests {
             (t.retransmissions, t.duplicates, t.in_flight_bytes),
             (60, 26, 58)
         );
+        assert_eq!(t.tail_probes, 70);
         assert_eq!(t.queued_bytes.total(), 2 * (23 + 24 + 25 + 26));
         assert_eq!(
             (t.streams_in, t.streams_out, t.buffered_bytes_in),

@@ -901,3 +901,81 @@ fn a_restarted_peer_resets_the_session_and_fails_calls_in_flight() {
     p.drive();
     assert_eq!(messages(&p.a.events)[&again].1.as_ref(), b"zyx");
 }
+
+#[test]
+fn a_lost_answer_is_recovered_by_the_tail_probe_before_the_timeout() {
+    // 11,520 B/s with 20 ms each way, one frame per transmission; the
+    // retransmission timeout is at least 2 s, so only the tail-loss probe can
+    // recover a lost answer sooner.
+    let slow_rto = |nonce| {
+        let mut c = config(FramingKind::Serial, nonce);
+        if let Some(r) = c.reliable.as_mut() {
+            r.rto.min = Duration::from_secs(2);
+            r.rto.initial = Duration::from_secs(2);
+        }
+        c
+    };
+    let wire = Wire {
+        bytes_per_sec: Some(11_520),
+        latency: Duration::from_millis(20),
+        max_write: 1,
+    };
+    let mut p = Pair::new(slow_rto(7), slow_rto(3), wire);
+    p.drive();
+    echo_reversed(&mut p);
+    // A few calls first: both sides measure the round trip.
+    for i in 0..5u8 {
+        p.a.link
+            .request(Message::new("echo", vec![i; 120]))
+            .expect("connected");
+        p.drive();
+    }
+    // B's next frames are lost: the answer and the CREDIT B sends after it
+    // (the only frames from B over 12 bytes; its ACKs are 9 and 10), so
+    // nothing B sends after them shows the gap to A.
+    let dropped = Rc::new(RefCell::new(0));
+    let count = dropped.clone();
+    p.tamper(Box::new(move |direction, bytes| {
+        if direction == Direction::BToA && bytes.len() > 12 && *count.borrow() < 2 {
+            *count.borrow_mut() += 1;
+            bytes.clear();
+        }
+    }));
+    let body = vec![9u8; 120];
+    let asked = p.now;
+    let id =
+        p.a.link
+            .request(Message::new("echo", body.clone()))
+            .expect("connected");
+    p.drive();
+    assert_eq!(
+        *dropped.borrow(),
+        2,
+        "the answer and the CREDIT were dropped"
+    );
+    let (answered, reply) =
+        p.a.events
+            .iter()
+            .find_map(|(at, e)| match e {
+                LinkEvent::Message { head, body } if head.stream == id => Some((*at, body.clone())),
+                _ => None,
+            })
+            .expect("answered");
+    let mut expected = body;
+    expected.reverse();
+    assert_eq!(reply.as_ref(), &expected[..]);
+    let b = p.b.link.reliable_stats().expect("reliable mode on");
+    assert_eq!(b.tail_probes, 1, "{b:?}");
+    assert_eq!(b.retransmissions, 2, "the probe and the answer: {b:?}");
+    // Twice B's smoothed round trip and A's ACK delay, then the probe (the
+    // newest frame, the CREDIT) goes over, A's ACK selects it and B resends
+    // the hole, the answer: far below the 2 s the timeout would have taken.
+    let srtt = b.srtt.expect("measured");
+    let took = answered - asked;
+    assert!(
+        took < srtt * 4 + Duration::from_millis(100),
+        "answered after {took:?} (SRTT {srtt:?})"
+    );
+    // Exactly once each way (`messages` panics on a duplicate).
+    assert_eq!(messages(&p.a.events).len(), 6);
+}

@@ -322,9 +322,12 @@ pub struct ReliableStats {
     pub in_flight: usize,
     /// Bytes of those frames (sequenced head and payload, before framing).
     pub in_flight_bytes: u64,
-    /// Frames sent again (timer, fast retransmission, after a reconnection),
-    /// over the link's life.
+    /// Frames sent again (timer, fast retransmission, tail-loss probe, after
+    /// a reconnection), over the link's life.
     pub retransmissions: u64,
+    /// Of those, tail-loss probes (the newest unacknowledged frame sent again
+    /// after two round trips of silence), over the link's life.
+    pub tail_probes: u64,
     /// The smoothed round-trip time (RFC 6298 SRTT), once a round trip was
     /// measured.
     pub srtt: Option<core::time::Duration>,

@@ -46,6 +46,8 @@ pub struct Transmitter {
     payload_out: u64,
     /// Retransmissions of the reliable senders replaced by a new session.
     retransmissions_before: u64,
+    /// Tail-loss probes of the senders retired before the current one.
+    tail_probes_before: u64,
     failed: bool,
     /// The reliable mode's sending half, once both sides agreed to it.
     reliable: Option<Sender>,
@@ -96,6 +98,7 @@ impl Transmitter {
             bytes_out: 0,
             payload_out: 0,
             retransmissions_before: 0,
+            tail_probes_before: 0,
             failed: false,
             reliable: None,
             ack: None,
@@ -160,8 +163,11 @@ impl Transmitter {
                 reliable,
             } => {
                 self.retire_sender();
-                self.reliable = reliable
-                    .map(|r| Sender::new(r.window, r.max_sends, r.rto).with_pacing(self.pacing));
+                self.reliable = reliable.map(|r| {
+                    Sender::new(r.window, r.max_sends, r.rto)
+                        .with_pacing(self.pacing)
+                        .with_tail_probe(Some(r.ack_delay))
+                });
                 if self.chunk_len > max_chunk_len {
                     self.set_chunk_len(max_chunk_len);
                 }
@@ -462,6 +468,7 @@ impl Transmitter {
             in_flight: s.in_flight(),
             in_flight_bytes: s.in_flight_bytes(),
             retransmissions: self.retransmissions_before + s.retransmissions(),
+            tail_probes: self.tail_probes_before + s.tail_probes(),
             srtt: s.rtt().srtt(),
             rttvar: s.rtt().rttvar(),
             rto: s.rto(),
@@ -472,6 +479,7 @@ impl Transmitter {
     fn retire_sender(&mut self) {
         if let Some(sender) = self.reliable.as_ref() {
             self.retransmissions_before += sender.retransmissions();
+            self.tail_probes_before += sender.tail_probes();
         }
     }
 

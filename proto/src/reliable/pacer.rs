@@ -60,7 +60,8 @@ pub struct PacingConfig {
     /// Queueing delay above the path's base delay the pacer aims at: the
     /// standing queue in the slowest hop's buffer.
     pub target_delay: Duration,
-    /// Bytes that may be in flight before the first delivery-rate sample.
+    /// Bytes that may be in flight before the first delivery-rate sample (two
+    /// of the largest frames at least).
     pub initial_window: u64,
     /// Delivery-rate samples stay in the estimate this long (at least 10 base
     /// round trips).
@@ -72,13 +73,14 @@ pub struct PacingConfig {
 impl Default for PacingConfig {
     /// Target 50 ms (two of the largest serial chunks at 2,400 B/s fit in it
     /// with the chunk on the air; on a line as fast as its UART nothing queues
-    /// and the target is never reached); 1 KiB before the first sample (a
-    /// fraction of a second on the slowest radios); a 1 s rate window; 10 s of
-    /// base delay, as BBR's min-RTT filter.
+    /// and the target is never reached); 400 bytes before the first sample (two
+    /// chunks of a 115,200-baud link, about the path's bandwidth-delay product
+    /// on a 2,400 B/s radio: the first round trip queues at most ~0.17 s
+    /// there); a 1 s rate window; 10 s of base delay, as BBR's min-RTT filter.
     fn default() -> Self {
         PacingConfig {
             target_delay: Duration::from_millis(50),
-            initial_window: 1024,
+            initial_window: 400,
             rate_window: Duration::from_secs(1),
             rtt_window: Duration::from_secs(10),
         }
@@ -302,7 +304,10 @@ impl Pacer {
                     .max(bw)
                     .max(self.largest_frame.saturating_mul(2))
             }
-            _ => self.config.initial_window,
+            _ => self
+                .config
+                .initial_window
+                .max(self.largest_frame.saturating_mul(2)),
         }
     }
 
@@ -424,6 +429,11 @@ impl Pacer {
         }
         let window = micros(self.config.rate_window)
             .max(self.base_rtt.get().unwrap_or(0).saturating_mul(10));
+        if self.bw.get().is_none() {
+            // Pacing starts now: no idle credit for the time before it (what was
+            // sent unpaced is in the path already).
+            self.next_send = self.next_send.max(now);
+        }
         self.bw.update(now.as_micros(), rate, window, max_better);
     }
 
@@ -491,7 +501,26 @@ mod tests {
     /// into a bottleneck of `rate` bytes/s with an unbounded buffer (a modem),
     /// `one_way` µs each way, ACKs sent at once; `duration` µs of virtual time.
     fn run(rate: u64, one_way: u64, size: u64, duration: u64, settle: u64) -> Outcome {
-        let mut pacer = Pacer::new(PacingConfig::default());
+        run_with(
+            PacingConfig::default(),
+            rate,
+            one_way,
+            size,
+            duration,
+            settle,
+        )
+    }
+
+    /// [`run`] with a pacer of `config`.
+    fn run_with(
+        config: PacingConfig,
+        rate: u64,
+        one_way: u64,
+        size: u64,
+        duration: u64,
+        settle: u64,
+    ) -> Outcome {
+        let mut pacer = Pacer::new(config);
         let mut flight: VecDeque<InFlight> = VecDeque::new();
         let mut free_at = 0u64; // the bottleneck is busy until then
         let mut t = 0u64;
@@ -587,10 +616,27 @@ mod tests {
             pacer.on_send(100, Instant::ZERO, false);
             sent += 100;
         }
-        assert_eq!(
-            sent, 1100,
-            "the initial window, overshot by at most a frame"
-        );
+        assert_eq!(sent, 400, "the initial window");
+        // Two frames at least, however large.
+        let mut pacer = Pacer::new(PacingConfig::default());
+        let mut frames = 0;
+        while pacer.window_open() {
+            pacer.on_send(1_000, Instant::ZERO, false);
+            frames += 1;
+        }
+        assert_eq!(frames, 2);
+    }
+
+    #[test]
+    fn startup_queues_little_behind_a_slow_radio() {
+        // From the first frame on (no settling): the first round trip, before
+        // any estimate, queues only the initial window (two frames), pacing
+        // starts without a burst, and the estimate's climb to the path's rate
+        // does not pile a queue up.
+        // 2,400 B/s air, 20 ms each way, 180-byte frames (75 ms each). With a
+        // 1 KiB initial window and idle credit at the first estimate, 375 ms.
+        let outcome = run(2_400, 20_000, 180, 10_000_000, 0);
+        assert!(outcome.max_queued <= 200_000, "{outcome:?}");
     }
 
     proptest! {

@@ -1,5 +1,20 @@
 //! The sending half of the reliable mode: sequence numbers, the retransmission
-//! buffer, acknowledgements and the retransmission timer.
+//! buffer, acknowledgements, the retransmission timer and the tail-loss probe.
+//!
+//! **Tail-loss probe** (RFC 8985's TLP). A lost frame followed by others is
+//! found by the selective ACKs of those others (fast retransmission); a lost
+//! frame with nothing after it (the last frame of an answer, the tail of a
+//! burst) is followed by silence, which only the retransmission timeout ends,
+//! and that timeout (`SRTT + 4 RTTVAR`, backed off) is long on a path whose
+//! round trip varies. So when frames are unacknowledged and no ACK has come
+//! for a probe timeout, `PTO = 2 SRTT + ack_delay` (the peer's delayed ACK
+//! for a lone frame; 10 ms at least), the newest unacknowledged frame is sent once more: its
+//! ACK acknowledges it or, selectively, shows what before it is missing. One
+//! probe per silence (the next needs an ACK of something new first), none
+//! before the first round-trip sample or while the timeout is backed off, and
+//! none when the retransmission timer fires first. A probe is counted as a
+//! retransmission (and in [`Sender::tail_probes`]), gives no round-trip sample
+//! (Karn), and does not count against `max_sends`.
 
 use super::pacer::{Pacer, PacingConfig, SendStamp};
 use super::rto::{RtoConfig, RtoEstimator};
@@ -26,6 +41,11 @@ struct Pending {
     stamp: Option<SendStamp>,
 }
 
+/// The shortest probe timeout (Linux's floor for its tail-loss probe): on a
+/// fast local link twice a round trip of microseconds is shorter than the
+/// peer's scheduling.
+const TAIL_PROBE_MIN: core::time::Duration = core::time::Duration::from_millis(10);
+
 /// Wire bytes of a frame of `head` and `payload` as the pacer counts them: the
 /// frame plus 6 bytes of framing (a serial frame's CRC, delimiter and COBS code).
 fn wire_size(head: &Bytes, payload: &Bytes) -> u64 {
@@ -49,6 +69,16 @@ pub struct Sender {
     probe: Option<u64>,
     /// Paces new frames to the path's delivery rate, when pacing is on.
     pacer: Option<Pacer>,
+    /// The peer's longest ACK delay for a lone frame, added to the probe
+    /// timeout; `None`: no tail-loss probes.
+    tail_probe_delay: Option<core::time::Duration>,
+    /// When the tail-loss probe fires, if armed.
+    tail_probe_at: Option<Instant>,
+    /// A tail-loss probe was sent and no ACK of anything new came since.
+    tail_probe_sent: bool,
+    /// The frame to send as the tail-loss probe with the next poll.
+    tail_probe: Option<u64>,
+    tail_probes: u64,
 }
 
 impl Sender {
@@ -67,7 +97,20 @@ impl Sender {
             retransmissions: 0,
             probe: None,
             pacer: None,
+            tail_probe_delay: None,
+            tail_probe_at: None,
+            tail_probe_sent: false,
+            tail_probe: None,
+            tail_probes: 0,
         }
+    }
+
+    /// The same sender sending a tail-loss probe after `2 SRTT + ack_delay` of
+    /// silence with frames unacknowledged (`ack_delay`: the peer's longest
+    /// delay before acknowledging; `None`: no probes). See the module docs.
+    pub fn with_tail_probe(mut self, ack_delay: Option<core::time::Duration>) -> Sender {
+        self.tail_probe_delay = ack_delay;
+        self
     }
 
     /// The same sender pacing its frames with `pacing` (`None`: unpaced).
@@ -98,7 +141,7 @@ impl Sender {
 
     /// A frame is queued for retransmission (or as a probe).
     pub fn has_retransmit(&self) -> bool {
-        !self.retransmit.is_empty() || self.probe.is_some()
+        !self.retransmit.is_empty() || self.probe.is_some() || self.tail_probe.is_some()
     }
 
     /// The sender had nothing to send with room to send it (see
@@ -133,9 +176,35 @@ impl Sender {
         self.unacked.len()
     }
 
-    /// Frames sent again so far.
+    /// Frames sent again so far (tail-loss probes included).
     pub fn retransmissions(&self) -> u64 {
         self.retransmissions
+    }
+
+    /// Tail-loss probes sent so far.
+    pub fn tail_probes(&self) -> u64 {
+        self.tail_probes
+    }
+
+    /// Arms the tail-loss probe at `now + PTO` if frames are unacknowledged,
+    /// the round trip is known, no probe is outstanding, the timeout is not
+    /// backed off, and the retransmission timer would not fire first.
+    fn arm_tail_probe(&mut self, now: Instant) {
+        self.tail_probe_at = None;
+        let (Some(delay), Some(srtt)) = (self.tail_probe_delay, self.rto.srtt()) else {
+            return;
+        };
+        if self.tail_probe_sent
+            || self.failed
+            || self.rto.backoffs() > 0
+            || !self.unacked.iter().any(|p| !p.sacked)
+        {
+            return;
+        }
+        let at = now + (srtt.saturating_mul(2) + delay).max(TAIL_PROBE_MIN);
+        if self.timer.is_none_or(|rto| at < rto) {
+            self.tail_probe_at = Some(at);
+        }
     }
 
     /// A frame went out with sequence number [`Sender::next_seq`].
@@ -155,6 +224,7 @@ impl Sender {
         if self.timer.is_none() {
             self.timer = Some(now + self.rto.rto());
         }
+        self.arm_tail_probe(now);
     }
 
     /// The next frame to send again, if any is due (retransmissions go before new
@@ -172,6 +242,22 @@ impl Sender {
         }
         if self.failed {
             return None;
+        }
+        if let Some(seq) = self.tail_probe.take() {
+            let index = seq.checked_sub(self.base).map(|i| i as usize);
+            if let Some(pending) = index.and_then(|i| self.unacked.get_mut(i)) {
+                if !pending.sacked {
+                    pending.retransmitted = true;
+                    pending.sent_at = now;
+                    if let Some(pacer) = self.pacer.as_mut() {
+                        let size = wire_size(&pending.head, &pending.payload);
+                        pending.stamp = Some(pacer.on_send(size, now, true));
+                    }
+                    self.retransmissions += 1;
+                    self.tail_probes += 1;
+                    return Some((pending.head.clone(), pending.payload.clone()));
+                }
+            }
         }
         while let Some(seq) = self.retransmit.pop_front() {
             let Some(index) = seq.checked_sub(self.base) else {
@@ -244,6 +330,7 @@ impl Sender {
         }
         // Selective part: frames after the first missing one that arrived.
         let mut highest_sacked = None;
+        let mut news = offset > 0;
         let mut bits = ack.selective;
         let mut i = 0u64;
         while bits != 0 {
@@ -251,6 +338,7 @@ impl Sender {
                 let index = 1 + i;
                 if let Some(pending) = self.unacked.get_mut(index as usize) {
                     if !pending.sacked {
+                        news = true;
                         if let (Some(pacer), Some(stamp)) = (self.pacer.as_mut(), &pending.stamp) {
                             pacer.on_delivered(stamp, now);
                         }
@@ -286,6 +374,11 @@ impl Sender {
         } else {
             self.timer
         };
+        if news {
+            // Something new arrived: the silence, if any, is over.
+            self.tail_probe_sent = false;
+            self.arm_tail_probe(now);
+        }
     }
 
     /// After a reconnection: the peer received `peer_received` frames in order
@@ -299,6 +392,9 @@ impl Sender {
     pub fn resume(&mut self, peer_received: u64) {
         self.failed = false;
         self.probe = None;
+        self.tail_probe = None;
+        self.tail_probe_at = None;
+        self.tail_probe_sent = false;
         while self.base < peer_received && !self.unacked.is_empty() {
             self.unacked.pop_front();
             self.base += 1;
@@ -343,20 +439,37 @@ impl Sender {
         self.resume(base);
     }
 
-    /// When [`Sender::handle_timeout`] must run next.
+    /// When [`Sender::handle_timeout`] must run next (the retransmission
+    /// timer or the tail-loss probe, whichever is first).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timer
+        match (self.timer, self.tail_probe_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The retransmission timer: the oldest unacknowledged frame is sent again
-    /// and the timeout doubles.
+    /// and the timeout doubles. Before it, the tail-loss probe: the newest
+    /// unacknowledged frame is sent again, once.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.tail_probe_at.is_some_and(|at| at <= now) {
+            self.tail_probe_at = None;
+            if self.timer.is_none_or(|rto| now < rto) {
+                if let Some(index) = self.unacked.iter().rposition(|p| !p.sacked) {
+                    self.tail_probe = Some(self.base + index as u64);
+                    self.tail_probe_sent = true;
+                }
+            }
+        }
         let Some(deadline) = self.timer else { return };
         if now < deadline {
             return;
         }
         self.rto.back_off();
         self.timer = Some(now + self.rto.rto());
+        // The timeout recovers now; no probe until an ACK of something new.
+        self.tail_probe = None;
+        self.tail_probe_at = None;
         if let Some(pacer) = self.pacer.as_mut() {
             pacer.on_timeout(now);
         }

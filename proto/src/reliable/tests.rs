@@ -241,7 +241,7 @@ fn receiver_orders_holds_and_drops_duplicates() {
 
 /// Both directions over a channel that drops, duplicates and reorders frames with
 /// simulated time: every frame is delivered once, in order.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 struct Channel {
     loss: u8,
     dup: u8,
@@ -249,7 +249,7 @@ struct Channel {
     jitter_ms: u64,
 }
 
-fn simulate(ch: Channel, seed: u64, frames: u64) -> (Vec<u64>, u64) {
+fn simulate(ch: Channel, seed: u64, frames: u64, tail_probe: bool) -> (Vec<u64>, u64) {
     let mut rng = seed | 1;
     let mut rand = move || {
         rng ^= rng << 13;
@@ -258,7 +258,8 @@ fn simulate(ch: Channel, seed: u64, frames: u64) -> (Vec<u64>, u64) {
         rng
     };
     let config = ReliableConfig::default();
-    let mut s = Sender::new(config.window, 1000, config.rto);
+    let mut s = Sender::new(config.window, 1000, config.rto)
+        .with_tail_probe(tail_probe.then_some(config.ack_delay));
     let mut r = Receiver::new(config.window, config.ack_delay);
     // In flight: (arrival, seq or ack)
     let mut to_r: Vec<(u64, u8, u64)> = Vec::new();
@@ -333,16 +334,18 @@ fn a_lossless_channel_needs_no_retransmission() {
         delay_ms: 10,
         jitter_ms: 0,
     };
-    let (delivered, retransmissions) = simulate(ch, 7, 500);
-    assert_eq!(delivered, (0..500).collect::<Vec<_>>());
-    assert_eq!(retransmissions, 0);
+    for tail_probe in [false, true] {
+        let (delivered, retransmissions) = simulate(ch, 7, 500, tail_probe);
+        assert_eq!(delivered, (0..500).collect::<Vec<_>>());
+        assert_eq!(retransmissions, 0);
+    }
 }
 
 proptest! {
     #[test]
-    fn every_frame_arrives_once_in_order(loss in 0u8..30, dup in 0u8..20, delay in 1u64..50, jitter in 0u64..30, seed in any::<u64>()) {
+    fn every_frame_arrives_once_in_order(loss in 0u8..30, dup in 0u8..20, delay in 1u64..50, jitter in 0u64..30, seed in any::<u64>(), tail_probe in any::<bool>()) {
         let ch = Channel { loss, dup, delay_ms: delay, jitter_ms: jitter };
-        let (delivered, _) = simulate(ch, seed, 300);
+        let (delivered, _) = simulate(ch, seed, 300, tail_probe);
         prop_assert_eq!(delivered, (0..300).collect::<Vec<_>>());
     }
 }
@@ -390,4 +393,119 @@ fn nothing_in_flight_nothing_to_probe_with() {
         at(10),
     );
     assert!(!s.probe());
+}
+
+fn probing_sender() -> Sender {
+    sender().with_tail_probe(Some(ms(5)))
+}
+
+/// One frame acknowledged at `rtt`: SRTT = `rtt`, RTTVAR = `rtt` / 2.
+fn measured(s: &mut Sender, rtt: u64) {
+    let seq = send(s, 9, at(0));
+    s.on_ack(
+        Ack {
+            next: seq.wrapping_add(1),
+            selective: 0,
+        },
+        at(rtt),
+    );
+}
+
+#[test]
+fn silence_after_the_last_frame_sends_the_newest_again_once() {
+    let mut s = probing_sender();
+    measured(&mut s, 20);
+    // SRTT 20 ms, RTTVAR 10 ms: RTO 60 ms, probe timeout 2 × 20 + 5 = 45 ms.
+    send(&mut s, 1, at(100));
+    send(&mut s, 2, at(100));
+    assert_eq!(s.poll_timeout(), Some(at(145)), "the probe comes first");
+    s.handle_timeout(at(144));
+    assert!(s.poll_retransmit(at(144)).is_none(), "not due yet");
+    s.handle_timeout(at(145));
+    let (head, _) = s.poll_retransmit(at(145)).expect("the probe");
+    assert_eq!(head[0], 2, "the newest frame");
+    assert!(s.poll_retransmit(at(145)).is_none(), "one frame");
+    assert_eq!((s.retransmissions(), s.tail_probes()), (1, 1));
+    assert_eq!(s.rto(), ms(60), "a probe is no timeout: no backoff");
+    // No ACK: no second probe, the retransmission timer (armed at the first
+    // send, 100 + 60) takes over and resends the oldest.
+    assert_eq!(s.poll_timeout(), Some(at(160)));
+    s.handle_timeout(at(160));
+    let (head, _) = s.poll_retransmit(at(160)).expect("the timeout's resend");
+    assert_eq!(head[0], 1);
+    assert_eq!(s.rto(), ms(120));
+    assert_eq!(s.poll_timeout(), Some(at(280)), "no probe while backed off");
+    assert_eq!((s.retransmissions(), s.tail_probes()), (2, 1));
+}
+
+#[test]
+fn the_probes_ack_shows_the_hole_before_it() {
+    let mut s = probing_sender();
+    measured(&mut s, 20);
+    send(&mut s, 1, at(100));
+    send(&mut s, 2, at(100));
+    s.handle_timeout(at(145));
+    assert_eq!(s.poll_retransmit(at(145)).expect("the probe").0[0], 2);
+    // Frame 1 was lost, the probe arrived: its ACK selects frame 2 and the hole
+    // (sent 45 ms ago, over a round trip) goes again at once.
+    let next = s.next_seq().wrapping_sub(2);
+    s.on_ack(
+        Ack {
+            next,
+            selective: 0b1,
+        },
+        at(170),
+    );
+    assert_eq!(s.poll_retransmit(at(170)).expect("the hole").0[0], 1);
+    s.on_ack(
+        Ack {
+            next: s.next_seq(),
+            selective: 0,
+        },
+        at(190),
+    );
+    assert_eq!((s.in_flight(), s.poll_timeout()), (0, None));
+    // Something new was acknowledged: the next silence is probed again.
+    send(&mut s, 3, at(200));
+    assert_eq!(s.poll_timeout(), Some(at(245)));
+    s.handle_timeout(at(245));
+    assert_eq!(s.poll_retransmit(at(245)).expect("a second probe").0[0], 3);
+    assert_eq!(s.tail_probes(), 2);
+}
+
+#[test]
+fn no_probe_without_a_round_trip_or_when_the_timeout_comes_first() {
+    // No sample yet: only the retransmission timer.
+    let mut s = probing_sender();
+    send(&mut s, 0, at(0));
+    assert_eq!(s.poll_timeout(), Some(at(100)));
+    // A steady 4 ms round trip: RTO = max(4 + 1 ms, the 10 ms floor) = 10 ms,
+    // before the probe timeout (2 × 4 + 5 = 13 ms): the timeout alone.
+    let mut s = probing_sender();
+    for _ in 0..40 {
+        measured(&mut s, 4);
+    }
+    send(&mut s, 1, at(1000));
+    assert_eq!(s.poll_timeout(), Some(at(1010)));
+    s.handle_timeout(at(1010));
+    assert_eq!(s.tail_probes(), 0);
+    // Without a tail probe setting, none ever.
+    let mut s = sender();
+    measured(&mut s, 20);
+    send(&mut s, 1, at(100));
+    assert_eq!(s.poll_timeout(), Some(at(160)));
+}
+
+#[test]
+fn a_resume_forgets_a_pending_probe() {
+    let mut s = probing_sender();
+    measured(&mut s, 20);
+    send(&mut s, 1, at(100));
+    s.handle_timeout(at(145));
+    s.resume(0);
+    let resent: Vec<u8> = core::iter::from_fn(|| s.poll_retransmit(at(150)))
+        .map(|(head, _)| head[0])
+        .collect();
+    assert_eq!(resent, [1], "the resume's resend, no probe besides");
+    assert_eq!(s.tail_probes(), 0);
 }
