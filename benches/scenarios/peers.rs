@@ -19,6 +19,8 @@ pub struct Peers {
     _client: Endpoint,
     /// The client's link to the server.
     pub link: Link,
+    /// The server's link to the client (its statistics).
+    pub server_link: Link,
     server: Arbiter,
     stop: Option<oneshot::Sender<()>>,
 }
@@ -56,7 +58,7 @@ impl Peers {
         T: Transport,
     {
         let arbiter = Arbiter::new();
-        let (up_tx, up_rx) = oneshot::channel::<Result<(), String>>();
+        let (up_tx, up_rx) = oneshot::channel::<Result<Link, String>>();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         arbiter.spawn_fn(move || {
             actix_rt::spawn(async move {
@@ -69,7 +71,7 @@ impl Peers {
                     Err(e) => Err(e.to_string()),
                 };
                 let failed = link.is_err();
-                let _ = up_tx.send(link.map(drop));
+                let _ = up_tx.send(link.clone());
                 if !failed {
                     // Serve until the scenario is over.
                     let _ = stop_rx.await;
@@ -80,13 +82,31 @@ impl Peers {
         let client = Endpoint::builder().start();
         let transport = client_transport.await?;
         let link = client.attach(transport, options).await?;
-        up_rx.await.map_err(|_| "server arbiter stopped")??;
+        let server_link = up_rx.await.map_err(|_| "server arbiter stopped")??;
         Ok(Peers {
             _client: client,
             link,
+            server_link,
             server: arbiter,
             stop: Some(stop_tx),
         })
+    }
+
+    /// Records what each side's reliable mode did (`a_*`: the client, `b_*`:
+    /// the server): retransmissions, tail-loss probes, duplicates received,
+    /// smoothed round trip.
+    pub async fn reliable_fields(&self, report: &mut crate::report::Report) {
+        for (side, link) in [("a", &self.link), ("b", &self.server_link)] {
+            if let Some(s) = link.stats().await {
+                report.field(&format!("{side}_retransmissions"), s.retransmissions);
+                report.field(&format!("{side}_tail_probes"), s.tail_probes);
+                report.field(&format!("{side}_duplicates_in"), s.duplicates);
+                report.field(
+                    &format!("{side}_srtt_ms"),
+                    s.srtt.map_or(0.0, |d| d.as_secs_f64() * 1e3),
+                );
+            }
+        }
     }
 
     /// A client and server over a fresh TCP loopback connection (`TCP_NODELAY`,

@@ -54,6 +54,7 @@ pub fn run(quick: bool) -> Result<Report, Error> {
     let mut busy = Vec::new();
     let mut bulk_elapsed = Duration::ZERO;
     let mut intact = true;
+    let mut starts = Vec::new();
     let (a, b) = modem_pair(path());
     let modem = a.handle();
     actix_rt::System::new().block_on(async {
@@ -83,6 +84,7 @@ pub fn run(quick: bool) -> Result<Report, Error> {
         tick.tick().await;
         for i in 0..samples {
             tick.tick().await;
+            starts.push(began.elapsed().as_secs_f64());
             let (elapsed, right) = echo(&peers.link, i as u64).await?;
             if !right {
                 intact = false;
@@ -92,6 +94,7 @@ pub fn run(quick: bool) -> Result<Report, Error> {
         }
         let (at, body) = arrivals.recv().await.ok_or("server endpoint gone")?;
         bulk_elapsed = at - began;
+        peers.reliable_fields(&mut report).await;
         match body.as_bytes() {
             Some(bytes) => {
                 if let Some(why) = compare("bulk message", bytes, &bulk) {
@@ -121,6 +124,7 @@ pub fn run(quick: bool) -> Result<Report, Error> {
     report.field("p99_ms", p99);
     report.field("max_ms", max);
     report.field("calls_ms", each);
+    report.field("calls_start_s", starts);
     report.field("ideal_ms", ideal_ms);
     report.field("ratio_p99_ideal", p99 / ideal_ms);
     report.field("bulk_seconds", bulk_elapsed.as_secs_f64());

@@ -104,6 +104,7 @@ pub fn run(quick: bool) -> Result<Report, Error> {
         }
         let (at, body) = arrivals.recv().await.ok_or("server endpoint gone")?;
         bulk_elapsed = at - began;
+        peers.reliable_fields(&mut report).await;
         match body.as_bytes() {
             Some(bytes) => {
                 if let Some(why) = compare("bulk message", bytes, &bulk) {

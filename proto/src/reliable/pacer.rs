@@ -48,6 +48,15 @@
 //!   signal keeps the queue near the target), and a path that falls silent
 //!   still takes a frame of every queued message, so a call's request leaves
 //!   and its timeout runs, as it would without pacing.
+//! * **Startup**: before the first sample nothing is paced and at most
+//!   `initial_window` (two frames at least) is in flight, about the
+//!   bandwidth-delay product of the slowest radios, so the first round trip
+//!   queues little. Pacing starts at the first sample without idle credit, at
+//!   5/4 of it; the first samples underestimate (the round trip is in their
+//!   interval) and the estimate climbs by up to that gain per ACK until the
+//!   delay signal sees a queue. Not BBR's startup gain of 2/ln 2: it overshoots
+//!   into a deep buffer by design, and that overshoot is what urgent frames
+//!   would wait behind.
 //!
 //! Everything is integer arithmetic on microseconds and bytes, time a parameter.
 
