@@ -46,8 +46,8 @@ pub struct SchedulerActor {
     /// [`Close`] came after the session failed: the writer still gets the
     /// GOAWAY saying why (and the control frames before it), then the actor stops.
     closing: bool,
-    /// Told once everything handed out was written and nothing more is ready
-    /// ([`Flush`]).
+    /// Told once everything handed out was written and nothing more is queued
+    /// ([`Flush`]; frames the pacer holds back count as queued).
     flushed: Vec<oneshot::Sender<()>>,
     /// The retransmission timer and its handle.
     timer: Deadline,
@@ -277,9 +277,12 @@ impl Handler<Pull> for SchedulerActor {
         }
         let (tx, rx) = oneshot::channel();
         self.puller = Some(tx);
-        // The writer wrote everything it was given and nothing more is ready.
-        for flushed in self.flushed.drain(..) {
-            let _ = flushed.send(());
+        // The writer wrote everything it was given and nothing more is queued
+        // (frames the pacer holds back are queued: a flush waits for them).
+        if self.transmitter.is_idle() {
+            for flushed in self.flushed.drain(..) {
+                let _ = flushed.send(());
+            }
         }
         Box::pin(async move { rx.await.ok().flatten() })
     }
@@ -289,7 +292,7 @@ impl Handler<Flush> for SchedulerActor {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, _: Flush, _: &mut Self::Context) -> Self::Result {
-        if self.closed || self.puller.is_some() {
+        if self.closed || (self.puller.is_some() && self.transmitter.is_idle()) {
             return Box::pin(async {});
         }
         let (tx, rx) = oneshot::channel();

@@ -25,7 +25,8 @@ pub(crate) struct Apply(pub Vec<Command>);
 pub(crate) struct Pull(pub Option<WireBatch>);
 
 /// Resolves once every frame queued so far was written to the transport: the
-/// writer is waiting for more and nothing more is ready. A link flushes before it
+/// writer is waiting for more and nothing more is queued (frames the pacer holds
+/// back are still queued: the flush waits for their release). A link flushes before it
 /// closes, so answers given at the last moment are not lost. Resolves at once on
 /// a closed scheduler; a writer stuck on a peer that does not read never flushes,
 /// so whoever waits bounds the wait. The link actor answers it by asking its
