@@ -37,10 +37,12 @@ const CRATES: &[Crate] = &[
                 "reassembly",
                 "reliable",
                 "secure",
-                "pydialect",
             ],
             // The link state machine joins them.
             &["link"],
+            // The Python dialect: its codec and session, and the bridge that shows
+            // a Python wire to a native endpoint as a native link.
+            &["pydialect"],
             // Test tooling and measurements over whole links.
             &["sim"],
             &["overhead", "fuzzing"],

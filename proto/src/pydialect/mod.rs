@@ -12,12 +12,14 @@
 //! Nothing here shares code with the native dialect: the format has no integrity check,
 //! priorities, retransmission, keepalive, error replies or version negotiation.
 
+pub mod bridge;
 pub mod frame;
 pub mod json;
 pub mod session;
 
 use core::fmt;
 
+pub use bridge::{BridgeError, PyBridge, PyBridgeConfig, PyBridgeStats};
 pub use frame::{MissionId, PyDecoder, PyFrame};
 pub use session::{PyInbound, PyMessage, PySession, PySessionLimits};
 
@@ -234,5 +236,7 @@ impl std::error::Error for PyError {}
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_bridge;
 #[cfg(test)]
 mod tests_session;

@@ -291,16 +291,7 @@ impl PySession {
                 max: self.limits.max_pending_requests,
             });
         }
-        if headers
-            .entries
-            .iter()
-            .any(|(k, _)| RESERVED_KEYS.contains(&k.as_str()))
-        {
-            return Err(PyError::BadField {
-                field: "headers",
-                reason: "a key Python reads itself (route, message_id, is_response, is_cancel, pipe_safe_code)",
-            });
-        }
+        check_headers(&headers)?;
         let message_id = loop {
             let id = self.code(8);
             if !self.pending.contains(&id) {
@@ -328,13 +319,36 @@ impl PySession {
         message_id: &str,
         body: Bytes,
     ) -> Result<MissionId, PyError> {
+        self.respond_with(route, message_id, Object::new(), body)
+    }
+
+    /// [`PySession::respond`] with extra `headers` appended to the info (a Python
+    /// caller reads them as the response's `headers`); a key Python reads itself
+    /// is refused as in [`PySession::request`].
+    pub fn respond_with(
+        &mut self,
+        route: Option<&str>,
+        message_id: &str,
+        headers: Object,
+        body: Bytes,
+    ) -> Result<MissionId, PyError> {
+        check_headers(&headers)?;
         let mut info = Object::new();
         if let Some(route) = route {
             info.push("route", Value::String(route.into()));
         }
         info.push("is_response", Value::Bool(true));
         info.push("message_id", Value::String(message_id.into()));
+        info.entries.extend(headers.entries);
         self.queue(info, body)
+    }
+
+    /// Body bytes queued and not yet handed out as data frames.
+    pub fn queued_bytes(&self) -> u64 {
+        self.sending
+            .iter()
+            .map(|m| (m.body.len() - m.sent) as u64)
+            .sum()
     }
 
     /// Queues a mission carrying `body` with `info`.
@@ -644,6 +658,21 @@ impl PySession {
             (a, b) => a.or(b),
         }
     }
+}
+
+/// Refuses extra headers that use a key Python reads itself.
+fn check_headers(headers: &Object) -> Result<(), PyError> {
+    if headers
+        .entries
+        .iter()
+        .any(|(k, _)| RESERVED_KEYS.contains(&k.as_str()))
+    {
+        return Err(PyError::BadField {
+            field: "headers",
+            reason: "a key Python reads itself (route, message_id, is_response, is_cancel, pipe_safe_code)",
+        });
+    }
+    Ok(())
 }
 
 /// Refuses a head whose meta a Python receiver could not read.
