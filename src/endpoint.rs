@@ -41,8 +41,8 @@ use netcore_actors::stats::EndpointStats;
 use netcore_actors::supervision::RestartPolicy;
 use netcore_actors::timer_actor::Timers;
 use netcore_actors::transport::{
-    accept_tcp, peek_hello, peek_secure_hello, BoxedTransport, FirstFrame, LinkSpec, PipeTransport,
-    SecureFirstFrame, TcpPeer, Transport,
+    accept_tcp, peek_hello, peek_secure_hello, BoxedTransport, Dialect, FirstFrame, LinkSpec,
+    PipeTransport, SecureFirstFrame, TcpPeer, Transport,
 };
 use netcore_actors::{
     CallError, DownReason, HandlerResult, LinkActor, LinkId, LinkOptions, LinkState,
@@ -779,8 +779,19 @@ impl Endpoint {
     /// ([`EndpointBuilder::max_links`]): a refused connection fails the call with
     /// an `Io` error of kind `ConnectionRefused`.
     pub async fn accept_tcp(&self, listener: &tokio::net::TcpListener) -> Result<Link, CallError> {
+        self.accept_tcp_dialect(listener, Dialect::Native).await
+    }
+
+    /// [`accept_tcp`](Self::accept_tcp) for a peer speaking `dialect`: with
+    /// [`Dialect::Python`], the connection is a Python Netcore 0.1.3 client (no
+    /// first frame is read: the link is up once its bridge answered).
+    pub async fn accept_tcp_dialect(
+        &self,
+        listener: &tokio::net::TcpListener,
+        dialect: Dialect,
+    ) -> Result<Link, CallError> {
         let (stream, from) = accept_tcp(listener).await?;
-        self.accept_one(stream, Some(from.ip())).await
+        self.accept_one(stream, Some(from.ip()), dialect).await
     }
 
     /// Accepts one connection on a Unix socket and waits for its handshake, as
@@ -793,7 +804,7 @@ impl Endpoint {
         listener: &tokio::net::UnixListener,
     ) -> Result<Link, CallError> {
         let (stream, _) = listener.accept().await?;
-        self.accept_one(stream, None).await
+        self.accept_one(stream, None, Dialect::Native).await
     }
 
     /// Admits one accepted connection and runs it to a link, or refuses it.
@@ -801,12 +812,13 @@ impl Endpoint {
         &self,
         conn: impl Transport,
         from: Option<IpAddr>,
+        dialect: Dialect,
     ) -> Result<Link, CallError> {
         match self.admit(from) {
             Ok(admission) => {
                 let deadline = tokio::time::Instant::now() + self.inner.handshake_timeout;
                 Ok(self
-                    .accept_connection(conn, admission, deadline)
+                    .accept_connection(conn, admission, deadline, dialect)
                     .await?
                     .link)
             }
@@ -904,8 +916,22 @@ impl Endpoint {
         conn: impl Transport,
         admission: Admission,
         deadline: tokio::time::Instant,
+        dialect: Dialect,
     ) -> Result<Accepted, CallError> {
-        let outcome = self.peek_and_handshake(conn, deadline).await;
+        let outcome = match dialect {
+            Dialect::Native => self.peek_and_handshake(conn, deadline).await,
+            // A Python peer sends no HELLO to peek at, resumes nothing and is
+            // never authenticated: its bridge answers the handshake.
+            python => {
+                let options = LinkOptions::python().with_dialect(python);
+                self.attach_until(conn, options, deadline)
+                    .await
+                    .map(|link| Accepted {
+                        link,
+                        resumed: false,
+                    })
+            }
+        };
         drop(admission);
         let stats = &self.inner.accepting.stats;
         match &outcome {
@@ -1115,6 +1141,12 @@ impl Endpoint {
     /// Opens a link described by `spec` (`serial:DEVICE@BAUD[?OPTIONS]`,
     /// `tcp:HOST:PORT`, `unix:PATH`), with options fitting its kind.
     ///
+    /// A `+py` spec (`tcp+py:HOST:PORT`, `unix+py:PATH`,
+    /// `serial+py:DEVICE@BAUD`) speaks Python Netcore 0.1.3 on the wire
+    /// ([`LinkOptions::python`]); a serial one is reopened when it breaks, as
+    /// below, with a new bridge (calls in flight then fail: Python has no session
+    /// to resume).
+    ///
     /// A serial port gets the serial framing, chunks sized from its payload rate
     /// (the baud rate over the bits a byte takes with its data bits, parity, stop
     /// bits and line code: [`SerialSpec::bytes_per_sec`](netcore_actors::transport::SerialSpec::bytes_per_sec)),
@@ -1130,6 +1162,18 @@ impl Endpoint {
     pub async fn open(&self, spec: LinkSpec) -> Result<Link, CallError> {
         let transport = spec.open().await?;
         let options = match &spec {
+            LinkSpec::Python(channel) => {
+                let mut options = LinkOptions::python();
+                if let LinkSpec::Serial(serial) = &**channel {
+                    options.reconnect = netcore_actors::ReconnectPolicy::serial();
+                    let serial = serial.clone();
+                    options.connector = Some(Connector::new(move || {
+                        let serial = serial.clone();
+                        async move { serial.open() }
+                    }));
+                }
+                options
+            }
             LinkSpec::Serial(serial) => {
                 let mut options = LinkOptions::serial_at_rate(serial.bytes_per_sec());
                 let serial = serial.clone();
@@ -1175,6 +1219,8 @@ impl Endpoint {
     /// ([`LinkConfig::pacing`](netcore_proto::link::LinkConfig::pacing)),
     /// keepalive, reconnection, security. [`LinkOptions::serial_flushed`] fits
     /// most pipes over a line: flushing a pipe waits only until `send` returned.
+    /// [`LinkOptions::python`] talks to a Python Netcore 0.1.3 peer through the
+    /// same kind of functions.
     pub async fn attach_pipe_with<R, S>(
         &self,
         recv: R,

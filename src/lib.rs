@@ -40,6 +40,7 @@ pub use netcore_actors::stats::{
 };
 pub use netcore_actors::supervision::{RestartPolicy, ServiceError};
 pub use netcore_actors::timer_actor::{TaskHandle, Timers};
+pub use netcore_actors::transport::{Dialect, LinkSpec};
 pub use netcore_actors::{
     Body, BodyStream, CallError, DownReason, HandleRequest, HandlerError, HandlerResult, LinkId,
     LinkOptions, LinkState, Payload, Progress, ReconnectPolicy, Reply, Request, Response, Retry,

@@ -24,7 +24,7 @@
 
 use crate::endpoint::{Endpoint, WeakEndpoint};
 use crate::link::Link;
-use netcore_actors::transport::{accept_tcp, Transport};
+use netcore_actors::transport::{accept_tcp, Dialect, Transport};
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
@@ -295,6 +295,21 @@ impl Endpoint {
     /// # Errors
     /// Binding the address failed.
     pub async fn serve_tcp(&self, on: impl Into<TcpListenOn>) -> io::Result<ServeHandle> {
+        self.serve_tcp_dialect(on, Dialect::Native).await
+    }
+
+    /// [`serve_tcp`](Self::serve_tcp) for peers speaking `dialect`: with
+    /// [`Dialect::Python`], every connection is a Python Netcore 0.1.3 client,
+    /// served by the endpoint's routes through a bridge (no first frame is read;
+    /// the accept limits apply as for native peers).
+    ///
+    /// # Errors
+    /// Binding the address failed.
+    pub async fn serve_tcp_dialect(
+        &self,
+        on: impl Into<TcpListenOn>,
+        dialect: Dialect,
+    ) -> io::Result<ServeHandle> {
         let listener = match on.into() {
             TcpListenOn::Listener(listener) => listener,
             TcpListenOn::Std(listener) => {
@@ -305,7 +320,7 @@ impl Endpoint {
             TcpListenOn::Name(name) => tokio::net::TcpListener::bind(&name).await?,
         };
         let addr = ServeAddr::Tcp(listener.local_addr()?);
-        Ok(self.serve(listener, addr))
+        Ok(self.serve(listener, addr, dialect))
     }
 
     /// Serves connections on a Unix socket, as [`serve_tcp`](Self::serve_tcp)
@@ -316,15 +331,29 @@ impl Endpoint {
     /// Binding the path failed (e.g. it exists).
     #[cfg(unix)]
     pub async fn serve_unix(&self, on: impl Into<UnixListenOn>) -> io::Result<ServeHandle> {
+        self.serve_unix_dialect(on, Dialect::Native).await
+    }
+
+    /// [`serve_unix`](Self::serve_unix) for peers speaking `dialect` (see
+    /// [`serve_tcp_dialect`](Self::serve_tcp_dialect)).
+    ///
+    /// # Errors
+    /// Binding the path failed (e.g. it exists).
+    #[cfg(unix)]
+    pub async fn serve_unix_dialect(
+        &self,
+        on: impl Into<UnixListenOn>,
+        dialect: Dialect,
+    ) -> io::Result<ServeHandle> {
         let listener = match on.into() {
             UnixListenOn::Listener(listener) => listener,
             UnixListenOn::Path(path) => tokio::net::UnixListener::bind(path)?,
         };
         let path = listener.local_addr()?.as_pathname().map(|p| p.to_owned());
-        Ok(self.serve(listener, ServeAddr::Unix(path)))
+        Ok(self.serve(listener, ServeAddr::Unix(path), dialect))
     }
 
-    fn serve<A: Acceptor>(&self, listener: A, addr: ServeAddr) -> ServeHandle {
+    fn serve<A: Acceptor>(&self, listener: A, addr: ServeAddr, dialect: Dialect) -> ServeHandle {
         let shared = Arc::new(Shared {
             stop: watch::channel(false).0,
             done: watch::channel(false).0,
@@ -333,7 +362,13 @@ impl Endpoint {
             changed: Notify::new(),
         });
         tracing::info!(%addr, "serving");
-        let task = serve_loop(self.downgrade(), self.stopping(), shared.clone(), listener);
+        let task = serve_loop(
+            self.downgrade(),
+            self.stopping(),
+            shared.clone(),
+            listener,
+            dialect,
+        );
         let name = addr.clone();
         actix_rt::spawn(async move {
             task.await;
@@ -350,6 +385,7 @@ async fn serve_loop<A: Acceptor>(
     mut stopping: watch::Receiver<bool>,
     shared: Arc<Shared>,
     listener: A,
+    dialect: Dialect,
 ) {
     let mut stop = shared.stop.subscribe();
     loop {
@@ -369,8 +405,11 @@ async fn serve_loop<A: Acceptor>(
                     let deadline = tokio::time::Instant::now() + endpoint.handshake_timeout();
                     shared.handshakes.fetch_add(1, Ordering::AcqRel);
                     let shared = shared.clone();
+                    let dialect = dialect.clone();
                     actix_rt::spawn(async move {
-                        let accepted = endpoint.accept_connection(conn, admission, deadline).await;
+                        let accepted = endpoint
+                            .accept_connection(conn, admission, deadline, dialect)
+                            .await;
                         if let Ok(accepted) = accepted {
                             if !accepted.resumed {
                                 shared.announce(accepted.link);

@@ -31,13 +31,7 @@ const CRATES: &[Crate] = &[
             &["varint"],
             &["frame"],
             // One concern each, over frames.
-            &[
-                "framing",
-                "scheduler",
-                "reassembly",
-                "reliable",
-                "secure",
-            ],
+            &["framing", "scheduler", "reassembly", "reliable", "secure"],
             // The link state machine joins them.
             &["link"],
             // The Python dialect: its codec and session, and the bridge that shows

@@ -1,30 +1,35 @@
 //! Real Python Netcore 0.1.3 peers (`tests/peers/py_netcore_peer.py`, in the venv of
-//! `scripts/py-venv.sh`) against a Rust side speaking the Python dialect over TCP
-//! loopback with the sans-IO codec and session of `netcore_proto::pydialect`
-//! directly: a Python client calling a Rust server, and a Rust client calling a Python
-//! server. Bodies of 0 bytes, 1 MiB and 16 MiB cross byte-identical; what Python would lose is refused locally;
-//! Python's silence on an unknown route ends in a timeout; a request cancelled
-//! mid-body leaves the Python server serving; a Python server killed mid-transfer
-//! ends the stream and leaves nothing held.
+//! `scripts/py-venv.sh`) against Rust endpoints on Python-dialect links over TCP
+//! loopback, through the `Endpoint`/`Link` API: a Python client calling the routes of
+//! `examples/py_interop.rs` (served with `serve_tcp_dialect`), a Python client calling a
+//! gateway that forwards a route to a native link, and Rust endpoints calling a Python
+//! server (`tcp+py:` specs, the example's `call`). Bodies of 0 bytes, 1 MiB and 16 MiB
+//! cross byte-identical; 50 calls at once; what Python would lose is refused with a
+//! typed error; Python's silence on an unknown route ends in a timeout; a call
+//! cancelled mid-body leaves the Python server serving; a Python server killed
+//! mid-transfer fails the call with a typed error and the endpoint keeps working.
 //!
 //! Python peers busy-spin and convoy on the GIL on 2 cores, so each runs pinned to one
 //! CPU (`taskset -c 0`) where `taskset` exists. Without python3 the tests skip.
 // A skip and the answers' timings are reported on stderr.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
-use bytes::{Bytes, BytesMut};
-use netcore_proto::pydialect::frame::encode;
-use netcore_proto::pydialect::json::Object;
-use netcore_proto::pydialect::{
-    PyDecoder, PyError, PyInbound, PyLimits, PySession, PySessionLimits,
-};
-use netcore_proto::Instant;
+use bytes::Bytes;
+use netcore::prelude::*;
+use netcore::{Dialect, LinkId, LinkSpec, LinkStatus};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+
+#[path = "../examples/py_interop.rs"]
+#[allow(dead_code)]
+mod example;
+
+/// Longest wait for one call to a Python peer (a 16 MiB echo from a pinned Python
+/// peer on a loaded 2-core machine took tens of seconds).
+const PY_CALL: Duration = Duration::from_secs(120);
 
 /// Longest wait for anything a Python peer does (only reached when it hangs).
 const PY_HANG: Duration = Duration::from_secs(240);
@@ -71,164 +76,6 @@ fn peer_command(python: &PathBuf, args: &[&str]) -> Command {
     command
 }
 
-/// One Python-dialect connection driven by the test: the codec, the session, the
-/// socket.
-struct PyConn {
-    stream: TcpStream,
-    decoder: PyDecoder,
-    session: PySession,
-    input: BytesMut,
-    start: std::time::Instant,
-    /// Frame-level and message-level errors seen (none expected from Python).
-    errors: Vec<PyError>,
-    /// Whether the stream ended (end of file or a read error).
-    ended: bool,
-}
-
-impl PyConn {
-    fn new(stream: TcpStream, seed: u64) -> PyConn {
-        stream.set_nodelay(true).unwrap();
-        PyConn {
-            stream,
-            decoder: PyDecoder::new(PyLimits::default()),
-            session: PySession::new(
-                PySessionLimits {
-                    // Python's sender can put data ahead of its head (its own
-                    // receiver then loses the message); on a loaded machine a 16 MiB
-                    // answer's head came after more than the default's 8 chunks and
-                    // 1 s, so the test stashes a whole body's worth.
-                    max_early_frames: 8192,
-                    early_data_ttl: Duration::from_secs(120),
-                    ..PySessionLimits::default()
-                },
-                seed,
-            ),
-            input: BytesMut::new(),
-            start: std::time::Instant::now(),
-            errors: Vec::new(),
-            ended: false,
-        }
-    }
-
-    fn now(&self) -> Instant {
-        Instant::from_micros(self.start.elapsed().as_micros() as u64)
-    }
-
-    /// Writes every frame the session has ready, each encoded as Python writes it.
-    async fn flush(&mut self) {
-        let mut out = BytesMut::new();
-        while let Some(frame) = self.session.poll_frame() {
-            encode(&frame, &mut out).expect("encodable");
-            if out.len() >= 1 << 16 {
-                self.stream.write_all(&out).await.unwrap();
-                out.clear();
-            }
-        }
-        self.stream.write_all(&out).await.unwrap();
-    }
-
-    /// Writes at most `frames` of the frames the session has ready; how many went out.
-    async fn send_frames(&mut self, frames: usize) -> std::io::Result<usize> {
-        let mut sent = 0;
-        while sent < frames {
-            let Some(frame) = self.session.poll_frame() else {
-                break;
-            };
-            let mut out = BytesMut::new();
-            encode(&frame, &mut out).expect("encodable");
-            self.stream.write_all(&out).await?;
-            sent += 1;
-        }
-        Ok(sent)
-    }
-
-    /// The next inbound message or cancel; `None` at the end of the stream (`ended`
-    /// set) or after `wait`.
-    async fn next(&mut self, wait: Duration) -> Option<PyInbound> {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            loop {
-                match self.decoder.decode(&mut self.input) {
-                    Ok(Some(frame)) => {
-                        let now = self.now();
-                        match self.session.handle_frame(frame, now) {
-                            Ok(Some(inbound)) => return Some(inbound),
-                            Ok(None) => {}
-                            Err(e) => self.errors.push(e),
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        let fatal = e.is_fatal();
-                        self.errors.push(e);
-                        if fatal {
-                            return None;
-                        }
-                    }
-                }
-            }
-            self.input.reserve(64 * 1024);
-            let read = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.input));
-            match read.await {
-                Ok(Ok(0)) | Ok(Err(_)) => {
-                    self.ended = true;
-                    return None;
-                }
-                Err(_) => return None,
-                Ok(Ok(_)) => {}
-            }
-        }
-    }
-}
-
-#[tokio::test]
-async fn a_python_client_calls_a_rust_server() {
-    let _one_peer = ONE_PEER.lock().await;
-    let Some(python) = venv_python() else {
-        return;
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port().to_string();
-    let mut command = peer_command(&python, &["client", "127.0.0.1", &port]);
-    let client = tokio::task::spawn_blocking(move || command.output().expect("python runs"));
-    let (stream, _) = tokio::time::timeout(PY_HANG, listener.accept())
-        .await
-        .expect("the Python client connects")
-        .unwrap();
-    let mut conn = PyConn::new(stream, 0x5EED);
-    let mut served = 0;
-    // Serve echo and size until the Python client ends the connection.
-    while let Some(inbound) = conn.next(PY_HANG).await {
-        let PyInbound::Request(message) = inbound else {
-            panic!("only requests expected: {inbound:?}")
-        };
-        let id = message.message_id().expect("a message_id").to_string();
-        let (route, body) = match message.route() {
-            Some("echo") => ("echo", message.body.clone()),
-            Some("size") => (
-                "size",
-                Bytes::from(format!("{{\"size\": {}}}", message.body.len())),
-            ),
-            other => panic!("unexpected route {other:?}"),
-        };
-        conn.session.respond(Some(route), &id, body).unwrap();
-        conn.flush().await;
-        served += 1;
-    }
-    let output = tokio::time::timeout(PY_HANG, client)
-        .await
-        .expect("the Python client ends")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.contains("py client: ok"),
-        "the Python client failed:\n{stdout}\n{stderr}"
-    );
-    assert_eq!(served, 55, "{stdout}");
-    assert!(conn.errors.is_empty(), "{:?}", conn.errors);
-}
-
 /// Kills the Python server when the test ends, however it ends.
 struct Killed(std::process::Child);
 
@@ -239,8 +86,8 @@ impl Drop for Killed {
     }
 }
 
-/// Starts the Python server; returns it (killed when dropped) and a connection to it.
-async fn python_server(python: &PathBuf, seed: u64) -> (Killed, PyConn) {
+/// Starts the Python server; returns it (killed when dropped) and its address.
+async fn python_server(python: &PathBuf) -> (Killed, String) {
     let mut server = Killed(
         peer_command(python, &["server", "127.0.0.1", "0"])
             .stdout(Stdio::piped())
@@ -263,28 +110,153 @@ async fn python_server(python: &PathBuf, seed: u64) -> (Killed, PyConn) {
             .unwrap()
     });
     let port = tokio::time::timeout(PY_HANG, port).await.unwrap().unwrap();
-    let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    (server, PyConn::new(stream, seed))
+    (server, format!("127.0.0.1:{port}"))
 }
 
-#[tokio::test]
-async fn a_rust_client_calls_a_python_server() {
+/// Starts the Python client in `mode` against `port`; the returned future asserts
+/// that it reported success and yields its output.
+fn python_client(
+    python: &PathBuf,
+    mode: &str,
+    port: u16,
+) -> impl std::future::Future<Output = String> {
+    let mut command = peer_command(python, &[mode, "127.0.0.1", &port.to_string()]);
+    let client = tokio::task::spawn_blocking(move || command.output().expect("python runs"));
+    async move {
+        let output = tokio::time::timeout(PY_HANG, client)
+            .await
+            .expect("the Python client ends")
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success() && stdout.contains("py client: ok"),
+            "the Python client failed:\n{stdout}\n{stderr}"
+        );
+        stdout
+    }
+}
+
+/// The stats of `link` sampled every 100 ms until `until` resolves; the last
+/// sample taken while the link was up.
+async fn stats_while<T>(
+    link: &Link,
+    until: impl std::future::Future<Output = T>,
+) -> (T, Option<netcore::LinkStats>) {
+    tokio::pin!(until);
+    let mut last = None;
+    loop {
+        tokio::select! {
+            out = &mut until => return (out, last),
+            () = tokio::time::sleep(Duration::from_millis(100)) => {
+                if let Some(stats) = link.stats().await {
+                    last = Some(stats);
+                }
+            }
+        }
+    }
+}
+
+fn py_spec(addr: &str) -> LinkSpec {
+    format!("tcp+py:{addr}").parse().expect("a tcp+py spec")
+}
+
+#[actix_rt::test]
+async fn a_python_client_calls_the_example_endpoint() {
     let _one_peer = ONE_PEER.lock().await;
     let Some(python) = venv_python() else {
         return;
     };
-    let (_server, mut conn) = python_server(&python, 0xC11E).await;
-
-    // What Python would lose never leaves.
-    assert_eq!(
-        conn.session.request("echo", Object::new(), Bytes::new()),
-        Err(PyError::EmptyBody)
+    let endpoint = example::endpoint();
+    let serving = example::listen(&endpoint, "127.0.0.1:0").await.unwrap();
+    let port = serving.local_addr().tcp().unwrap().port();
+    // echo dict, echo and size 1 MiB, echo 16 MiB, size 0 bytes, 50 echo at once.
+    let client = python_client(&python, "client", port);
+    let link = serving.next_link().await.expect("the Python client's link");
+    let (stdout, stats) = stats_while(&link, client).await;
+    let stats = stats.expect("stats while the link was up");
+    // The Python wire's bytes and frames, not the pipe to the bridge: at least the
+    // 1 MiB and 16 MiB echoes each way (the last sample may precede the last calls).
+    assert!(stats.bytes_in > 17 << 20, "{stats:?}\n{stdout}");
+    assert!(stats.bytes_out > 17 << 20, "{stats:?}");
+    assert!(
+        stats.frames_in > 4 * 1024 && stats.frames_out > 4 * 1024,
+        "{stats:?}"
     );
+    serving.stop();
+    endpoint.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_python_client_reaches_a_native_peer_through_a_gateway() {
+    let _one_peer = ONE_PEER.lock().await;
+    let Some(python) = venv_python() else {
+        return;
+    };
+    // The native peer serves `size`.
+    let native = example::endpoint();
+    let native_serving = native.serve_tcp("127.0.0.1:0").await.unwrap();
+    let native_addr = native_serving.local_addr().tcp().unwrap();
+    // The gateway serves `echo` itself and forwards `size` to the native link.
+    let upstream: Arc<OnceLock<LinkId>> = Arc::default();
+    let forwarded = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (to, count) = (upstream.clone(), forwarded.clone());
+    let gateway = Endpoint::builder()
+        .route("echo", |body: Bytes| async move { body })
+        .route("size", move |endpoint: Endpoint, body: Bytes| {
+            let (to, count) = (to.clone(), count.clone());
+            async move {
+                let id = *to
+                    .get()
+                    .ok_or_else(|| HandlerError::new(ErrorCode::Internal, "no upstream link"))?;
+                count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let answer = endpoint.call_on(id, "size", body).await?;
+                Ok::<Bytes, HandlerError>(answer.bytes().await?)
+            }
+        })
+        .start();
+    let link = gateway.connect_tcp(native_addr).await.unwrap();
+    upstream.set(link.id()).unwrap();
+    let serving = gateway
+        .serve_tcp_dialect("127.0.0.1:0", Dialect::python())
+        .await
+        .unwrap();
+    let port = serving.local_addr().tcp().unwrap().port();
+    let client = python_client(&python, "client-small", port);
+    let py_link = serving.next_link().await.expect("the Python client's link");
+    // One endpoint, a native link and a Python link at once.
+    let links: Vec<LinkId> = gateway.links().iter().map(Link::id).collect();
+    assert!(
+        links.contains(&link.id()) && links.contains(&py_link.id()),
+        "{links:?}"
+    );
+    client.await;
+    // size 1000 bytes and size 0 bytes went through the native link.
+    assert_eq!(forwarded.load(std::sync::atomic::Ordering::Relaxed), 2);
+    gateway.stop().await;
+    native.stop().await;
+}
+
+#[actix_rt::test]
+async fn rust_endpoints_call_a_python_server() {
+    let _one_peer = ONE_PEER.lock().await;
+    let Some(python) = venv_python() else {
+        return;
+    };
+    let (_server, addr) = python_server(&python).await;
+
+    // The example's `--call`.
+    let answer = example::call(&addr, "echo", Bytes::from_static(b"hello"), PY_CALL)
+        .await
+        .unwrap();
+    assert_eq!(&answer[..], b"hello");
+
+    let client = Endpoint::builder().start();
+    let link = client.open(py_spec(&addr)).await.unwrap();
     let text = Bytes::from_static("héllo\u{0}".as_bytes());
     let mib = Bytes::from(netcore_proto::rng::SplitMix64::new(1).bytes(1 << 20));
     let big = Bytes::from(netcore_proto::rng::SplitMix64::new(16).bytes(16 << 20));
-    let mut expected = Vec::new();
-    for (route, body, answer) in [
+    for (route, body, expected) in [
         ("echo", text.clone(), text.clone()),
         (
             "size",
@@ -294,95 +266,96 @@ async fn a_rust_client_calls_a_python_server() {
         ("echo", mib.clone(), mib.clone()),
         ("echo", big.clone(), big.clone()),
     ] {
-        let out = conn.session.request(route, Object::new(), body).unwrap();
-        expected.push((out.message_id, answer));
-    }
-    conn.flush().await;
-    while !expected.is_empty() {
-        let inbound = conn
-            .next(PY_HANG)
-            .await
-            .unwrap_or_else(|| panic!("the Python server went silent; errors {:?}", conn.errors));
-        let PyInbound::Response(message) = inbound else {
-            panic!("only responses expected: {inbound:?}")
-        };
-        let at = expected
-            .iter()
-            .position(|(id, _)| Some(id.as_str()) == message.message_id())
-            .expect("answers a pending request");
-        let (_, answer) = expected.remove(at);
+        let started = std::time::Instant::now();
+        let response = link.request(route, body).timeout(PY_CALL).await.unwrap();
+        let route_header = netcore::proto::frame::header_value(&response.head.headers, "route");
+        assert_eq!(route_header, Some(route.as_bytes()));
+        let answer = response.bytes().await.unwrap();
         eprintln!(
-            "answer of {} bytes after {:?}",
+            "{route}: {} bytes after {:?}",
             answer.len(),
-            conn.start.elapsed()
+            started.elapsed()
         );
-        assert!(message.body == answer, "{} bytes differ", answer.len());
-        assert!(message.is_response());
+        assert!(answer == expected, "{} bytes differ", expected.len());
     }
-    // Python answers an unknown route with silence: the caller's timeout ends it.
-    let lost = conn
-        .session
-        .request("nosuchroute", Object::new(), Bytes::from_static(b"hi"))
+
+    // A 0-byte body would be lost by Python: refused with a typed error.
+    match link.call("echo", Bytes::new()).await {
+        Err(CallError::Remote { code, message }) => {
+            assert_eq!(code, ErrorCode::BadRequest);
+            assert!(message.contains("0-byte"), "{message}");
+        }
+        other => panic!("a typed refusal expected: {other:?}"),
+    }
+    // Python answers an unknown route with silence: the call times out.
+    let silent = link
+        .request("nosuchroute", "hi")
+        .timeout(Duration::from_secs(2))
+        .await;
+    assert!(matches!(silent, Err(CallError::Timeout(_))), "{silent:?}");
+
+    // A call abandoned mid-body (its timeout) is cancelled on the Python wire; the
+    // Python server drops the partial message and serves the next call.
+    let abandoned = link
+        .request("echo", big.clone())
+        .timeout(Duration::from_millis(200))
+        .await;
+    assert!(
+        matches!(abandoned, Err(CallError::Timeout(_))),
+        "{abandoned:?}"
+    );
+    let after = link
+        .request("echo", "after-cancel")
+        .timeout(PY_CALL)
+        .await
         .unwrap();
-    conn.flush().await;
-    assert_eq!(conn.next(Duration::from_secs(2)).await, None);
-    assert!(conn.session.forget_request(&lost.message_id));
-    assert!(conn.errors.is_empty(), "{:?}", conn.errors);
+    assert_eq!(&after.bytes().await.unwrap()[..], b"after-cancel");
+
+    let stats = link.stats().await.unwrap();
+    assert!(stats.bytes_out > 17 << 20, "{stats:?}");
+    assert_eq!(stats.calls_awaiting_answer, 0, "{stats:?}");
+    client.stop().await;
 }
 
-#[tokio::test]
-async fn a_request_cancelled_mid_body_leaves_the_python_server_serving() {
+#[actix_rt::test]
+async fn a_python_server_killed_mid_transfer_fails_the_call_not_the_endpoint() {
     let _one_peer = ONE_PEER.lock().await;
     let Some(python) = venv_python() else {
         return;
     };
-    let (_server, mut conn) = python_server(&python, 0xCA9C).await;
-    let body = Bytes::from(netcore_proto::rng::SplitMix64::new(3).bytes(1 << 20));
-    let cancelled = conn.session.request("echo", Object::new(), body).unwrap();
-    // The head and 10 of its 256 chunks, then the cancel.
-    assert_eq!(conn.send_frames(11).await.unwrap(), 11);
-    assert!(conn.session.cancel(&cancelled.mission));
-    conn.flush().await;
-    assert!(conn.session.forget_request(&cancelled.message_id));
-    // The Python server dropped the partial message and still answers.
-    let after = conn
-        .session
-        .request("echo", Object::new(), Bytes::from_static(b"after-cancel"))
-        .unwrap();
-    conn.flush().await;
-    let Some(PyInbound::Response(message)) = conn.next(PY_HANG).await else {
-        panic!("no answer after the cancel; errors {:?}", conn.errors)
+    let (mut server, addr) = python_server(&python).await;
+    let client = Endpoint::builder().start();
+    let link = client.open(py_spec(&addr)).await.unwrap();
+    let big = Bytes::from(netcore_proto::rng::SplitMix64::new(4).bytes(16 << 20));
+    let call = {
+        let link = link.clone();
+        actix_rt::spawn(async move { link.request("echo", big).timeout(PY_CALL).await })
     };
-    assert_eq!(message.message_id(), Some(after.message_id.as_str()));
-    assert_eq!(&message.body[..], b"after-cancel");
-    // Nothing ever answers the cancelled request.
-    assert_eq!(conn.next(Duration::from_secs(1)).await, None);
-    assert!(conn.errors.is_empty(), "{:?}", conn.errors);
-}
-
-#[tokio::test]
-async fn a_python_server_killed_mid_transfer_ends_the_stream_not_the_caller() {
-    let _one_peer = ONE_PEER.lock().await;
-    let Some(python) = venv_python() else {
-        return;
-    };
-    let (mut server, mut conn) = python_server(&python, 0xDEAD).await;
-    let body = Bytes::from(netcore_proto::rng::SplitMix64::new(4).bytes(16 << 20));
-    let call = conn.session.request("echo", Object::new(), body).unwrap();
-    assert_eq!(conn.send_frames(100).await.unwrap(), 100);
+    tokio::time::sleep(Duration::from_millis(300)).await;
     server.0.kill().unwrap();
     server.0.wait().unwrap();
-    // Writing the rest fails or is lost; reading sees the end of the stream, well
-    // before any hang.
-    let _ = conn.send_frames(usize::MAX).await;
-    assert_eq!(conn.next(PY_HANG).await, None);
-    assert!(conn.ended, "the end of the stream is seen");
-    // The caller ends its call; nothing of the dead peer is held.
-    assert!(conn.session.forget_request(&call.message_id));
-    assert_eq!(conn.session.pending_requests(), 0);
-    assert_eq!(
-        (conn.session.committed(), conn.session.missions_in()),
-        (0, 0)
+    let outcome = tokio::time::timeout(PY_HANG, call).await.unwrap().unwrap();
+    match &outcome {
+        Err(CallError::LinkDown(_) | CallError::PeerReset) => {}
+        other => panic!("a typed link error expected: {other:?}"),
+    }
+    assert!(
+        matches!(link.state(), LinkState::Down(_)),
+        "{:?}",
+        link.state()
     );
-    assert!(!conn.decoder.is_failed());
+    if let Some(stats) = link.stats().await {
+        assert_eq!(stats.state, LinkStatus::Down);
+    }
+
+    // The endpoint goes on: a new Python server, a new link, a call.
+    let (_server, addr) = python_server(&python).await;
+    let link = client.open(py_spec(&addr)).await.unwrap();
+    let answer = link
+        .request("echo", "still here")
+        .timeout(PY_CALL)
+        .await
+        .unwrap();
+    assert_eq!(&answer.bytes().await.unwrap()[..], b"still here");
+    client.stop().await;
 }

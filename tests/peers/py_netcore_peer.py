@@ -8,9 +8,14 @@ the interop tests (tests/py_interop.rs). Run with the venv of scripts/py-venv.sh
         then 50 `echo` calls at once. Prints one line per check;
         exits 0 when every answer came back intact within its timeout, 1 otherwise.
 
+    python py_netcore_peer.py client-small HOST PORT
+        Connects and calls: `echo` with a dict body, `size` with 1000 bytes, `size`
+        with 0 bytes, then 5 `echo` calls at once. Prints and exits as `client`.
+
     python py_netcore_peer.py server HOST PORT
-        Listens, prints "listening PORT", serves one connection: `echo` answers the
-        body unchanged (route `echo`), `size` answers {"size": N}. Runs until killed.
+        Listens, prints "listening PORT", serves every connection with an Endpoint
+        of its own: `echo` answers the body unchanged (route `echo`), `size` answers
+        {"size": N}. Runs until killed.
 
 Pipe threads cannot be stopped: the process ends with os._exit.
 """
@@ -21,7 +26,6 @@ import os
 import socket
 import sys
 import threading
-import time
 
 from netcore import Endpoint, Pipe, Response, request
 
@@ -104,13 +108,43 @@ def client(host, port):
     os._exit(0 if ok else 1)
 
 
+def client_small(host, port):
+    sock = socket.create_connection((host, port))
+    endpoint = Endpoint(pipe_over(sock))
+    endpoint.start(block=False)
+    ok = True
+
+    def check(name, good):
+        nonlocal ok
+        ok = ok and good
+        print(f"{name}: {'ok' if good else 'FAILED'}", flush=True)
+
+    [answer] = call_all(endpoint, [("echo", {"x": 1})])
+    check("echo dict", answer == b'{"x": 1}')
+    [answer] = call_all(endpoint, [("size", b"s" * 1000)])
+    check("size 1000 bytes", answer is not None and json.loads(answer) == {"size": 1000})
+    [answer] = call_all(endpoint, [("size", b"")])
+    check("size 0 bytes", answer is not None and json.loads(answer) == {"size": 0})
+    bodies = [f"call {i}".encode() * (i + 1) for i in range(5)]
+    answers = call_all(endpoint, [("echo", b) for b in bodies])
+    check("5 concurrent echo", answers == bodies)
+
+    print("py client: " + ("ok" if ok else "FAILED"), flush=True)
+    os._exit(0 if ok else 1)
+
+
 def server(host, port):
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((host, port))
-    listener.listen(1)
+    listener.listen(8)
     print(f"listening {listener.getsockname()[1]}", flush=True)
-    sock, _ = listener.accept()
+    while True:
+        sock, _ = listener.accept()
+        serve_one(sock)
+
+
+def serve_one(sock):
     endpoint = Endpoint(pipe_over(sock))
 
     @endpoint.request("echo")
@@ -122,14 +156,12 @@ def server(host, port):
         return Response("size", {"size": len(request.meta)})
 
     endpoint.start(block=False)
-    while True:
-        time.sleep(3600)
 
 
 if __name__ == "__main__":
     role, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
     try:
-        {"client": client, "server": server}[role](host, port)
+        {"client": client, "client-small": client_small, "server": server}[role](host, port)
     except Exception as error:  # any failure ends the process, threads or not
         print(f"py {role} error: {error!r}", file=sys.stderr, flush=True)
         os._exit(1)

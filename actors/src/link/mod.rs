@@ -34,7 +34,7 @@ use crate::one_way_queue::OneWayQueue;
 use crate::scheduler_actor::SchedulerActor;
 use crate::spool_backlog::SpoolBacklog;
 use crate::stream_actor::{SpoolFactory, StreamedAnswers};
-use crate::transport::BoxedTransport;
+use crate::transport::{bridge_python, BoxedTransport, Dialect, PyWireCounters};
 use crate::work_budget::WorkShare;
 use actix::prelude::*;
 use feed::feed_body;
@@ -106,6 +106,49 @@ pub struct LinkActor {
     handle: LinkRef,
     /// The authenticated peer, shared with every handle of the link.
     peer: Arc<std::sync::OnceLock<netcore_proto::secure::KeyId>>,
+    /// A Python-dialect link: its wire's counters (its stats report them).
+    py_wire: Option<Arc<PyWireCounters>>,
+}
+
+/// For a Python-dialect link: the transport run through a bridge, a connector
+/// whose every new transport gets a bridge of its own, the wire's counters, and
+/// the native settings the in-memory pipe to the bridge takes (stream framing, no
+/// reliable mode, pacing, keepalive or authenticated mode). A native link's are
+/// returned as they are.
+fn python_wire(
+    transport: BoxedTransport,
+    connector: Option<Connector>,
+    dialect: &Dialect,
+    id: LinkId,
+    config: &mut netcore_proto::link::LinkConfig,
+) -> (
+    BoxedTransport,
+    Option<Connector>,
+    Option<Arc<PyWireCounters>>,
+) {
+    let Dialect::Python(limits) = dialect else {
+        return (transport, connector, None);
+    };
+    config.framing = netcore_proto::framing::FramingKind::Stream;
+    config.reliable = None;
+    config.pacing = None;
+    config.keepalive = None;
+    config.supervised = false;
+    config.secure = None;
+    let counters = Arc::new(PyWireCounters::default());
+    let transport = bridge_python(transport, limits.clone(), id, counters.clone());
+    let connector = connector.map(|inner| {
+        let (limits, counters) = (limits.clone(), counters.clone());
+        Connector::new(move || {
+            let (open, limits, counters) = ((inner.0)(), limits.clone(), counters.clone());
+            async move {
+                let transport = open.await?;
+                tracing::info!(link = %id, "python wire reopened; a new bridge starts");
+                Ok(bridge_python(transport, limits, id, counters))
+            }
+        })
+    });
+    (transport, connector, Some(counters))
 }
 
 impl LinkActor {
@@ -151,11 +194,18 @@ impl LinkActor {
         router: Recipient<Incoming>,
         router_cancel: Recipient<RouterCanceled>,
     ) -> LinkHandle {
-        let config = options.config;
+        let mut config = options.config;
         let id = LinkId::next();
+        let (transport, connector, py_wire) = python_wire(
+            transport,
+            options.connector,
+            &options.dialect,
+            id,
+            &mut config,
+        );
         let chunk_len = config.chunk_len;
         let progress = scheduler.progress.clone();
-        let (spool, flush, connector) = (options.spool, options.flush, options.connector);
+        let (spool, flush) = (options.spool, options.flush);
         let resume_window = options.resume_window;
         let (reconnect, events) = (options.reconnect, options.events);
         let rehello = config.reliable.is_some() && config.secure.is_none();
@@ -211,6 +261,7 @@ impl LinkActor {
                     LinkInbox::of(&ctx.address(), inbox_progress).sharing_peer(actor_peer.clone()),
                 ),
                 peer: actor_peer,
+                py_wire,
             }
         };
         let addr = match &options.arbiter {

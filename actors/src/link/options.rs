@@ -4,7 +4,7 @@
 
 use crate::event_bus::EventBus;
 use crate::stream_actor::SpoolLimits;
-use crate::transport::{BoxedTransport, SecureOptions};
+use crate::transport::{BoxedTransport, Dialect, SecureOptions};
 use netcore_proto::link::{Keepalive, LinkConfig};
 use netcore_proto::reassembly::MemoryBudget;
 use std::fmt;
@@ -56,6 +56,12 @@ pub struct LinkOptions {
     /// handler is done, answers until written. `None`: unbounded (the endpoint
     /// gives every link its own budget's share).
     pub work_budget: Option<MemoryBudget>,
+    /// What the link speaks on its wire: the native protocol, or Python Netcore
+    /// 0.1.3 through a bridge (see [`crate::transport::py`]). A Python link runs the
+    /// native protocol over an in-memory pipe to the bridge: stream framing, no
+    /// reliable mode, no keepalive, no authenticated mode (whatever `config` says),
+    /// and a new bridge on every transport its connector opens.
+    pub dialect: Dialect,
 }
 
 impl LinkOptions {
@@ -95,6 +101,7 @@ impl LinkOptions {
             arbiter: None,
             one_way_queue: (bytes_per_sec as usize).max(16 * 1024),
             work_budget: None,
+            dialect: Dialect::Native,
         }
     }
 
@@ -146,7 +153,25 @@ impl LinkOptions {
             arbiter: None,
             one_way_queue: 512 * 1024 * 1024,
             work_budget: None,
+            dialect: Dialect::Native,
         }
+    }
+
+    /// A link to a Python Netcore 0.1.3 peer over a stream (TCP, Unix socket) or a
+    /// serial line: [`LinkOptions::stream`] with the Python dialect under its default
+    /// limits. The native side runs over an in-memory pipe to the bridge, so it
+    /// needs no keepalive (the Python wire has none to offer).
+    pub fn python() -> LinkOptions {
+        let mut options = LinkOptions::stream();
+        options.config.keepalive = None;
+        options.dialect = Dialect::python();
+        options
+    }
+
+    /// The same options speaking `dialect` on the wire.
+    pub fn with_dialect(mut self, dialect: Dialect) -> LinkOptions {
+        self.dialect = dialect;
+        self
     }
 
     /// Authenticates and encrypts the link (any transport, both framings): the

@@ -6,6 +6,7 @@ use super::LinkActor;
 use crate::messages::{LinkState, Stats, TransmitStats};
 use crate::stats::{LinkStats, LinkStatus, RuntimeStats};
 use actix::prelude::*;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tokio::sync::watch;
 
@@ -81,10 +82,19 @@ impl Handler<Stats> for LinkActor {
         let runtime = self.runtime_stats();
         let session = self.session.stats();
         let scheduler = self.scheduler.stats.send(TransmitStats);
+        let py_wire = self.py_wire.clone();
         Box::pin(async move {
             // A scheduler that stopped (the link is going down) sent nothing more.
             let transmitter = scheduler.await.unwrap_or_default();
-            LinkStats::join(runtime, &session, &transmitter)
+            let mut stats = LinkStats::join(runtime, &session, &transmitter);
+            if let Some(wire) = py_wire {
+                // A Python link's wire is the Python one, not the pipe to its bridge.
+                stats.bytes_in = wire.bytes_in.load(Ordering::Relaxed);
+                stats.bytes_out = wire.bytes_out.load(Ordering::Relaxed);
+                stats.frames_in = wire.frames_in.load(Ordering::Relaxed);
+                stats.frames_out = wire.frames_out.load(Ordering::Relaxed);
+            }
+            stats
         })
     }
 }

@@ -17,6 +17,7 @@
 //! | `secure.rs` | the authenticated mode on a transport: [`SecureOptions`] and [`peek_secure_hello`], which runs an accepted connection's handshake and opens its first HELLO |
 //! | `prefixed.rs` | [`Prefixed`]: a transport whose first bytes were read already and are served again |
 //! | `pipe.rs` | [`Pipe`]: a transport over two *blocking* user functions `recv` and `send` |
+//! | `py.rs` | [`Dialect`] and [`bridge_python`]: a Python Netcore 0.1.3 wire driven through a `PyBridge` task, seen by the link as a native transport |
 //! | `throttled.rs` | `throttled_pair`: an in-process duplex line with a baud rate, for tests and demos (feature `test-util`) |
 //! | `faulty.rs` | `faulty_pair`, `FaultyLine`, `Faulty`: an in-process line (or a wrapper around any transport) that drops, corrupts, duplicates, truncates, delays and cuts, from a seed, for tests (feature `test-util`) |
 //! | `modem.rs` | `modem_pair`: an in-process radio path, a UART into a bounded modem buffer that drops when full, a slower air with latency and frame loss from a seed (feature `test-util`) |
@@ -40,6 +41,7 @@ pub mod modem;
 #[cfg(feature = "test-util")]
 mod pacing;
 pub mod pipe;
+pub mod py;
 pub mod serial;
 #[cfg(feature = "test-util")]
 pub mod throttled;
@@ -52,6 +54,7 @@ pub use faulty::{
 #[cfg(feature = "test-util")]
 pub use modem::{modem_pair, ModemConfig, ModemHandle, ModemStats, ModemStream};
 pub use pipe::{Pipe, PipeConfig, PipeTransport};
+pub use py::{bridge_python, Dialect, PyWireCounters};
 #[cfg(unix)]
 pub use serial::pty_pair;
 pub use serial::{

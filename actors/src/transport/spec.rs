@@ -1,5 +1,6 @@
 //! [`LinkSpec`]: how to open one link, parsed from text (`serial:…`, `tcp:…`,
-//! `unix:…`), and [`LinkSpecError`], which names the field a bad spec got wrong.
+//! `unix:…`, and the same with `+py` for the Python dialect: `tcp+py:…`), and
+//! [`LinkSpecError`], which names the field a bad spec got wrong.
 
 use std::fmt;
 use std::io;
@@ -40,6 +41,10 @@ pub enum LinkSpec {
     /// A connection to a Unix stream socket at this path.
     #[cfg(unix)]
     Unix(PathBuf),
+    /// The same channel, speaking Python Netcore 0.1.3 (`tcp+py:HOST:PORT`,
+    /// `unix+py:PATH`, `serial+py:DEVICE@BAUD[?OPTIONS]`): a link opened on it runs
+    /// through a bridge ([`Dialect::Python`](super::Dialect::Python)). Never nested.
+    Python(Box<LinkSpec>),
 }
 
 impl LinkSpec {
@@ -54,6 +59,7 @@ impl LinkSpec {
     pub async fn open(&self) -> io::Result<BoxedTransport> {
         tracing::debug!(link = %self, "opening link");
         let transport: BoxedTransport = match self {
+            Self::Python(inner) => Box::pin(inner.open()).await?,
             Self::Serial(serial) => serial.open()?,
             Self::TcpConnect(addr) => Box::new(connect_tcp(addr).await?),
             #[cfg(unix)]
@@ -73,6 +79,7 @@ impl LinkSpec {
     /// sockets. Used to size chunks so one does not hold the wire too long.
     pub fn bytes_per_sec(&self) -> Option<u32> {
         match self {
+            Self::Python(inner) => inner.bytes_per_sec(),
             Self::Serial(serial) => Some(serial.bytes_per_sec()),
             Self::TcpConnect(_) => None,
             #[cfg(unix)]
@@ -81,9 +88,35 @@ impl LinkSpec {
     }
 }
 
+impl LinkSpec {
+    /// The dialect the spec asks for: Python Netcore 0.1.3 (default limits) for a
+    /// `+py` scheme, else native.
+    pub fn dialect(&self) -> super::Dialect {
+        match self {
+            Self::Python(_) => super::Dialect::python(),
+            _ => super::Dialect::Native,
+        }
+    }
+
+    /// The channel without its dialect (`tcp+py:h:1` → `tcp:h:1`).
+    pub fn channel(&self) -> &LinkSpec {
+        match self {
+            Self::Python(inner) => inner,
+            other => other,
+        }
+    }
+}
+
 impl fmt::Display for LinkSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::Python(inner) => {
+                let text = inner.to_string();
+                match text.split_once(':') {
+                    Some((scheme, rest)) => write!(f, "{scheme}+py:{rest}"),
+                    None => write!(f, "{text}+py"),
+                }
+            }
             Self::Serial(serial) => serial.fmt(f),
             Self::TcpConnect(addr) => write!(f, "tcp:{addr}"),
             #[cfg(unix)]
@@ -95,7 +128,8 @@ impl fmt::Display for LinkSpec {
 impl FromStr for LinkSpec {
     type Err = LinkSpecError;
 
-    /// Parses `serial:DEVICE@BAUD[?OPTIONS]`, `tcp:HOST:PORT` or `unix:PATH`.
+    /// Parses `serial:DEVICE@BAUD[?OPTIONS]`, `tcp:HOST:PORT` or `unix:PATH`, each
+    /// with `+py` after its scheme for the Python dialect (`tcp+py:HOST:PORT`).
     ///
     /// # Errors
     /// A [`LinkSpecError`] naming the text, the field and the expected forms.
@@ -109,6 +143,20 @@ impl FromStr for LinkSpec {
                 SpecField::Address,
                 "empty address",
             ));
+        }
+        if let Some(base) = scheme.strip_suffix("+py") {
+            if base.contains('+') {
+                return Err(LinkSpecError::new(
+                    text,
+                    SpecField::Scheme,
+                    "unknown scheme",
+                ));
+            }
+            let channel = format!("{base}:{rest}");
+            return match channel.parse::<LinkSpec>() {
+                Ok(spec) => Ok(Self::Python(Box::new(spec))),
+                Err(err) => Err(LinkSpecError::new(text, err.field(), err.reason())),
+            };
         }
         match scheme {
             "serial" => SerialSpec::parse(text, rest).map(Self::Serial),
@@ -203,7 +251,7 @@ impl fmt::Display for LinkSpecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "link spec {:?}: {}: {} (expected serial:DEVICE@BAUD[?data=7|8&parity=none|odd|even&stop=1|2&flow=none|rtscts|xonxoff], tcp:HOST:PORT or unix:PATH)",
+            "link spec {:?}: {}: {} (expected serial:DEVICE@BAUD[?data=7|8&parity=none|odd|even&stop=1|2&flow=none|rtscts|xonxoff], tcp:HOST:PORT or unix:PATH; SCHEME+py:… for the Python dialect)",
             self.text,
             self.field.name(),
             self.reason
@@ -233,10 +281,25 @@ mod tests {
             "tcp:127.0.0.1:4000",
             "tcp:[::1]:4000",
             "unix:/run/netcore.sock",
+            "tcp+py:127.0.0.1:4000",
+            "unix+py:/run/py.sock",
+            "serial+py:/dev/ttyS1@57600?data=7&parity=odd&stop=2&flow=xonxoff",
         ] {
             let spec: LinkSpec = text.parse().expect(text);
             assert_eq!(spec.to_string(), text);
+            assert_eq!(spec.dialect().is_python(), text.contains("+py:"), "{text}");
         }
+        assert_eq!(
+            "tcp+py:h:1".parse::<LinkSpec>().expect("py"),
+            LinkSpec::Python(Box::new(LinkSpec::TcpConnect("h:1".into())))
+        );
+        assert_eq!(
+            "serial+py:/dev/ttyS0@9600"
+                .parse::<LinkSpec>()
+                .expect("py")
+                .bytes_per_sec(),
+            Some(960)
+        );
         assert_eq!(
             "unix:/run/netcore.sock".parse::<LinkSpec>().expect("unix"),
             LinkSpec::Unix(PathBuf::from("/run/netcore.sock"))
@@ -255,6 +318,10 @@ mod tests {
             ("serial:/dev/ttyUSB0@9600?parity=space", SpecField::Parity),
             ("tcp:", SpecField::Address),
             ("udp:127.0.0.1:4000", SpecField::Scheme),
+            ("tcp+py:", SpecField::Address),
+            ("tcp+py+py:h:1", SpecField::Scheme),
+            ("udp+py:h:1", SpecField::Scheme),
+            ("serial+py:/dev/ttyUSB0@fast", SpecField::Baud),
         ] {
             let err = text.parse::<LinkSpec>().expect_err(text);
             assert_eq!(err.field(), field, "{err}");
@@ -271,5 +338,38 @@ mod tests {
         assert_eq!(serial.bytes_per_sec(), Some(960));
         assert_eq!(LinkSpec::TcpConnect("h:1".into()).bytes_per_sec(), None);
         assert_eq!(LinkSpec::Unix("/s".into()).bytes_per_sec(), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn specs_with_either_dialect_display_as_they_parse(
+            host in "[a-z0-9.]{1,20}",
+            port in proptest::prelude::any::<u16>(),
+            path in "/[a-zA-Z0-9/_.-]{1,30}",
+            baud in 1u32..,
+            kind in 0u8..3,
+            python in proptest::prelude::any::<bool>(),
+        ) {
+            let channel = match kind {
+                0 => LinkSpec::TcpConnect(format!("{host}:{port}")),
+                1 => LinkSpec::Unix(PathBuf::from(&path)),
+                _ => LinkSpec::Serial(SerialSpec::new(&path, baud)),
+            };
+            let spec = if python { LinkSpec::Python(Box::new(channel.clone())) } else { channel.clone() };
+            let text = spec.to_string();
+            let parsed: LinkSpec = text.parse().expect("its own text");
+            proptest::prop_assert_eq!(&parsed, &spec);
+            proptest::prop_assert_eq!(parsed.dialect().is_python(), python);
+            proptest::prop_assert_eq!(parsed.channel(), &channel);
+        }
+
+        #[test]
+        fn python_scheme_text_parses_or_is_refused_with_its_text(rest in "[a-z0-9=&?@:/+]{0,40}") {
+            let text = format!("tcp+py:{rest}");
+            match text.parse::<LinkSpec>() {
+                Ok(spec) => proptest::prop_assert!(spec.dialect().is_python()),
+                Err(err) => proptest::prop_assert_eq!(err.text(), text.as_str()),
+            }
+        }
     }
 }
