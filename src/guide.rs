@@ -67,6 +67,7 @@
 //! | `serial:usb=0403:6001:A50285BI@115200` | the same, the device with that serial number (when several are plugged in) |
 //! | `serial:usb=0403:6010:FT2232@115200?interface=1` | the second port (USB interface 1) of a two-port adapter |
 //! | `tcp:HOST:PORT`, `unix:PATH` | a TCP connection, a Unix socket |
+//! | `tcp+py:HOST:PORT`, `unix+py:PATH`, `serial+py:DEVICE@BAUD` | the same channels to a Python Netcore 0.1.3 peer ([`Dialect::Python`](crate::Dialect::Python): README, "Python Netcore 0.1.3 dialect") |
 //!
 //! Options: `data=7|8` (default 8), `parity=none|odd|even` (none), `stop=1|2`
 //! (1), `flow=none|rtscts|xonxoff` (none), `interface=N` (USB devices only).

@@ -30,6 +30,11 @@ use super::BoxedTransport;
 use crate::clock::random_u64;
 use crate::ids::LinkId;
 
+/// Why the task stops when the Python peer closed its end.
+const PY_ENDED: &str = "the python wire ended";
+/// How long what the Python peer sent before its end may take to reach the link.
+const FINAL_WRITE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Bytes the duplex between the link actor and the bridge buffers each way.
 const DUPLEX_BUFFER: usize = 256 * 1024;
 /// Bytes read from either side at a time, and the most taken from the bridge for
@@ -167,7 +172,7 @@ async fn drive(
         let read_local = to_py.is_empty() && bridge.wants_local_input();
         tokio::select! {
             read = py_read.read(&mut from_py), if read_py => match read {
-                Ok(0) => break "the python wire ended",
+                Ok(0) => break PY_ENDED,
                 Ok(n) => bridge.handle_py(&from_py[..n], clock()),
                 Err(error) => {
                     tracing::info!(%link, %error, "python wire read failed");
@@ -201,6 +206,22 @@ async fn drive(
             () = sleep_until(deadline) => bridge.handle_timeout(clock()),
         }
     };
+    if why == PY_ENDED {
+        // What the Python peer sent before its end still reaches the link.
+        loop {
+            if to_local.is_empty() {
+                bridge.poll_local(&mut to_local, IO_CHUNK);
+            }
+            if to_local.is_empty() {
+                break;
+            }
+            let write = tokio::time::timeout(FINAL_WRITE, local_write.write_all(&to_local));
+            if !matches!(write.await, Ok(Ok(()))) {
+                break;
+            }
+            to_local.clear();
+        }
+    }
     while let Some(error) = bridge.poll_error() {
         counters.errors.fetch_add(1, Ordering::Relaxed);
         log(link, &error);
