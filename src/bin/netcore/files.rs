@@ -1,6 +1,7 @@
 //! The file store of `serve --dir DIR` and `recv-file DIR`: `files/put/NAME`
 //! stores the request's body as DIR/NAME (streamed to disk as it arrives, under
-//! a temporary name until complete) and answers `{"name", "size"}`;
+//! a temporary name until complete, then replacing any file of that name) and
+//! answers `{"name", "size"}`;
 //! `files/get/NAME` answers the file, streamed from disk; `files/list` answers
 //! `[{"name", "size"}]`. A NAME is one plain file name: no `/` or `\`, not `.`
 //! or `..`, not starting with `.`; any other is refused with `BadRequest`.
