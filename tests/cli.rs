@@ -593,3 +593,14 @@ fn authenticated_links_take_a_key_id_and_a_key_file() {
     assert!(ok.status.success(), "{}", text(&ok.stderr));
     assert_eq!(text(&ok.stdout), "again");
 }
+
+#[test]
+fn the_python_dialect_is_one_option() {
+    let mut server = Running::spawn(&["serve", "--listen", "127.0.0.1:0", "--dialect", "py"]);
+    let addr = server.listening();
+    let echo = run(&["call", "--tcp", &addr, "--dialect", "py", "echo", "snake"]);
+    assert!(echo.status.success(), "{}", text(&echo.stderr));
+    assert_eq!(text(&echo.stdout), "snake");
+    let bad = run(&["call", "--tcp", &addr, "--dialect", "ruby", "echo", "x"]);
+    assert_eq!(bad.status.code(), Some(2));
+}

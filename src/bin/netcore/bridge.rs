@@ -13,6 +13,7 @@
 use crate::link_args::{self, LinkArgs, Opened, Side};
 use crate::output::{self, CliError};
 use clap::Args;
+use netcore::actors::transport::Dialect;
 use netcore::{ErrorCode, HandlerError, Link, LinkId, Reply, Request, Response};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,9 +21,11 @@ use std::time::Duration;
 /// `netcore bridge`.
 #[derive(Args, Debug)]
 pub struct BridgeArgs {
-    /// The second link as a spec, when both are of one kind: `serial:PATH@BAUD
-    /// [?data=7|8&parity=..&stop=..&flow=..]`, `tcp:HOST:PORT`, `unix:PATH`, or
-    /// `listen:ADDR`.
+    /// The second link as a spec, when both are of one kind or speak different
+    /// dialects: `serial:PATH@BAUD[?data=7|8&parity=..&stop=..&flow=..]`,
+    /// `tcp:HOST:PORT`, `unix:PATH` or `listen:ADDR` (`listen:unix:PATH`), with
+    /// `+py` after the scheme for the Python dialect (`tcp+py:HOST:PORT`,
+    /// `listen+py:ADDR`); `--dialect` applies to the other link only.
     #[arg(long, value_name = "SPEC")]
     pub to: Option<String>,
     /// How long a forwarded call may wait for its answer.
@@ -88,11 +91,20 @@ impl Sides {
 pub async fn run(args: BridgeArgs) -> Result<(), CliError> {
     let mut sides = args.link.sides()?;
     if let Some(to) = &args.to {
-        sides.push(match to.strip_prefix("listen:") {
-            Some(addr) => Side::Listen(match addr.strip_prefix("unix:") {
-                Some(path) => link_args::ListenAddr::Unix(path.into()),
-                None => link_args::ListenAddr::Tcp(addr.to_owned()),
-            }),
+        let listen = match to.strip_prefix("listen:") {
+            Some(addr) => Some((addr, Dialect::Native)),
+            None => to
+                .strip_prefix("listen+py:")
+                .map(|addr| (addr, Dialect::python())),
+        };
+        sides.push(match listen {
+            Some((addr, dialect)) => Side::Listen(
+                match addr.strip_prefix("unix:") {
+                    Some(path) => link_args::ListenAddr::Unix(path.into()),
+                    None => link_args::ListenAddr::Tcp(addr.to_owned()),
+                },
+                dialect,
+            ),
             None => Side::Open(link_args::parse_spec(to)?),
         });
     }

@@ -6,7 +6,7 @@
 
 use crate::output::CliError;
 use clap::Args;
-use netcore::actors::transport::LinkSpec;
+use netcore::actors::transport::{Dialect, LinkSpec};
 use netcore::proto::secure::{KeyId, Psk, SecureKeys};
 use netcore::{Endpoint, EndpointBuilder, Link, ServeHandle};
 use std::path::{Path, PathBuf};
@@ -47,6 +47,10 @@ pub struct LinkArgs {
     /// Connect to the Unix stream socket at PATH.
     #[arg(long, value_name = "PATH")]
     pub unix: Option<PathBuf>,
+    /// What the link speaks: netcore's own protocol, or Python Netcore 0.1.3
+    /// (`py`; its peers are neither authenticated nor resumed).
+    #[arg(long, value_enum, default_value_t = DialectArg::Native)]
+    pub dialect: DialectArg,
     #[command(flatten)]
     pub keys: KeyArgs,
 }
@@ -73,13 +77,40 @@ pub struct KeyArgs {
     pub keys: Option<PathBuf>,
 }
 
+/// The dialect a link speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DialectArg {
+    /// netcore's own protocol.
+    Native,
+    /// Python Netcore 0.1.3.
+    Py,
+}
+
+impl DialectArg {
+    /// The scheme of a link spec in this dialect (`tcp` → `tcp+py`).
+    fn scheme(self, scheme: &str) -> String {
+        match self {
+            DialectArg::Native => scheme.to_owned(),
+            DialectArg::Py => format!("{scheme}+py"),
+        }
+    }
+
+    /// The library's dialect.
+    fn dialect(self) -> Dialect {
+        match self {
+            DialectArg::Native => Dialect::Native,
+            DialectArg::Py => Dialect::python(),
+        }
+    }
+}
+
 /// Where one link of a command comes from.
 #[derive(Debug, Clone)]
 pub enum Side {
     /// A link this side opens.
     Open(LinkSpec),
-    /// A listener; each accepted connection is a link.
-    Listen(ListenAddr),
+    /// A listener; each accepted connection is a link speaking the dialect.
+    Listen(ListenAddr, Dialect),
 }
 
 /// A listener's address.
@@ -95,8 +126,13 @@ impl std::fmt::Display for Side {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Side::Open(spec) => spec.fmt(f),
-            Side::Listen(ListenAddr::Tcp(addr)) => write!(f, "listen:{addr}"),
-            Side::Listen(ListenAddr::Unix(path)) => write!(f, "listen:unix:{}", path.display()),
+            Side::Listen(addr, dialect) => {
+                let py = if dialect.is_python() { "+py" } else { "" };
+                match addr {
+                    ListenAddr::Tcp(addr) => write!(f, "listen{py}:{addr}"),
+                    ListenAddr::Unix(path) => write!(f, "listen{py}:unix:{}", path.display()),
+                }
+            }
         }
     }
 }
@@ -123,16 +159,24 @@ impl LinkArgs {
             sides.push(Side::Open(self.serial_spec(device)?));
         }
         if let Some(addr) = &self.tcp {
-            sides.push(Side::Open(parse_spec(&format!("tcp:{addr}"))?));
+            let scheme = self.dialect.scheme("tcp");
+            sides.push(Side::Open(parse_spec(&format!("{scheme}:{addr}"))?));
         }
         if let Some(path) = &self.unix {
-            sides.push(Side::Open(parse_spec(&format!("unix:{}", path.display()))?));
+            let scheme = self.dialect.scheme("unix");
+            sides.push(Side::Open(parse_spec(&format!(
+                "{scheme}:{}",
+                path.display()
+            ))?));
         }
         if let Some(addr) = &self.listen {
-            sides.push(Side::Listen(match addr.strip_prefix("unix:") {
-                Some(path) => ListenAddr::Unix(PathBuf::from(path)),
-                None => ListenAddr::Tcp(addr.clone()),
-            }));
+            sides.push(Side::Listen(
+                match addr.strip_prefix("unix:") {
+                    Some(path) => ListenAddr::Unix(PathBuf::from(path)),
+                    None => ListenAddr::Tcp(addr.clone()),
+                },
+                self.dialect.dialect(),
+            ));
         }
         Ok(sides)
     }
@@ -140,8 +184,13 @@ impl LinkArgs {
     /// The serial link spec of `device` with the serial options.
     fn serial_spec(&self, device: &str) -> Result<LinkSpec, CliError> {
         parse_spec(&format!(
-            "serial:{device}@{}?data={}&parity={}&stop={}&flow={}",
-            self.baud, self.data, self.parity, self.stop, self.flow
+            "{}:{device}@{}?data={}&parity={}&stop={}&flow={}",
+            self.dialect.scheme("serial"),
+            self.baud,
+            self.data,
+            self.parity,
+            self.stop,
+            self.flow
         ))
     }
 
@@ -149,7 +198,7 @@ impl LinkArgs {
     /// `--key-id`, listeners accept the keys of `--keys` (and `--key-id`).
     pub fn builder(&self, sides: &[Side]) -> Result<EndpointBuilder, CliError> {
         let mut builder = Endpoint::builder().name("netcore");
-        let listens = sides.iter().any(|s| matches!(s, Side::Listen(_)));
+        let listens = sides.iter().any(|s| matches!(s, Side::Listen(..)));
         let mut table: Option<SecureKeys> = match &self.keys.keys {
             Some(path) => Some(read_keys(path)?),
             None => None,
@@ -195,10 +244,13 @@ pub async fn open(endpoint: &Endpoint, side: &Side) -> Result<Opened, CliError> 
             tracing::info!(link = %link.id(), %spec, "link up");
             Ok(Opened::Link(link))
         }
-        Side::Listen(addr) => {
+        Side::Listen(addr, dialect) => {
+            let dialect = dialect.clone();
             let serving = match addr {
-                ListenAddr::Tcp(addr) => endpoint.serve_tcp(addr.as_str()).await,
-                ListenAddr::Unix(path) => endpoint.serve_unix(path.as_path()).await,
+                ListenAddr::Tcp(addr) => endpoint.serve_tcp_dialect(addr.as_str(), dialect).await,
+                ListenAddr::Unix(path) => {
+                    endpoint.serve_unix_dialect(path.as_path(), dialect).await
+                }
             }
             .map_err(|e| CliError::new(format!("listening on {side}: {}", CliError::from(e))))?;
             // The address as `--tcp` takes it (a Unix socket as `unix:PATH`).
