@@ -1241,7 +1241,7 @@ impl Endpoint {
         &self.inner.budget
     }
 
-    /// Every attached link's [`LinkStats`] (up, connecting or reconnecting;
+    /// Every attached link's [`LinkStats`](crate::LinkStats) (up, connecting or reconnecting;
     /// links already down are left out), by link id, and their totals. The
     /// links are asked concurrently.
     pub async fn stats(&self) -> EndpointStats {

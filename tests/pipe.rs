@@ -7,7 +7,7 @@
 
 use netcore::actors::transport::Pipe;
 use netcore::proto::rng::SplitMix64;
-use netcore::{CallError, DownReason, Endpoint, Link, LinkOptions, Reply, Request};
+use netcore::{CallError, DownReason, Endpoint, ErrorCode, Link, LinkOptions, Reply, Request};
 use std::io;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -228,4 +228,38 @@ async fn a_failing_recv_takes_the_link_down_with_its_error() {
     };
     assert_eq!(error.kind(), io::ErrorKind::ConnectionReset);
     assert!(reason.to_string().contains("radio lost"), "{reason}");
+}
+
+#[actix_rt::test]
+async fn pipe_links_take_their_dialect() {
+    let (wire, (ra, sa), (rb, sb)) = line();
+    let (a, b) = (endpoint("a"), endpoint("b"));
+    let (la, lb) = tokio::join!(
+        a.attach_pipe_with(ra, sa, LinkOptions::python()),
+        b.attach_pipe_with(rb, sb, LinkOptions::python())
+    );
+    let (la, lb) = (la.unwrap(), lb.unwrap());
+    let to_b = SplitMix64::new(7).bytes(256 * 1024);
+    let to_a = SplitMix64::new(8).bytes(10_000);
+    let (from_b, from_a) =
+        tokio::join!(la.call("echo", to_b.clone()), lb.call("echo", to_a.clone()));
+    assert!(from_b.unwrap().body.as_bytes().unwrap() == &to_b[..]);
+    assert!(from_a.unwrap().body.as_bytes().unwrap() == &to_a[..]);
+    // Python Netcore's frames on the line: a head first, `int32 ext_len` then its ext.
+    let sent = wire.sent[0].lock().unwrap().clone();
+    let head = b"{\"type\": \"mission\"}";
+    assert_eq!(&sent[..4], &(head.len() as i32).to_le_bytes());
+    assert_eq!(&sent[4..4 + head.len()], head);
+    // The dialect carries no 0-byte body: a typed error, not a message Python would lose.
+    let empty = la.call("name", "").await;
+    assert!(
+        matches!(
+            &empty,
+            Err(CallError::Remote {
+                code: ErrorCode::BadRequest,
+                ..
+            })
+        ),
+        "a 0-byte body on the Python dialect gave {empty:?}"
+    );
 }
